@@ -1,0 +1,196 @@
+//! Wiring and lifecycle: opens the store, starts the appservice HTTP server, pings the
+//! homeserver, makes sure the bot exists with its profile, runs the core's worker, and
+//! shuts everything down in order when the cancellation token fires.
+//!
+//! Used by `main.rs` and by the end-to-end tests, which run the bridge in-process.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use ruma::OwnedUserId;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::bridge::Bridge;
+use crate::config::Config;
+use crate::matrix::appservice::{AppState, router};
+use crate::matrix::client::{Client, ClientError};
+use crate::matrix::registration::{Registration, RegistrationError};
+use crate::matrix::transaction::EchoFilter;
+use crate::store::{Store, StoreError};
+
+/// Why the bridge could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Registration(#[from] RegistrationError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot create the homeserver client: {0}")]
+    Client(#[source] ClientError),
+    #[error("the bot's user ID {0:?} is invalid")]
+    BotId(String),
+    #[error("the puppet namespace is not a valid regex: {0}")]
+    Namespace(#[source] regex::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the HTTP server failed: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// A bridge that is listening; [`Running::wait`] returns when it has stopped.
+pub struct Running {
+    pub local_addr: SocketAddr,
+    pub ready: Arc<AtomicBool>,
+    server: tokio::task::JoinHandle<Result<(), std::io::Error>>,
+    worker: tokio::task::JoinHandle<Result<(), StoreError>>,
+    startup: tokio::task::JoinHandle<()>,
+    store: Store,
+}
+
+impl Running {
+    /// Waits for the server and the worker to finish after the shutdown token fired.
+    pub async fn wait(self) -> Result<(), RunError> {
+        let server = self.server.await;
+        let worker = self.worker.await;
+        self.startup.abort();
+        self.store.close().await;
+        match server {
+            Ok(result) => result.map_err(RunError::Serve)?,
+            Err(e) => tracing::error!(error = %e, "HTTP server task panicked"),
+        }
+        match worker {
+            Ok(result) => result?,
+            Err(e) => tracing::error!(error = %e, "worker task panicked"),
+        }
+        Ok(())
+    }
+}
+
+/// Starts the bridge. `registration`, when given, is checked against the config first.
+pub async fn start(
+    config: Config,
+    registration: Option<&Registration>,
+    shutdown: CancellationToken,
+) -> Result<Running, RunError> {
+    config.validate()?;
+    if let Some(registration) = registration {
+        registration.check_against(&config)?;
+    }
+    let config = Arc::new(config);
+    let store = Store::connect(&config.database.uri, config.database.max_connections).await?;
+    tracing::info!(dialect = ?store.dialect(), "database ready");
+
+    let bot_id = config.bot_mxid();
+    let bot =
+        OwnedUserId::try_from(bot_id.as_str()).map_err(|_| RunError::BotId(bot_id.clone()))?;
+    let client = Arc::new(
+        Client::new(&config.homeserver.address, &config.appservice.as_token, bot)
+            .map_err(RunError::Client)?,
+    );
+    let filter =
+        EchoFilter::new(&bot_id, &config.puppet_namespace_regex()).map_err(RunError::Namespace)?;
+
+    let wake = Arc::new(Notify::new());
+    let ready = Arc::new(AtomicBool::new(false));
+    let state = AppState {
+        store: store.clone(),
+        hs_token: Arc::from(config.appservice.hs_token.as_str()),
+        filter: Arc::new(filter),
+        wake: wake.clone(),
+        ready: ready.clone(),
+        pinged: Arc::new(Notify::new()),
+        max_body_bytes: config.appservice.max_body_bytes,
+    };
+
+    let addr = format!("{}:{}", config.appservice.hostname, config.appservice.port);
+    let listener = TcpListener::bind(&addr)
+        .await
+        .map_err(|source| RunError::Listen {
+            addr: addr.clone(),
+            source,
+        })?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|source| RunError::Listen { addr, source })?;
+    tracing::info!(%local_addr, "appservice listening");
+
+    let server_shutdown = shutdown.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router(state))
+            .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
+            .await
+    });
+
+    let bridge = Bridge::new(config.clone(), store.clone(), client.clone(), wake);
+    let worker_shutdown = shutdown.clone();
+    let worker = tokio::spawn(
+        async move { bridge.run(worker_shutdown).await }.instrument(tracing::info_span!("worker")),
+    );
+
+    let startup = tokio::spawn(
+        startup_tasks(config, client, ready.clone(), shutdown)
+            .instrument(tracing::info_span!("startup")),
+    );
+
+    Ok(Running {
+        local_addr,
+        ready,
+        server,
+        worker,
+        startup,
+        store,
+    })
+}
+
+/// Pings the homeserver (which also flushes transactions it held back) and sets up the bot,
+/// retrying with backoff until both work: the homeserver may start after the bridge.
+async fn startup_tasks(
+    config: Arc<Config>,
+    client: Arc<Client>,
+    ready: Arc<AtomicBool>,
+    shutdown: CancellationToken,
+) {
+    let mut delay = Duration::from_secs(1);
+    loop {
+        match startup_once(&config, &client).await {
+            Ok(()) => {
+                ready.store(true, Ordering::Release);
+                tracing::info!("homeserver reachable; bridge ready");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, retry_in = ?delay, "homeserver not usable yet");
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(60));
+    }
+}
+
+async fn startup_once(config: &Config, client: &Client) -> Result<(), ClientError> {
+    let txn = format!("startup-{}", crate::store::now_ms());
+    client.ping_homeserver(&config.appservice.id, &txn).await?;
+    let bot = &config.appservice.bot;
+    client.ensure_registered(&bot.username).await?;
+    if let Some(name) = bot.displayname.as_deref().filter(|n| !n.is_empty()) {
+        client.set_displayname(client.bot(), name).await?;
+    }
+    if let Some(avatar) = bot.avatar.as_deref().filter(|a| !a.is_empty()) {
+        client.set_avatar(client.bot(), avatar).await?;
+    }
+    Ok(())
+}

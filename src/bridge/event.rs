@@ -1,0 +1,82 @@
+//! The Matrix events the bridge core understands, in the core's own words. The Matrix layer
+//! turns wire JSON into these; they are what the durable event queue holds.
+
+use serde::{Deserialize, Serialize};
+
+/// What kind of text message a Matrix user sent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    Text,
+    Emote,
+    Notice,
+    /// Images, files and anything else, by msgtype.
+    Other(String),
+}
+
+/// A room membership state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Membership {
+    Invite,
+    Join,
+    Leave,
+    Ban,
+    Knock,
+    Other(String),
+}
+
+/// One event from the homeserver that the core may act on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum MatrixEvent {
+    /// A message in a room.
+    Message {
+        room_id: String,
+        event_id: String,
+        sender: String,
+        kind: MessageKind,
+        body: String,
+        /// `formatted_body` when the format is `org.matrix.custom.html`.
+        html: Option<String>,
+    },
+    /// A membership change of `target`, made by `sender`.
+    Membership {
+        room_id: String,
+        event_id: String,
+        sender: String,
+        target: String,
+        membership: Membership,
+        is_direct: bool,
+    },
+    /// The users now typing in a room (empty when everyone stopped).
+    Typing {
+        room_id: String,
+        user_ids: Vec<String>,
+    },
+    /// A read receipt.
+    Receipt {
+        room_id: String,
+        event_id: String,
+        user_id: String,
+    },
+    /// A user's presence.
+    Presence {
+        user_id: String,
+        presence: String,
+        status_msg: Option<String>,
+    },
+}
+
+impl MatrixEvent {
+    /// A short name for logs and the queue's `kind` column.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Message { .. } => "message",
+            Self::Membership { .. } => "membership",
+            Self::Typing { .. } => "typing",
+            Self::Receipt { .. } => "receipt",
+            Self::Presence { .. } => "presence",
+        }
+    }
+}

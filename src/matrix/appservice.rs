@@ -1,0 +1,266 @@
+//! The appservice HTTP API (application service API v1) served to the homeserver, plus
+//! liveness and readiness endpoints.
+//!
+//! Owns: the routes, the `hs_token` check (constant time, `Authorization: Bearer`, with
+//! the legacy `access_token` query parameter accepted for older homeservers), body limits,
+//! Matrix-shaped error responses, and durable queueing of each transaction's events before
+//! it is acknowledged. Events are never processed inside the request: the core's worker is
+//! woken after the queue commit.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+use tokio::sync::Notify;
+use tracing::Instrument;
+
+use super::transaction::{EchoFilter, TransactionError, parse_transaction};
+use crate::store::Store;
+
+/// Shared state of the HTTP server.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub hs_token: Arc<str>,
+    pub filter: Arc<EchoFilter>,
+    /// Woken after events are queued.
+    pub wake: Arc<Notify>,
+    /// Set once startup (homeserver ping, bot profile) has succeeded.
+    pub ready: Arc<AtomicBool>,
+    /// Set when the homeserver has pinged us (`POST /_matrix/app/v1/ping`).
+    pub pinged: Arc<Notify>,
+    pub max_body_bytes: usize,
+}
+
+/// An error as the Matrix spec shapes it: `{"errcode": ..., "error": ...}`.
+#[derive(Debug)]
+pub struct MatrixError {
+    status: StatusCode,
+    errcode: &'static str,
+    error: String,
+}
+
+impl MatrixError {
+    fn new(status: StatusCode, errcode: &'static str, error: impl Into<String>) -> Self {
+        Self {
+            status,
+            errcode,
+            error: error.into(),
+        }
+    }
+}
+
+impl IntoResponse for MatrixError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(json!({"errcode": self.errcode, "error": self.error})),
+        )
+            .into_response()
+    }
+}
+
+/// The router with every route, for the bridge and for tests.
+pub fn router(state: AppState) -> Router {
+    let limit = state.max_body_bytes;
+    let matrix = Router::new()
+        .route(
+            "/_matrix/app/v1/transactions/{txn_id}",
+            put(put_transaction),
+        )
+        .route("/_matrix/app/v1/users/{user_id}", get(get_user))
+        .route("/_matrix/app/v1/rooms/{room_alias}", get(get_room_alias))
+        .route("/_matrix/app/v1/ping", post(post_ping))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_hs_token,
+        ))
+        .layer(DefaultBodyLimit::max(limit));
+    Router::new()
+        .merge(matrix)
+        .route("/health/live", get(|| async { "ok" }))
+        .route("/health/ready", get(ready))
+        .fallback(|| async {
+            MatrixError::new(StatusCode::NOT_FOUND, "M_UNRECOGNIZED", "unknown endpoint")
+        })
+        .layer(middleware::from_fn(request_span))
+        .with_state(state)
+}
+
+/// One span per request, naming the method and path (never the query: it may hold a token).
+async fn request_span(request: Request, next: Next) -> Response {
+    let span =
+        tracing::info_span!("request", method = %request.method(), path = %request.uri().path());
+    next.run(request).instrument(span).await
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    access_token: Option<String>,
+}
+
+/// Checks the homeserver's token: missing gives 401 `M_MISSING_TOKEN`, wrong 403 `M_FORBIDDEN`.
+async fn require_hs_token(
+    State(state): State<AppState>,
+    Query(query): Query<TokenQuery>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Response {
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let presented = bearer.or(query.access_token.as_deref());
+    match presented {
+        None => MatrixError::new(
+            StatusCode::UNAUTHORIZED,
+            "M_MISSING_TOKEN",
+            "missing homeserver token",
+        )
+        .into_response(),
+        Some(token) if !token_matches(token, &state.hs_token) => {
+            tracing::warn!("request with a wrong homeserver token");
+            MatrixError::new(
+                StatusCode::FORBIDDEN,
+                "M_FORBIDDEN",
+                "wrong homeserver token",
+            )
+            .into_response()
+        }
+        Some(_) => next.run(request).await,
+    }
+}
+
+/// Constant-time token comparison (only the length can leak, which the token format fixes).
+pub fn token_matches(presented: &str, expected: &str) -> bool {
+    presented.as_bytes().ct_eq(expected.as_bytes()).into()
+}
+
+/// `PUT /_matrix/app/v1/transactions/{txnId}` (AS API §"Pushing events").
+async fn put_transaction(
+    State(state): State<AppState>,
+    Path(txn_id): Path<String>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Json<serde_json::Value>, MatrixError> {
+    let span = tracing::info_span!("txn", id = %txn_id);
+    async move {
+        let body = body.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                MatrixError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "M_TOO_LARGE",
+                    "transaction too large",
+                )
+            } else {
+                MatrixError::new(StatusCode::BAD_REQUEST, "M_BAD_JSON", e.body_text())
+            }
+        })?;
+        // A replay is answered at once without parsing.
+        if state
+            .store
+            .transaction_seen(&txn_id)
+            .await
+            .map_err(internal)?
+        {
+            tracing::debug!("replayed transaction ignored");
+            return Ok(Json(json!({})));
+        }
+        let parsed = parse_transaction(&body, &state.filter).map_err(|e| match e {
+            TransactionError::NotJson(_) => {
+                MatrixError::new(StatusCode::BAD_REQUEST, "M_NOT_JSON", e.to_string())
+            }
+            TransactionError::BadShape(_) => {
+                MatrixError::new(StatusCode::BAD_REQUEST, "M_BAD_JSON", e.to_string())
+            }
+        })?;
+        let rows = parsed
+            .events
+            .iter()
+            .map(|event| {
+                serde_json::to_string(event)
+                    .map(|payload| (event.kind().to_owned(), payload))
+                    .map_err(|e| internal(e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let fresh = state
+            .store
+            .enqueue_transaction(&txn_id, &rows)
+            .await
+            .map_err(internal)?;
+        tracing::debug!(
+            queued = rows.len(),
+            malformed = parsed.malformed,
+            echoes = parsed.echoes,
+            ignored = parsed.ignored,
+            fresh,
+            "transaction accepted"
+        );
+        if fresh && !rows.is_empty() {
+            state.wake.notify_one();
+        }
+        Ok(Json(json!({})))
+    }
+    .instrument(span)
+    .await
+}
+
+fn internal(e: impl std::fmt::Display) -> MatrixError {
+    tracing::error!(error = %e, "cannot accept the transaction");
+    MatrixError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "M_UNKNOWN",
+        "internal error; retry later",
+    )
+}
+
+/// `GET /_matrix/app/v1/users/{userId}`: does this puppet exist?
+async fn get_user(
+    State(state): State<AppState>,
+    Path(user_id): Path<String>,
+) -> Result<Json<serde_json::Value>, MatrixError> {
+    if state.filter.is_ours(&user_id)
+        && state
+            .store
+            .puppet_by_mxid(&user_id)
+            .await
+            .map_err(internal)?
+            .is_some()
+    {
+        return Ok(Json(json!({})));
+    }
+    Err(MatrixError::new(
+        StatusCode::NOT_FOUND,
+        "M_NOT_FOUND",
+        "no such user",
+    ))
+}
+
+/// `GET /_matrix/app/v1/rooms/{roomAlias}`: the bridge does not create rooms from aliases.
+async fn get_room_alias(Path(_alias): Path<String>) -> MatrixError {
+    MatrixError::new(StatusCode::NOT_FOUND, "M_NOT_FOUND", "no such room alias")
+}
+
+/// `POST /_matrix/app/v1/ping`: the homeserver checking that it can reach us.
+async fn post_ping(State(state): State<AppState>) -> Json<serde_json::Value> {
+    state.pinged.notify_waiters();
+    Json(json!({}))
+}
+
+async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+    let ready = state.ready.load(Ordering::Acquire) && state.store.ping().await;
+    if ready {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+    }
+}

@@ -1,0 +1,368 @@
+//! Parsing the body of `PUT /_matrix/app/v1/transactions/{txnId}` into the core's events.
+//!
+//! Owns: the wire shapes of timeline events and EDUs, reading ephemeral events from both the
+//! stable `ephemeral` key and the legacy `de.sorunome.msc2409.ephemeral` key (deduplicated
+//! when a homeserver sends both), and dropping echoes of the bridge's own bot and puppets.
+//! Each event is parsed on its own: a malformed one is logged and skipped, never failing
+//! the batch.
+
+use std::collections::HashSet;
+
+use regex::Regex;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::bridge::{MatrixEvent, Membership, MessageKind};
+
+/// Why a whole transaction body was refused (its events are never looked at).
+#[derive(Debug, thiserror::Error)]
+pub enum TransactionError {
+    #[error("the body is not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    #[error("the body is not a transaction: {0}")]
+    BadShape(#[source] serde_json::Error),
+}
+
+/// Who counts as "us": the bot and every user in the puppet namespace.
+#[derive(Clone, Debug)]
+pub struct EchoFilter {
+    bot: String,
+    puppets: Regex,
+}
+
+impl EchoFilter {
+    /// `puppet_namespace` is the registration's regex for puppets (anchored here).
+    pub fn new(bot: &str, puppet_namespace: &str) -> Result<Self, regex::Error> {
+        Ok(Self {
+            bot: bot.to_owned(),
+            puppets: Regex::new(&format!("^(?:{puppet_namespace})$"))?,
+        })
+    }
+
+    /// Whether `user_id` is the bridge's own bot or one of its puppets.
+    pub fn is_ours(&self, user_id: &str) -> bool {
+        user_id == self.bot || self.puppets.is_match(user_id)
+    }
+}
+
+#[derive(Deserialize)]
+struct Body {
+    #[serde(default)]
+    events: Vec<Value>,
+    #[serde(default)]
+    ephemeral: Option<Vec<Value>>,
+    #[serde(default, rename = "de.sorunome.msc2409.ephemeral")]
+    legacy_ephemeral: Option<Vec<Value>>,
+}
+
+/// What came out of one transaction: the events to queue and how many were skipped.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Parsed {
+    pub events: Vec<MatrixEvent>,
+    pub malformed: usize,
+    pub echoes: usize,
+    pub ignored: usize,
+}
+
+/// Parses a transaction body.
+pub fn parse_transaction(body: &[u8], filter: &EchoFilter) -> Result<Parsed, TransactionError> {
+    let value: Value = serde_json::from_slice(body).map_err(TransactionError::NotJson)?;
+    let body: Body = serde_json::from_value(value).map_err(TransactionError::BadShape)?;
+    let mut parsed = Parsed::default();
+    for raw in &body.events {
+        classify(&mut parsed, parse_timeline(raw), filter);
+    }
+    let mut seen = HashSet::new();
+    let ephemeral = body
+        .ephemeral
+        .iter()
+        .flatten()
+        .chain(body.legacy_ephemeral.iter().flatten());
+    for raw in ephemeral {
+        // Synapse puts the same EDU under both keys when both are registered.
+        if !seen.insert(raw.to_string()) {
+            continue;
+        }
+        classify(&mut parsed, parse_ephemeral(raw), filter);
+    }
+    Ok(parsed)
+}
+
+enum Outcome {
+    Event(MatrixEvent),
+    /// A well-formed event the core has no use for (yet).
+    Ignored(&'static str),
+    Malformed(String),
+}
+
+fn classify(parsed: &mut Parsed, outcome: Outcome, filter: &EchoFilter) {
+    match outcome {
+        Outcome::Event(event) => match strip_echo(event, filter) {
+            Some(event) => parsed.events.push(event),
+            None => parsed.echoes += 1,
+        },
+        Outcome::Ignored(kind) => {
+            tracing::trace!(kind, "event type not bridged");
+            parsed.ignored += 1;
+        }
+        Outcome::Malformed(why) => {
+            tracing::warn!(reason = %why, "skipping a malformed event");
+            parsed.malformed += 1;
+        }
+    }
+}
+
+/// Drops what the bridge itself caused; keeps invites *to* the bot from real users.
+fn strip_echo(event: MatrixEvent, filter: &EchoFilter) -> Option<MatrixEvent> {
+    match event {
+        MatrixEvent::Message { ref sender, .. } | MatrixEvent::Membership { ref sender, .. }
+            if filter.is_ours(sender) =>
+        {
+            None
+        }
+        MatrixEvent::Typing { room_id, user_ids } => {
+            let user_ids: Vec<String> = user_ids
+                .into_iter()
+                .filter(|u| !filter.is_ours(u))
+                .collect();
+            Some(MatrixEvent::Typing { room_id, user_ids })
+        }
+        MatrixEvent::Receipt { ref user_id, .. } | MatrixEvent::Presence { ref user_id, .. }
+            if filter.is_ours(user_id) =>
+        {
+            None
+        }
+        other => Some(other),
+    }
+}
+
+fn str_field<'a>(v: &'a Value, key: &str) -> Result<&'a str, String> {
+    v.get(key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("missing string field {key:?}"))
+}
+
+fn parse_timeline(raw: &Value) -> Outcome {
+    let result = (|| -> Result<Outcome, String> {
+        let kind = str_field(raw, "type")?;
+        let content = raw
+            .get("content")
+            .filter(|c| c.is_object())
+            .ok_or("missing content")?;
+        let room_id = str_field(raw, "room_id")?.to_owned();
+        let event_id = str_field(raw, "event_id")?.to_owned();
+        let sender = str_field(raw, "sender")?.to_owned();
+        match kind {
+            "m.room.message" => {
+                let Some(body) = content.get("body").and_then(Value::as_str) else {
+                    // A redacted message has empty content: nothing to bridge.
+                    return Ok(Outcome::Ignored("m.room.message without body"));
+                };
+                let kind = match content.get("msgtype").and_then(Value::as_str) {
+                    Some("m.text") => MessageKind::Text,
+                    Some("m.emote") => MessageKind::Emote,
+                    Some("m.notice") => MessageKind::Notice,
+                    Some(other) => MessageKind::Other(other.to_owned()),
+                    None => return Err("m.room.message without msgtype".into()),
+                };
+                let html = (content.get("format").and_then(Value::as_str)
+                    == Some("org.matrix.custom.html"))
+                .then(|| content.get("formatted_body").and_then(Value::as_str))
+                .flatten()
+                .map(str::to_owned);
+                Ok(Outcome::Event(MatrixEvent::Message {
+                    room_id,
+                    event_id,
+                    sender,
+                    kind,
+                    body: body.to_owned(),
+                    html,
+                }))
+            }
+            "m.room.member" => {
+                let target = str_field(raw, "state_key")?.to_owned();
+                let membership = match str_field(content, "membership")? {
+                    "invite" => Membership::Invite,
+                    "join" => Membership::Join,
+                    "leave" => Membership::Leave,
+                    "ban" => Membership::Ban,
+                    "knock" => Membership::Knock,
+                    other => Membership::Other(other.to_owned()),
+                };
+                let is_direct = content
+                    .get("is_direct")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+                Ok(Outcome::Event(MatrixEvent::Membership {
+                    room_id,
+                    event_id,
+                    sender,
+                    target,
+                    membership,
+                    is_direct,
+                }))
+            }
+            _ => Ok(Outcome::Ignored("timeline event")),
+        }
+    })();
+    result.unwrap_or_else(Outcome::Malformed)
+}
+
+fn parse_ephemeral(raw: &Value) -> Outcome {
+    let result = (|| -> Result<Outcome, String> {
+        let kind = str_field(raw, "type")?;
+        let content = raw
+            .get("content")
+            .filter(|c| c.is_object())
+            .ok_or("missing content")?;
+        match kind {
+            "m.typing" => {
+                let room_id = str_field(raw, "room_id")?.to_owned();
+                let user_ids = content
+                    .get("user_ids")
+                    .and_then(Value::as_array)
+                    .ok_or("m.typing without user_ids")?
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect();
+                Ok(Outcome::Event(MatrixEvent::Typing { room_id, user_ids }))
+            }
+            "m.receipt" => {
+                let room_id = str_field(raw, "room_id")?;
+                // {"$event": {"m.read": {"@user": {...}}}}: the core wants one receipt; take
+                // the first read receipt (Synapse sends one per EDU).
+                let map = content
+                    .as_object()
+                    .ok_or("m.receipt content is not an object")?;
+                for (event_id, by_type) in map {
+                    if let Some(users) = by_type.get("m.read").and_then(Value::as_object)
+                        && let Some(user_id) = users.keys().next()
+                    {
+                        return Ok(Outcome::Event(MatrixEvent::Receipt {
+                            room_id: room_id.to_owned(),
+                            event_id: event_id.clone(),
+                            user_id: user_id.clone(),
+                        }));
+                    }
+                }
+                Ok(Outcome::Ignored("m.receipt without m.read"))
+            }
+            "m.presence" => Ok(Outcome::Event(MatrixEvent::Presence {
+                user_id: str_field(raw, "sender")?.to_owned(),
+                presence: str_field(content, "presence")?.to_owned(),
+                status_msg: content
+                    .get("status_msg")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+            })),
+            _ => Ok(Outcome::Ignored("ephemeral event")),
+        }
+    })();
+    result.unwrap_or_else(Outcome::Malformed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter() -> EchoFilter {
+        EchoFilter::new("@msnbot:localhost", "@msn_.+:localhost").expect("regex")
+    }
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(format!(
+            "{}/tests/fixtures/transactions/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect("fixture")
+    }
+
+    #[test]
+    fn malformed_event_is_skipped_not_fatal() {
+        let parsed = parse_transaction(&fixture("malformed.json"), &filter()).expect("parses");
+        assert_eq!(parsed.malformed, 3, "{parsed:?}");
+        assert_eq!(parsed.events.len(), 1);
+        assert!(
+            matches!(&parsed.events[0], MatrixEvent::Message { body, .. } if body == "still here")
+        );
+    }
+
+    #[test]
+    fn both_ephemeral_keys_are_read_and_deduplicated() {
+        let parsed = parse_transaction(&fixture("ephemeral_both.json"), &filter()).expect("parses");
+        let typing: Vec<_> = parsed
+            .events
+            .iter()
+            .filter(|e| matches!(e, MatrixEvent::Typing { .. }))
+            .collect();
+        assert_eq!(typing.len(), 1, "{parsed:?}");
+        // The presence EDU only under the legacy key is still read.
+        assert!(parsed.events.iter().any(
+            |e| matches!(e, MatrixEvent::Presence { user_id, .. } if user_id == "@bob:localhost")
+        ));
+        assert!(
+            parsed
+                .events
+                .iter()
+                .any(|e| matches!(e, MatrixEvent::Receipt { event_id, .. } if event_id == "$ev1"))
+        );
+    }
+
+    #[test]
+    fn legacy_only_ephemeral_is_read() {
+        let body = br#"{"events":[],"de.sorunome.msc2409.ephemeral":[{"type":"m.typing","room_id":"!r","content":{"user_ids":["@bob:localhost"]}}]}"#;
+        let parsed = parse_transaction(body, &filter()).expect("parses");
+        assert_eq!(
+            parsed.events,
+            vec![MatrixEvent::Typing {
+                room_id: "!r".into(),
+                user_ids: vec!["@bob:localhost".into()]
+            }]
+        );
+    }
+
+    #[test]
+    fn echoes_are_dropped_but_invites_to_the_bot_kept() {
+        let parsed = parse_transaction(&fixture("echoes.json"), &filter()).expect("parses");
+        assert_eq!(parsed.echoes, 4, "{parsed:?}");
+        assert_eq!(parsed.events.len(), 2, "{parsed:?}");
+        assert!(
+            matches!(&parsed.events[0], MatrixEvent::Membership { target, membership: Membership::Invite, is_direct: true, .. } if target == "@msnbot:localhost")
+        );
+        assert!(
+            matches!(&parsed.events[1], MatrixEvent::Typing { user_ids, .. } if user_ids == &vec!["@bob:localhost".to_string()])
+        );
+    }
+
+    #[test]
+    fn not_json_and_wrong_shape_are_errors() {
+        assert!(matches!(
+            parse_transaction(b"{", &filter()),
+            Err(TransactionError::NotJson(_))
+        ));
+        assert!(matches!(
+            parse_transaction(br#"{"events": 5}"#, &filter()),
+            Err(TransactionError::BadShape(_))
+        ));
+        let empty = parse_transaction(b"{}", &filter()).expect("empty is fine");
+        assert_eq!(empty, Parsed::default());
+    }
+
+    #[test]
+    fn message_fields_are_read() {
+        let body = br#"{"events":[{"type":"m.room.message","room_id":"!abc","event_id":"$e","sender":"@bob:localhost","content":{"msgtype":"m.emote","body":"waves","format":"org.matrix.custom.html","formatted_body":"<b>waves</b>"}}]}"#;
+        let parsed = parse_transaction(body, &filter()).expect("parses");
+        assert_eq!(
+            parsed.events,
+            vec![MatrixEvent::Message {
+                room_id: "!abc".into(),
+                event_id: "$e".into(),
+                sender: "@bob:localhost".into(),
+                kind: MessageKind::Emote,
+                body: "waves".into(),
+                html: Some("<b>waves</b>".into()),
+            }]
+        );
+    }
+}

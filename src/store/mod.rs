@@ -1,0 +1,155 @@
+//! Persistent state over sqlx: SQLite (embedded, the default) or PostgreSQL.
+//!
+//! Owns: the connection pool, the per-dialect migrations in `migrations/`, and one file
+//! per table with that table's queries. Queries are portable SQL with `$n` parameters in
+//! ascending order (both SQLite and PostgreSQL bind them by number); flags and timestamps
+//! are integers (milliseconds since the Unix epoch).
+//! Must not import: the Matrix HTTP layer, MSNP wire types.
+
+mod message_map;
+mod portals;
+mod puppets;
+mod transactions;
+mod users;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Executor};
+
+pub use message_map::MessageMapping;
+pub use portals::Portal;
+pub use puppets::Puppet;
+pub use transactions::QueuedEvent;
+pub use users::BridgeUser;
+
+/// Which SQL dialect a store speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// Storage failures, with the database's own error kept as the cause.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the database: {0}")]
+    Connect(#[source] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    #[error("database query failed: {0}")]
+    Query(#[from] sqlx::Error),
+}
+
+/// A cheap, cloneable handle on the database.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    dialect: Dialect,
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+impl Store {
+    /// Opens (creating a SQLite file if needed) and migrates the database at `uri`:
+    /// `postgres://...`, `sqlite:PATH`, `sqlite::memory:` or a bare file path.
+    pub async fn connect(uri: &str, max_connections: u32) -> Result<Self, StoreError> {
+        install_default_drivers();
+        let (dialect, url) = normalise_uri(uri);
+        let mut options = AnyPoolOptions::new().max_connections(max_connections.max(1));
+        if dialect == Dialect::Sqlite {
+            if url.contains(":memory:") {
+                // Every connection to :memory: is its own database: keep exactly one.
+                options = options
+                    .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None);
+            }
+            options = options.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    // WAL lets readers run beside the writer; FULL makes a commit durable
+                    // before the homeserver's transaction is acknowledged.
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA synchronous = FULL").await?;
+                    conn.execute("PRAGMA busy_timeout = 5000").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = options.connect(&url).await.map_err(StoreError::Connect)?;
+        let migrator = match dialect {
+            Dialect::Sqlite => &SQLITE_MIGRATIONS,
+            Dialect::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&pool).await.map_err(StoreError::Migrate)?;
+        Ok(Self { pool, dialect })
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Answers whether the database can be reached (for the readiness endpoint).
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+}
+
+/// Maps the config's database URI to a dialect and a URL sqlx understands.
+fn normalise_uri(uri: &str) -> (Dialect, String) {
+    if uri.starts_with("postgres://") || uri.starts_with("postgresql://") {
+        return (Dialect::Postgres, uri.to_owned());
+    }
+    let path = uri
+        .strip_prefix("sqlite://")
+        .or_else(|| uri.strip_prefix("sqlite:"))
+        .unwrap_or(uri);
+    if path == ":memory:" {
+        return (Dialect::Sqlite, "sqlite::memory:".to_owned());
+    }
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let mut url = format!("sqlite://{path}?mode=rwc");
+    if !query.is_empty() {
+        url.push('&');
+        url.push_str(query);
+    }
+    (Dialect::Sqlite, url)
+}
+
+/// Milliseconds since the Unix epoch, for `*_at` columns.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uris_are_normalised() {
+        assert_eq!(
+            normalise_uri("sqlite:data/msn.db"),
+            (Dialect::Sqlite, "sqlite://data/msn.db?mode=rwc".into())
+        );
+        assert_eq!(
+            normalise_uri("/var/lib/msn.db"),
+            (Dialect::Sqlite, "sqlite:///var/lib/msn.db?mode=rwc".into())
+        );
+        assert_eq!(normalise_uri("sqlite::memory:").1, "sqlite::memory:");
+        assert_eq!(normalise_uri("postgres://u:p@h/db").0, Dialect::Postgres);
+    }
+}

@@ -1,0 +1,77 @@
+//! Table `portal`: the Matrix room of each MSN conversation, keyed by (MSN chat id,
+//! receiving Matrix user), so a portal outlives the switchboard sessions behind it.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Store, StoreError, now_ms};
+
+/// A portal's stored state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Portal {
+    /// The contact's address for a DM, a stable group id for a multi-party chat.
+    pub msn_chat_id: String,
+    /// The Matrix user whose MSN login sees this chat.
+    pub receiver: String,
+    pub room_id: Option<String>,
+    /// `dm` or `group`.
+    pub kind: String,
+    pub name: Option<String>,
+}
+
+impl Portal {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            msn_chat_id: row.try_get("msn_chat_id")?,
+            receiver: row.try_get("receiver")?,
+            room_id: row.try_get("room_id")?,
+            kind: row.try_get("kind")?,
+            name: row.try_get("name")?,
+        })
+    }
+}
+
+const COLUMNS: &str = "msn_chat_id, receiver, room_id, kind, name";
+
+impl Store {
+    pub async fn portal(
+        &self,
+        msn_chat_id: &str,
+        receiver: &str,
+    ) -> Result<Option<Portal>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM portal WHERE msn_chat_id = $1 AND receiver = $2"
+        ))
+        .bind(msn_chat_id)
+        .bind(receiver)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.as_ref().map(Portal::from_row).transpose()?)
+    }
+
+    pub async fn portal_by_room(&self, room_id: &str) -> Result<Option<Portal>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM portal WHERE room_id = $1"))
+            .bind(room_id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.as_ref().map(Portal::from_row).transpose()?)
+    }
+
+    pub async fn upsert_portal(&self, p: &Portal) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO portal (msn_chat_id, receiver, room_id, kind, name, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (msn_chat_id, receiver) DO UPDATE SET room_id = excluded.room_id, \
+             kind = excluded.kind, name = excluded.name",
+        )
+        .bind(&p.msn_chat_id)
+        .bind(&p.receiver)
+        .bind(&p.room_id)
+        .bind(&p.kind)
+        .bind(&p.name)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,74 @@
+//! Table `puppet`: the Matrix ghost of each MSN contact and what was last set on its profile,
+//! so unchanged names and pictures are never sent twice.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Store, StoreError};
+
+/// A puppet's stored state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Puppet {
+    pub msn_address: String,
+    pub mxid: String,
+    pub display_name: Option<String>,
+    pub avatar_mxc: Option<String>,
+    pub avatar_sha1d: Option<String>,
+    pub registered: bool,
+}
+
+impl Puppet {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            msn_address: row.try_get("msn_address")?,
+            mxid: row.try_get("mxid")?,
+            display_name: row.try_get("display_name")?,
+            avatar_mxc: row.try_get("avatar_mxc")?,
+            avatar_sha1d: row.try_get("avatar_sha1d")?,
+            registered: row.try_get::<i64, _>("registered")? != 0,
+        })
+    }
+}
+
+impl Store {
+    pub async fn puppet(&self, msn_address: &str) -> Result<Option<Puppet>, StoreError> {
+        let row = sqlx::query(
+            "SELECT msn_address, mxid, display_name, avatar_mxc, avatar_sha1d, registered \
+             FROM puppet WHERE msn_address = $1",
+        )
+        .bind(msn_address)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.as_ref().map(Puppet::from_row).transpose()?)
+    }
+
+    pub async fn puppet_by_mxid(&self, mxid: &str) -> Result<Option<Puppet>, StoreError> {
+        let row = sqlx::query(
+            "SELECT msn_address, mxid, display_name, avatar_mxc, avatar_sha1d, registered \
+             FROM puppet WHERE mxid = $1",
+        )
+        .bind(mxid)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.as_ref().map(Puppet::from_row).transpose()?)
+    }
+
+    pub async fn upsert_puppet(&self, p: &Puppet) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO puppet (msn_address, mxid, display_name, avatar_mxc, avatar_sha1d, registered) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (msn_address) DO UPDATE SET mxid = excluded.mxid, \
+             display_name = excluded.display_name, avatar_mxc = excluded.avatar_mxc, \
+             avatar_sha1d = excluded.avatar_sha1d, registered = excluded.registered",
+        )
+        .bind(&p.msn_address)
+        .bind(&p.mxid)
+        .bind(&p.display_name)
+        .bind(&p.avatar_mxc)
+        .bind(&p.avatar_sha1d)
+        .bind(i64::from(p.registered))
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+}

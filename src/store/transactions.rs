@@ -1,0 +1,84 @@
+//! Table `appservice_txn` and `event_queue`: durable deduplication of the homeserver's
+//! transactions and the queue of their events, processed in order after acknowledgement.
+
+use sqlx::Row;
+
+use super::{Store, StoreError, now_ms};
+
+/// One event waiting to be handled: its queue position, kind and raw JSON.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueuedEvent {
+    pub seq: i64,
+    pub kind: String,
+    pub payload: String,
+}
+
+impl Store {
+    /// Records transaction `txn_id` and queues its events, atomically. Returns `false` (and
+    /// queues nothing) when the transaction was seen before: a replay is a no-op.
+    pub async fn enqueue_transaction(
+        &self,
+        txn_id: &str,
+        events: &[(String, String)],
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO appservice_txn (txn_id, received_at) VALUES ($1, $2) \
+             ON CONFLICT (txn_id) DO NOTHING",
+        )
+        .bind(txn_id)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        for (kind, payload) in events {
+            sqlx::query("INSERT INTO event_queue (txn_id, kind, payload) VALUES ($1, $2, $3)")
+                .bind(txn_id)
+                .bind(kind)
+                .bind(payload)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The oldest queued events, at most `limit`, in arrival order.
+    pub async fn queued_events(&self, limit: i64) -> Result<Vec<QueuedEvent>, StoreError> {
+        let rows = sqlx::query("SELECT seq, kind, payload FROM event_queue ORDER BY seq LIMIT $1")
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(QueuedEvent {
+                    seq: row.try_get("seq")?,
+                    kind: row.try_get("kind")?,
+                    payload: row.try_get("payload")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Removes a handled event from the queue.
+    pub async fn finish_event(&self, seq: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM event_queue WHERE seq = $1")
+            .bind(seq)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Whether transaction `txn_id` was already accepted.
+    pub async fn transaction_seen(&self, txn_id: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 AS one FROM appservice_txn WHERE txn_id = $1")
+            .bind(txn_id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.is_some())
+    }
+}

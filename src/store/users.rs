@@ -1,0 +1,110 @@
+//! Table `bridge_user`: Matrix users of the bridge, their management room, MSN login and
+//! its state, and the (encrypted) credentials needed to reconnect.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Store, StoreError, now_ms};
+
+/// A Matrix user known to the bridge.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BridgeUser {
+    pub mxid: String,
+    pub management_room: Option<String>,
+    pub msn_login: Option<String>,
+    pub login_state: String,
+    /// Encrypted at rest by the caller; never logged.
+    pub credentials: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for BridgeUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BridgeUser")
+            .field("mxid", &self.mxid)
+            .field("management_room", &self.management_room)
+            .field("msn_login", &self.msn_login)
+            .field("login_state", &self.login_state)
+            .field(
+                "credentials",
+                &self.credentials.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+impl BridgeUser {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            mxid: row.try_get("mxid")?,
+            management_room: row.try_get("management_room")?,
+            msn_login: row.try_get("msn_login")?,
+            login_state: row.try_get("login_state")?,
+            credentials: row.try_get("credentials")?,
+        })
+    }
+}
+
+impl Store {
+    pub async fn user(&self, mxid: &str) -> Result<Option<BridgeUser>, StoreError> {
+        let row = sqlx::query(
+            "SELECT mxid, management_room, msn_login, login_state, credentials \
+             FROM bridge_user WHERE mxid = $1",
+        )
+        .bind(mxid)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.as_ref().map(BridgeUser::from_row).transpose()?)
+    }
+
+    /// Every user with a room where the bot answers them, as the bridge may need after a restart.
+    pub async fn users(&self) -> Result<Vec<BridgeUser>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT mxid, management_room, msn_login, login_state, credentials \
+             FROM bridge_user ORDER BY mxid",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(BridgeUser::from_row)
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Creates the user if needed and sets its management room.
+    pub async fn set_management_room(&self, mxid: &str, room_id: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO bridge_user (mxid, management_room, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (mxid) DO UPDATE SET management_room = excluded.management_room",
+        )
+        .bind(mxid)
+        .bind(room_id)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Stores the MSN login of a user, its state and its encrypted credentials.
+    pub async fn set_login(
+        &self,
+        mxid: &str,
+        msn_login: Option<&str>,
+        login_state: &str,
+        credentials: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO bridge_user (mxid, msn_login, login_state, credentials, created_at) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (mxid) DO UPDATE SET msn_login = excluded.msn_login, \
+             login_state = excluded.login_state, credentials = excluded.credentials",
+        )
+        .bind(mxid)
+        .bind(msn_login)
+        .bind(login_state)
+        .bind(credentials)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+}
