@@ -6,12 +6,11 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ruma::OwnedUserId;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -51,7 +50,8 @@ pub enum RunError {
 /// A bridge that is listening; [`Running::wait`] returns when it has stopped.
 pub struct Running {
     pub local_addr: SocketAddr,
-    pub ready: Arc<AtomicBool>,
+    /// Becomes `true` once the homeserver answered the startup ping and the bot is set up.
+    pub ready: watch::Receiver<bool>,
     server: tokio::task::JoinHandle<Result<(), std::io::Error>>,
     worker: tokio::task::JoinHandle<Result<(), StoreError>>,
     startup: tokio::task::JoinHandle<()>,
@@ -102,7 +102,7 @@ pub async fn start(
         EchoFilter::new(&bot_id, &config.puppet_namespace_regex()).map_err(RunError::Namespace)?;
 
     let wake = Arc::new(Notify::new());
-    let ready = Arc::new(AtomicBool::new(false));
+    let (ready_tx, ready) = watch::channel(false);
     let state = AppState {
         store: store.clone(),
         hs_token: Arc::from(config.appservice.hs_token.as_str()),
@@ -139,7 +139,7 @@ pub async fn start(
     );
 
     let startup = tokio::spawn(
-        startup_tasks(config, client, ready.clone(), shutdown)
+        startup_tasks(config, client, ready_tx, shutdown)
             .instrument(tracing::info_span!("startup")),
     );
 
@@ -158,14 +158,14 @@ pub async fn start(
 async fn startup_tasks(
     config: Arc<Config>,
     client: Arc<Client>,
-    ready: Arc<AtomicBool>,
+    ready: watch::Sender<bool>,
     shutdown: CancellationToken,
 ) {
     let mut delay = Duration::from_secs(1);
     loop {
         match startup_once(&config, &client).await {
             Ok(()) => {
-                ready.store(true, Ordering::Release);
+                ready.send_replace(true);
                 tracing::info!("homeserver reachable; bridge ready");
                 return;
             }

@@ -8,7 +8,6 @@
 //! woken after the queue commit.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
@@ -20,7 +19,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tracing::Instrument;
 
 use super::transaction::{EchoFilter, TransactionError, parse_transaction};
@@ -35,7 +34,7 @@ pub struct AppState {
     /// Woken after events are queued.
     pub wake: Arc<Notify>,
     /// Set once startup (homeserver ping, bot profile) has succeeded.
-    pub ready: Arc<AtomicBool>,
+    pub ready: watch::Receiver<bool>,
     /// Set when the homeserver has pinged us (`POST /_matrix/app/v1/ping`).
     pub pinged: Arc<Notify>,
     pub max_body_bytes: usize,
@@ -189,7 +188,7 @@ async fn put_transaction(
             .map(|event| {
                 serde_json::to_string(event)
                     .map(|payload| (event.kind().to_owned(), payload))
-                    .map_err(|e| internal(e))
+                    .map_err(internal)
             })
             .collect::<Result<Vec<_>, _>>()?;
         let fresh = state
@@ -257,7 +256,7 @@ async fn post_ping(State(state): State<AppState>) -> Json<serde_json::Value> {
 }
 
 async fn ready(State(state): State<AppState>) -> impl IntoResponse {
-    let ready = state.ready.load(Ordering::Acquire) && state.store.ping().await;
+    let ready = *state.ready.borrow() && state.store.ping().await;
     if ready {
         (StatusCode::OK, "ready")
     } else {

@@ -1,0 +1,1449 @@
+//! Notification-server state machine for MSNP8–12 with TWN login (MSNP.md §2, §4.2,
+//! §4.3, §5, §11), sans-IO in the quinn style.
+//!
+//! Owns: the login sequence `VER → CVR → USR TWN I → (XFR NS) → USR TWN S → USR OK`,
+//! the post-login `SYN` burst (complete by the announced counts, §4.2/§4.3), the first
+//! `CHG` (servers refuse `XFR SB` before it, §2.8), presence/PSM/list notifications,
+//! `CHL` answers (§3), the `PNG`/`QNG` keepalive (§11.1), request timeouts, and
+//! version-gated commands from the bridge. TrIDs are allocated here, monotonically.
+//!
+//! Inputs: [`NsSession::handle_frame`], [`NsSession::handle_ticket`],
+//! [`NsSession::handle_timeout`], [`NsSession::handle_connection_lost`] and the command
+//! methods. Outputs: [`NsSession::poll_transmit`], [`NsSession::poll_event`],
+//! [`NsSession::poll_timeout`]. Time is passed in; no sockets, clock or randomness.
+//! The HTTPS ticket work (§2.4.2) is the shell's job, with `auth.rs`.
+//! Frames from `poll_transmit` may contain the TWN ticket: never log them unredacted.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::auth::Secret;
+use super::challenge::{self, Product};
+use super::escape;
+use super::frame::Frame;
+use super::limits::Limits;
+use super::message::{Headers, MsgPayload, parse_msg};
+use super::verb::Verb;
+
+mod types;
+
+pub use types::{
+    ClientInfo, CloseReason, CommandError, Contact, ContactList, Group, List, ListChange,
+    LoginError, NsConfig, NsEvent, Presence, SbRequestId, Status,
+};
+
+/// Default keepalive interval when the server sends `QNG` without seconds (MSNP8) or
+/// before the first `QNG` (§11.1).
+const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(50);
+/// Largest TrID used before wrapping to 1 (§1.2).
+const MAX_TRID: u32 = 0x7FFF_FFFF;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Phase {
+    Ver,
+    Cvr,
+    UsrI,
+    Ticket,
+    UsrS,
+    Sync(SyncState),
+    Online,
+    Closed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct SyncState {
+    /// `None` until the `SYN` reply arrives.
+    contacts: Option<usize>,
+    groups: usize,
+    seen_contacts: usize,
+    seen_groups: usize,
+}
+
+#[derive(Debug, Clone)]
+enum PendingKind {
+    Login,
+    Sync,
+    Status(Status),
+    FriendlyName(String),
+    Plain,
+    AddContact {
+        list: List,
+        email: String,
+        friendly: String,
+        group: Option<String>,
+    },
+    AddToGroup {
+        email: String,
+        group: String,
+    },
+    RemoveContact {
+        email: String,
+        group: Option<String>,
+    },
+    AddGroup(String),
+    RenameGroup {
+        id: String,
+        name: String,
+    },
+    RemoveGroup(String),
+    Switchboard,
+}
+
+#[derive(Debug, Clone)]
+struct Pending {
+    verb: Verb,
+    kind: PendingKind,
+    deadline: Instant,
+}
+
+/// One notification-server connection (MSNP.md §2–§5, §11). Create it right after the
+/// TCP connection is up; it queues `VER` immediately.
+#[derive(Debug)]
+pub struct NsSession {
+    config: NsConfig,
+    limits: Limits,
+    phase: Phase,
+    version: u8,
+    next_trid: u32,
+    transmit: VecDeque<Frame>,
+    events: VecDeque<NsEvent>,
+    pending: BTreeMap<u32, Pending>,
+    list: ContactList,
+    status: Status,
+    last_contact: Option<String>,
+    ping_interval: Duration,
+    next_ping: Option<Instant>,
+    ping_sent: Option<Instant>,
+    last_rx: Option<Instant>,
+}
+
+impl NsSession {
+    /// Starts a session and queues `VER` (§2.2).
+    pub fn new(config: NsConfig, now: Instant) -> NsSession {
+        let mut s = NsSession {
+            status: config.initial_status,
+            config,
+            limits: Limits::default(),
+            phase: Phase::Ver,
+            version: 0,
+            next_trid: 1,
+            transmit: VecDeque::new(),
+            events: VecDeque::new(),
+            pending: BTreeMap::new(),
+            list: ContactList::default(),
+            last_contact: None,
+            ping_interval: DEFAULT_PING_INTERVAL,
+            next_ping: None,
+            ping_sent: None,
+            last_rx: None,
+        };
+        let mut args: Vec<String> = s
+            .config
+            .versions
+            .iter()
+            .map(|v| format!("MSNP{v}"))
+            .collect();
+        args.push("CVR0".to_owned());
+        s.send(now, Verb::VER, args, PendingKind::Login);
+        s
+    }
+
+    /// Replaces the default [`Limits`] (used for `MSG` parsing).
+    pub fn with_limits(mut self, limits: Limits) -> NsSession {
+        self.limits = limits;
+        self
+    }
+
+    /// The negotiated protocol version, 0 before `VER` completes.
+    pub fn version(&self) -> u8 {
+        self.version
+    }
+
+    /// The contact list as currently known (complete once `LoggedIn` was emitted).
+    pub fn contact_list(&self) -> &ContactList {
+        &self.list
+    }
+
+    /// Whether login and the first `CHG` are done (commands are accepted).
+    pub fn is_online(&self) -> bool {
+        self.phase == Phase::Online
+    }
+
+    /// Whether the session has ended (a `Closed` event was emitted).
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+
+    /// Next frame to write (one complete command per write, §1.3).
+    pub fn poll_transmit(&mut self) -> Option<Frame> {
+        self.transmit.pop_front()
+    }
+
+    /// Next event for the bridge.
+    pub fn poll_event(&mut self) -> Option<NsEvent> {
+        self.events.pop_front()
+    }
+
+    /// The earliest instant at which [`NsSession::handle_timeout`] must be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.phase == Phase::Closed {
+            return None;
+        }
+        let ping = match self.ping_sent {
+            Some(sent) => Some(sent + self.config.ping_timeout),
+            None => self.next_ping,
+        };
+        let pending = self.pending.values().map(|p| p.deadline).min();
+        [ping, pending].into_iter().flatten().min()
+    }
+
+    // ----- helpers -------------------------------------------------------------------
+
+    fn alloc_trid(&mut self) -> u32 {
+        let t = self.next_trid;
+        self.next_trid = if t >= MAX_TRID { 1 } else { t + 1 };
+        t
+    }
+
+    fn send(&mut self, now: Instant, verb: Verb, args: Vec<String>, kind: PendingKind) -> u32 {
+        let trid = self.alloc_trid();
+        self.transmit.push_back(Frame::command(verb, trid, args));
+        self.track(now, verb, trid, kind);
+        trid
+    }
+
+    fn track(&mut self, now: Instant, verb: Verb, trid: u32, kind: PendingKind) {
+        let deadline = now + self.config.request_timeout;
+        self.pending.insert(
+            trid,
+            Pending {
+                verb,
+                kind,
+                deadline,
+            },
+        );
+    }
+
+    fn take_pending(&mut self, frame: &Frame) -> Option<Pending> {
+        let trid = frame.trid.filter(|&t| t != 0)?;
+        let p = self.pending.get(&trid)?;
+        if p.verb == frame.verb || frame.verb.is_error() {
+            self.pending.remove(&trid)
+        } else {
+            None
+        }
+    }
+
+    fn close(&mut self, reason: CloseReason) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        self.phase = Phase::Closed;
+        self.pending.clear();
+        self.next_ping = None;
+        self.ping_sent = None;
+        self.events.push_back(NsEvent::Closed(reason));
+    }
+
+    fn fail_login(&mut self, err: LoginError) {
+        self.close(CloseReason::LoginFailed(err));
+    }
+
+    fn product(&self) -> Product {
+        self.config
+            .product
+            .unwrap_or_else(|| challenge::recommended_product(self.version))
+    }
+
+    fn require_online(&self) -> Result<(), CommandError> {
+        if self.phase == Phase::Online {
+            Ok(())
+        } else {
+            Err(CommandError::NotOnline)
+        }
+    }
+
+    fn require_version(&self, command: &'static str, min: u8, max: u8) -> Result<(), CommandError> {
+        if (min..=max).contains(&self.version) {
+            Ok(())
+        } else {
+            Err(CommandError::Unsupported {
+                command,
+                version: self.version,
+            })
+        }
+    }
+
+    // ----- inputs --------------------------------------------------------------------
+
+    /// The shell obtained the TWN ticket for the last `NeedTicket` (§2.4.2); queues
+    /// `USR trid TWN S <ticket>` with the ticket verbatim.
+    pub fn handle_ticket(&mut self, now: Instant, ticket: &Secret) -> Result<(), CommandError> {
+        if self.phase != Phase::Ticket {
+            return Err(CommandError::NotOnline);
+        }
+        let t = ticket.expose();
+        if t.is_empty() || t.bytes().any(|b| b.is_ascii_whitespace()) {
+            return Err(CommandError::InvalidArgument { what: "ticket" });
+        }
+        self.phase = Phase::UsrS;
+        self.send(
+            now,
+            Verb::USR,
+            vec!["TWN".into(), "S".into(), t.to_owned()],
+            PendingKind::Login,
+        );
+        Ok(())
+    }
+
+    /// The socket closed or failed without `OUT` (§11.3).
+    pub fn handle_connection_lost(&mut self, _now: Instant) {
+        self.close(CloseReason::ConnectionLost);
+    }
+
+    /// Timers: keepalive `PNG`, dead-connection detection, request timeouts.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        if let Some(sent) = self.ping_sent
+            && now >= sent + self.config.ping_timeout
+        {
+            if self.last_rx.is_some_and(|rx| rx > sent) {
+                // Traffic but no QNG: the link is alive; ping again later.
+                self.ping_sent = None;
+                self.next_ping = Some(now + self.ping_interval);
+            } else {
+                self.close(CloseReason::PingTimeout);
+                return;
+            }
+        }
+        if self.ping_sent.is_none()
+            && let Some(at) = self.next_ping
+            && now >= at
+        {
+            self.transmit
+                .push_back(Frame::untracked(Verb::PNG, Vec::<String>::new()));
+            self.ping_sent = Some(now);
+            self.next_ping = None;
+        }
+        let expired: Vec<u32> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.deadline <= now)
+            .map(|(t, _)| *t)
+            .collect();
+        for trid in expired {
+            let Some(p) = self.pending.remove(&trid) else {
+                continue;
+            };
+            match p.kind {
+                PendingKind::Login | PendingKind::Sync => {
+                    self.fail_login(LoginError::Timeout {
+                        command: p.verb.to_string(),
+                    });
+                    return;
+                }
+                PendingKind::Switchboard => {
+                    self.events.push_back(NsEvent::SwitchboardFailed {
+                        request: SbRequestId(trid),
+                        code: None,
+                    });
+                }
+                _ => self.events.push_back(NsEvent::RequestTimedOut {
+                    trid,
+                    command: p.verb,
+                }),
+            }
+        }
+    }
+
+    /// One frame parsed from the NS socket (with `Direction::ServerToClient` and
+    /// [`NsSession::version`]).
+    pub fn handle_frame(&mut self, now: Instant, frame: Frame) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        self.last_rx = Some(now);
+        let pending = self.take_pending(&frame);
+        if let Verb::Error(code) = frame.verb {
+            self.on_error(now, code, frame.trid, pending);
+            return;
+        }
+        match frame.verb.as_str() {
+            "VER" => self.on_ver(now, &frame),
+            "CVR" if self.phase == Phase::Cvr => {
+                self.phase = Phase::UsrI;
+                let login = self.config.login.clone();
+                self.send(
+                    now,
+                    Verb::USR,
+                    vec!["TWN".into(), "I".into(), login],
+                    PendingKind::Login,
+                );
+            }
+            "USR" => self.on_usr(now, &frame),
+            "XFR" => self.on_xfr(&frame, pending),
+            "SYN" => self.on_syn(&frame),
+            "GTC" => {
+                if let Some(v) = frame.args.last() {
+                    self.list.gtc = Some(v.clone());
+                }
+            }
+            "BLP" => {
+                if let Some(v) = frame.args.last() {
+                    self.list.privacy = Some(v.clone());
+                }
+            }
+            "PRP" => self.on_prp(&frame, pending),
+            "REA" => {
+                if let (Some(PendingKind::FriendlyName(name)), Some(_)) =
+                    (pending.map(|p| p.kind), frame.arg(0))
+                {
+                    self.list.own_friendly_name = Some(name.clone());
+                    self.events.push_back(NsEvent::OwnFriendlyName { name });
+                }
+            }
+            "LSG" => self.on_lsg(&frame),
+            "LST" => self.on_lst(&frame),
+            "BPR" => self.on_bpr(&frame),
+            "ILN" => self.on_presence(&frame, true),
+            "NLN" => self.on_presence(&frame, false),
+            "FLN" => {
+                if let Some(email) = frame.arg(0) {
+                    self.events.push_back(NsEvent::ContactOffline {
+                        contact: strip_network(email).to_owned(),
+                    });
+                }
+            }
+            "UBX" => self.on_ubx(&frame),
+            "CHG" => {
+                if let Some(PendingKind::Status(status)) = pending.map(|p| p.kind) {
+                    self.status = status;
+                    self.events.push_back(NsEvent::OwnStatus { status });
+                }
+            }
+            "ADD" | "ADC" => self.on_add(&frame, pending),
+            "REM" => self.on_rem(&frame, pending),
+            "ADG" => self.on_adg(&frame, pending),
+            "RMG" => {
+                if let Some(PendingKind::RemoveGroup(id)) = pending.map(|p| p.kind) {
+                    self.list.groups.retain(|g| g.id != id);
+                    for c in self.list.contacts.values_mut() {
+                        c.groups.retain(|g| *g != id);
+                    }
+                    self.events
+                        .push_back(NsEvent::ListChanged(ListChange::GroupRemoved { id }));
+                }
+            }
+            "REG" => {
+                if let Some(PendingKind::RenameGroup { id, name }) = pending.map(|p| p.kind) {
+                    if let Some(g) = self.list.groups.iter_mut().find(|g| g.id == id) {
+                        g.name = name.clone();
+                    }
+                    self.events
+                        .push_back(NsEvent::ListChanged(ListChange::GroupRenamed { id, name }));
+                }
+            }
+            "RNG" => self.on_rng(&frame),
+            "CHL" => {
+                if let Some(chl) = frame.arg(0) {
+                    let trid = self.alloc_trid();
+                    let qry = challenge::qry_frame(trid, self.version, chl, self.product());
+                    self.transmit.push_back(qry);
+                    self.track(now, Verb::QRY, trid, PendingKind::Plain);
+                }
+            }
+            "QNG" => {
+                let secs = frame
+                    .arg(0)
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .map_or(DEFAULT_PING_INTERVAL.as_secs(), |s| s.clamp(15, 120));
+                self.ping_interval = Duration::from_secs(secs);
+                self.ping_sent = None;
+                if self.phase == Phase::Online {
+                    self.next_ping = Some(now + self.ping_interval);
+                }
+            }
+            "OUT" => {
+                let reason = match frame.arg(0) {
+                    Some("OTH") => CloseReason::SignedInElsewhere,
+                    None => CloseReason::ServerClosed,
+                    // §11.3: treat unknown reasons like SSD.
+                    Some(_) => CloseReason::ServerShutdown,
+                };
+                self.close(reason);
+            }
+            "MSG" => self.on_msg(&frame),
+            "NOT" | "IPG" => {
+                if let Some(p) = &frame.payload {
+                    self.events.push_back(NsEvent::Notification {
+                        verb: frame.verb,
+                        payload: p.clone(),
+                    });
+                }
+            }
+            // SBS, GCF, UUX, QRY replies, URL, unknown verbs: nothing to do (§11.5, §11.6).
+            _ => {}
+        }
+        self.check_sync_complete(now);
+    }
+
+    fn on_error(&mut self, now: Instant, code: u16, trid: Option<u32>, pending: Option<Pending>) {
+        let Some(p) = pending else {
+            self.events.push_back(NsEvent::ServerError {
+                trid,
+                code,
+                command: None,
+            });
+            return;
+        };
+        match p.kind {
+            PendingKind::Login | PendingKind::Sync => {
+                let err = match (code, self.phase.clone()) {
+                    (911, Phase::UsrI) => LoginError::UnknownAccount { code },
+                    (205 | 208 | 931, _) => LoginError::UnknownAccount { code },
+                    (911 | 928, _) => LoginError::AuthenticationFailed { code },
+                    (923 | 924 | 511 | 420, _) => LoginError::AccountNotAllowed { code },
+                    (500 | 600..=605 | 910 | 920 | 921, _) => {
+                        LoginError::ServerUnavailable { code }
+                    }
+                    // CVR errors (420, 710, 731) are not fatal on their own (§2.3).
+                    (_, Phase::Cvr) => {
+                        self.phase = Phase::UsrI;
+                        let login = self.config.login.clone();
+                        self.send(
+                            now,
+                            Verb::USR,
+                            vec!["TWN".into(), "I".into(), login],
+                            PendingKind::Login,
+                        );
+                        return;
+                    }
+                    _ => LoginError::Server { code },
+                };
+                self.fail_login(err);
+            }
+            PendingKind::Switchboard => self.events.push_back(NsEvent::SwitchboardFailed {
+                request: SbRequestId(trid.unwrap_or_default()),
+                code: Some(code),
+            }),
+            _ => self.events.push_back(NsEvent::ServerError {
+                trid,
+                code,
+                command: Some(p.verb),
+            }),
+        }
+    }
+
+    fn on_ver(&mut self, now: Instant, frame: &Frame) {
+        if self.phase != Phase::Ver {
+            return;
+        }
+        let chosen = frame
+            .arg(0)
+            .and_then(|v| v.strip_prefix("MSNP"))
+            .and_then(|v| v.parse::<u8>().ok())
+            .filter(|v| self.config.versions.contains(v) && (8..=12).contains(v));
+        let Some(v) = chosen else {
+            self.fail_login(LoginError::UnsupportedVersion {
+                offered: frame.arg(0).map(str::to_owned),
+            });
+            return;
+        };
+        self.version = v;
+        self.phase = Phase::Cvr;
+        let c = &self.config.client_info;
+        let args = vec![
+            c.locale.clone(),
+            c.os_type.clone(),
+            c.os_version.clone(),
+            c.arch.clone(),
+            c.client_name.clone(),
+            c.client_version.clone(),
+            c.brand.clone(),
+            self.config.login.clone(),
+        ];
+        self.send(now, Verb::CVR, args, PendingKind::Login);
+    }
+
+    fn on_usr(&mut self, now: Instant, frame: &Frame) {
+        match (frame.arg(0), frame.arg(1)) {
+            (Some("TWN"), Some("S")) if self.phase == Phase::UsrI => {
+                self.phase = Phase::Ticket;
+                self.events.push_back(NsEvent::NeedTicket {
+                    tw_challenge: frame.arg(2).unwrap_or_default().to_owned(),
+                });
+            }
+            (Some("OK"), Some(account)) if self.phase == Phase::UsrS => {
+                let account = account.to_owned();
+                // §2.4.1: MSNP8–9 include the friendly name before `verified kid`.
+                let (name, verified) = if self.version < 10 {
+                    (frame.arg(2).map(escape::decode_lossy), frame.arg(3))
+                } else {
+                    (None, frame.arg(2))
+                };
+                if name.is_some() {
+                    self.list.own_friendly_name = name;
+                }
+                self.list.account = account;
+                self.list.verified = verified.map(|v| v == "1");
+                self.phase = Phase::Sync(SyncState::default());
+                let args = if self.version < 10 {
+                    vec!["0".to_owned()]
+                } else {
+                    vec!["0".to_owned(), "0".to_owned()]
+                };
+                self.send(now, Verb::SYN, args, PendingKind::Sync);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_xfr(&mut self, frame: &Frame, pending: Option<Pending>) {
+        match frame.arg(0) {
+            Some("NS") if matches!(self.phase, Phase::UsrI | Phase::UsrS) => {
+                let address = frame.arg(1).unwrap_or_default().to_owned();
+                self.close(CloseReason::Redirect { address });
+            }
+            Some("SB") => {
+                let (Some(address), Some(auth)) = (frame.arg(1), frame.arg(3)) else {
+                    return;
+                };
+                if let Some(p) = pending
+                    && matches!(p.kind, PendingKind::Switchboard)
+                {
+                    self.events.push_back(NsEvent::SwitchboardReady {
+                        request: SbRequestId(frame.trid.unwrap_or_default()),
+                        address: address.to_owned(),
+                        auth: Secret::new(auth),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_syn(&mut self, frame: &Frame) {
+        let Phase::Sync(state) = &mut self.phase else {
+            return;
+        };
+        // MSNP8–9: `SYN trid ver [contacts groups]`; MSNP10+: `SYN trid ts1 ts2 c g`.
+        let skip = if self.version < 10 { 1 } else { 2 };
+        if self.version < 10 {
+            self.list.list_version = frame.arg(0).and_then(|v| v.parse().ok());
+        }
+        let num = |i: usize| frame.arg(skip + i).and_then(|v| v.parse::<usize>().ok());
+        state.contacts = Some(num(0).unwrap_or(0));
+        state.groups = num(1).unwrap_or(0);
+    }
+
+    fn check_sync_complete(&mut self, now: Instant) {
+        let Phase::Sync(state) = &self.phase else {
+            return;
+        };
+        let Some(contacts) = state.contacts else {
+            return;
+        };
+        if state.seen_contacts < contacts || state.seen_groups < state.groups {
+            return;
+        }
+        self.phase = Phase::Online;
+        self.events.push_back(NsEvent::LoggedIn {
+            version: self.version,
+            account: self.list.account.clone(),
+        });
+        self.events.push_back(NsEvent::ContactList(self.list.clone()));
+        if self.version >= 11 && self.config.send_gcf {
+            self.send(
+                now,
+                Verb::GCF,
+                vec!["Shields.xml".into()],
+                PendingKind::Plain,
+            );
+        }
+        if let Some(name) = self.config.friendly_name.clone()
+            && self.list.own_friendly_name.as_deref() != Some(name.as_str())
+        {
+            let _ = self.set_friendly_name(now, &name);
+        }
+        let status = self.config.initial_status;
+        let caps = self.config.capabilities;
+        let obj = self.config.msn_object.clone();
+        let _ = self.set_status(now, status, caps, obj.as_deref());
+        if self.version >= 11
+            && let Some(psm) = self.config.personal_message.clone()
+        {
+            let _ = self.set_personal_message(now, &psm, "");
+        }
+        self.next_ping = Some(now + self.ping_interval);
+    }
+
+    fn on_prp(&mut self, frame: &Frame, pending: Option<Pending>) {
+        if let Some(p) = pending {
+            if let PendingKind::FriendlyName(name) = p.kind {
+                self.list.own_friendly_name = Some(name.clone());
+                self.events.push_back(NsEvent::OwnFriendlyName { name });
+            }
+            return;
+        }
+        if frame.arg(0) == Some("MFN")
+            && let Some(name) = frame.arg(1)
+        {
+            self.list.own_friendly_name = Some(escape::decode_lossy(name));
+        }
+    }
+
+    fn on_lsg(&mut self, frame: &Frame) {
+        // MSNP8–9: `LSG id name 0`; MSNP10+: `LSG name guid` (§4.2, §4.3).
+        let (id, name) = if self.version < 10 {
+            (frame.arg(0), frame.arg(1))
+        } else {
+            (frame.arg(1), frame.arg(0))
+        };
+        if let (Some(id), Some(name)) = (id, name) {
+            self.list.groups.push(Group {
+                id: id.to_owned(),
+                name: escape::decode_lossy(name),
+            });
+        }
+        if let Phase::Sync(s) = &mut self.phase {
+            s.seen_groups += 1;
+        }
+    }
+
+    fn on_lst(&mut self, frame: &Frame) {
+        if let Phase::Sync(s) = &mut self.phase {
+            s.seen_contacts += 1;
+        }
+        let contact = if self.version < 10 {
+            parse_lst_email(&frame.args)
+        } else {
+            parse_lst_tokens(&frame.args, self.version)
+        };
+        if let Some(c) = contact {
+            let key = c.email.to_ascii_lowercase();
+            self.last_contact = Some(key.clone());
+            self.list.contacts.insert(key, c);
+        }
+    }
+
+    fn on_bpr(&mut self, frame: &Frame) {
+        let (Some(key), Some(name)) = (self.last_contact.as_ref(), frame.arg(0)) else {
+            return;
+        };
+        if let Some(c) = self.list.contacts.get_mut(key) {
+            let value = frame.arg(1).map(escape::decode_lossy).unwrap_or_default();
+            c.phones.retain(|(n, _)| n != name);
+            c.phones.push((name.to_owned(), value));
+        }
+    }
+
+    fn on_presence(&mut self, frame: &Frame, initial: bool) {
+        // §5.4, MSNP8–13: `STATUS email friendly caps [msnobj]`.
+        let (Some(status), Some(email)) = (frame.arg(0).and_then(Status::from_code), frame.arg(1))
+        else {
+            return;
+        };
+        let email = strip_network(email).to_owned();
+        let friendly_name = frame.arg(2).map(escape::decode_lossy).unwrap_or_default();
+        let caps = frame
+            .arg(3)
+            .and_then(|c| c.split(':').next())
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let msn_object = frame
+            .arg(4)
+            .map(escape::decode_lossy)
+            .filter(|o| !matches!(o.trim(), "" | "0" | "<msnobj/>"));
+        if let Some(c) = self.list.contacts.get_mut(&email.to_ascii_lowercase()) {
+            c.friendly_name.clone_from(&friendly_name);
+        }
+        self.events.push_back(NsEvent::PresenceChanged(Presence {
+            contact: email,
+            status,
+            friendly_name,
+            caps,
+            msn_object,
+            initial,
+        }));
+    }
+
+    fn on_ubx(&mut self, frame: &Frame) {
+        let Some(email) = frame.arg(0) else {
+            return;
+        };
+        let doc = frame
+            .payload
+            .as_ref()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .unwrap_or_default();
+        self.events.push_back(NsEvent::PersonalMessage {
+            contact: strip_network(email).to_owned(),
+            psm: xml_element(&doc, "PSM").unwrap_or_default(),
+            current_media: xml_element(&doc, "CurrentMedia").unwrap_or_default(),
+        });
+    }
+
+    fn on_add(&mut self, frame: &Frame, pending: Option<Pending>) {
+        let Some(list) = frame.arg(0).and_then(List::from_code) else {
+            return;
+        };
+        // MSNP8–9: `ADD trid LIST ver email friendly [gid]`; 10+: tokens (§4.2, §4.3).
+        let (email, friendly, guid, group) = if frame.verb == Verb::ADD {
+            (
+                frame.arg(2).map(str::to_owned),
+                frame.arg(3).map(escape::decode_lossy),
+                None,
+                frame.arg(4).map(str::to_owned),
+            )
+        } else {
+            let t = Tokens::parse(frame.args.get(1..).unwrap_or_default());
+            (t.n, t.f, t.c, t.rest.first().cloned())
+        };
+        if frame.verb == Verb::ADD
+            && let Some(v) = frame.arg(1).and_then(|v| v.parse().ok())
+        {
+            self.list.list_version = Some(v);
+        }
+        match pending.map(|p| p.kind) {
+            Some(PendingKind::AddContact {
+                list,
+                email: req_email,
+                friendly: req_friendly,
+                group: req_group,
+            }) => {
+                let email = email.unwrap_or(req_email);
+                let friendly = friendly.unwrap_or(req_friendly);
+                let group = group.or(req_group);
+                self.apply_add(list, &email, &friendly, guid.clone(), group.clone());
+                self.events
+                    .push_back(NsEvent::ListChanged(ListChange::ContactAdded {
+                        list,
+                        contact: email,
+                        guid,
+                        group,
+                    }));
+            }
+            Some(PendingKind::AddToGroup { email, group }) => {
+                self.apply_add(List::Forward, &email, "", None, Some(group.clone()));
+                self.events
+                    .push_back(NsEvent::ListChanged(ListChange::ContactAdded {
+                        list: List::Forward,
+                        contact: email,
+                        guid,
+                        group: Some(group),
+                    }));
+            }
+            _ if frame.trid == Some(0) => {
+                // Asynchronous: someone added us (RL), or another client changed a list.
+                let Some(email) = email else {
+                    return;
+                };
+                let friendly = friendly.unwrap_or_else(|| email.clone());
+                self.apply_add(list, &email, &friendly, guid, group);
+                if list == List::Reverse {
+                    self.events.push_back(NsEvent::AddedBy {
+                        contact: email,
+                        friendly_name: friendly,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn apply_add(
+        &mut self,
+        list: List,
+        email: &str,
+        friendly: &str,
+        guid: Option<String>,
+        group: Option<String>,
+    ) {
+        let c = self
+            .list
+            .contacts
+            .entry(email.to_ascii_lowercase())
+            .or_insert_with(|| Contact {
+                email: email.to_owned(),
+                friendly_name: friendly.to_owned(),
+                ..Contact::default()
+            });
+        c.lists |= list.bit();
+        if guid.is_some() {
+            c.guid = guid;
+        }
+        if let Some(g) = group
+            && list == List::Forward
+            && !c.groups.contains(&g)
+        {
+            c.groups.push(g);
+        }
+    }
+
+    fn find_contact_key(&self, id: &str) -> Option<String> {
+        let lower = strip_network(id.strip_prefix("N=").unwrap_or(id)).to_ascii_lowercase();
+        if self.list.contacts.contains_key(&lower) {
+            return Some(lower);
+        }
+        self.list
+            .contacts
+            .iter()
+            .find(|(_, c)| c.guid.as_deref().is_some_and(|g| g.eq_ignore_ascii_case(id)))
+            .map(|(k, _)| k.clone())
+    }
+
+    fn on_rem(&mut self, frame: &Frame, pending: Option<Pending>) {
+        let Some(list) = frame.arg(0).and_then(List::from_code) else {
+            return;
+        };
+        let (id, group) = if self.version < 10 {
+            if let Some(v) = frame.arg(1).and_then(|v| v.parse().ok()) {
+                self.list.list_version = Some(v);
+            }
+            (frame.arg(2), frame.arg(3))
+        } else {
+            (frame.arg(1), frame.arg(2))
+        };
+        let (email, group) = match pending.map(|p| p.kind) {
+            Some(PendingKind::RemoveContact { email, group }) => (Some(email), group),
+            _ if frame.trid == Some(0) => (
+                id.and_then(|i| self.find_contact_key(i))
+                    .or_else(|| id.map(|i| i.trim_start_matches("N=").to_owned())),
+                group.map(str::to_owned),
+            ),
+            _ => return,
+        };
+        let Some(email) = email else {
+            return;
+        };
+        if let Some(key) = self.find_contact_key(&email)
+            && let Some(c) = self.list.contacts.get_mut(&key)
+        {
+            match &group {
+                Some(g) if list == List::Forward => c.groups.retain(|x| x != g),
+                _ => c.lists &= !list.bit(),
+            }
+        }
+        if frame.trid == Some(0) && list == List::Reverse {
+            self.events.push_back(NsEvent::RemovedBy { contact: email });
+        } else {
+            self.events
+                .push_back(NsEvent::ListChanged(ListChange::ContactRemoved {
+                    list,
+                    contact: email,
+                    group,
+                }));
+        }
+    }
+
+    fn on_adg(&mut self, frame: &Frame, pending: Option<Pending>) {
+        let Some(PendingKind::AddGroup(name)) = pending.map(|p| p.kind) else {
+            return;
+        };
+        // MSNP8–9: `ADG trid ver name gid 0`; 10+: the GUID-shaped token (§4.3: the
+        // argument order differs between servers).
+        let id = if self.version < 10 {
+            frame.arg(2).map(str::to_owned)
+        } else {
+            frame.args.iter().find(|a| is_guid(a)).cloned()
+        };
+        let Some(id) = id else {
+            return;
+        };
+        self.list.groups.push(Group {
+            id: id.clone(),
+            name: name.clone(),
+        });
+        self.events
+            .push_back(NsEvent::ListChanged(ListChange::GroupAdded { id, name }));
+    }
+
+    fn on_rng(&mut self, frame: &Frame) {
+        // §6.2: `RNG sid host:port CKI cookie inviter friendly [U host [1]]`.
+        let (Some(session_id), Some(address), Some(auth), Some(inviter)) =
+            (frame.arg(0), frame.arg(1), frame.arg(3), frame.arg(4))
+        else {
+            return;
+        };
+        self.events.push_back(NsEvent::SwitchboardInvite {
+            session_id: session_id.to_owned(),
+            address: address.to_owned(),
+            auth: Secret::new(auth),
+            inviter: strip_network(inviter).to_owned(),
+            inviter_name: frame.arg(5).map(escape::decode_lossy).unwrap_or_default(),
+        });
+    }
+
+    fn on_msg(&mut self, frame: &Frame) {
+        let Some(p) = &frame.payload else {
+            return;
+        };
+        match parse_msg(p, &self.limits) {
+            Ok(MsgPayload::Profile { headers }) => {
+                self.events.push_back(NsEvent::Profile(headers));
+            }
+            Ok(payload) => self.events.push_back(NsEvent::NsMessage(payload)),
+            Err(_) => self.events.push_back(NsEvent::NsMessage(MsgPayload::Unknown {
+                content_type: String::new(),
+                headers: Headers::default(),
+                body: p.clone(),
+            })),
+        }
+    }
+
+    // ----- commands ------------------------------------------------------------------
+
+    /// Sets our presence (§5.2): `CHG trid STATUS caps [msnobj]` (msnobj from MSNP9,
+    /// the raw XML, percent-encoded here). `Offline` is refused: use [`Self::logout`].
+    pub fn set_status(
+        &mut self,
+        now: Instant,
+        status: Status,
+        caps: u32,
+        msn_object: Option<&str>,
+    ) -> Result<u32, CommandError> {
+        self.require_online()?;
+        if status == Status::Offline {
+            return Err(CommandError::InvalidArgument { what: "status FLN" });
+        }
+        let mut args = vec![status.code().to_owned(), caps.to_string()];
+        if self.version >= 9
+            && let Some(obj) = msn_object.filter(|o| !o.is_empty())
+        {
+            args.push(escape::encode(obj));
+        }
+        self.config.capabilities = caps;
+        self.config.msn_object = msn_object.map(str::to_owned);
+        Ok(self.send(now, Verb::CHG, args, PendingKind::Status(status)))
+    }
+
+    /// Renames ourselves (§5.6): `REA trid email name` (MSNP8–9) or `PRP trid MFN name`.
+    pub fn set_friendly_name(&mut self, now: Instant, name: &str) -> Result<u32, CommandError> {
+        self.require_online()?;
+        if name.is_empty() {
+            return Err(CommandError::InvalidArgument {
+                what: "friendly name",
+            });
+        }
+        let kind = PendingKind::FriendlyName(name.to_owned());
+        Ok(if self.version < 10 {
+            let login = self.config.login.clone();
+            self.send(now, Verb::REA, vec![login, escape::encode(name)], kind)
+        } else {
+            self.send(now, Verb::PRP, vec!["MFN".into(), escape::encode(name)], kind)
+        })
+    }
+
+    /// Sets the personal message and "now playing" text with `UUX` (§5.5, MSNP11+).
+    /// Line breaks are replaced by spaces (R2M keeps only the first payload line).
+    pub fn set_personal_message(
+        &mut self,
+        now: Instant,
+        psm: &str,
+        current_media: &str,
+    ) -> Result<u32, CommandError> {
+        self.require_online()?;
+        self.require_version("UUX", 11, 12)?;
+        let one_line = |s: &str| xml_escape(&s.replace(['\r', '\n'], " "));
+        let doc = format!(
+            "<Data><PSM>{}</PSM><CurrentMedia>{}</CurrentMedia></Data>",
+            one_line(psm),
+            one_line(current_media)
+        );
+        let trid = self.alloc_trid();
+        self.transmit.push_back(
+            Frame::command(Verb::UUX, trid, Vec::<String>::new()).with_payload(Bytes::from(doc)),
+        );
+        self.track(now, Verb::UUX, trid, PendingKind::Plain);
+        Ok(trid)
+    }
+
+    /// Adds `email` to `list` (§4.2 `ADD`, §4.3 `ADC`). `group` (FL only) is a group id
+    /// (MSNP8–9 number) — for MSNP10+ use [`Self::add_to_group`] after the add.
+    /// Reverse and pending lists are server-managed and refused.
+    pub fn add_contact(
+        &mut self,
+        now: Instant,
+        list: List,
+        email: &str,
+        friendly_name: Option<&str>,
+        group: Option<&str>,
+    ) -> Result<u32, CommandError> {
+        self.require_online()?;
+        if matches!(list, List::Reverse | List::Pending) {
+            return Err(CommandError::InvalidArgument { what: "list" });
+        }
+        if email.is_empty() || email.bytes().any(|b| b.is_ascii_whitespace()) {
+            return Err(CommandError::InvalidArgument { what: "email" });
+        }
+        let friendly = friendly_name.unwrap_or(email).to_owned();
+        let kind = PendingKind::AddContact {
+            list,
+            email: email.to_owned(),
+            friendly: friendly.clone(),
+            group: group.map(str::to_owned),
+        };
+        let args = if self.version < 10 {
+            let mut a = vec![list.code().into(), email.into(), escape::encode(&friendly)];
+            if let (List::Forward, Some(g)) = (list, group) {
+                a.push(g.to_owned());
+            }
+            return Ok(self.send(now, Verb::ADD, a, kind));
+        } else if list == List::Forward {
+            vec![
+                "FL".into(),
+                format!("N={email}"),
+                format!("F={}", escape::encode(&friendly)),
+            ]
+        } else {
+            vec![list.code().into(), format!("N={email}")]
+        };
+        Ok(self.send(now, Verb::ADC, args, kind))
+    }
+
+    /// Puts a forward-list contact into a group (MSNP10+: `ADC trid FL C=guid group`;
+    /// MSNP8–9: `ADD trid FL email friendly gid`).
+    pub fn add_to_group(
+        &mut self,
+        now: Instant,
+        email: &str,
+        group: &str,
+    ) -> Result<u32, CommandError> {
+        self.require_online()?;
+        let key = self
+            .find_contact_key(email)
+            .ok_or(CommandError::UnknownContact)?;
+        let c = self
+            .list
+            .contacts
+            .get(&key)
+            .ok_or(CommandError::UnknownContact)?;
+        let kind = PendingKind::AddToGroup {
+            email: c.email.clone(),
+            group: group.to_owned(),
+        };
+        if self.version < 10 {
+            let args = vec![
+                "FL".into(),
+                c.email.clone(),
+                escape::encode(&c.friendly_name),
+                group.to_owned(),
+            ];
+            return Ok(self.send(now, Verb::ADD, args, kind));
+        }
+        let guid = c.guid.clone().ok_or(CommandError::UnknownContact)?;
+        let args = vec!["FL".into(), format!("C={guid}"), group.to_owned()];
+        Ok(self.send(now, Verb::ADC, args, kind))
+    }
+
+    /// Removes `email` from `list`, or only from `group` when given (FL only), §4.2/§4.3.
+    /// MSNP10+ addresses FL entries by contact GUID, AL/BL by e-mail.
+    pub fn remove_contact(
+        &mut self,
+        now: Instant,
+        list: List,
+        email: &str,
+        group: Option<&str>,
+    ) -> Result<u32, CommandError> {
+        self.require_online()?;
+        if matches!(list, List::Reverse | List::Pending) {
+            return Err(CommandError::InvalidArgument { what: "list" });
+        }
+        let mut id = email.to_owned();
+        if self.version >= 10 && list == List::Forward {
+            let key = self
+                .find_contact_key(email)
+                .ok_or(CommandError::UnknownContact)?;
+            id = self
+                .list
+                .contacts
+                .get(&key)
+                .and_then(|c| c.guid.clone())
+                .ok_or(CommandError::UnknownContact)?;
+        }
+        let mut args = vec![list.code().to_owned(), id];
+        if let (List::Forward, Some(g)) = (list, group) {
+            args.push(g.to_owned());
+        }
+        let kind = PendingKind::RemoveContact {
+            email: email.to_owned(),
+            group: group.map(str::to_owned),
+        };
+        Ok(self.send(now, Verb::REM, args, kind))
+    }
+
+    /// Blocks `email`: `REM AL` (when on AL, AL and BL are exclusive) then `ADD`/`ADC BL`.
+    /// Returns the TrID of the BL add.
+    pub fn block(&mut self, now: Instant, email: &str) -> Result<u32, CommandError> {
+        self.move_between(now, email, List::Allow, List::Block)
+    }
+
+    /// Unblocks `email`: `REM BL` (when on BL) then `ADD`/`ADC AL`.
+    pub fn unblock(&mut self, now: Instant, email: &str) -> Result<u32, CommandError> {
+        self.move_between(now, email, List::Block, List::Allow)
+    }
+
+    fn move_between(
+        &mut self,
+        now: Instant,
+        email: &str,
+        from: List,
+        to: List,
+    ) -> Result<u32, CommandError> {
+        self.require_online()?;
+        let on_from = self
+            .find_contact_key(email)
+            .and_then(|k| self.list.contacts.get(&k))
+            .is_some_and(|c| c.lists & from.bit() != 0);
+        if on_from {
+            self.remove_contact(now, from, email, None)?;
+        }
+        self.add_contact(now, to, email, None, None)
+    }
+
+    /// Creates a group (`ADG`, §4.2/§4.3); the id arrives with `ListChange::GroupAdded`.
+    pub fn add_group(&mut self, now: Instant, name: &str) -> Result<u32, CommandError> {
+        self.require_online()?;
+        let enc = escape::encode(name);
+        if name.is_empty() || enc.len() > 61 {
+            return Err(CommandError::InvalidArgument { what: "group name" });
+        }
+        let mut args = vec![enc];
+        if self.version < 10 {
+            args.push("0".into());
+        }
+        Ok(self.send(now, Verb::ADG, args, PendingKind::AddGroup(name.to_owned())))
+    }
+
+    /// Renames a group (`REG`): MSNP8–9 `REG trid id name 0`, MSNP10+ `REG trid guid name`.
+    pub fn rename_group(
+        &mut self,
+        now: Instant,
+        id: &str,
+        name: &str,
+    ) -> Result<u32, CommandError> {
+        self.require_online()?;
+        let enc = escape::encode(name);
+        if name.is_empty() || enc.len() > 61 || id.is_empty() {
+            return Err(CommandError::InvalidArgument { what: "group name" });
+        }
+        let mut args = vec![id.to_owned(), enc];
+        if self.version < 10 {
+            args.push("0".into());
+        }
+        let kind = PendingKind::RenameGroup {
+            id: id.to_owned(),
+            name: name.to_owned(),
+        };
+        Ok(self.send(now, Verb::REG, args, kind))
+    }
+
+    /// Removes a group (`RMG trid id`).
+    pub fn remove_group(&mut self, now: Instant, id: &str) -> Result<u32, CommandError> {
+        self.require_online()?;
+        if id.is_empty() || id.bytes().any(|b| b.is_ascii_whitespace()) {
+            return Err(CommandError::InvalidArgument { what: "group id" });
+        }
+        Ok(self.send(
+            now,
+            Verb::RMG,
+            vec![id.to_owned()],
+            PendingKind::RemoveGroup(id.to_owned()),
+        ))
+    }
+
+    /// Asks for a switchboard (`XFR trid SB`, §6.1). The answer is
+    /// `SwitchboardReady`/`SwitchboardFailed` with the returned id.
+    pub fn request_switchboard(&mut self, now: Instant) -> Result<SbRequestId, CommandError> {
+        self.require_online()?;
+        if self.status == Status::Hidden {
+            // §1.4 913: refused while HDN (MSNP<13).
+            return Err(CommandError::InvalidArgument {
+                what: "XFR SB while hidden",
+            });
+        }
+        let trid = self.send(now, Verb::XFR, vec!["SB".into()], PendingKind::Switchboard);
+        Ok(SbRequestId(trid))
+    }
+
+    /// Signs out: queues `OUT` (§6.4/§11.3) and ends the session.
+    pub fn logout(&mut self, _now: Instant) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        self.transmit
+            .push_back(Frame::untracked(Verb::OUT, Vec::<String>::new()));
+        self.close(CloseReason::LoggedOut);
+    }
+}
+
+/// Strips an MSNP18-style `1:` network prefix and MSNP16+ `;{epid}` suffix.
+pub(crate) fn strip_network(id: &str) -> &str {
+    let id = id.split(';').next().unwrap_or(id);
+    match id.split_once(':') {
+        Some((n, rest)) if n.bytes().all(|b| b.is_ascii_digit()) => rest,
+        _ => id,
+    }
+}
+
+/// Whether `s` looks like `8f5b2a44-13c7-4d0e-9a61-0c2e5e6f7a80`.
+fn is_guid(s: &str) -> bool {
+    s.len() == 36
+        && s.bytes().enumerate().all(|(i, b)| {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                b == b'-'
+            } else {
+                b.is_ascii_hexdigit()
+            }
+        })
+}
+
+/// `N=`/`F=`/`C=` tokens of MSNP10+ list lines, plus the remaining tokens in order.
+#[derive(Debug, Default)]
+struct Tokens {
+    n: Option<String>,
+    f: Option<String>,
+    c: Option<String>,
+    rest: Vec<String>,
+}
+
+impl Tokens {
+    fn parse(args: &[String]) -> Tokens {
+        let mut t = Tokens::default();
+        for a in args {
+            if let Some(v) = a.strip_prefix("N=") {
+                t.n = Some(v.to_owned());
+            } else if let Some(v) = a.strip_prefix("F=") {
+                t.f = Some(escape::decode_lossy(v));
+            } else if let Some(v) = a.strip_prefix("C=") {
+                t.c = Some(v.to_owned());
+            } else {
+                t.rest.push(a.clone());
+            }
+        }
+        t
+    }
+}
+
+/// MSNP8–9 `LST email friendly bits [gid,gid]` (§4.2).
+fn parse_lst_email(args: &[String]) -> Option<Contact> {
+    let email = args.first()?;
+    Some(Contact {
+        email: email.clone(),
+        friendly_name: args.get(1).map(|f| escape::decode_lossy(f))?,
+        guid: None,
+        lists: args.get(2).and_then(|b| b.parse().ok()).unwrap_or(0),
+        groups: split_groups(args.get(3)),
+        network: None,
+        phones: Vec::new(),
+    })
+}
+
+/// MSNP10–12 `LST N= F= [C=] bits [network (12)] [groups]` (§4.3), by token prefix.
+fn parse_lst_tokens(args: &[String], version: u8) -> Option<Contact> {
+    let t = Tokens::parse(args);
+    let email = t.n?;
+    let mut rest = t.rest.iter();
+    let lists = rest.next().and_then(|b| b.parse().ok()).unwrap_or(0);
+    let mut next = rest.next();
+    let mut network = None;
+    if version >= 12
+        && let Some(n) = next.and_then(|n| n.parse::<u32>().ok())
+    {
+        network = Some(n);
+        next = rest.next();
+    }
+    Some(Contact {
+        friendly_name: t.f.unwrap_or_else(|| email.clone()),
+        email,
+        guid: t.c,
+        lists,
+        groups: split_groups(next),
+        network,
+        phones: Vec::new(),
+    })
+}
+
+fn split_groups(s: Option<&String>) -> Vec<String> {
+    s.map(|g| {
+        g.split(',')
+            .filter(|x| !x.is_empty())
+            .map(str::to_owned)
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// Text of the first `<tag>…</tag>` element (`<tag/>` → empty), entities decoded.
+fn xml_element(doc: &str, tag: &str) -> Option<String> {
+    if doc.contains(&format!("<{tag}/>")) {
+        return Some(String::new());
+    }
+    let open = format!("<{tag}>");
+    let start = doc.find(&open)? + open.len();
+    let rest = doc.get(start..)?;
+    let end = rest.find(&format!("</{tag}>"))?;
+    Some(xml_unescape(rest.get(..end)?))
+}
+
+fn xml_unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('&') {
+        out.push_str(rest.get(..i).unwrap_or_default());
+        let after = rest.get(i..).unwrap_or_default();
+        let decoded = after.find(';').filter(|&e| e <= 10).and_then(|e| {
+            let ent = after.get(1..e)?;
+            let c = match ent {
+                "amp" => '&',
+                "lt" => '<',
+                "gt" => '>',
+                "quot" => '"',
+                "apos" => '\'',
+                _ => {
+                    let num = ent.strip_prefix('#')?;
+                    let code = match num.strip_prefix(['x', 'X']) {
+                        Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+                        None => num.parse().ok()?,
+                    };
+                    char::from_u32(code)?
+                }
+            };
+            Some((c, e + 1))
+        });
+        match decoded {
+            Some((c, len)) => {
+                out.push(c);
+                rest = after.get(len..).unwrap_or_default();
+            }
+            None => {
+                out.push('&');
+                rest = after.get(1..).unwrap_or_default();
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,299 @@
+//! The appservice HTTP API over a real socket, with a real SQLite store: token checks,
+//! transaction dedupe (durable across a restart), body limits, errors, health.
+
+use std::sync::Arc;
+
+use matrix_msn::matrix::appservice::{AppState, router, token_matches};
+use matrix_msn::matrix::transaction::EchoFilter;
+use matrix_msn::store::Store;
+use serde_json::{Value, json};
+use tokio::sync::{Notify, watch};
+
+const HS_TOKEN: &str = "hs_test_token_abcdef";
+
+struct Server {
+    base: String,
+    store: Store,
+    wake: Arc<Notify>,
+    ready: watch::Sender<bool>,
+    _shutdown: tokio_util::sync::CancellationToken,
+}
+
+async fn serve(db: &std::path::Path) -> Server {
+    let store = Store::connect(&format!("sqlite:{}", db.display()), 2)
+        .await
+        .expect("store");
+    let wake = Arc::new(Notify::new());
+    let (ready_tx, ready) = watch::channel(false);
+    let state = AppState {
+        store: store.clone(),
+        hs_token: Arc::from(HS_TOKEN),
+        filter: Arc::new(EchoFilter::new("@msnbot:localhost", "@msn_.+:localhost").expect("regex")),
+        wake: wake.clone(),
+        ready,
+        pinged: Arc::new(Notify::new()),
+        max_body_bytes: 4096,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, router(state))
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
+    });
+    Server {
+        base: format!("http://{addr}"),
+        store,
+        wake,
+        ready: ready_tx,
+        _shutdown: shutdown,
+    }
+}
+
+async fn put(server: &Server, txn: &str, token: Option<&str>, body: Vec<u8>) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .put(format!("{}/_matrix/app/v1/transactions/{txn}", server.base))
+        .body(body);
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+fn message_txn(body: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({"events": [{
+        "type": "m.room.message", "room_id": "!r", "event_id": format!("$e-{body}"),
+        "sender": "@bob:localhost", "content": {"msgtype": "m.text", "body": body}
+    }]}))
+    .expect("json")
+}
+
+#[tokio::test]
+async fn tokens_are_checked_on_every_matrix_route() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = serve(&dir.path().join("db")).await;
+    let (status, body) = put(&server, "1", None, message_txn("a")).await;
+    assert_eq!(
+        (status, body["errcode"].as_str()),
+        (401, Some("M_MISSING_TOKEN"))
+    );
+    let (status, body) = put(&server, "1", Some("wrong"), message_txn("a")).await;
+    assert_eq!(
+        (status, body["errcode"].as_str()),
+        (403, Some("M_FORBIDDEN"))
+    );
+    assert!(
+        !server.store.transaction_seen("1").await.expect("query"),
+        "refused txn not recorded"
+    );
+
+    let http = reqwest::Client::new();
+    for (method, path) in [
+        ("GET", "/_matrix/app/v1/users/@msn_x:localhost"),
+        ("GET", "/_matrix/app/v1/rooms/%23msn_x:localhost"),
+        ("POST", "/_matrix/app/v1/ping"),
+    ] {
+        let url = format!("{}{path}", server.base);
+        let method: reqwest::Method = method.parse().expect("method");
+        let resp = http
+            .request(method.clone(), &url)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(resp.status().as_u16(), 401, "{path}");
+        let resp = http
+            .request(method.clone(), &url)
+            .bearer_auth("nope")
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(resp.status().as_u16(), 403, "{path}");
+        let resp = http
+            .request(method, &url)
+            .bearer_auth(HS_TOKEN)
+            .send()
+            .await
+            .expect("request");
+        assert_ne!(resp.status().as_u16(), 401, "{path}");
+        assert_ne!(resp.status().as_u16(), 403, "{path}");
+    }
+    // The legacy query-parameter form is accepted too.
+    let resp = http
+        .post(format!(
+            "{}/_matrix/app/v1/ping?access_token={HS_TOKEN}",
+            server.base
+        ))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status().as_u16(), 200);
+}
+
+#[test]
+fn token_comparison() {
+    assert!(token_matches("abc", "abc"));
+    assert!(!token_matches("abd", "abc"));
+    assert!(!token_matches("ab", "abc"));
+    assert!(!token_matches("", "abc"));
+}
+
+#[tokio::test]
+async fn transaction_is_queued_once_and_dedupe_survives_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("db");
+    let server = serve(&db).await;
+    let woken = server.wake.notified();
+    let (status, body) = put(&server, "txn-1", Some(HS_TOKEN), message_txn("first")).await;
+    assert_eq!((status, body), (200, json!({})));
+    woken.await;
+    let queued = server.store.queued_events(10).await.expect("queue");
+    assert_eq!(queued.len(), 1);
+    assert!(queued[0].payload.contains("first"));
+
+    // A replay with the same ID (even with other content) is acknowledged and ignored.
+    let (status, _) = put(&server, "txn-1", Some(HS_TOKEN), message_txn("second")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        server.store.queued_events(10).await.expect("queue").len(),
+        1
+    );
+
+    // A restart keeps the dedupe.
+    server.store.close().await;
+    drop(server);
+    let server = serve(&db).await;
+    let (status, _) = put(&server, "txn-1", Some(HS_TOKEN), message_txn("third")).await;
+    assert_eq!(status, 200);
+    let queued = server.store.queued_events(10).await.expect("queue");
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    assert!(queued[0].payload.contains("first"));
+}
+
+#[tokio::test]
+async fn bad_bodies_get_matrix_errors_and_record_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = serve(&dir.path().join("db")).await;
+    let (status, body) = put(&server, "t-json", Some(HS_TOKEN), b"{not json".to_vec()).await;
+    assert_eq!(
+        (status, body["errcode"].as_str()),
+        (400, Some("M_NOT_JSON"))
+    );
+    let (status, body) = put(
+        &server,
+        "t-shape",
+        Some(HS_TOKEN),
+        br#"{"events": {}}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["errcode"].as_str()),
+        (400, Some("M_BAD_JSON"))
+    );
+    let big = message_txn(&"x".repeat(8192));
+    let (status, body) = put(&server, "t-big", Some(HS_TOKEN), big).await;
+    assert_eq!(
+        (status, body["errcode"].as_str()),
+        (413, Some("M_TOO_LARGE"))
+    );
+    for txn in ["t-json", "t-shape", "t-big"] {
+        assert!(
+            !server.store.transaction_seen(txn).await.expect("query"),
+            "{txn}"
+        );
+    }
+    // One malformed event among good ones: the batch is accepted, the good one queued.
+    let mixed = serde_json::to_vec(&json!({"events": [
+        {"type": "m.room.message", "room_id": "!r", "sender": "@bob:localhost", "content": {}},
+        {"type": "m.room.message", "room_id": "!r", "event_id": "$ok", "sender": "@bob:localhost",
+         "content": {"msgtype": "m.text", "body": "ok"}}
+    ]}))
+    .expect("json");
+    let (status, _) = put(&server, "t-mixed", Some(HS_TOKEN), mixed).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        server.store.queued_events(10).await.expect("queue").len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn queries_health_and_unknown_routes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = serve(&dir.path().join("db")).await;
+    let http = reqwest::Client::new();
+    let get = |path: &str| {
+        http.get(format!("{}{path}", server.base))
+            .bearer_auth(HS_TOKEN)
+            .send()
+    };
+    let resp = get("/_matrix/app/v1/users/%40msn_nobody%3Alocalhost")
+        .await
+        .expect("request");
+    assert_eq!(resp.status().as_u16(), 404);
+    assert_eq!(
+        resp.json::<Value>().await.expect("json")["errcode"],
+        "M_NOT_FOUND"
+    );
+    server
+        .store
+        .upsert_puppet(&matrix_msn::store::Puppet {
+            msn_address: "alice@hotmail.com".into(),
+            mxid: "@msn_alice=40hotmail.com:localhost".into(),
+            display_name: None,
+            avatar_mxc: None,
+            avatar_sha1d: None,
+            registered: true,
+        })
+        .await
+        .expect("puppet");
+    let resp = get("/_matrix/app/v1/users/%40msn_alice%3D40hotmail.com%3Alocalhost")
+        .await
+        .expect("request");
+    assert_eq!(resp.status().as_u16(), 200);
+    let resp = get("/_matrix/app/v1/users/%40bob%3Alocalhost")
+        .await
+        .expect("request");
+    assert_eq!(
+        resp.status().as_u16(),
+        404,
+        "users outside the namespace are not ours"
+    );
+
+    assert_eq!(
+        get("/health/live")
+            .await
+            .expect("request")
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        get("/health/ready")
+            .await
+            .expect("request")
+            .status()
+            .as_u16(),
+        503
+    );
+    server.ready.send_replace(true);
+    assert_eq!(
+        get("/health/ready")
+            .await
+            .expect("request")
+            .status()
+            .as_u16(),
+        200
+    );
+    let resp = get("/_matrix/app/v1/nothing").await.expect("request");
+    assert_eq!(resp.status().as_u16(), 404);
+    assert_eq!(
+        resp.json::<Value>().await.expect("json")["errcode"],
+        "M_UNRECOGNIZED"
+    );
+}

@@ -1,0 +1,465 @@
+//! End to end: a real Synapse (started by scripts/test.sh), the bridge in-process, and a
+//! real Matrix client library (matrix-sdk) playing the human user.
+//!
+//! The scenarios share Synapse and the bridge's registered port, so they take turns.
+
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use matrix_msn::bridge::NOT_ALLOWED;
+use matrix_msn::config::{Config, PermissionLevel};
+use matrix_sdk::config::SyncSettings;
+use matrix_sdk::room::Room;
+use matrix_sdk::ruma::events::room::member::{MembershipState, SyncRoomMemberEvent};
+use matrix_sdk::ruma::events::room::message::{
+    MessageType, OriginalSyncRoomMessageEvent, RoomMessageEventContent,
+};
+use matrix_sdk::ruma::{OwnedRoomId, OwnedUserId};
+use serde_json::{Value, json};
+use tokio::sync::{Mutex, mpsc};
+
+use crate::support::{self, TestBridge};
+
+/// The scenarios take turns: one Synapse, one registered bridge port.
+static TURN: Mutex<()> = Mutex::const_new(());
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// What the user's client saw.
+#[derive(Clone, Debug)]
+enum Seen {
+    Notice {
+        room: OwnedRoomId,
+        sender: OwnedUserId,
+        body: String,
+    },
+    Member {
+        room: OwnedRoomId,
+        target: String,
+        membership: MembershipState,
+        reason: Option<String>,
+    },
+}
+
+/// A Matrix user driven through matrix-sdk, syncing in the background.
+struct User {
+    client: matrix_sdk::Client,
+    user_id: OwnedUserId,
+    seen: mpsc::UnboundedReceiver<Seen>,
+    sync: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for User {
+    fn drop(&mut self) {
+        self.sync.abort();
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}{}x{nanos}x{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Registers a user with Synapse's shared-secret admin API and logs in with matrix-sdk.
+async fn new_user(homeserver: &str, name: &str, password: &str) -> User {
+    let http = reqwest::Client::new();
+    let url = format!("{homeserver}/_synapse/admin/v1/register");
+    let nonce: Value = http
+        .get(&url)
+        .send()
+        .await
+        .expect("nonce")
+        .json()
+        .await
+        .expect("json");
+    let nonce = nonce["nonce"].as_str().expect("nonce string").to_owned();
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(b"test_shared_secret").expect("hmac key");
+    mac.update(format!("{nonce}\0{name}\0{password}\0notadmin").as_bytes());
+    let mac: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let resp = http
+        .post(&url)
+        .json(&json!({"nonce": nonce, "username": name, "password": password, "admin": false, "mac": mac}))
+        .send()
+        .await
+        .expect("register");
+    assert!(
+        resp.status().is_success(),
+        "register {name}: {}",
+        resp.text().await.unwrap_or_default()
+    );
+
+    let client = matrix_sdk::Client::builder()
+        .homeserver_url(homeserver)
+        .build()
+        .await
+        .expect("client");
+    client
+        .matrix_auth()
+        .login_username(name, password)
+        .initial_device_display_name("matrix-msn e2e")
+        .await
+        .expect("login");
+    let user_id = client.user_id().expect("logged in").to_owned();
+    let (tx, seen) = mpsc::unbounded_channel();
+    let notices = tx.clone();
+    client.add_event_handler(move |ev: OriginalSyncRoomMessageEvent, room: Room| {
+        let tx = notices.clone();
+        async move {
+            if let MessageType::Notice(n) = &ev.content.msgtype {
+                let _ = tx.send(Seen::Notice {
+                    room: room.room_id().to_owned(),
+                    sender: ev.sender.clone(),
+                    body: n.body.clone(),
+                });
+            }
+        }
+    });
+    client.add_event_handler(move |ev: SyncRoomMemberEvent, room: Room| {
+        let tx = tx.clone();
+        async move {
+            let reason = ev.as_original().and_then(|o| o.content.reason.clone());
+            let _ = tx.send(Seen::Member {
+                room: room.room_id().to_owned(),
+                target: ev.state_key().to_string(),
+                membership: ev.membership().clone(),
+                reason,
+            });
+        }
+    });
+    client
+        .sync_once(SyncSettings::default())
+        .await
+        .expect("first sync");
+    let syncing = client.clone();
+    let sync = tokio::spawn(async move {
+        let _ = syncing
+            .sync(SyncSettings::default().timeout(Duration::from_millis(500)))
+            .await;
+    });
+    User {
+        client,
+        user_id,
+        seen,
+        sync,
+    }
+}
+
+impl User {
+    /// Waits for something matching `pred`, failing after [`WAIT`].
+    async fn wait_for(&mut self, what: &str, mut pred: impl FnMut(&Seen) -> bool) -> Seen {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            match tokio::time::timeout_at(deadline, self.seen.recv()).await {
+                Ok(Some(seen)) if pred(&seen) => return seen,
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("sync stopped while waiting for {what}"),
+                Err(_) => panic!("timed out waiting for {what}"),
+            }
+        }
+    }
+
+    /// Waits for a notice from the bot in `room` containing `text`, returning its body.
+    async fn notice(&mut self, room: &OwnedRoomId, text: &str) -> String {
+        let room = room.clone();
+        let text = text.to_owned();
+        match self
+            .wait_for(&format!("a notice containing {text:?}"), |s| {
+                matches!(s, Seen::Notice { room: r, sender, body } if *r == room && sender.as_str() == "@msnbot:localhost" && body.contains(&text))
+            })
+            .await
+        {
+            Seen::Notice { body, .. } => body,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    async fn say(&self, room: &OwnedRoomId, text: &str) {
+        self.client
+            .get_room(room)
+            .expect("room known")
+            .send(RoomMessageEventContent::text_plain(text))
+            .await
+            .expect("send");
+    }
+
+    /// Creates a DM with the bot and waits for its greeting.
+    async fn open_management_room(&mut self) -> OwnedRoomId {
+        let bot = OwnedUserId::try_from("@msnbot:localhost").expect("bot id");
+        let room = self
+            .client
+            .create_dm(&bot)
+            .await
+            .expect("create DM")
+            .room_id()
+            .to_owned();
+        self.notice(&room, "management room").await;
+        room
+    }
+}
+
+fn config(homeserver: &str, db: &str, permissions: &[(&str, PermissionLevel)]) -> Config {
+    support::config(homeserver, db, permissions)
+}
+
+async fn management_room_scenario(homeserver: &str, db: &str) {
+    let bridge = TestBridge::start(config(
+        homeserver,
+        db,
+        &[("localhost", PermissionLevel::User)],
+    ))
+    .await;
+    let mut bob = new_user(homeserver, &unique("bob"), "bob-password-1").await;
+    let room = bob.open_management_room().await;
+
+    bob.say(&room, "help").await;
+    let help = bob.notice(&room, "Commands").await;
+    for command in ["help", "ping", "version"] {
+        assert!(help.contains(command), "{help}");
+    }
+    bob.say(&room, "!msn version").await;
+    bob.notice(&room, "matrix-msn ").await;
+    bob.say(&room, "pnig").await;
+    let reply = bob.notice(&room, "Unknown command").await;
+    assert!(reply.contains("Did you mean `ping`"), "{reply}");
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_invite_greets_and_answers_commands() {
+    let Some(hs) = support::homeserver_url() else {
+        return;
+    };
+    let _turn = TURN.lock().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite:{}", dir.path().join("msn.db").display());
+    management_room_scenario(&hs, &db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_on_postgres() {
+    let Some(hs) = support::homeserver_url() else {
+        return;
+    };
+    let Some(pg) = support::postgres_url() else {
+        return;
+    };
+    let _turn = TURN.lock().await;
+    // A fresh schema keeps this run's state apart from earlier ones.
+    let schema = unique("e2e");
+    let admin = sqlx::PgPool::connect(&pg).await.expect("postgres");
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&admin)
+        .await
+        .expect("schema");
+    admin.close().await;
+    let sep = if pg.contains('?') { '&' } else { '?' };
+    management_room_scenario(
+        &hs,
+        &format!("{pg}{sep}options=-c%20search_path%3D{schema}"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_user_without_permission_is_refused() {
+    let Some(hs) = support::homeserver_url() else {
+        return;
+    };
+    let _turn = TURN.lock().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite:{}", dir.path().join("msn.db").display());
+    let bridge = TestBridge::start(config(
+        &hs,
+        &db,
+        &[("@someone-else:localhost", PermissionLevel::User)],
+    ))
+    .await;
+    let mut eve = new_user(&hs, &unique("eve"), "eve-password-1").await;
+    let bot = OwnedUserId::try_from("@msnbot:localhost").expect("bot id");
+    let room = eve
+        .client
+        .create_dm(&bot)
+        .await
+        .expect("create DM")
+        .room_id()
+        .to_owned();
+    let refusal = eve
+        .wait_for("the bot rejecting the invite", |s| {
+            matches!(s, Seen::Member { room: r, target, membership: MembershipState::Leave, .. } if *r == room && target == "@msnbot:localhost")
+        })
+        .await;
+    match refusal {
+        Seen::Member { reason, .. } => assert_eq!(reason.as_deref(), Some(NOT_ALLOWED)),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(
+        matrix_msn::store::Store::connect(&db, 1)
+            .await
+            .expect("store")
+            .user(eve.user_id.as_str())
+            .await
+            .expect("query")
+            .is_none(),
+        "nothing is stored for a refused user"
+    );
+    bridge.stop().await;
+}
+
+/// PUTs a transaction to the bridge the way the homeserver does.
+async fn push_transaction(txn: &str, events: Value) {
+    let reg = support::e2e_registration();
+    let resp = reqwest::Client::new()
+        .put(format!("{}/_matrix/app/v1/transactions/{txn}", reg.url))
+        .bearer_auth(&reg.hs_token)
+        .json(&json!({ "events": events }))
+        .send()
+        .await
+        .expect("push");
+    assert_eq!(resp.status().as_u16(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_replayed_transaction_is_processed_once_even_after_restart() {
+    let Some(hs) = support::homeserver_url() else {
+        return;
+    };
+    let _turn = TURN.lock().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite:{}", dir.path().join("msn.db").display());
+    let cfg = config(&hs, &db, &[("localhost", PermissionLevel::User)]);
+    let bridge = TestBridge::start(cfg.clone()).await;
+    let mut bob = new_user(&hs, &unique("bob"), "bob-password-2").await;
+    let room = bob.open_management_room().await;
+
+    let txn = unique("replay");
+    let bob_id = bob.user_id.clone();
+    let command = |body: &str| {
+        json!([{ "type": "m.room.message", "room_id": room.as_str(), "event_id": format!("${txn}-{body}"),
+                 "sender": bob_id.as_str(), "content": {"msgtype": "m.text", "body": body} }])
+    };
+    push_transaction(&txn, command("ping")).await;
+    bob.notice(&room, "Pong").await;
+    // The same transaction ID again, this time carrying `version`: were it processed, the
+    // bot would answer with its version.
+    push_transaction(&txn, command("version")).await;
+    bridge.stop().await;
+    let bridge = TestBridge::start(cfg).await;
+    push_transaction(&txn, command("version")).await;
+    // A real message after the replays: the bridge handles events in order, so once its
+    // answer is here, an answer to a replay would have come first.
+    bob.say(&room, "help").await;
+    let seen_before_barrier = {
+        let mut out = Vec::new();
+        loop {
+            let s = bob.wait_for("the help answer", |_| true).await;
+            let done = matches!(&s, Seen::Notice { body, .. } if body.contains("Commands"));
+            out.push(s);
+            if done {
+                break out;
+            }
+        }
+    };
+    assert!(
+        !seen_before_barrier
+            .iter()
+            .any(|s| matches!(s, Seen::Notice { body, .. } if body.starts_with("matrix-msn "))),
+        "a replayed transaction was processed: {seen_before_barrier:?}"
+    );
+    bridge.stop().await;
+}
+
+/// Collects formatted log lines in memory.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// Every log line the bridge (and the HTTP stack under it) writes at trace level, through a
+/// whole session: tokens and passwords appear in none of them.
+#[tokio::test(flavor = "current_thread")]
+async fn e2e_logs_never_contain_secrets() {
+    let Some(hs) = support::homeserver_url() else {
+        return;
+    };
+    let _turn = TURN.lock().await;
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            "trace,matrix_sdk=off,matrix_sdk_base=off,matrix_sdk_common=off,eyeball=off,eyeball_im=off",
+        ))
+        .with_writer(captured.clone())
+        .finish();
+    // Current-thread runtime: every task of this test logs through this subscriber.
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite:{}", dir.path().join("msn.db").display());
+    let cfg = config(&hs, &db, &[("localhost", PermissionLevel::User)]);
+    let bridge = TestBridge::start(cfg.clone()).await;
+    let password = "bob-password-that-must-not-leak";
+    let mut bob = new_user(&hs, &unique("bob"), password).await;
+    let room = bob.open_management_room().await;
+    bob.say(&room, "ping").await;
+    bob.notice(&room, "Pong").await;
+    // A token in the legacy query form, and a wrong one.
+    let reg = support::e2e_registration();
+    let http = reqwest::Client::new();
+    for token in [reg.hs_token.as_str(), "wrong-token-also-secret"] {
+        http.post(format!(
+            "{}/_matrix/app/v1/ping?access_token={token}",
+            reg.url
+        ))
+        .send()
+        .await
+        .expect("ping");
+    }
+    bridge.stop().await;
+
+    let logs =
+        String::from_utf8_lossy(&captured.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
+    assert!(
+        logs.contains("transaction accepted"),
+        "the capture works: {} bytes",
+        logs.len()
+    );
+    for secret in [
+        cfg.appservice.as_token.as_str(),
+        cfg.appservice.hs_token.as_str(),
+        password,
+        "wrong-token-also-secret",
+    ] {
+        assert!(!logs.contains(secret), "a secret reached the logs");
+    }
+}

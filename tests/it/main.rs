@@ -1,0 +1,12 @@
+//! The integration tests, one binary: the store suite (SQLite always, PostgreSQL in the full
+//! run), the appservice HTTP API over a real socket, migrations, and end to end against a
+//! real Synapse with a real Matrix client library (matrix-sdk) playing the user.
+//!
+//! `scripts/test.sh` starts PostgreSQL and Synapse and sets `MSN_TEST_FULL=1`, which makes
+//! the tests that need them fail (instead of skip) when they are missing.
+
+mod appservice;
+mod e2e;
+mod migrations;
+mod store;
+mod support;

@@ -1,0 +1,209 @@
+//! The store suite: the same checks on SQLite (always) and PostgreSQL (full run).
+
+use matrix_msn::store::{MessageMapping, Portal, Puppet, Store};
+
+use crate::support;
+
+async fn sqlite() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let uri = format!("sqlite:{}", dir.path().join("msn.db").display());
+    let store = Store::connect(&uri, 2).await.expect("sqlite store");
+    (dir, store)
+}
+
+/// A PostgreSQL store on a fresh schema, so runs never see each other's rows.
+async fn postgres() -> Option<Store> {
+    let url = support::postgres_url()?;
+    let schema = format!("t{}", std::process::id() as u64 * 1000 + rand_suffix());
+    let admin = sqlx::PgPool::connect(&url)
+        .await
+        .expect("postgres reachable");
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&admin)
+        .await
+        .expect("schema");
+    admin.close().await;
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let scoped = format!("{url}{sep}options=-c%20search_path%3D{schema}");
+    Some(Store::connect(&scoped, 2).await.expect("postgres store"))
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+async fn suite(store: &Store) {
+    transactions_are_deduplicated_and_queued(store).await;
+    users_round_trip(store).await;
+    puppets_round_trip(store).await;
+    portals_round_trip(store).await;
+    message_map_is_idempotent(store).await;
+}
+
+async fn transactions_are_deduplicated_and_queued(store: &Store) {
+    let events = vec![
+        ("message".to_string(), r#"{"n":1}"#.to_string()),
+        ("typing".to_string(), r#"{"n":2}"#.to_string()),
+    ];
+    assert!(!store.transaction_seen("t1").await.unwrap());
+    assert!(store.enqueue_transaction("t1", &events).await.unwrap());
+    assert!(store.transaction_seen("t1").await.unwrap());
+    assert!(
+        !store.enqueue_transaction("t1", &events).await.unwrap(),
+        "replay is a no-op"
+    );
+    assert!(store.enqueue_transaction("t2", &[]).await.unwrap());
+    let queued = store.queued_events(10).await.unwrap();
+    assert_eq!(queued.len(), 2, "{queued:?}");
+    assert_eq!(queued[0].payload, r#"{"n":1}"#);
+    assert_eq!(queued[1].kind, "typing");
+    assert!(queued[0].seq < queued[1].seq);
+    store.finish_event(queued[0].seq).await.unwrap();
+    let rest = store.queued_events(10).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].seq, queued[1].seq);
+    store.finish_event(rest[0].seq).await.unwrap();
+    assert!(store.queued_events(10).await.unwrap().is_empty());
+}
+
+async fn users_round_trip(store: &Store) {
+    assert!(store.user("@bob:localhost").await.unwrap().is_none());
+    store
+        .set_management_room("@bob:localhost", "!mgmt")
+        .await
+        .unwrap();
+    store
+        .set_login(
+            "@bob:localhost",
+            Some("bob@hotmail.com"),
+            "connected",
+            Some(&[1, 2, 3]),
+        )
+        .await
+        .unwrap();
+    let user = store.user("@bob:localhost").await.unwrap().expect("user");
+    assert_eq!(user.management_room.as_deref(), Some("!mgmt"));
+    assert_eq!(user.msn_login.as_deref(), Some("bob@hotmail.com"));
+    assert_eq!(user.credentials.as_deref(), Some(&[1u8, 2, 3][..]));
+    store
+        .set_management_room("@bob:localhost", "!other")
+        .await
+        .unwrap();
+    let user = store.user("@bob:localhost").await.unwrap().expect("user");
+    assert_eq!(user.management_room.as_deref(), Some("!other"));
+    assert_eq!(
+        user.login_state, "connected",
+        "changing the room keeps the login"
+    );
+    assert!(
+        !format!("{user:?}").contains("[1, 2, 3]"),
+        "credentials redacted"
+    );
+    assert_eq!(store.users().await.unwrap().len(), 1);
+}
+
+async fn puppets_round_trip(store: &Store) {
+    let mut p = Puppet {
+        msn_address: "alice@hotmail.com".into(),
+        mxid: "@msn_alice=40hotmail.com:localhost".into(),
+        display_name: Some("Alice ✿".into()),
+        avatar_mxc: None,
+        avatar_sha1d: None,
+        registered: true,
+    };
+    store.upsert_puppet(&p).await.unwrap();
+    assert_eq!(
+        store.puppet("alice@hotmail.com").await.unwrap(),
+        Some(p.clone())
+    );
+    p.avatar_mxc = Some("mxc://localhost/abc".into());
+    p.registered = false;
+    store.upsert_puppet(&p).await.unwrap();
+    assert_eq!(store.puppet_by_mxid(&p.mxid).await.unwrap(), Some(p));
+}
+
+async fn portals_round_trip(store: &Store) {
+    let p = Portal {
+        msn_chat_id: "alice@hotmail.com".into(),
+        receiver: "@bob:localhost".into(),
+        room_id: Some("!dm".into()),
+        kind: "dm".into(),
+        name: Some("Alice".into()),
+    };
+    store.upsert_portal(&p).await.unwrap();
+    assert_eq!(
+        store
+            .portal("alice@hotmail.com", "@bob:localhost")
+            .await
+            .unwrap(),
+        Some(p.clone())
+    );
+    assert_eq!(store.portal_by_room("!dm").await.unwrap(), Some(p));
+    assert!(
+        store
+            .portal("alice@hotmail.com", "@carol:localhost")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn message_map_is_idempotent(store: &Store) {
+    let m = MessageMapping {
+        matrix_event_id: "$e1".into(),
+        part: 0,
+        room_id: "!dm".into(),
+        receiver: "@bob:localhost".into(),
+        msn_message_id: "7".into(),
+        direction: "to_msn".into(),
+    };
+    assert!(store.insert_message(&m).await.unwrap());
+    assert!(
+        !store.insert_message(&m).await.unwrap(),
+        "second insert is a no-op"
+    );
+    let second = MessageMapping {
+        part: 1,
+        msn_message_id: "8".into(),
+        ..m.clone()
+    };
+    assert!(store.insert_message(&second).await.unwrap());
+    assert_eq!(
+        store.messages_of_event("$e1").await.unwrap(),
+        vec![m, second]
+    );
+}
+
+#[tokio::test]
+async fn store_suite_on_sqlite() {
+    let (_dir, store) = sqlite().await;
+    suite(&store).await;
+}
+
+#[tokio::test]
+async fn store_suite_on_postgres() {
+    let Some(store) = postgres().await else {
+        return;
+    };
+    suite(&store).await;
+}
+
+#[tokio::test]
+async fn sqlite_state_survives_reopening() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let uri = format!("sqlite:{}", dir.path().join("msn.db").display());
+    let store = Store::connect(&uri, 2).await.unwrap();
+    assert!(store.enqueue_transaction("42", &[]).await.unwrap());
+    store.close().await;
+    let store = Store::connect(&uri, 2).await.unwrap();
+    assert!(store.transaction_seen("42").await.unwrap());
+    assert!(!store.enqueue_transaction("42", &[]).await.unwrap());
+}
+
+#[tokio::test]
+async fn in_memory_sqlite_works() {
+    let store = Store::connect("sqlite::memory:", 4).await.unwrap();
+    suite(&store).await;
+}

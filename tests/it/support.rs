@@ -1,0 +1,101 @@
+//! Shared test support: which external services this run has, configs for a bridge under
+//! test, and starting/stopping an in-process bridge.
+
+use std::collections::BTreeMap;
+
+use matrix_msn::app::{Running, start};
+use matrix_msn::config::{Config, PermissionLevel};
+use matrix_msn::matrix::registration::Registration;
+use tokio_util::sync::CancellationToken;
+
+/// Whether this is the full run, where every external service must be present.
+pub fn full_run() -> bool {
+    std::env::var("MSN_TEST_FULL").is_ok_and(|v| v == "1")
+}
+
+/// An external service's URL from the environment; `None` (skip) outside the full run,
+/// a failure inside it.
+pub fn service(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ if full_run() => panic!("{var} is not set, but MSN_TEST_FULL=1 requires it"),
+        _ => {
+            eprintln!("skipped: {var} is not set (scripts/test.sh sets it)");
+            None
+        }
+    }
+}
+
+pub fn postgres_url() -> Option<String> {
+    service("MSN_TEST_POSTGRES_URL")
+}
+
+pub fn homeserver_url() -> Option<String> {
+    service("MSN_TEST_HOMESERVER")
+}
+
+/// The registration Synapse was started with in the full run.
+pub fn e2e_registration() -> Registration {
+    Registration::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/e2e-registration.yaml"
+    )))
+    .expect("e2e registration fixture")
+}
+
+/// A valid config for a bridge on `localhost` with the e2e registration's tokens and port.
+pub fn config(homeserver: &str, database: &str, permissions: &[(&str, PermissionLevel)]) -> Config {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.yaml"))
+        .expect("example config");
+    let mut config = Config::parse(&text).expect("example parses");
+    let reg = e2e_registration();
+    config.homeserver.domain = "localhost".into();
+    config.homeserver.address = homeserver.into();
+    config.appservice.as_token = reg.as_token.clone();
+    config.appservice.hs_token = reg.hs_token.clone();
+    let port = reg
+        .url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port in url");
+    config.appservice.port = port;
+    config.appservice.address = reg.url.clone();
+    config.database.uri = database.into();
+    config.bridge.permissions = permissions
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), *v))
+        .collect::<BTreeMap<_, _>>();
+    config.logging.level = "matrix_msn=debug".into();
+    config
+}
+
+/// An in-process bridge and the token that stops it.
+pub struct TestBridge {
+    pub running: Running,
+    pub shutdown: CancellationToken,
+}
+
+impl TestBridge {
+    /// Starts a bridge and waits until it pinged the homeserver and set up its bot.
+    pub async fn start(config: Config) -> Self {
+        let shutdown = CancellationToken::new();
+        let reg = Registration::from_config(&config);
+        let mut running = start(config, Some(&reg), shutdown.clone())
+            .await
+            .expect("bridge starts");
+        tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            running.ready.wait_for(|r| *r),
+        )
+        .await
+        .expect("bridge ready within 60 s")
+        .expect("ready channel open");
+        Self { running, shutdown }
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.running.wait().await.expect("bridge stops cleanly");
+    }
+}
