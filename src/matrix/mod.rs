@@ -8,6 +8,7 @@
 
 pub mod appservice;
 pub mod client;
+pub mod endpoints;
 pub mod port;
 pub mod registration;
 pub mod transaction;

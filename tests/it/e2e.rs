@@ -10,10 +10,13 @@ use matrix_msn::bridge::NOT_ALLOWED;
 use matrix_msn::config::{Config, PermissionLevel};
 use matrix_sdk::config::SyncSettings;
 use matrix_sdk::room::Room;
-use matrix_sdk::ruma::events::room::member::{MembershipState, SyncRoomMemberEvent};
+use matrix_sdk::ruma::events::room::member::{
+    MembershipState, StrippedRoomMemberEvent, SyncRoomMemberEvent,
+};
 use matrix_sdk::ruma::events::room::message::{
     MessageType, OriginalSyncRoomMessageEvent, RoomMessageEventContent,
 };
+use matrix_sdk::ruma::events::typing::SyncTypingEvent;
 use matrix_sdk::ruma::{OwnedRoomId, OwnedUserId};
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, mpsc};
@@ -38,6 +41,16 @@ enum Seen {
         target: String,
         membership: MembershipState,
         reason: Option<String>,
+    },
+    Text {
+        room: OwnedRoomId,
+        sender: OwnedUserId,
+        body: String,
+        html: Option<String>,
+    },
+    Typing {
+        room: OwnedRoomId,
+        user_ids: Vec<OwnedUserId>,
     },
 }
 
@@ -119,13 +132,46 @@ async fn new_user(homeserver: &str, name: &str, password: &str) -> User {
     client.add_event_handler(move |ev: OriginalSyncRoomMessageEvent, room: Room| {
         let tx = notices.clone();
         async move {
-            if let MessageType::Notice(n) = &ev.content.msgtype {
-                let _ = tx.send(Seen::Notice {
-                    room: room.room_id().to_owned(),
-                    sender: ev.sender.clone(),
-                    body: n.body.clone(),
-                });
+            match &ev.content.msgtype {
+                MessageType::Notice(n) => {
+                    let _ = tx.send(Seen::Notice {
+                        room: room.room_id().to_owned(),
+                        sender: ev.sender.clone(),
+                        body: n.body.clone(),
+                    });
+                }
+                MessageType::Text(t) => {
+                    let _ = tx.send(Seen::Text {
+                        room: room.room_id().to_owned(),
+                        sender: ev.sender.clone(),
+                        body: t.body.clone(),
+                        html: t.formatted.as_ref().map(|f| f.body.clone()),
+                    });
+                }
+                _ => {}
             }
+        }
+    });
+    let invites = tx.clone();
+    client.add_event_handler(move |ev: StrippedRoomMemberEvent, room: Room| {
+        let tx = invites.clone();
+        async move {
+            let _ = tx.send(Seen::Member {
+                room: room.room_id().to_owned(),
+                target: ev.state_key.to_string(),
+                membership: ev.content.membership.clone(),
+                reason: ev.content.reason.clone(),
+            });
+        }
+    });
+    let typing = tx.clone();
+    client.add_event_handler(move |ev: SyncTypingEvent, room: Room| {
+        let tx = typing.clone();
+        async move {
+            let _ = tx.send(Seen::Typing {
+                room: room.room_id().to_owned(),
+                user_ids: ev.content.user_ids.clone(),
+            });
         }
     });
     client.add_event_handler(move |ev: SyncRoomMemberEvent, room: Room| {
@@ -462,4 +508,178 @@ async fn e2e_logs_never_contain_secrets() {
     ] {
         assert!(!logs.contains(secret), "a secret reached the logs");
     }
+}
+
+/// The client-server calls the bridge makes, as the bot and as a puppet, against Synapse,
+/// observed by a real user's client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_client_calls_as_bot_and_puppet() {
+    use matrix_msn::matrix::client::Client;
+    use matrix_msn::matrix::endpoints::Presence;
+
+    let Some(hs) = support::homeserver_url() else {
+        return;
+    };
+    let _turn = TURN.lock().await;
+    let reg = support::e2e_registration();
+    let client = Client::new(
+        &hs,
+        &reg.as_token,
+        OwnedUserId::try_from("@msnbot:localhost").expect("bot"),
+    )
+    .expect("client");
+    let local = unique("msn_alice=40hotmail.com");
+    let puppet = format!("@{local}:localhost");
+    client.ensure_registered(&local).await.expect("register");
+    client
+        .ensure_registered(&local)
+        .await
+        .expect("registering again is fine");
+    let err = client
+        .ensure_registered("not_in_namespace")
+        .await
+        .expect_err("outside the namespace");
+    assert_eq!(err.errcode(), Some("M_EXCLUSIVE"), "{err}");
+
+    let puppet_id = OwnedUserId::try_from(puppet.as_str()).expect("puppet id");
+    client
+        .set_displayname(&puppet_id, "Alice (MSN)")
+        .await
+        .expect("displayname");
+    let picture: Vec<u8> = (0..=255u8).cycle().take(3000).collect();
+    let mxc = client
+        .upload(
+            picture.clone(),
+            "image/png",
+            Some("alice.png"),
+            Some(&puppet),
+        )
+        .await
+        .expect("upload");
+    client.set_avatar(&puppet_id, &mxc).await.expect("avatar");
+    let (bytes, content_type) = client.download(&mxc).await.expect("download");
+    assert_eq!(bytes, picture);
+    assert_eq!(content_type.as_deref(), Some("image/png"));
+
+    let mut bob = new_user(&hs, &unique("bob"), "bob-password-3").await;
+    let room = client
+        .create_dm(Some(&puppet), &[bob.user_id.as_str()], Some("Alice"))
+        .await
+        .expect("create DM");
+    let room_id = OwnedRoomId::try_from(room.as_str()).expect("room id");
+    let bob_id = bob.user_id.to_string();
+    bob.wait_for("the invite", |s| matches!(s, Seen::Member { room: r, target, membership: MembershipState::Invite, .. } if *r == room_id && *target == bob_id)).await;
+    bob.client
+        .join_room_by_id(&room_id)
+        .await
+        .expect("bob joins");
+    let display = bob
+        .client
+        .get_room(&room_id)
+        .expect("room")
+        .display_name()
+        .await
+        .expect("name");
+    assert_eq!(display.to_string(), "Alice");
+
+    let content = json!({"msgtype": "m.text", "body": "hi *bob*", "format": "org.matrix.custom.html", "formatted_body": "hi <b>bob</b>"});
+    let first = client
+        .send_message(&room, &content, "txn-hello", Some(&puppet))
+        .await
+        .expect("send");
+    let again = client
+        .send_message(&room, &content, "txn-hello", Some(&puppet))
+        .await
+        .expect("retry");
+    assert_eq!(first, again, "the same transaction ID gives the same event");
+    let seen = bob
+        .wait_for(
+            "the puppet's message",
+            |s| matches!(s, Seen::Text { room: r, .. } if *r == room_id),
+        )
+        .await;
+    match seen {
+        Seen::Text {
+            sender, body, html, ..
+        } => {
+            assert_eq!(sender.as_str(), puppet);
+            assert_eq!(body, "hi *bob*");
+            assert_eq!(html.as_deref(), Some("hi <b>bob</b>"));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+
+    client
+        .set_typing(&room, &puppet, Some(Duration::from_secs(6)))
+        .await
+        .expect("typing");
+    bob.wait_for("the puppet typing", |s| matches!(s, Seen::Typing { room: r, user_ids } if *r == room_id && user_ids.iter().any(|u| u.as_str() == puppet))).await;
+    client
+        .set_typing(&room, &puppet, None)
+        .await
+        .expect("stop typing");
+    bob.wait_for(
+        "the puppet stopping",
+        |s| matches!(s, Seen::Typing { room: r, user_ids } if *r == room_id && user_ids.is_empty()),
+    )
+    .await;
+
+    client
+        .set_presence(&puppet, Presence::Unavailable, Some("Out to lunch"))
+        .await
+        .expect("presence");
+    let presence = bob
+        .client
+        .send(
+            matrix_sdk::ruma::api::client::presence::get_presence::v3::Request::new(
+                puppet_id.clone(),
+            ),
+        )
+        .await
+        .expect("get presence");
+    assert_eq!(
+        presence.presence,
+        matrix_sdk::ruma::presence::PresenceState::Unavailable
+    );
+    assert_eq!(presence.status_msg.as_deref(), Some("Out to lunch"));
+
+    let state = json!({"protocol": {"id": "msn", "displayname": "MSN"}});
+    client
+        .set_state(&room, "m.bridge", "msn/alice", &state, Some(&puppet))
+        .await
+        .expect("set state");
+    assert_eq!(
+        client
+            .get_state(&room, "m.bridge", "msn/alice", Some(&puppet))
+            .await
+            .expect("get state"),
+        Some(state)
+    );
+    assert_eq!(
+        client
+            .get_state(&room, "m.bridge", "nothing", Some(&puppet))
+            .await
+            .expect("get state"),
+        None
+    );
+
+    // A second puppet invited and joining, then leaving: the calls a group portal makes.
+    let carol_local = unique("msn_carol=40hotmail.com");
+    let carol = format!("@{carol_local}:localhost");
+    client
+        .ensure_registered(&carol_local)
+        .await
+        .expect("register carol");
+    client
+        .invite(&room, &carol, Some(&puppet))
+        .await
+        .expect("invite");
+    matrix_msn::bridge::MatrixPort::join(&client, &room, Some(&carol))
+        .await
+        .expect("join as carol");
+    bob.wait_for("carol joining", |s| matches!(s, Seen::Member { room: r, target, membership: MembershipState::Join, .. } if *r == room_id && *target == carol)).await;
+    matrix_msn::bridge::MatrixPort::leave(&client, &room, Some("switchboard closed"), Some(&carol))
+        .await
+        .expect("leave");
+    bob.wait_for("carol leaving", |s| matches!(s, Seen::Member { room: r, target, membership: MembershipState::Leave, .. } if *r == room_id && *target == carol)).await;
 }

@@ -1,0 +1,237 @@
+//! The client-server API calls the bridge makes, one method per endpoint, each naming it.
+//! Users and rooms are passed as strings and checked here; `as_user` asserts a puppet's
+//! identity (`?user_id=`), `None` acts as the bot.
+
+use std::time::Duration;
+
+use ruma::api::client::{
+    account::register, appservice::request_ping, authenticated_media::get_content,
+    media::create_content, membership::invite_user, message::send_message_event,
+    presence::set_presence, profile::set_avatar_url, profile::set_display_name, room::create_room,
+    state::get_state_event_for_key, state::send_state_event, typing::create_typing_event,
+};
+use ruma::events::{MessageLikeEventType, StateEventType};
+use ruma::presence::PresenceState;
+use ruma::serde::Raw;
+use ruma::{OwnedMxcUri, OwnedTransactionId, UserId};
+use serde_json::Value;
+
+use super::client::{Client, ClientError};
+use super::port::{room, user};
+
+fn raw<T>(value: &Value) -> Result<Raw<T>, ClientError> {
+    serde_json::value::to_raw_value(value)
+        .map(Raw::from_json)
+        .map_err(|e| ClientError::Build(e.to_string()))
+}
+
+/// A room's presence as the core names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Presence {
+    Online,
+    Unavailable,
+    Offline,
+}
+
+impl Client {
+    /// `POST /_matrix/client/v1/appservice/{appserviceId}/ping` (spec v1.7+): checks that the
+    /// homeserver can reach the bridge, and makes Synapse retry transactions it held back.
+    pub async fn ping_homeserver(&self, appservice_id: &str, txn: &str) -> Result<(), ClientError> {
+        let mut request = request_ping::v1::Request::new(appservice_id.to_owned());
+        request.transaction_id = Some(OwnedTransactionId::from(txn));
+        self.send(request, None).await.map(|_| ())
+    }
+
+    /// `POST /_matrix/client/v3/register` with `m.login.application_service`: creates a user
+    /// in the namespace. An existing user (`M_USER_IN_USE`) counts as success.
+    pub async fn ensure_registered(&self, localpart: &str) -> Result<(), ClientError> {
+        let mut request = register::v3::Request::new();
+        request.username = Some(localpart.to_owned());
+        request.login_type = Some(register::LoginType::ApplicationService);
+        request.inhibit_login = true;
+        match self.send(request, None).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.errcode() == Some("M_USER_IN_USE") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `PUT /_matrix/client/v3/profile/{userId}/displayname`, as that user. (The generic
+    /// profile-field endpoint of v1.16 is newer than some homeservers in use.)
+    #[allow(deprecated)]
+    pub async fn set_displayname(&self, user_id: &UserId, name: &str) -> Result<(), ClientError> {
+        let request = set_display_name::v3::Request::new(user_id.to_owned(), Some(name.to_owned()));
+        self.send(request, Some(user_id)).await.map(|_| ())
+    }
+
+    /// `PUT /_matrix/client/v3/profile/{userId}/avatar_url`, as that user.
+    #[allow(deprecated)]
+    pub async fn set_avatar(&self, user_id: &UserId, mxc: &str) -> Result<(), ClientError> {
+        let request = set_avatar_url::v3::Request::new(user_id.to_owned(), Some(mxc.into()));
+        self.send(request, Some(user_id)).await.map(|_| ())
+    }
+
+    /// `POST /_matrix/media/v3/upload`: returns the `mxc://` URI.
+    pub async fn upload(
+        &self,
+        bytes: Vec<u8>,
+        content_type: &str,
+        filename: Option<&str>,
+        as_user: Option<&str>,
+    ) -> Result<String, ClientError> {
+        let mut request = create_content::v3::Request::new(bytes);
+        request.content_type = Some(content_type.to_owned());
+        request.filename = filename.map(str::to_owned);
+        let sender = as_user.map(user).transpose()?;
+        let response = self.send(request, sender.as_deref()).await?;
+        Ok(response.content_uri.to_string())
+    }
+
+    /// `GET /_matrix/client/v1/media/download/{serverName}/{mediaId}` (authenticated media,
+    /// v1.11): returns the bytes and their content type.
+    pub async fn download(&self, mxc: &str) -> Result<(Vec<u8>, Option<String>), ClientError> {
+        let uri = OwnedMxcUri::from(mxc);
+        let (server, media_id) = uri
+            .parts()
+            .map_err(|e| ClientError::Build(format!("media URI {mxc:?}: {e}")))?;
+        let mut request = get_content::v1::Request::new(media_id.to_owned(), server.to_owned());
+        request.timeout_ms = Duration::from_secs(20);
+        let response = self.send(request, None).await?;
+        Ok((response.file, response.content_type))
+    }
+
+    /// `POST /_matrix/client/v3/createRoom` as `creator`: a private direct chat (`is_direct`)
+    /// inviting `invitees`; returns the (opaque) room ID.
+    pub async fn create_dm(
+        &self,
+        creator: Option<&str>,
+        invitees: &[&str],
+        name: Option<&str>,
+    ) -> Result<String, ClientError> {
+        let mut request = create_room::v3::Request::new();
+        request.is_direct = true;
+        request.preset = Some(create_room::v3::RoomPreset::TrustedPrivateChat);
+        request.invite = invitees.iter().map(|u| user(u)).collect::<Result<_, _>>()?;
+        request.name = name.map(str::to_owned);
+        let sender = creator.map(user).transpose()?;
+        let response = self.send(request, sender.as_deref()).await?;
+        Ok(response.room_id.to_string())
+    }
+
+    /// `POST /_matrix/client/v3/rooms/{roomId}/invite`.
+    pub async fn invite(
+        &self,
+        room_id: &str,
+        invitee: &str,
+        as_user: Option<&str>,
+    ) -> Result<(), ClientError> {
+        let request = invite_user::v3::Request::new(
+            room(room_id)?,
+            invite_user::v3::InvitationRecipient::UserId(invite_user::v3::InviteUserId::new(user(
+                invitee,
+            )?)),
+        );
+        let sender = as_user.map(user).transpose()?;
+        self.send(request, sender.as_deref()).await.map(|_| ())
+    }
+
+    /// `PUT /_matrix/client/v3/rooms/{roomId}/send/m.room.message/{txnId}` with any message
+    /// content; `txn_id` is derived by the caller from what is sent, so a retry never duplicates.
+    pub async fn send_message(
+        &self,
+        room_id: &str,
+        content: &Value,
+        txn_id: &str,
+        as_user: Option<&str>,
+    ) -> Result<String, ClientError> {
+        let request = send_message_event::v3::Request::new_raw(
+            room(room_id)?,
+            OwnedTransactionId::from(txn_id),
+            MessageLikeEventType::RoomMessage,
+            raw(content)?,
+        );
+        let sender = as_user.map(user).transpose()?;
+        let response = self.send(request, sender.as_deref()).await?;
+        Ok(response.event_id.to_string())
+    }
+
+    /// `PUT /_matrix/client/v3/rooms/{roomId}/typing/{userId}`, as that user.
+    pub async fn set_typing(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        typing: Option<Duration>,
+    ) -> Result<(), ClientError> {
+        let who = user(user_id)?;
+        let state = match typing {
+            Some(timeout) => create_typing_event::v3::Typing::Yes(
+                create_typing_event::v3::TypingInfo::new(timeout),
+            ),
+            None => create_typing_event::v3::Typing::No,
+        };
+        let request = create_typing_event::v3::Request::new(who.clone(), room(room_id)?, state);
+        self.send(request, Some(&who)).await.map(|_| ())
+    }
+
+    /// `PUT /_matrix/client/v3/presence/{userId}/status`, as that user.
+    pub async fn set_presence(
+        &self,
+        user_id: &str,
+        presence: Presence,
+        status_msg: Option<&str>,
+    ) -> Result<(), ClientError> {
+        let who = user(user_id)?;
+        let state = match presence {
+            Presence::Online => PresenceState::Online,
+            Presence::Unavailable => PresenceState::Unavailable,
+            Presence::Offline => PresenceState::Offline,
+        };
+        let mut request = set_presence::v3::Request::new(who.clone(), state);
+        request.status_msg = status_msg.map(str::to_owned);
+        self.send(request, Some(&who)).await.map(|_| ())
+    }
+
+    /// `GET /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}`: the content, or
+    /// `None` when there is no such state.
+    pub async fn get_state(
+        &self,
+        room_id: &str,
+        event_type: &str,
+        state_key: &str,
+        as_user: Option<&str>,
+    ) -> Result<Option<Value>, ClientError> {
+        let request = get_state_event_for_key::v3::Request::new(
+            room(room_id)?,
+            StateEventType::from(event_type),
+            state_key.to_owned(),
+        );
+        let sender = as_user.map(user).transpose()?;
+        match self.send(request, sender.as_deref()).await {
+            Ok(response) => serde_json::from_str(response.event_or_content.get())
+                .map(Some)
+                .map_err(|e| ClientError::Response(e.to_string())),
+            Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `PUT /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}`: returns the event ID.
+    pub async fn set_state(
+        &self,
+        room_id: &str,
+        event_type: &str,
+        state_key: &str,
+        content: &Value,
+        as_user: Option<&str>,
+    ) -> Result<String, ClientError> {
+        let request = send_state_event::v3::Request::new_raw(
+            room(room_id)?,
+            StateEventType::from(event_type),
+            state_key.to_owned(),
+            raw(content)?,
+        );
+        let sender = as_user.map(user).transpose()?;
+        let response = self.send(request, sender.as_deref()).await?;
+        Ok(response.event_id.to_string())
+    }
+}
