@@ -271,6 +271,19 @@ async fn management_room_scenario(homeserver: &str, db: &str) {
     let mut bob = new_user(homeserver, &unique("bob"), "bob-password-1").await;
     let room = bob.open_management_room().await;
 
+    // The bridge set up its bot's profile at startup.
+    #[allow(deprecated)]
+    let bot_name = bob
+        .client
+        .send(
+            matrix_sdk::ruma::api::client::profile::get_display_name::v3::Request::new(
+                OwnedUserId::try_from("@msnbot:localhost").expect("bot id"),
+            ),
+        )
+        .await
+        .expect("bot profile");
+    assert_eq!(bot_name.displayname.as_deref(), Some("MSN bridge bot"));
+
     bob.say(&room, "help").await;
     let help = bob.notice(&room, "Commands").await;
     for command in ["help", "ping", "version"] {

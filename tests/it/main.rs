@@ -6,6 +6,7 @@
 //! the tests that need them fail (instead of skip) when they are missing.
 
 mod appservice;
+mod cli;
 mod client_retry;
 mod e2e;
 mod migrations;
