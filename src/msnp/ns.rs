@@ -99,8 +99,8 @@ struct Pending {
 }
 
 /// One notification-server connection (MSNP.md §2–§5, §11). Create it right after the
-/// TCP connection is up; it queues `VER` immediately.
-#[derive(Debug)]
+/// TCP connection is up; it queues `VER` immediately. `Debug` omits queued frames
+/// (they may hold the ticket).
 pub struct NsSession {
     config: NsConfig,
     limits: Limits,
@@ -117,6 +117,19 @@ pub struct NsSession {
     next_ping: Option<Instant>,
     ping_sent: Option<Instant>,
     last_rx: Option<Instant>,
+}
+
+impl std::fmt::Debug for NsSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NsSession")
+            .field("login", &self.config.login)
+            .field("phase", &self.phase)
+            .field("version", &self.version)
+            .field("pending", &self.pending.len())
+            .field("queued_frames", &self.transmit.len())
+            .field("queued_events", &self.events.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl NsSession {
@@ -655,7 +668,8 @@ impl NsSession {
             version: self.version,
             account: self.list.account.clone(),
         });
-        self.events.push_back(NsEvent::ContactList(self.list.clone()));
+        self.events
+            .push_back(NsEvent::ContactList(self.list.clone()));
         if self.version >= 11 && self.config.send_gcf {
             self.send(
                 now,
@@ -892,7 +906,11 @@ impl NsSession {
         self.list
             .contacts
             .iter()
-            .find(|(_, c)| c.guid.as_deref().is_some_and(|g| g.eq_ignore_ascii_case(id)))
+            .find(|(_, c)| {
+                c.guid
+                    .as_deref()
+                    .is_some_and(|g| g.eq_ignore_ascii_case(id))
+            })
             .map(|(k, _)| k.clone())
     }
 
@@ -987,11 +1005,13 @@ impl NsSession {
                 self.events.push_back(NsEvent::Profile(headers));
             }
             Ok(payload) => self.events.push_back(NsEvent::NsMessage(payload)),
-            Err(_) => self.events.push_back(NsEvent::NsMessage(MsgPayload::Unknown {
-                content_type: String::new(),
-                headers: Headers::default(),
-                body: p.clone(),
-            })),
+            Err(_) => self
+                .events
+                .push_back(NsEvent::NsMessage(MsgPayload::Unknown {
+                    content_type: String::new(),
+                    headers: Headers::default(),
+                    body: p.clone(),
+                })),
         }
     }
 
@@ -1034,7 +1054,12 @@ impl NsSession {
             let login = self.config.login.clone();
             self.send(now, Verb::REA, vec![login, escape::encode(name)], kind)
         } else {
-            self.send(now, Verb::PRP, vec!["MFN".into(), escape::encode(name)], kind)
+            self.send(
+                now,
+                Verb::PRP,
+                vec!["MFN".into(), escape::encode(name)],
+                kind,
+            )
         })
     }
 
@@ -1203,6 +1228,14 @@ impl NsSession {
             self.remove_contact(now, from, email, None)?;
         }
         self.add_contact(now, to, email, None, None)
+    }
+
+    /// Sets who may contact us (`BLP trid AL|BL`, §4.1): `allow_all` = `AL` (everyone
+    /// not blocked), otherwise `BL` (only the allow list).
+    pub fn set_privacy(&mut self, now: Instant, allow_all: bool) -> Result<u32, CommandError> {
+        self.require_online()?;
+        let mode = if allow_all { "AL" } else { "BL" };
+        Ok(self.send(now, Verb::BLP, vec![mode.to_owned()], PendingKind::Plain))
     }
 
     /// Creates a group (`ADG`, §4.2/§4.3); the id arrives with `ListChange::GroupAdded`.
