@@ -385,6 +385,18 @@ impl NsSession {
             self.on_error(now, code, frame.trid, pending);
             return;
         }
+        // A command the bridge issued got its answer: say so after the answer's own events.
+        let replied = pending
+            .as_ref()
+            .filter(|p| !matches!(p.kind, PendingKind::Login | PendingKind::Sync))
+            .and(frame.trid);
+        self.dispatch(now, frame, pending);
+        if let Some(trid) = replied {
+            self.events.push_back(NsEvent::Replied { trid });
+        }
+    }
+
+    fn dispatch(&mut self, now: Instant, frame: Frame, pending: Option<Pending>) {
         match frame.verb.as_str() {
             "VER" => self.on_ver(now, &frame),
             "CVR" if self.phase == Phase::Cvr => {

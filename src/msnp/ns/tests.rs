@@ -34,8 +34,12 @@ fn sent(s: &mut NsSession) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The session's events, without the `Replied` acknowledgements (checked on their own in
+/// `replies_are_reported_after_their_events`).
 fn events(s: &mut NsSession) -> Vec<NsEvent> {
-    std::iter::from_fn(|| s.poll_event()).collect()
+    std::iter::from_fn(|| s.poll_event())
+        .filter(|e| !matches!(e, NsEvent::Replied { .. }))
+        .collect()
 }
 
 fn config() -> NsConfig {
@@ -831,4 +835,27 @@ fn msnp10_lst_without_network_field_and_prp_rename() {
     assert!(events(&mut s).contains(&NsEvent::OwnFriendlyName {
         name: "Matrix Bridge".into()
     }));
+}
+
+#[test]
+fn replies_are_reported_after_their_events() {
+    let now = Instant::now();
+    let mut s = online12(now);
+    let trid = s
+        .add_contact(now, List::Forward, "dave@example.com", None, None)
+        .expect("command");
+    let _ = sent(&mut s);
+    feed(
+        &mut s,
+        now,
+        &format!("ADC {trid} FL N=dave@example.com F=dave@example.com C=0a1b2c3d-4e5f-4061-8273-94a5b6c7d8e9\r\n"),
+    );
+    let all: Vec<NsEvent> = std::iter::from_fn(|| s.poll_event()).collect();
+    assert!(matches!(all.first(), Some(NsEvent::ListChanged(_))), "{all:?}");
+    assert_eq!(all.last(), Some(&NsEvent::Replied { trid }));
+    // A frame with a TrID nobody asked for is no reply.
+    feed(&mut s, now, "ADC 999 FL N=x@example.com F=x C=0a1b2c3d-4e5f-4061-8273-94a5b6c7d8ea\r\n");
+    assert!(
+        std::iter::from_fn(|| s.poll_event()).all(|e| !matches!(e, NsEvent::Replied { .. }))
+    );
 }
