@@ -52,6 +52,8 @@ pub struct Running {
     pub local_addr: SocketAddr,
     /// Becomes `true` once the homeserver answered the startup ping and the bot is set up.
     pub ready: watch::Receiver<bool>,
+    /// How many Matrix events the core has handled since start.
+    pub handled_events: Arc<std::sync::atomic::AtomicU64>,
     server: tokio::task::JoinHandle<Result<(), std::io::Error>>,
     worker: tokio::task::JoinHandle<Result<(), StoreError>>,
     startup: tokio::task::JoinHandle<()>,
@@ -133,6 +135,7 @@ pub async fn start(
     });
 
     let bridge = Bridge::new(config.clone(), store.clone(), client.clone(), wake);
+    let handled_events = bridge.handled_counter();
     let worker_shutdown = shutdown.clone();
     let worker = tokio::spawn(
         async move { bridge.run(worker_shutdown).await }.instrument(tracing::info_span!("worker")),
@@ -146,6 +149,7 @@ pub async fn start(
     Ok(Running {
         local_addr,
         ready,
+        handled_events,
         server,
         worker,
         startup,

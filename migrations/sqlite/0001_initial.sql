@@ -2,9 +2,14 @@
 -- puppets, portals and the Matrix event <-> MSN message map.
 -- Keep in step with migrations/postgres/0001_initial.sql (same version, same tables).
 
+-- Synapse numbers transactions from max(stored id) + 1 and deletes finished ones, so after
+-- its restart the numbers start over: a transaction is identified by its ID together with
+-- a digest of its content (see src/matrix/transaction.rs).
 CREATE TABLE appservice_txn (
-    txn_id      TEXT PRIMARY KEY,
-    received_at BIGINT NOT NULL
+    txn_id      TEXT NOT NULL,
+    content_key TEXT NOT NULL,
+    received_at BIGINT NOT NULL,
+    PRIMARY KEY (txn_id, content_key)
 );
 
 CREATE TABLE event_queue (

@@ -11,6 +11,7 @@ pub mod event;
 pub mod port;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -34,6 +35,7 @@ pub struct Bridge<M: MatrixPort> {
     store: Store,
     matrix: Arc<M>,
     wake: Arc<Notify>,
+    handled: Arc<AtomicU64>,
 }
 
 impl<M: MatrixPort> Bridge<M> {
@@ -44,7 +46,13 @@ impl<M: MatrixPort> Bridge<M> {
             store,
             matrix,
             wake,
+            handled: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// How many queued events this core has handled since it started (shared counter).
+    pub fn handled_counter(&self) -> Arc<AtomicU64> {
+        self.handled.clone()
     }
 
     /// Drains the event queue until `shutdown` is cancelled. Events queued before a restart
@@ -68,6 +76,7 @@ impl<M: MatrixPort> Bridge<M> {
                 let span = tracing::info_span!("event", seq = queued.seq, kind = %queued.kind);
                 self.handle_queued(&queued).instrument(span).await;
                 self.store.finish_event(queued.seq).await?;
+                self.handled.fetch_add(1, Ordering::Relaxed);
             }
         }
     }

@@ -164,16 +164,6 @@ async fn put_transaction(
                 MatrixError::new(StatusCode::BAD_REQUEST, "M_BAD_JSON", e.body_text())
             }
         })?;
-        // A replay is answered at once without parsing.
-        if state
-            .store
-            .transaction_seen(&txn_id)
-            .await
-            .map_err(internal)?
-        {
-            tracing::debug!("replayed transaction ignored");
-            return Ok(Json(json!({})));
-        }
         let parsed = parse_transaction(&body, &state.filter).map_err(|e| match e {
             TransactionError::NotJson(_) => {
                 MatrixError::new(StatusCode::BAD_REQUEST, "M_NOT_JSON", e.to_string())
@@ -182,6 +172,15 @@ async fn put_transaction(
                 MatrixError::new(StatusCode::BAD_REQUEST, "M_BAD_JSON", e.to_string())
             }
         })?;
+        if state
+            .store
+            .transaction_seen(&txn_id, &parsed.content_key)
+            .await
+            .map_err(internal)?
+        {
+            tracing::info!("replayed transaction ignored");
+            return Ok(Json(json!({})));
+        }
         let rows = parsed
             .events
             .iter()
@@ -193,7 +192,7 @@ async fn put_transaction(
             .collect::<Result<Vec<_>, _>>()?;
         let fresh = state
             .store
-            .enqueue_transaction(&txn_id, &rows)
+            .enqueue_transaction(&txn_id, &parsed.content_key, &rows)
             .await
             .map_err(internal)?;
         tracing::debug!(

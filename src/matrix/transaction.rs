@@ -45,8 +45,9 @@ impl EchoFilter {
     }
 }
 
+/// The body of a transaction, its events still raw.
 #[derive(Deserialize)]
-struct Body {
+pub struct Body {
     #[serde(default)]
     events: Vec<Value>,
     #[serde(default)]
@@ -58,6 +59,8 @@ struct Body {
 /// What came out of one transaction: the events to queue and how many were skipped.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Parsed {
+    /// With the transaction ID, what identifies this transaction (see [`content_key`]).
+    pub content_key: String,
     pub events: Vec<MatrixEvent>,
     pub malformed: usize,
     pub echoes: usize,
@@ -68,7 +71,10 @@ pub struct Parsed {
 pub fn parse_transaction(body: &[u8], filter: &EchoFilter) -> Result<Parsed, TransactionError> {
     let value: Value = serde_json::from_slice(body).map_err(TransactionError::NotJson)?;
     let body: Body = serde_json::from_value(value).map_err(TransactionError::BadShape)?;
-    let mut parsed = Parsed::default();
+    let mut parsed = Parsed {
+        content_key: content_key(&body),
+        ..Parsed::default()
+    };
     for raw in &body.events {
         classify(&mut parsed, parse_timeline(raw), filter);
     }
@@ -86,6 +92,37 @@ pub fn parse_transaction(body: &[u8], filter: &EchoFilter) -> Result<Parsed, Tra
         classify(&mut parsed, parse_ephemeral(raw), filter);
     }
     Ok(parsed)
+}
+
+/// A digest naming what a transaction carries. Transaction IDs alone do not identify a
+/// transaction: Synapse numbers them from the highest one it still stores, and deletes
+/// acknowledged ones, so after it restarts the numbers begin again at 1. A genuine retry
+/// carries the same timeline events (after a Synapse restart without the ephemeral ones,
+/// which it does not store), so the key is the digest of the timeline event IDs; for a
+/// transaction with only ephemeral events, of those events.
+pub fn content_key(body: &Body) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    if body.events.is_empty() {
+        for raw in body
+            .ephemeral
+            .iter()
+            .flatten()
+            .chain(body.legacy_ephemeral.iter().flatten())
+        {
+            hash.update(raw.to_string().as_bytes());
+            hash.update(b"\n");
+        }
+    } else {
+        for raw in &body.events {
+            match raw.get("event_id").and_then(Value::as_str) {
+                Some(id) => hash.update(id.as_bytes()),
+                None => hash.update(raw.to_string().as_bytes()),
+            }
+            hash.update(b"\n");
+        }
+    }
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 enum Outcome {
@@ -346,7 +383,27 @@ mod tests {
             Err(TransactionError::BadShape(_))
         ));
         let empty = parse_transaction(b"{}", &filter()).expect("empty is fine");
-        assert_eq!(empty, Parsed::default());
+        assert!(empty.events.is_empty() && empty.malformed == 0);
+    }
+
+    #[test]
+    fn content_key_follows_timeline_event_ids() {
+        let key = |body: &[u8]| {
+            parse_transaction(body, &filter())
+                .expect("parses")
+                .content_key
+        };
+        let a = key(br#"{"events":[{"event_id":"$a"}],"ephemeral":[{"type":"m.typing"}]}"#);
+        // A retry after a Synapse restart: same events, ephemeral ones lost.
+        assert_eq!(a, key(br#"{"events":[{"event_id":"$a"}]}"#));
+        assert_ne!(a, key(br#"{"events":[{"event_id":"$b"}]}"#));
+        let e1 =
+            key(br#"{"events":[],"ephemeral":[{"type":"m.typing","content":{"user_ids":[]}}]}"#);
+        let e2 = key(
+            br#"{"events":[],"ephemeral":[{"type":"m.typing","content":{"user_ids":["@b:x"]}}]}"#,
+        );
+        assert_ne!(e1, e2);
+        assert_eq!(a.len(), 64);
     }
 
     #[test]

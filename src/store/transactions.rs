@@ -14,19 +14,22 @@ pub struct QueuedEvent {
 }
 
 impl Store {
-    /// Records transaction `txn_id` and queues its events, atomically. Returns `false` (and
-    /// queues nothing) when the transaction was seen before: a replay is a no-op.
+    /// Records transaction `txn_id` (with `content_key`, a digest of what it carries) and
+    /// queues its events, atomically. Returns `false` (and queues nothing) when that
+    /// transaction was seen before: a replay is a no-op.
     pub async fn enqueue_transaction(
         &self,
         txn_id: &str,
+        content_key: &str,
         events: &[(String, String)],
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool().begin().await?;
         let inserted = sqlx::query(
-            "INSERT INTO appservice_txn (txn_id, received_at) VALUES ($1, $2) \
-             ON CONFLICT (txn_id) DO NOTHING",
+            "INSERT INTO appservice_txn (txn_id, content_key, received_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (txn_id, content_key) DO NOTHING",
         )
         .bind(txn_id)
+        .bind(content_key)
         .bind(now_ms())
         .execute(&mut *tx)
         .await?
@@ -73,8 +76,24 @@ impl Store {
         Ok(())
     }
 
-    /// Whether transaction `txn_id` was already accepted.
-    pub async fn transaction_seen(&self, txn_id: &str) -> Result<bool, StoreError> {
+    /// Whether transaction `txn_id` with this content was already accepted.
+    pub async fn transaction_seen(
+        &self,
+        txn_id: &str,
+        content_key: &str,
+    ) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "SELECT 1 AS one FROM appservice_txn WHERE txn_id = $1 AND content_key = $2",
+        )
+        .bind(txn_id)
+        .bind(content_key)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.is_some())
+    }
+
+    /// Whether any transaction with ID `txn_id` was accepted, whatever it carried.
+    pub async fn transaction_id_seen(&self, txn_id: &str) -> Result<bool, StoreError> {
         let row = sqlx::query("SELECT 1 AS one FROM appservice_txn WHERE txn_id = $1")
             .bind(txn_id)
             .fetch_optional(self.pool())

@@ -89,7 +89,7 @@ async fn tokens_are_checked_on_every_matrix_route() {
         (403, Some("M_FORBIDDEN"))
     );
     assert!(
-        !server.store.transaction_seen("1").await.expect("query"),
+        !server.store.transaction_id_seen("1").await.expect("query"),
         "refused txn not recorded"
     );
 
@@ -156,8 +156,8 @@ async fn transaction_is_queued_once_and_dedupe_survives_restart() {
     assert_eq!(queued.len(), 1);
     assert!(queued[0].payload.contains("first"));
 
-    // A replay with the same ID (even with other content) is acknowledged and ignored.
-    let (status, _) = put(&server, "txn-1", Some(HS_TOKEN), message_txn("second")).await;
+    // A replay (same ID, same events) is acknowledged and ignored.
+    let (status, _) = put(&server, "txn-1", Some(HS_TOKEN), message_txn("first")).await;
     assert_eq!(status, 200);
     assert_eq!(
         server.store.queued_events(10).await.expect("queue").len(),
@@ -168,11 +168,20 @@ async fn transaction_is_queued_once_and_dedupe_survives_restart() {
     server.store.close().await;
     drop(server);
     let server = serve(&db).await;
-    let (status, _) = put(&server, "txn-1", Some(HS_TOKEN), message_txn("third")).await;
+    let (status, _) = put(&server, "txn-1", Some(HS_TOKEN), message_txn("first")).await;
     assert_eq!(status, 200);
     let queued = server.store.queued_events(10).await.expect("queue");
     assert_eq!(queued.len(), 1, "{queued:?}");
     assert!(queued[0].payload.contains("first"));
+
+    // The same ID with other events is another transaction: Synapse numbers them afresh
+    // after it restarts.
+    let (status, _) = put(&server, "txn-1", Some(HS_TOKEN), message_txn("second")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        server.store.queued_events(10).await.expect("queue").len(),
+        2
+    );
 }
 
 #[tokio::test]
@@ -203,7 +212,7 @@ async fn bad_bodies_get_matrix_errors_and_record_nothing() {
     );
     for txn in ["t-json", "t-shape", "t-big"] {
         assert!(
-            !server.store.transaction_seen(txn).await.expect("query"),
+            !server.store.transaction_id_seen(txn).await.expect("query"),
             "{txn}"
         );
     }

@@ -47,14 +47,24 @@ async fn transactions_are_deduplicated_and_queued(store: &Store) {
         ("message".to_string(), r#"{"n":1}"#.to_string()),
         ("typing".to_string(), r#"{"n":2}"#.to_string()),
     ];
-    assert!(!store.transaction_seen("t1").await.unwrap());
-    assert!(store.enqueue_transaction("t1", &events).await.unwrap());
-    assert!(store.transaction_seen("t1").await.unwrap());
+    assert!(!store.transaction_seen("t1", "k1").await.unwrap());
     assert!(
-        !store.enqueue_transaction("t1", &events).await.unwrap(),
+        store
+            .enqueue_transaction("t1", "k1", &events)
+            .await
+            .unwrap()
+    );
+    assert!(store.transaction_seen("t1", "k1").await.unwrap());
+    assert!(store.transaction_id_seen("t1").await.unwrap());
+    assert!(!store.transaction_seen("t1", "k2").await.unwrap());
+    assert!(
+        !store
+            .enqueue_transaction("t1", "k1", &events)
+            .await
+            .unwrap(),
         "replay is a no-op"
     );
-    assert!(store.enqueue_transaction("t2", &[]).await.unwrap());
+    assert!(store.enqueue_transaction("t2", "k1", &[]).await.unwrap());
     let queued = store.queued_events(10).await.unwrap();
     assert_eq!(queued.len(), 2, "{queued:?}");
     assert_eq!(queued[0].payload, r#"{"n":1}"#);
@@ -195,11 +205,11 @@ async fn sqlite_state_survives_reopening() {
     let dir = tempfile::tempdir().expect("tempdir");
     let uri = format!("sqlite:{}", dir.path().join("msn.db").display());
     let store = Store::connect(&uri, 2).await.unwrap();
-    assert!(store.enqueue_transaction("42", &[]).await.unwrap());
+    assert!(store.enqueue_transaction("42", "k", &[]).await.unwrap());
     store.close().await;
     let store = Store::connect(&uri, 2).await.unwrap();
-    assert!(store.transaction_seen("42").await.unwrap());
-    assert!(!store.enqueue_transaction("42", &[]).await.unwrap());
+    assert!(store.transaction_seen("42", "k").await.unwrap());
+    assert!(!store.enqueue_transaction("42", "k", &[]).await.unwrap());
 }
 
 #[tokio::test]
