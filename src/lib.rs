@@ -10,4 +10,5 @@ pub mod config;
 pub mod logging;
 pub mod matrix;
 pub mod msnp;
+pub mod net;
 pub mod store;

@@ -1,0 +1,25 @@
+//! The async shell around the sans-IO MSNP core: sockets, the Passport HTTP login, timers,
+//! and cheap cloneable handles for the bridge.
+//!
+//! Owns: one driver task per socket (notification server or switchboard), which alone
+//! touches that socket and its `msnp` state machine; handles that send commands over a
+//! channel and await their reply by TrID (every request has a timeout); typed events out.
+//! Must not import: the bridge core, the Matrix layer.
+
+mod backoff;
+mod error;
+mod ns_client;
+mod passport;
+mod redact;
+mod sb_client;
+mod session;
+mod settings;
+mod wire;
+
+pub use backoff::Backoff;
+pub use error::NetError;
+pub use ns_client::{NsClient, NsEvents};
+pub use passport::{PassportError, fetch_ticket, http_client};
+pub use sb_client::{SbClient, SbEvents};
+pub use session::{EndReason, MsnSession, SessionEvent};
+pub use settings::MsnSettings;

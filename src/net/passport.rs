@@ -1,0 +1,95 @@
+//! The Passport 1.4 ("Tweener") ticket over HTTP(S) (MSNP.md §2.4.2): nexus, then the
+//! DALogin URL, then the login with the `Authorization: Passport1.4 ...` header, following
+//! redirects. The requests and answers are built and read by `msnp::auth`; this module only
+//! performs them. The password and ticket never reach a log line.
+
+use std::time::Duration;
+
+use crate::msnp::auth::{self, AuthError, HttpRequest, LoginResponse, Secret};
+
+/// How many login redirects are followed before giving up.
+const MAX_REDIRECTS: usize = 3;
+
+/// Why no ticket could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum PassportError {
+    #[error("the Passport server refused the account or password")]
+    WrongCredentials,
+    #[error("the Passport server's answer was not understood: {0}")]
+    Protocol(#[source] AuthError),
+    #[error("cannot reach the Passport server: {0}")]
+    Http(#[source] reqwest::Error),
+    #[error("the extra CA certificate is not valid PEM: {0}")]
+    BadCa(#[source] reqwest::Error),
+    #[error("too many redirects")]
+    TooManyRedirects,
+}
+
+/// The HTTP client for Passport, trusting `extra_ca_pem` besides the system roots.
+pub fn http_client(
+    extra_ca_pem: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<reqwest::Client, PassportError> {
+    let mut builder = reqwest::Client::builder()
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent("MSMSGS");
+    if let Some(pem) = extra_ca_pem {
+        let cert = reqwest::Certificate::from_pem(pem).map_err(PassportError::BadCa)?;
+        builder = builder.add_root_certificate(cert);
+    }
+    builder.build().map_err(PassportError::Http)
+}
+
+async fn perform(
+    http: &reqwest::Client,
+    request: &HttpRequest,
+) -> Result<(u16, Vec<(String, String)>), PassportError> {
+    let mut builder = http.get(&request.url);
+    for (name, value) in &request.headers {
+        builder = builder.header(name.as_str(), value.expose());
+    }
+    let response = builder.send().await.map_err(PassportError::Http)?;
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect();
+    Ok((status, headers))
+}
+
+/// Gets a ticket for `account` answering the server's `tw_challenge` (the text after
+/// `USR trid TWN S`). `dalogin_url` skips the nexus when set.
+pub async fn fetch_ticket(
+    http: &reqwest::Client,
+    nexus_url: &str,
+    dalogin_url: Option<&str>,
+    account: &str,
+    password: &Secret,
+    tw_challenge: &str,
+) -> Result<Secret, PassportError> {
+    let mut login_url = match dalogin_url {
+        Some(url) => url.to_owned(),
+        None => {
+            let request = auth::nexus_request(nexus_url).map_err(PassportError::Protocol)?;
+            let (_, headers) = perform(http, &request).await?;
+            auth::parse_nexus_response(&headers).map_err(PassportError::Protocol)?
+        }
+    };
+    for _ in 0..=MAX_REDIRECTS {
+        let request = auth::login_request(&login_url, account, password, tw_challenge)
+            .map_err(PassportError::Protocol)?;
+        let (status, headers) = perform(http, &request).await?;
+        match auth::parse_login_response(status, &headers) {
+            Ok(LoginResponse::Ticket(ticket)) => return Ok(ticket),
+            Ok(LoginResponse::Redirect(url)) => {
+                tracing::debug!(%url, "Passport login redirected");
+                login_url = url;
+            }
+            Err(AuthError::Rejected { .. }) => return Err(PassportError::WrongCredentials),
+            Err(e) => return Err(PassportError::Protocol(e)),
+        }
+    }
+    Err(PassportError::TooManyRedirects)
+}

@@ -1,0 +1,41 @@
+//! Where and how to reach an MSN service: the server, the Passport nexus, the protocol
+//! versions offered, timeouts.
+
+use std::time::Duration;
+
+use crate::msnp::Limits;
+
+/// Connection settings shared by every MSN session of the bridge.
+#[derive(Clone, Debug)]
+pub struct MsnSettings {
+    /// The dispatch or notification server, `host:port`.
+    pub server: String,
+    /// The Passport 1.4 nexus URL (`.../rdr/pprdr.asp`), or a bare host.
+    pub nexus_url: String,
+    /// Skip the nexus and use this login URL (DALogin) directly.
+    pub dalogin_url: Option<String>,
+    /// Protocol versions offered in `VER`, best first (MSNP.md §12).
+    pub versions: Vec<u8>,
+    /// An extra CA certificate (PEM) trusted for the Passport HTTPS endpoints.
+    pub extra_ca_pem: Option<Vec<u8>>,
+    pub connect_timeout: Duration,
+    /// How long a request (a command, a login step) may wait for its answer.
+    pub request_timeout: Duration,
+    pub limits: Limits,
+}
+
+impl MsnSettings {
+    /// Settings for `server` and `nexus_url` with the documented defaults.
+    pub fn new(server: impl Into<String>, nexus_url: impl Into<String>) -> Self {
+        Self {
+            server: server.into(),
+            nexus_url: nexus_url.into(),
+            dalogin_url: None,
+            versions: vec![12, 11, 10, 9, 8],
+            extra_ca_pem: None,
+            connect_timeout: Duration::from_secs(15),
+            request_timeout: Duration::from_secs(30),
+            limits: Limits::default(),
+        }
+    }
+}
