@@ -8,6 +8,8 @@
 
 pub mod commands;
 pub mod event;
+pub mod formatting;
+pub mod ids;
 pub mod port;
 
 use std::sync::Arc;

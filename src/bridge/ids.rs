@@ -1,0 +1,104 @@
+//! Matrix IDs of the bridge's puppets: an MSN address becomes a localpart by lowercasing
+//! and `=xx` escaping (the mautrix convention), so any address maps to a valid Matrix user
+//! ID and back. `alice@hotmail.com` -> `@msn_alice=40hotmail.com:example.org`.
+
+use crate::config::USERID_MARKER;
+
+/// Escapes `address` for a localpart: `a-z 0-9 . _ -` stay, everything else (including
+/// `=`, `@` and uppercase, after lowercasing) becomes `=` and two hex digits per UTF-8 byte.
+pub fn escape_address(address: &str) -> String {
+    let mut out = String::with_capacity(address.len() + 8);
+    for b in address.to_lowercase().bytes() {
+        match b {
+            b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-' => out.push(char::from(b)),
+            other => out.push_str(&format!("={other:02x}")),
+        }
+    }
+    out
+}
+
+/// The inverse of [`escape_address`]; `None` if `escaped` is not such an escape.
+pub fn unescape_address(escaped: &str) -> Option<String> {
+    let bytes = escaped.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'=' {
+            let hex = escaped.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The puppet's user ID for `address`, from the username template and the server name.
+pub fn puppet_mxid(template: &str, domain: &str, address: &str) -> String {
+    format!(
+        "@{}:{domain}",
+        template.replace(USERID_MARKER, &escape_address(address))
+    )
+}
+
+/// The MSN address of a puppet user ID, if `mxid` is one made by `template` on `domain`.
+pub fn address_of_puppet(template: &str, domain: &str, mxid: &str) -> Option<String> {
+    let (prefix, suffix) = template.split_once(USERID_MARKER)?;
+    let local = mxid
+        .strip_prefix('@')?
+        .strip_suffix(domain)?
+        .strip_suffix(':')?;
+    let escaped = local.strip_prefix(prefix)?.strip_suffix(suffix)?;
+    if escaped.is_empty() {
+        return None;
+    }
+    unescape_address(escaped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_escape_and_round_trip() {
+        assert_eq!(escape_address("Alice@Hotmail.com"), "alice=40hotmail.com");
+        assert_eq!(escape_address("a=b+c@x.org"), "a=3db=2bc=40x.org");
+        assert_eq!(escape_address("é@x"), "=c3=a9=40x");
+        for a in [
+            "alice@hotmail.com",
+            "a=b+c@x.org",
+            "é@x",
+            "under_score-dash.dot@x",
+        ] {
+            assert_eq!(unescape_address(&escape_address(a)).as_deref(), Some(a));
+        }
+        assert_eq!(unescape_address("bad=zz"), None);
+        assert_eq!(unescape_address("short=4"), None);
+        assert_eq!(unescape_address("=ff=fe"), None, "not UTF-8");
+    }
+
+    #[test]
+    fn puppet_ids_round_trip_through_the_template() {
+        let id = puppet_mxid("msn_{userid}", "example.org", "Bob@MSN.com");
+        assert_eq!(id, "@msn_bob=40msn.com:example.org");
+        assert_eq!(
+            address_of_puppet("msn_{userid}", "example.org", &id).as_deref(),
+            Some("bob@msn.com")
+        );
+        assert_eq!(
+            address_of_puppet("msn_{userid}", "example.org", "@msnbot:example.org"),
+            None
+        );
+        assert_eq!(
+            address_of_puppet("msn_{userid}", "example.org", "@msn_x:other.org"),
+            None
+        );
+        assert_eq!(
+            address_of_puppet("x{userid}_msn", "h", "@xbob=40a.b_msn:h").as_deref(),
+            Some("bob@a.b")
+        );
+        assert_eq!(address_of_puppet("msn_{userid}", "h", "@msn_:h"), None);
+    }
+}
