@@ -22,6 +22,9 @@ pub const TOKEN_PLACEHOLDER: &str = "This value is generated when generating the
 /// The example's homeserver domain: running with it is an error.
 pub const DOMAIN_PLACEHOLDER: &str = "example.com";
 
+/// The example's MSN host: running with it is an error.
+pub const MSN_PLACEHOLDER: &str = "msn.example.com";
+
 /// The marker in [`BridgeConfig::username_template`] that stands for the escaped MSN address.
 pub const USERID_MARKER: &str = "{userid}";
 
@@ -63,8 +66,50 @@ pub struct Config {
     pub appservice: AppserviceConfig,
     pub database: DatabaseConfig,
     pub bridge: BridgeConfig,
+    pub msn: MsnConfig,
     #[serde(default)]
     pub logging: LoggingConfig,
+}
+
+/// The MSN service the bridge logs its users in to.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MsnConfig {
+    /// The dispatch or notification server, `host:port`.
+    pub server: String,
+    /// The Passport 1.4 nexus URL.
+    pub nexus_url: String,
+    /// A login (DALogin) URL to use instead of asking the nexus; empty for none.
+    #[serde(default)]
+    pub dalogin_url: String,
+    /// Protocol versions offered, best first; each between 8 and 12.
+    #[serde(default = "default_versions")]
+    pub protocol_versions: Vec<u8>,
+    /// A PEM file with an extra CA certificate to trust for Passport HTTPS; empty for none.
+    #[serde(default)]
+    pub extra_ca_file: String,
+    /// The MSN status while the user's Matrix presence is offline: `hidden` or `online`.
+    #[serde(default)]
+    pub offline_status: OfflineStatus,
+    /// Keep the MSN friendly name in step with the Matrix display name.
+    #[serde(default = "default_true")]
+    pub sync_display_name: bool,
+    /// Reconnect delays: the first, and the cap of the exponential backoff, in seconds.
+    #[serde(default = "default_reconnect_initial")]
+    pub reconnect_initial_seconds: u64,
+    #[serde(default = "default_reconnect_max")]
+    pub reconnect_max_seconds: u64,
+}
+
+/// What "offline in Matrix" means on MSN.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OfflineStatus {
+    /// Appear offline (HDN) but keep receiving messages.
+    #[default]
+    Hidden,
+    /// Stay online.
+    Online,
 }
 
 /// How the bridge reaches the homeserver.
@@ -139,7 +184,7 @@ pub struct DatabaseConfig {
 }
 
 /// Bridge behaviour: names, commands, permissions.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BridgeConfig {
     /// Localpart of puppets; `{userid}` is replaced by the escaped MSN address.
@@ -153,6 +198,20 @@ pub struct BridgeConfig {
     pub command_prefix: String,
     /// Who may use the bridge: `*`, a server name or a user ID, mapped to `user` or `admin`.
     pub permissions: BTreeMap<String, PermissionLevel>,
+    /// 64 hex digits: the key that encrypts stored MSN credentials. Generated with the tokens.
+    pub credentials_key: String,
+}
+
+impl fmt::Debug for BridgeConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BridgeConfig")
+            .field("username_template", &self.username_template)
+            .field("displayname_template", &self.displayname_template)
+            .field("command_prefix", &self.command_prefix)
+            .field("permissions", &self.permissions)
+            .field("credentials_key", &"<redacted>")
+            .finish()
+    }
 }
 
 /// What a Matrix user may do with the bridge, in increasing order.
@@ -217,6 +276,15 @@ fn default_displayname_template() -> String {
 fn default_command_prefix() -> String {
     "!msn".into()
 }
+fn default_versions() -> Vec<u8> {
+    vec![12, 11, 10, 9, 8]
+}
+fn default_reconnect_initial() -> u64 {
+    2
+}
+fn default_reconnect_max() -> u64 {
+    300
+}
 fn default_log_level() -> String {
     "info".into()
 }
@@ -245,6 +313,7 @@ impl Config {
         for (key, token) in [
             ("appservice.as_token", &self.appservice.as_token),
             ("appservice.hs_token", &self.appservice.hs_token),
+            ("bridge.credentials_key", &self.bridge.credentials_key),
         ] {
             if token == TOKEN_PLACEHOLDER || token.is_empty() {
                 return Err(ConfigError::Placeholder {
@@ -252,6 +321,13 @@ impl Config {
                     hint: "run with --generate-registration first",
                 });
             }
+        }
+        let key = self.bridge.credentials_key.trim();
+        if key.len() != 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ConfigError::Invalid {
+                key: "bridge.credentials_key",
+                reason: "must be 64 hex digits".into(),
+            });
         }
         if self.appservice.as_token == self.appservice.hs_token {
             return Err(ConfigError::Invalid {
@@ -326,6 +402,7 @@ impl Config {
         }
         self.check_permissions()?;
         self.check_database()?;
+        self.check_msn()?;
         if tracing_subscriber::EnvFilter::try_new(&self.logging.level).is_err() {
             return Err(ConfigError::Invalid {
                 key: "logging.level",
@@ -384,6 +461,53 @@ impl Config {
                     reason: format!("{subject:?} is not *, a server name or a user ID"),
                 });
             }
+        }
+        Ok(())
+    }
+
+    fn check_msn(&self) -> Result<(), ConfigError> {
+        let msn = &self.msn;
+        if msn.server.contains(MSN_PLACEHOLDER) || msn.nexus_url.contains(MSN_PLACEHOLDER) {
+            return Err(ConfigError::Placeholder {
+                key: "msn.server",
+                hint: "set the MSN server and nexus URL of the service you use",
+            });
+        }
+        let port_ok = msn.server.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0)
+        });
+        if !port_ok {
+            return Err(ConfigError::Invalid {
+                key: "msn.server",
+                reason: format!("{:?} is not host:port", msn.server),
+            });
+        }
+        check_url("msn.nexus_url", &msn.nexus_url)?;
+        if !msn.dalogin_url.is_empty() {
+            check_url("msn.dalogin_url", &msn.dalogin_url)?;
+        }
+        if msn.protocol_versions.is_empty()
+            || msn.protocol_versions.iter().any(|v| !(8..=12).contains(v))
+        {
+            return Err(ConfigError::Invalid {
+                key: "msn.protocol_versions",
+                reason: "list versions between 8 and 12 (MSNP13 and later are not supported yet)"
+                    .into(),
+            });
+        }
+        if !msn.extra_ca_file.is_empty() && !Path::new(&msn.extra_ca_file).is_file() {
+            return Err(ConfigError::Invalid {
+                key: "msn.extra_ca_file",
+                reason: format!("{:?} is not a readable file", msn.extra_ca_file),
+            });
+        }
+        if msn.reconnect_initial_seconds == 0
+            || msn.reconnect_max_seconds < msn.reconnect_initial_seconds
+        {
+            return Err(ConfigError::Invalid {
+                key: "msn.reconnect_max_seconds",
+                reason: "delays must be positive and the cap at least the first delay".into(),
+            });
         }
         Ok(())
     }
@@ -490,6 +614,9 @@ mod tests {
         c.bridge.permissions = [("localhost".to_string(), PermissionLevel::User)].into();
         c.appservice.as_token = "as_secret".into();
         c.appservice.hs_token = "hs_secret".into();
+        c.bridge.credentials_key = "ab".repeat(32);
+        c.msn.server = "127.0.0.1:1863".into();
+        c.msn.nexus_url = "http://127.0.0.1:8080/rdr/pprdr.asp".into();
         c
     }
 
@@ -580,6 +707,33 @@ mod tests {
         assert!(re.is_match("@msn.alice=40hotmail.com_x:localhost"));
         assert!(!re.is_match("@msnbot:localhost"));
         assert!(!re.is_match("@msnXalice_x:localhost"), "the dot is escaped");
+    }
+
+    #[test]
+    fn msn_settings_are_checked() {
+        let mut c = valid();
+        c.msn.server = "msn.example.com:1863".into();
+        assert!(err_of(&c).contains("placeholder"));
+        for bad in ["host", "host:0", ":1863", "host:port"] {
+            let mut c = valid();
+            c.msn.server = bad.into();
+            assert!(err_of(&c).contains("msn.server"), "{bad}");
+        }
+        let mut c = valid();
+        c.msn.protocol_versions = vec![15];
+        assert!(err_of(&c).contains("msn.protocol_versions"));
+        let mut c = valid();
+        c.msn.nexus_url = "nexus".into();
+        assert!(err_of(&c).contains("msn.nexus_url"));
+        let mut c = valid();
+        c.msn.extra_ca_file = "/nonexistent/ca.pem".into();
+        assert!(err_of(&c).contains("msn.extra_ca_file"));
+        let mut c = valid();
+        c.bridge.credentials_key = "xyz".into();
+        assert!(err_of(&c).contains("bridge.credentials_key"));
+        let mut c = valid();
+        c.bridge.credentials_key = TOKEN_PLACEHOLDER.into();
+        assert!(err_of(&c).contains("placeholder"));
     }
 
     #[test]

@@ -12,3 +12,4 @@ pub mod matrix;
 pub mod msnp;
 pub mod net;
 pub mod store;
+pub mod testkit;

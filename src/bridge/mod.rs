@@ -7,6 +7,7 @@
 //! It talks to the homeserver only through [`MatrixPort`].
 
 pub mod commands;
+pub mod credentials;
 pub mod event;
 pub mod formatting;
 pub mod ids;

@@ -191,8 +191,9 @@ pub fn random_token(prefix: &str) -> Result<String, RegistrationError> {
     Ok(out)
 }
 
-/// `--generate-registration`: gives the config tokens if it still has the placeholders (and
-/// writes them into the config file, keeping its comments), then writes the registration.
+/// `--generate-registration`: gives the config tokens and a credentials key if it still has
+/// the placeholders (and writes them into the config file, keeping its comments), then
+/// writes the registration.
 /// Existing tokens are kept, so regenerating never breaks a homeserver that has the old file.
 pub fn generate(
     config_path: &Path,
@@ -204,10 +205,15 @@ pub fn generate(
             path: config_path.display().to_string(),
             source,
         })?;
-    for (key, prefix) in [("as_token", "as_"), ("hs_token", "hs_")] {
+    for (key, prefix) in [
+        ("as_token", "as_"),
+        ("hs_token", "hs_"),
+        ("credentials_key", ""),
+    ] {
         let current = match key {
             "as_token" => &mut config.appservice.as_token,
-            _ => &mut config.appservice.hs_token,
+            "hs_token" => &mut config.appservice.hs_token,
+            _ => &mut config.bridge.credentials_key,
         };
         if current == TOKEN_PLACEHOLDER || current.is_empty() {
             *current = random_token(prefix)?;
@@ -262,15 +268,21 @@ mod tests {
         let reg_path = dir.path().join("registration.yaml");
         let text = std::fs::read_to_string(example_path())
             .expect("example")
-            .replace("domain: example.com", "domain: localhost");
+            .replace("domain: example.com", "domain: localhost")
+            .replace("msn.example.com", "127.0.0.1");
         std::fs::write(&cfg_path, text).expect("write");
         let mut config = Config::load(&cfg_path).expect("load");
         config.bridge.permissions = [("localhost".into(), PermissionLevel::User)].into();
         let reg = generate(&cfg_path, &mut config, &reg_path).expect("generate");
         assert!(reg.as_token.starts_with("as_") && reg.as_token.len() == 67);
+        assert_eq!(config.bridge.credentials_key.len(), 64);
         assert_ne!(reg.as_token, reg.hs_token);
 
         let reloaded = Config::load(&cfg_path).expect("reload");
+        assert_eq!(
+            reloaded.bridge.credentials_key,
+            config.bridge.credentials_key
+        );
         assert_eq!(reloaded.appservice.as_token, reg.as_token);
         assert_eq!(reloaded.appservice.hs_token, reg.hs_token);
         let rewritten = std::fs::read_to_string(&cfg_path).expect("read");

@@ -17,6 +17,7 @@ fn example() -> String {
 fn local_config(dir: &Path) -> std::path::PathBuf {
     let text = example()
         .replace("domain: example.com", "domain: localhost")
+        .replace("msn.example.com", "127.0.0.1")
         .replace("\"example.com\": user", "\"localhost\": user")
         .replace(
             "\"@admin:example.com\": admin",

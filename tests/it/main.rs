@@ -12,3 +12,5 @@ mod e2e;
 mod migrations;
 mod store;
 mod support;
+mod testkit_msnp11_sdk;
+mod testkit_raw;

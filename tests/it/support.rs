@@ -62,6 +62,9 @@ pub fn config(homeserver: &str, database: &str, permissions: &[(&str, Permission
     config.appservice.port = port;
     config.appservice.address = reg.url.clone();
     config.database.uri = database.into();
+    config.bridge.credentials_key = "5a".repeat(32);
+    config.msn.server = "127.0.0.1:1863".into();
+    config.msn.nexus_url = "http://127.0.0.1:1/rdr/pprdr.asp".into();
     config.bridge.permissions = permissions
         .iter()
         .map(|(k, v)| ((*k).to_owned(), *v))

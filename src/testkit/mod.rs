@@ -1,0 +1,13 @@
+//! Test support shared by the integration tests and the load program: a real, in-process
+//! MSNP8–12 server ([`msn_server`]) that behaves like the revival servers of MSNP.md §2.8
+//! (dispatch, notification server, switchboard, Passport 1.4 HTTP) with fault injection.
+//!
+//! Owns only test infrastructure. May use `crate::msnp` framing (frame, verb, limits,
+//! challenge, message, escape) but must not import `net`, `matrix`, `bridge` or `store`,
+//! so that the bridge is always tested against an independent server.
+
+pub mod msn_server;
+
+pub use msn_server::{
+    Lists, LoggedFrame, MsnServer, MsnServerConfig, MsnServerHandle, ServerEvent, ServerKind,
+};

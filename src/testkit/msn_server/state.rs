@@ -1,0 +1,306 @@
+//! Shared routing state of one test server: accounts, logged-in NS sessions, Passport
+//! tickets, switchboard cookies and sessions, the frame log and the event broadcast.
+//!
+//! One `std::sync::Mutex` guards [`State`]; it is never held across an `.await` (all
+//! socket writes go through the connections' channels), which keeps fan-out atomic:
+//! a presence change and the notifications it causes are decided under one lock.
+//! Knows the visibility rules (§4.1 AL/BL/BLP) but no wire formats.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use super::MsnServerConfig;
+use super::accounts::Account;
+use super::conn::{ConnTx, LoggedFrame};
+use super::faults::Faults;
+
+/// Which listener a frame or event belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ServerKind {
+    /// The dispatch server (answers `XFR NS`).
+    Dispatch,
+    /// The notification server.
+    Ns,
+    /// The switchboard server.
+    Sb,
+}
+
+/// Something observable that happened inside the test server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerEvent {
+    /// A client frame was received (secrets redacted). `email` is `None` before `USR`.
+    Frame {
+        email: Option<String>,
+        frame: LoggedFrame,
+    },
+    /// `USR … OK` was sent.
+    LoggedIn { email: String, version: u8 },
+    /// A login was refused (bad ticket, unknown account).
+    LoginFailed { email: String },
+    /// The NS connection of a logged-in account ended.
+    Disconnected { email: String },
+    /// A `CHG` was accepted.
+    StatusChanged { email: String, status: String },
+    /// A `QRY` answer was checked.
+    ChallengeAnswered { email: String, correct: bool },
+    /// A participant joined switchboard session `session`.
+    SwitchboardJoined { session: u64, email: String },
+    /// A participant left switchboard session `session`.
+    SwitchboardLeft { session: u64, email: String },
+    /// A switchboard `MSG` was relayed to `recipients` other participants.
+    MessageRelayed {
+        session: u64,
+        from: String,
+        recipients: usize,
+    },
+}
+
+/// A logged-in NS connection.
+#[derive(Debug)]
+pub(crate) struct Session {
+    pub conn: ConnTx,
+    pub version: u8,
+    /// `None` until the first `CHG` (§5.2): invisible, `XFR SB` refused.
+    pub status: Option<String>,
+    pub caps: String,
+    pub msnobj: Option<String>,
+    /// Outstanding `CHL` and the time by which the `QRY` must arrive.
+    pub challenge: Option<(String, Instant)>,
+}
+
+impl Session {
+    /// The status others see, or `None` when the user appears offline.
+    pub fn visible_status(&self) -> Option<&str> {
+        self.status.as_deref().filter(|s| *s != "HDN")
+    }
+}
+
+/// A Passport ticket issued by `/login.srf`.
+#[derive(Debug)]
+pub(crate) struct Ticket {
+    pub email: String,
+    pub expires: Instant,
+}
+
+/// What a switchboard cookie authorises.
+#[derive(Debug, Clone)]
+pub(crate) enum CookieKind {
+    /// From `XFR SB`: open a new session with `USR`.
+    Xfr,
+    /// From `RNG`: join session `session` with `ANS`.
+    Ring { session: u64 },
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct SbCookie {
+    pub email: String,
+    pub kind: CookieKind,
+    pub version: u8,
+    pub expires: Instant,
+}
+
+/// A participant of a switchboard session.
+#[derive(Debug, Clone)]
+pub(crate) struct Member {
+    pub email: String,
+    pub conn: ConnTx,
+    pub version: u8,
+}
+
+/// A switchboard session.
+#[derive(Debug, Default)]
+pub(crate) struct Switchboard {
+    pub members: Vec<Member>,
+    /// Addresses rung but not yet answered.
+    pub invited: HashSet<String>,
+}
+
+/// Everything guarded by the state lock.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub accounts: HashMap<String, Account>,
+    pub sessions: HashMap<String, Session>,
+    pub tickets: HashMap<String, Ticket>,
+    pub sb_cookies: HashMap<String, SbCookie>,
+    pub switchboards: HashMap<u64, Switchboard>,
+    pub frames: HashMap<String, Vec<LoggedFrame>>,
+    /// Every live NS connection (logged in or not), for `OUT SSD` on shutdown.
+    pub ns_conns: HashMap<u64, ConnTx>,
+    /// Every live switchboard connection, keyed by connection id.
+    pub sb_conns: HashMap<u64, (Option<String>, ConnTx)>,
+}
+
+impl State {
+    /// The friendly name of an account, percent-encoded (the address if unknown).
+    pub fn name_of(&self, email: &str) -> String {
+        self.accounts
+            .get(email)
+            .map_or_else(|| email.to_owned(), |a| a.name_enc.clone())
+    }
+
+    /// Whether `owner`'s privacy settings let `viewer` see and contact them.
+    pub fn allows(&self, owner: &str, viewer: &str) -> bool {
+        self.accounts.get(owner).is_some_and(|a| a.allows(viewer))
+    }
+
+    /// The session of `email` if it appears online to `viewer`.
+    pub fn visible_to(&self, email: &str, viewer: &str) -> Option<&Session> {
+        let session = self.sessions.get(email)?;
+        session.visible_status()?;
+        self.allows(email, viewer).then_some(session)
+    }
+
+    /// Logged-in users that should receive presence updates about `user`: they have
+    /// `user` on their FL, `user` allows them, and they have sent their first `CHG`.
+    pub fn watchers(&self, user: &str) -> Vec<(String, ConnTx, u8)> {
+        self.sessions
+            .iter()
+            .filter(|(email, s)| {
+                email.as_str() != user
+                    && s.status.is_some()
+                    && self
+                        .accounts
+                        .get(email.as_str())
+                        .is_some_and(|a| a.lists_of(user).contains(super::accounts::Lists::FL))
+                    && self.allows(user, email)
+            })
+            .map(|(email, s)| (email.clone(), s.conn.clone(), s.version))
+            .collect()
+    }
+}
+
+/// State plus configuration, shared by every task of one server.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub config: MsnServerConfig,
+    pub faults: Faults,
+    pub events: broadcast::Sender<ServerEvent>,
+    pub shutdown: CancellationToken,
+    pub dispatch_addr: SocketAddr,
+    pub ns_addr: SocketAddr,
+    pub sb_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    state: Mutex<State>,
+    ids: AtomicU64,
+}
+
+impl Shared {
+    pub fn new(
+        config: MsnServerConfig,
+        dispatch_addr: SocketAddr,
+        ns_addr: SocketAddr,
+        sb_addr: SocketAddr,
+        http_addr: SocketAddr,
+    ) -> Shared {
+        let (events, _) = broadcast::channel(4096);
+        Shared {
+            config,
+            faults: Faults::default(),
+            events,
+            shutdown: CancellationToken::new(),
+            dispatch_addr,
+            ns_addr,
+            sb_addr,
+            http_addr,
+            state: Mutex::new(State::default()),
+            ids: AtomicU64::new(1),
+        }
+    }
+
+    /// Locks the state (a panicking test thread must not wedge the server).
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A fresh id for connections, sessions and GUIDs.
+    pub fn next_id(&self) -> u64 {
+        self.ids.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Publishes an event; nobody listening is fine.
+    pub fn emit(&self, event: ServerEvent) {
+        let _ = self.events.send(event);
+    }
+
+    /// Records a received frame in the per-account log and publishes it.
+    pub fn record(&self, email: Option<&str>, frame: LoggedFrame) {
+        if let Some(email) = email {
+            self.lock()
+                .frames
+                .entry(email.to_owned())
+                .or_default()
+                .push(frame.clone());
+        }
+        self.emit(ServerEvent::Frame {
+            email: email.map(str::to_owned),
+            frame,
+        });
+    }
+
+    /// A deterministic-looking GUID, unique within this server.
+    pub fn guid(&self) -> String {
+        let n = self.next_id();
+        let r = random_u64();
+        format!(
+            "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+            (r >> 32) as u32,
+            (r >> 16) as u16,
+            (r & 0xfff) as u16,
+            (n >> 48) as u16 & 0xfff,
+            n & 0xffff_ffff_ffff
+        )
+    }
+}
+
+/// Random bits from the OS; falls back to a time-derived value if unavailable (test
+/// server only: uniqueness matters, unpredictability does not).
+pub(crate) fn random_u64() -> u64 {
+    let mut buf = [0u8; 8];
+    if getrandom::fill(&mut buf).is_ok() {
+        return u64::from_le_bytes(buf);
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    (nanos as u64).rotate_left(17) ^ 0x9E37_79B9_7F4A_7C15
+}
+
+/// A random token of `len` ASCII alphanumerics.
+pub(crate) fn random_token(len: usize) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut out = String::with_capacity(len);
+    while out.len() < len {
+        let mut r = random_u64();
+        for _ in 0..8 {
+            if out.len() == len {
+                break;
+            }
+            let idx = (r % ALPHABET.len() as u64) as usize;
+            out.push(char::from(ALPHABET.get(idx).copied().unwrap_or(b'x')));
+            r /= ALPHABET.len() as u64;
+        }
+    }
+    out
+}
+
+/// A random string of `len` decimal digits (challenges, session ids).
+pub(crate) fn random_digits(len: usize) -> String {
+    let mut out = String::with_capacity(len);
+    while out.len() < len {
+        let mut r = random_u64();
+        for _ in 0..16 {
+            if out.len() == len {
+                break;
+            }
+            out.push(char::from(b'0' + (r % 10) as u8));
+            r /= 10;
+        }
+    }
+    out
+}
