@@ -7,6 +7,7 @@
 pub mod app;
 pub mod bridge;
 pub mod config;
+pub mod link;
 pub mod logging;
 pub mod matrix;
 pub mod msnp;

@@ -1,0 +1,180 @@
+//! The interface the bridge core needs from the MSN side, in the core's own words: a
+//! connector that logs an account in, a session handle to act with, and the events a
+//! session produces. The MSN layer (`net::link`) implements it; the core never sees MSNP
+//! wire types.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::formatting::RichText;
+
+/// A contact's availability as the bridge shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Availability {
+    Online,
+    Busy,
+    Idle,
+    BeRightBack,
+    Away,
+    OnThePhone,
+    OutToLunch,
+    Offline,
+}
+
+impl Availability {
+    /// The words shown to people (status messages, `contacts`).
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Online => "Online",
+            Self::Busy => "Busy",
+            Self::Idle => "Idle",
+            Self::BeRightBack => "Be right back",
+            Self::Away => "Away",
+            Self::OnThePhone => "On the phone",
+            Self::OutToLunch => "Out to lunch",
+            Self::Offline => "Offline",
+        }
+    }
+}
+
+/// The user's own status on MSN.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OwnStatus {
+    Online,
+    Away,
+    Hidden,
+}
+
+/// A contact on the user's MSN contact list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContactInfo {
+    pub address: String,
+    pub name: String,
+    pub availability: Availability,
+    pub personal_message: Option<String>,
+    /// On the user's forward list (a friend), as opposed to only having added the user.
+    pub is_friend: bool,
+    pub blocked: bool,
+}
+
+/// What the user looks like on MSN, restored after every reconnect.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OwnProfile {
+    pub friendly_name: Option<String>,
+    pub personal_message: Option<String>,
+}
+
+/// Why a session ended for good.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SessionEnd {
+    LoginRefused(String),
+    SignedInElsewhere,
+    LoggedOut,
+}
+
+/// Something that happened on MSN for one logged-in user.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RemoteEvent {
+    Connected {
+        protocol_version: u8,
+    },
+    Reconnecting {
+        attempt: u32,
+        delay: Duration,
+        reason: String,
+    },
+    Ended(SessionEnd),
+    /// The whole contact list (after login).
+    Contacts(Vec<ContactInfo>),
+    /// A contact's presence, name or personal message changed.
+    ContactChanged(ContactInfo),
+    /// Someone added the user to their contact list.
+    AddedBy {
+        address: String,
+        name: String,
+    },
+    /// A message in a one-to-one chat with `from`.
+    Message {
+        from: String,
+        text: RichText,
+    },
+    Typing {
+        from: String,
+    },
+    Nudge {
+        from: String,
+    },
+    /// A message of a kind the bridge cannot show (its MIME type).
+    Unsupported {
+        from: String,
+        what: String,
+    },
+}
+
+/// Why something could not be delivered to MSN, in words for a notice.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct DeliveryError(pub String);
+
+/// Why a login failed, in words for a notice.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LoginFailure {
+    #[error("MSN refused the e-mail address or password")]
+    WrongCredentials,
+    #[error("the MSN server does not speak a protocol version the bridge offers ({0})")]
+    UnsupportedVersion(String),
+    #[error("cannot reach the MSN server: {0}")]
+    Unreachable(String),
+    #[error("the MSN login failed: {0}")]
+    Other(String),
+}
+
+/// Logs MSN accounts in.
+pub trait MsnConnector: Send + Sync + 'static {
+    type Session: MsnSessionPort;
+
+    /// Logs `account` in and keeps the session up; events arrive on the receiver.
+    fn login(
+        &self,
+        account: &str,
+        password: &str,
+        profile: OwnProfile,
+    ) -> impl Future<Output = Result<(Self::Session, mpsc::Receiver<RemoteEvent>), LoginFailure>> + Send;
+
+    /// A short description of the server, for `status`.
+    fn server(&self) -> String;
+}
+
+/// Acting in a logged-in MSN session.
+pub trait MsnSessionPort: Clone + Send + Sync + 'static {
+    /// Sends text to a contact, opening (or reopening) a conversation as needed.
+    fn send_text(
+        &self,
+        to: &str,
+        text: RichText,
+    ) -> impl Future<Output = Result<(), DeliveryError>> + Send;
+    fn send_typing(&self, to: &str) -> impl Future<Output = Result<(), DeliveryError>> + Send;
+    fn send_nudge(&self, to: &str) -> impl Future<Output = Result<(), DeliveryError>> + Send;
+    fn set_status(
+        &self,
+        status: OwnStatus,
+    ) -> impl Future<Output = Result<(), DeliveryError>> + Send;
+    fn set_friendly_name(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<(), DeliveryError>> + Send;
+    fn contacts(&self) -> impl Future<Output = Result<Vec<ContactInfo>, DeliveryError>> + Send;
+    fn add_contact(&self, address: &str) -> impl Future<Output = Result<(), DeliveryError>> + Send;
+    fn remove_contact(
+        &self,
+        address: &str,
+    ) -> impl Future<Output = Result<(), DeliveryError>> + Send;
+    fn block(&self, address: &str) -> impl Future<Output = Result<(), DeliveryError>> + Send;
+    fn unblock(&self, address: &str) -> impl Future<Output = Result<(), DeliveryError>> + Send;
+    /// The negotiated protocol version, 0 while disconnected.
+    fn protocol_version(&self) -> u8;
+    fn is_connected(&self) -> bool;
+    fn logout(&self) -> impl Future<Output = ()> + Send;
+}

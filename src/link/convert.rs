@@ -1,0 +1,99 @@
+//! Between MSNP's types and the core's words: statuses, text formats, contacts.
+
+use crate::bridge::formatting::{RichText, Style};
+use crate::bridge::remote::{Availability, ContactInfo, OwnStatus};
+use crate::msnp::{Contact, Effects, List, Rgb, Status, TextFormat};
+
+pub(super) fn availability(status: Status) -> Availability {
+    match status {
+        Status::Online => Availability::Online,
+        Status::Busy => Availability::Busy,
+        Status::Idle => Availability::Idle,
+        Status::BeRightBack => Availability::BeRightBack,
+        Status::Away => Availability::Away,
+        Status::OnPhone => Availability::OnThePhone,
+        Status::OutToLunch => Availability::OutToLunch,
+        Status::Hidden | Status::Offline => Availability::Offline,
+    }
+}
+
+pub(super) fn own_status(status: OwnStatus) -> Status {
+    match status {
+        OwnStatus::Online => Status::Online,
+        OwnStatus::Away => Status::Away,
+        OwnStatus::Hidden => Status::Hidden,
+    }
+}
+
+pub(super) fn rich_text(text: String, format: Option<&TextFormat>) -> RichText {
+    let style = match format {
+        None => Style::default(),
+        Some(f) => Style {
+            bold: f.effects.bold,
+            italic: f.effects.italic,
+            underline: f.effects.underline,
+            strike: f.effects.strikethrough,
+            color: f.color.map(|c| (c.r, c.g, c.b)),
+            font: f.font.clone(),
+        },
+    };
+    RichText { text, style }
+}
+
+pub(super) fn text_format(style: &Style) -> TextFormat {
+    TextFormat {
+        font: style.font.clone().or_else(|| Some("Segoe UI".to_owned())),
+        effects: Effects {
+            bold: style.bold,
+            italic: style.italic,
+            underline: style.underline,
+            strikethrough: style.strike,
+        },
+        color: style.color.map(|(r, g, b)| Rgb { r, g, b }),
+        charset: Some("0".to_owned()),
+        pitch_family: Some("22".to_owned()),
+        right_to_left: false,
+    }
+}
+
+pub(super) fn contact_info(contact: &Contact) -> ContactInfo {
+    ContactInfo {
+        address: contact.email.clone(),
+        name: if contact.friendly_name.is_empty() {
+            contact.email.clone()
+        } else {
+            contact.friendly_name.clone()
+        },
+        availability: Availability::Offline,
+        personal_message: None,
+        is_friend: contact.on(List::Forward),
+        blocked: contact.on(List::Block),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_round_trip_through_styles() {
+        let style = Style {
+            bold: true,
+            italic: false,
+            underline: true,
+            strike: true,
+            color: Some((1, 2, 3)),
+            font: Some("Arial".into()),
+        };
+        let back = rich_text("x".into(), Some(&text_format(&style)));
+        assert_eq!(back.style, style);
+        assert_eq!(rich_text("y".into(), None).style, Style::default());
+    }
+
+    #[test]
+    fn hidden_contacts_look_offline() {
+        assert_eq!(availability(Status::Hidden), Availability::Offline);
+        assert_eq!(availability(Status::OutToLunch), Availability::OutToLunch);
+        assert_eq!(own_status(OwnStatus::Hidden), Status::Hidden);
+    }
+}

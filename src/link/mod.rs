@@ -1,0 +1,375 @@
+//! The bridge core's MSN port ([`MsnConnector`], [`MsnSessionPort`]) implemented over the
+//! async shell (`net`): a reconnecting session per account, conversations over
+//! switchboards, and the translation of MSNP events into the core's [`RemoteEvent`]s.
+//!
+//! Must not import: the Matrix layer, the store.
+
+mod conversations;
+mod convert;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use crate::bridge::formatting::RichText;
+use crate::bridge::remote::{
+    ContactInfo, DeliveryError, LoginFailure, MsnConnector, MsnSessionPort, OwnProfile, OwnStatus,
+    RemoteEvent, SessionEnd,
+};
+use crate::msnp::{List, LoginError, NsConfig, NsEvent, Secret};
+use crate::net::{
+    Backoff, EndReason, MsnSession, MsnSettings, NetError, PassportError, SessionEvent,
+};
+use conversations::Conversations;
+use convert::{availability, contact_info, own_status, text_format};
+
+/// Logs accounts in to one MSN service.
+#[derive(Clone)]
+pub struct MsnLink {
+    settings: MsnSettings,
+    http: reqwest::Client,
+    backoff: (Duration, Duration),
+}
+
+impl MsnLink {
+    /// A link to the service in `settings`; reconnects back off from `initial` up to `max`.
+    pub fn new(
+        settings: MsnSettings,
+        initial: Duration,
+        max: Duration,
+    ) -> Result<Self, PassportError> {
+        let http =
+            crate::net::http_client(settings.extra_ca_pem.as_deref(), settings.request_timeout)?;
+        Ok(Self {
+            settings,
+            http,
+            backoff: (initial, max),
+        })
+    }
+}
+
+/// A logged-in account.
+#[derive(Clone)]
+pub struct LinkSession {
+    session: MsnSession,
+    conversations: Conversations,
+    contacts: Arc<Mutex<HashMap<String, ContactInfo>>>,
+}
+
+fn login_failure(e: NetError) -> LoginFailure {
+    match e {
+        NetError::Passport(PassportError::WrongCredentials) => LoginFailure::WrongCredentials,
+        NetError::Login(
+            LoginError::AuthenticationFailed { .. } | LoginError::UnknownAccount { .. },
+        ) => LoginFailure::WrongCredentials,
+        NetError::Login(e @ LoginError::UnsupportedVersion { .. }) => {
+            LoginFailure::UnsupportedVersion(e.to_string())
+        }
+        e @ (NetError::Connect { .. } | NetError::ConnectTimeout(_) | NetError::Io(_)) => {
+            LoginFailure::Unreachable(e.to_string())
+        }
+        NetError::Passport(e @ PassportError::Http(_)) => LoginFailure::Unreachable(e.to_string()),
+        other => LoginFailure::Other(other.to_string()),
+    }
+}
+
+fn delivery(e: NetError) -> DeliveryError {
+    DeliveryError(match e {
+        NetError::NotDelivered(_) => {
+            "the contact did not receive it (offline, or the conversation closed)".into()
+        }
+        NetError::Server { code, description } => {
+            format!("the MSN server refused it (error {code}: {description})")
+        }
+        NetError::Timeout => "the MSN server did not answer in time".into(),
+        NetError::DriverGone | NetError::Closed(_) => "not connected to MSN right now".into(),
+        other => other.to_string(),
+    })
+}
+
+impl MsnConnector for MsnLink {
+    type Session = LinkSession;
+
+    async fn login(
+        &self,
+        account: &str,
+        password: &str,
+        profile: OwnProfile,
+    ) -> Result<(LinkSession, mpsc::Receiver<RemoteEvent>), LoginFailure> {
+        let mut config = NsConfig::new(account);
+        config.versions = self.settings.versions.clone();
+        config.friendly_name = profile.friendly_name;
+        config.personal_message = profile.personal_message;
+        let (session, events) = MsnSession::start(
+            self.settings.clone(),
+            self.http.clone(),
+            config,
+            Secret::new(password),
+            Backoff::new(self.backoff.0, self.backoff.1),
+        )
+        .await
+        .map_err(login_failure)?;
+        let (out, out_rx) = mpsc::channel(1024);
+        let link = LinkSession {
+            session,
+            conversations: Conversations::new(
+                self.settings.clone(),
+                account.to_owned(),
+                out.clone(),
+            ),
+            contacts: Arc::new(Mutex::new(HashMap::new())),
+        };
+        let span = tracing::info_span!("msn_link", login = %account);
+        tokio::spawn(link.clone().pump(events, out).instrument(span));
+        Ok((link, out_rx))
+    }
+
+    fn server(&self) -> String {
+        self.settings.server.clone()
+    }
+}
+
+impl LinkSession {
+    fn contacts_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ContactInfo>> {
+        self.contacts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Translates the session's events into the core's, answering invitations on the way.
+    async fn pump(self, mut events: mpsc::Receiver<SessionEvent>, out: mpsc::Sender<RemoteEvent>) {
+        while let Some(event) = events.recv().await {
+            let remote = match event {
+                SessionEvent::Connected { version } => Some(RemoteEvent::Connected {
+                    protocol_version: version,
+                }),
+                SessionEvent::Reconnecting {
+                    attempt,
+                    delay,
+                    reason,
+                } => Some(RemoteEvent::Reconnecting {
+                    attempt,
+                    delay,
+                    reason,
+                }),
+                SessionEvent::Ended(end) => {
+                    self.conversations.close_all().await;
+                    Some(RemoteEvent::Ended(match end {
+                        EndReason::LoginRefused(why) => SessionEnd::LoginRefused(why),
+                        EndReason::SignedInElsewhere => SessionEnd::SignedInElsewhere,
+                        EndReason::LoggedOut => SessionEnd::LoggedOut,
+                    }))
+                }
+                SessionEvent::Ns(ns) => self.on_ns(ns).await,
+            };
+            if let Some(remote) = remote
+                && out.send(remote).await.is_err()
+            {
+                break;
+            }
+        }
+    }
+
+    async fn on_ns(&self, event: NsEvent) -> Option<RemoteEvent> {
+        match event {
+            NsEvent::ContactList(list) => {
+                let mut known = self.contacts_lock();
+                for contact in list.contacts.values() {
+                    let mut info = contact_info(contact);
+                    if let Some(old) = known.get(&info.address) {
+                        info.availability = old.availability;
+                        info.personal_message = old.personal_message.clone();
+                    }
+                    known.insert(info.address.clone(), info);
+                }
+                Some(RemoteEvent::Contacts(known.values().cloned().collect()))
+            }
+            NsEvent::PresenceChanged(p) => {
+                let info = self.update(&p.contact, |c| {
+                    c.availability = availability(p.status);
+                    if !p.friendly_name.is_empty() {
+                        c.name = p.friendly_name.clone();
+                    }
+                });
+                Some(RemoteEvent::ContactChanged(info))
+            }
+            NsEvent::ContactOffline { contact } => {
+                let info = self.update(&contact, |c| {
+                    c.availability = crate::bridge::remote::Availability::Offline
+                });
+                Some(RemoteEvent::ContactChanged(info))
+            }
+            NsEvent::PersonalMessage { contact, psm, .. } => {
+                let info = self.update(&contact, |c| {
+                    c.personal_message = Some(psm.clone()).filter(|p| !p.is_empty())
+                });
+                Some(RemoteEvent::ContactChanged(info))
+            }
+            NsEvent::AddedBy {
+                contact,
+                friendly_name,
+            } => Some(RemoteEvent::AddedBy {
+                address: contact,
+                name: friendly_name,
+            }),
+            NsEvent::SwitchboardInvite {
+                session_id,
+                address,
+                auth,
+                inviter,
+                ..
+            } => {
+                let version = self.session.client().map(|c| c.version()).unwrap_or(0);
+                if let Err(e) = self
+                    .conversations
+                    .answer(version, &inviter, &address, &auth, &session_id)
+                    .await
+                {
+                    tracing::warn!(error = %e, %inviter, "cannot answer a conversation invitation");
+                }
+                None
+            }
+            other => {
+                tracing::trace!(?other, "MSN event not bridged");
+                None
+            }
+        }
+    }
+
+    fn update(&self, address: &str, change: impl FnOnce(&mut ContactInfo)) -> ContactInfo {
+        let mut known = self.contacts_lock();
+        let entry = known
+            .entry(address.to_owned())
+            .or_insert_with(|| ContactInfo {
+                address: address.to_owned(),
+                name: address.to_owned(),
+                availability: crate::bridge::remote::Availability::Offline,
+                personal_message: None,
+                is_friend: false,
+                blocked: false,
+            });
+        change(entry);
+        entry.clone()
+    }
+
+    fn ns(&self) -> Result<crate::net::NsClient, DeliveryError> {
+        self.session
+            .client()
+            .ok_or_else(|| DeliveryError("not connected to MSN right now".into()))
+    }
+
+    async fn list_command(
+        &self,
+        op: impl FnOnce(
+            &mut crate::msnp::NsSession,
+            std::time::Instant,
+        ) -> Result<u32, crate::msnp::CommandError>
+        + Send
+        + 'static,
+    ) -> Result<(), DeliveryError> {
+        self.ns()?.command(op).await.map_err(delivery)
+    }
+}
+
+impl MsnSessionPort for LinkSession {
+    async fn send_text(&self, to: &str, text: RichText) -> Result<(), DeliveryError> {
+        let ns = self.ns()?;
+        let format = text_format(&text.style);
+        // A switchboard may close between our lookup and the send: one fresh retry.
+        for attempt in 0..2 {
+            let sb = self
+                .conversations
+                .get_or_open(&ns, to)
+                .await
+                .map_err(delivery)?;
+            match sb.send_text(text.text.clone(), format.clone()).await {
+                Ok(()) => return Ok(()),
+                Err(e @ (NetError::DriverGone | NetError::NotDelivered(_)))
+                    if attempt == 0 && !sb.is_open() =>
+                {
+                    tracing::debug!(error = %e, "conversation closed under us; reopening");
+                }
+                Err(e) => return Err(delivery(e)),
+            }
+        }
+        Err(DeliveryError("the conversation kept closing".into()))
+    }
+
+    async fn send_typing(&self, to: &str) -> Result<(), DeliveryError> {
+        let ns = self.ns()?;
+        let sb = self
+            .conversations
+            .get_or_open(&ns, to)
+            .await
+            .map_err(delivery)?;
+        sb.send_typing().await.map_err(delivery)
+    }
+
+    async fn send_nudge(&self, to: &str) -> Result<(), DeliveryError> {
+        let ns = self.ns()?;
+        let sb = self
+            .conversations
+            .get_or_open(&ns, to)
+            .await
+            .map_err(delivery)?;
+        sb.send_nudge().await.map_err(delivery)
+    }
+
+    async fn set_status(&self, status: OwnStatus) -> Result<(), DeliveryError> {
+        self.session
+            .set_status(own_status(status))
+            .await
+            .map_err(delivery)
+    }
+
+    async fn set_friendly_name(&self, name: &str) -> Result<(), DeliveryError> {
+        self.session
+            .set_friendly_name(name.to_owned())
+            .await
+            .map_err(delivery)
+    }
+
+    async fn contacts(&self) -> Result<Vec<ContactInfo>, DeliveryError> {
+        let mut all: Vec<ContactInfo> = self.contacts_lock().values().cloned().collect();
+        all.sort_by(|a, b| a.address.cmp(&b.address));
+        Ok(all)
+    }
+
+    async fn add_contact(&self, address: &str) -> Result<(), DeliveryError> {
+        let address = address.to_owned();
+        self.list_command(move |s, now| s.add_contact(now, List::Forward, &address, None, None))
+            .await
+    }
+
+    async fn remove_contact(&self, address: &str) -> Result<(), DeliveryError> {
+        let address = address.to_owned();
+        self.list_command(move |s, now| s.remove_contact(now, List::Forward, &address, None))
+            .await
+    }
+
+    async fn block(&self, address: &str) -> Result<(), DeliveryError> {
+        let address = address.to_owned();
+        self.list_command(move |s, now| s.block(now, &address))
+            .await
+    }
+
+    async fn unblock(&self, address: &str) -> Result<(), DeliveryError> {
+        let address = address.to_owned();
+        self.list_command(move |s, now| s.unblock(now, &address))
+            .await
+    }
+
+    fn protocol_version(&self) -> u8 {
+        self.session.client().map(|c| c.version()).unwrap_or(0)
+    }
+
+    fn is_connected(&self) -> bool {
+        self.session.client().is_some()
+    }
+
+    async fn logout(&self) {
+        self.conversations.close_all().await;
+        self.session.logout().await;
+    }
+}
