@@ -12,6 +12,7 @@ pub mod event;
 pub mod formatting;
 pub mod ids;
 pub mod port;
+pub mod presence;
 pub mod remote;
 
 use std::sync::Arc;

@@ -35,4 +35,57 @@ pub trait MatrixPort: Send + Sync + 'static {
         reason: Option<&str>,
         as_user: Option<&str>,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Makes sure a puppet exists (registering it in the appservice namespace).
+    fn register(&self, localpart: &str) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Sets a user's display name, as that user.
+    fn set_displayname(
+        &self,
+        user_id: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Creates a direct chat as `creator` inviting `invitee`; returns the room ID.
+    fn create_dm(
+        &self,
+        creator: &str,
+        invitee: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<String, Self::Error>> + Send;
+
+    /// Sends a text, emote or notice with optional HTML as `as_user`; returns the event ID.
+    fn send_text(
+        &self,
+        room_id: &str,
+        kind: &super::MessageKind,
+        body: &str,
+        html: Option<&str>,
+        txn_id: &str,
+        as_user: &str,
+    ) -> impl Future<Output = Result<String, Self::Error>> + Send;
+
+    /// Shows `user_id` typing in a room for `timeout`, or stops it (`None`).
+    fn set_typing(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        timeout: Option<std::time::Duration>,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Sets a user's presence and status message, as that user.
+    fn set_presence(
+        &self,
+        user_id: &str,
+        presence: super::presence::MatrixPresence,
+        status_msg: Option<&str>,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Redacts an event (a password someone typed), as the bot.
+    fn redact(
+        &self,
+        room_id: &str,
+        event_id: &str,
+        reason: &str,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 }

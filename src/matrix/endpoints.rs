@@ -7,13 +7,14 @@ use std::time::Duration;
 use ruma::api::client::{
     account::register, appservice::request_ping, authenticated_media::get_content,
     media::create_content, membership::invite_user, message::send_message_event,
-    presence::set_presence, profile::set_avatar_url, profile::set_display_name, room::create_room,
-    state::get_state_event_for_key, state::send_state_event, typing::create_typing_event,
+    presence::set_presence, profile::set_avatar_url, profile::set_display_name,
+    redact::redact_event, room::create_room, state::get_state_event_for_key,
+    state::send_state_event, typing::create_typing_event,
 };
 use ruma::events::{MessageLikeEventType, StateEventType};
 use ruma::presence::PresenceState;
 use ruma::serde::Raw;
-use ruma::{OwnedMxcUri, OwnedTransactionId, UserId};
+use ruma::{OwnedEventId, OwnedMxcUri, OwnedTransactionId, UserId};
 use serde_json::Value;
 
 use super::client::{Client, ClientError};
@@ -233,5 +234,25 @@ impl Client {
         let sender = as_user.map(user).transpose()?;
         let response = self.send(request, sender.as_deref()).await?;
         Ok(response.event_id.to_string())
+    }
+
+    /// `PUT /_matrix/client/v3/rooms/{roomId}/redact/{eventId}/{txnId}`.
+    pub async fn redact(
+        &self,
+        room_id: &str,
+        event_id: &str,
+        reason: Option<&str>,
+        as_user: Option<&str>,
+    ) -> Result<(), ClientError> {
+        let event = OwnedEventId::try_from(event_id)
+            .map_err(|e| ClientError::Build(format!("event id {event_id:?}: {e}")))?;
+        let mut request = redact_event::v3::Request::new(
+            room(room_id)?,
+            event,
+            OwnedTransactionId::from(format!("redact-{event_id}")),
+        );
+        request.reason = reason.map(str::to_owned);
+        let sender = as_user.map(user).transpose()?;
+        self.send(request, sender.as_deref()).await.map(|_| ())
     }
 }

@@ -8,7 +8,9 @@ use ruma::events::room::message::RoomMessageEventContent;
 use ruma::{OwnedRoomId, OwnedTransactionId, OwnedUserId};
 
 use super::client::{Client, ClientError};
-use crate::bridge::MatrixPort;
+use super::endpoints::Presence;
+use crate::bridge::presence::MatrixPresence;
+use crate::bridge::{MatrixPort, MessageKind};
 
 pub(super) fn room(room_id: &str) -> Result<OwnedRoomId, ClientError> {
     // Room IDs are opaque (room version 12 has no server part): only the sigil is checked.
@@ -74,5 +76,73 @@ impl MatrixPort for Client {
         request.reason = reason.map(str::to_owned);
         let sender = as_user(as_user_id)?;
         self.send(request, sender.as_deref()).await.map(|_| ())
+    }
+
+    async fn register(&self, localpart: &str) -> Result<(), ClientError> {
+        self.ensure_registered(localpart).await
+    }
+
+    async fn set_displayname(&self, user_id: &str, name: &str) -> Result<(), ClientError> {
+        Client::set_displayname(self, &user(user_id)?, name).await
+    }
+
+    async fn create_dm(
+        &self,
+        creator: &str,
+        invitee: &str,
+        name: &str,
+    ) -> Result<String, ClientError> {
+        Client::create_dm(self, Some(creator), &[invitee], Some(name)).await
+    }
+
+    async fn send_text(
+        &self,
+        room_id: &str,
+        kind: &MessageKind,
+        body: &str,
+        html: Option<&str>,
+        txn_id: &str,
+        as_user_id: &str,
+    ) -> Result<String, ClientError> {
+        let msgtype = match kind {
+            MessageKind::Text => "m.text",
+            MessageKind::Emote => "m.emote",
+            MessageKind::Notice => "m.notice",
+            MessageKind::Other(other) => other.as_str(),
+        };
+        let mut content = serde_json::json!({ "msgtype": msgtype, "body": body });
+        if let Some(html) = html {
+            content["format"] = "org.matrix.custom.html".into();
+            content["formatted_body"] = html.into();
+        }
+        self.send_message(room_id, &content, txn_id, Some(as_user_id))
+            .await
+    }
+
+    async fn set_typing(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<(), ClientError> {
+        Client::set_typing(self, room_id, user_id, timeout).await
+    }
+
+    async fn set_presence(
+        &self,
+        user_id: &str,
+        presence: MatrixPresence,
+        status_msg: Option<&str>,
+    ) -> Result<(), ClientError> {
+        let presence = match presence {
+            MatrixPresence::Online => Presence::Online,
+            MatrixPresence::Unavailable => Presence::Unavailable,
+            MatrixPresence::Offline => Presence::Offline,
+        };
+        Client::set_presence(self, user_id, presence, status_msg).await
+    }
+
+    async fn redact(&self, room_id: &str, event_id: &str, reason: &str) -> Result<(), ClientError> {
+        Client::redact(self, room_id, event_id, Some(reason), None).await
     }
 }

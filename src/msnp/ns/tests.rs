@@ -848,14 +848,21 @@ fn replies_are_reported_after_their_events() {
     feed(
         &mut s,
         now,
-        &format!("ADC {trid} FL N=dave@example.com F=dave@example.com C=0a1b2c3d-4e5f-4061-8273-94a5b6c7d8e9\r\n"),
+        &format!(
+            "ADC {trid} FL N=dave@example.com F=dave@example.com C=0a1b2c3d-4e5f-4061-8273-94a5b6c7d8e9\r\n"
+        ),
     );
     let all: Vec<NsEvent> = std::iter::from_fn(|| s.poll_event()).collect();
-    assert!(matches!(all.first(), Some(NsEvent::ListChanged(_))), "{all:?}");
+    assert!(
+        matches!(all.first(), Some(NsEvent::ListChanged(_))),
+        "{all:?}"
+    );
     assert_eq!(all.last(), Some(&NsEvent::Replied { trid }));
     // A frame with a TrID nobody asked for is no reply.
-    feed(&mut s, now, "ADC 999 FL N=x@example.com F=x C=0a1b2c3d-4e5f-4061-8273-94a5b6c7d8ea\r\n");
-    assert!(
-        std::iter::from_fn(|| s.poll_event()).all(|e| !matches!(e, NsEvent::Replied { .. }))
+    feed(
+        &mut s,
+        now,
+        "ADC 999 FL N=x@example.com F=x C=0a1b2c3d-4e5f-4061-8273-94a5b6c7d8ea\r\n",
     );
+    assert!(std::iter::from_fn(|| s.poll_event()).all(|e| !matches!(e, NsEvent::Replied { .. })));
 }

@@ -504,9 +504,7 @@ pub enum NsEvent {
     /// A command got no reply within the request timeout.
     /// The server answered command `trid` (one returned by a command method) successfully;
     /// any event describing the result came before this one.
-    Replied {
-        trid: u32,
-    },
+    Replied { trid: u32 },
     RequestTimedOut {
         /// TrID.
         trid: u32,

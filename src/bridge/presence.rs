@@ -1,0 +1,112 @@
+//! Presence policy: an MSN availability as Matrix presence and status message, and the
+//! user's Matrix presence as their MSN status.
+
+use super::remote::{Availability, ContactInfo, OwnStatus};
+use crate::config::OfflineStatus;
+
+/// Matrix presence states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatrixPresence {
+    Online,
+    Unavailable,
+    Offline,
+}
+
+/// A contact's presence and status message in Matrix: online for NLN; unavailable (with
+/// the MSN status named) for busy, idle, away and the rest; offline for FLN and hidden. The
+/// personal message, when set, is the status message.
+pub fn contact_presence(contact: &ContactInfo) -> (MatrixPresence, Option<String>) {
+    let presence = match contact.availability {
+        Availability::Online => MatrixPresence::Online,
+        Availability::Offline => MatrixPresence::Offline,
+        _ => MatrixPresence::Unavailable,
+    };
+    let psm = contact
+        .personal_message
+        .clone()
+        .filter(|p| !p.trim().is_empty());
+    let status = match (presence, psm) {
+        (MatrixPresence::Unavailable, Some(psm)) => {
+            Some(format!("{}: {psm}", contact.availability.describe()))
+        }
+        (MatrixPresence::Unavailable, None) => Some(contact.availability.describe().to_owned()),
+        (_, psm) => psm,
+    };
+    (presence, status)
+}
+
+/// The MSN status for a user's Matrix presence (`online`, `unavailable`, `offline`);
+/// `None` when nothing should change.
+pub fn own_status(matrix_presence: &str, offline: OfflineStatus) -> Option<OwnStatus> {
+    match (matrix_presence, offline) {
+        ("online", _) => Some(OwnStatus::Online),
+        ("unavailable", _) => Some(OwnStatus::Away),
+        ("offline", OfflineStatus::Hidden) => Some(OwnStatus::Hidden),
+        ("offline", OfflineStatus::Online) => Some(OwnStatus::Online),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contact(availability: Availability, psm: Option<&str>) -> ContactInfo {
+        ContactInfo {
+            address: "a@b".into(),
+            name: "A".into(),
+            availability,
+            personal_message: psm.map(str::to_owned),
+            is_friend: true,
+            blocked: false,
+        }
+    }
+
+    #[test]
+    fn msn_statuses_map_to_matrix() {
+        assert_eq!(
+            contact_presence(&contact(Availability::Online, None)),
+            (MatrixPresence::Online, None)
+        );
+        assert_eq!(
+            contact_presence(&contact(Availability::Online, Some("at work"))),
+            (MatrixPresence::Online, Some("at work".into()))
+        );
+        assert_eq!(
+            contact_presence(&contact(Availability::Busy, None)),
+            (MatrixPresence::Unavailable, Some("Busy".into()))
+        );
+        assert_eq!(
+            contact_presence(&contact(Availability::OutToLunch, Some("pizza"))),
+            (
+                MatrixPresence::Unavailable,
+                Some("Out to lunch: pizza".into())
+            )
+        );
+        assert_eq!(
+            contact_presence(&contact(Availability::Offline, Some(" "))),
+            (MatrixPresence::Offline, None)
+        );
+    }
+
+    #[test]
+    fn matrix_presence_maps_to_msn() {
+        assert_eq!(
+            own_status("online", OfflineStatus::Hidden),
+            Some(OwnStatus::Online)
+        );
+        assert_eq!(
+            own_status("unavailable", OfflineStatus::Hidden),
+            Some(OwnStatus::Away)
+        );
+        assert_eq!(
+            own_status("offline", OfflineStatus::Hidden),
+            Some(OwnStatus::Hidden)
+        );
+        assert_eq!(
+            own_status("offline", OfflineStatus::Online),
+            Some(OwnStatus::Online)
+        );
+        assert_eq!(own_status("busy", OfflineStatus::Online), None);
+    }
+}
