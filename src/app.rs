@@ -15,11 +15,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::bridge::Bridge;
+use crate::bridge::credentials::CredentialBox;
 use crate::config::Config;
+use crate::link::MsnLink;
 use crate::matrix::appservice::{AppState, router};
 use crate::matrix::client::{Client, ClientError};
 use crate::matrix::registration::{Registration, RegistrationError};
 use crate::matrix::transaction::EchoFilter;
+use crate::net::MsnSettings;
 use crate::store::{Store, StoreError};
 
 /// Why the bridge could not start or stopped with an error.
@@ -43,6 +46,16 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot read msn.extra_ca_file {path}: {source}")]
+    CaFile {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Credentials(#[from] crate::bridge::credentials::CredentialsError),
+    #[error(transparent)]
+    Passport(#[from] crate::net::PassportError),
     #[error("the HTTP server failed: {0}")]
     Serve(#[source] std::io::Error),
 }
@@ -134,16 +147,39 @@ pub async fn start(
             .await
     });
 
-    let bridge = Bridge::new(config.clone(), store.clone(), client.clone(), wake);
+    let credentials = CredentialBox::from_hex(&config.bridge.credentials_key)?;
+    let link = Arc::new(MsnLink::new(
+        msn_settings(&config)?,
+        Duration::from_secs(config.msn.reconnect_initial_seconds),
+        Duration::from_secs(config.msn.reconnect_max_seconds),
+    )?);
+    let bridge = Bridge::new(
+        config.clone(),
+        store.clone(),
+        client.clone(),
+        link,
+        credentials,
+        wake,
+        shutdown.clone(),
+    );
     let handled_events = bridge.handled_counter();
-    let worker_shutdown = shutdown.clone();
+    let worker_bridge = bridge.clone();
     let worker = tokio::spawn(
-        async move { bridge.run(worker_shutdown).await }.instrument(tracing::info_span!("worker")),
+        async move {
+            let result = worker_bridge.run().await;
+            worker_bridge.logout_all().await;
+            result
+        }
+        .instrument(tracing::info_span!("worker")),
     );
 
     let startup = tokio::spawn(
-        startup_tasks(config, client, ready_tx, shutdown)
-            .instrument(tracing::info_span!("startup")),
+        async move {
+            if startup_tasks(config, client, ready_tx, shutdown).await {
+                bridge.restore_logins().await;
+            }
+        }
+        .instrument(tracing::info_span!("startup")),
     );
 
     Ok(Running {
@@ -157,6 +193,22 @@ pub async fn start(
     })
 }
 
+/// The MSN connection settings from the config (reading the extra CA file, if any).
+fn msn_settings(config: &Config) -> Result<MsnSettings, RunError> {
+    let msn = &config.msn;
+    let mut settings = MsnSettings::new(msn.server.clone(), msn.nexus_url.clone());
+    settings.versions = msn.protocol_versions.clone();
+    settings.dalogin_url = Some(msn.dalogin_url.clone()).filter(|u| !u.is_empty());
+    if !msn.extra_ca_file.is_empty() {
+        let pem = std::fs::read(&msn.extra_ca_file).map_err(|source| RunError::CaFile {
+            path: msn.extra_ca_file.clone(),
+            source,
+        })?;
+        settings.extra_ca_pem = Some(pem);
+    }
+    Ok(settings)
+}
+
 /// Pings the homeserver (which also flushes transactions it held back) and sets up the bot,
 /// retrying with backoff until both work: the homeserver may start after the bridge.
 async fn startup_tasks(
@@ -164,21 +216,21 @@ async fn startup_tasks(
     client: Arc<Client>,
     ready: watch::Sender<bool>,
     shutdown: CancellationToken,
-) {
+) -> bool {
     let mut delay = Duration::from_secs(1);
     loop {
         match startup_once(&config, &client).await {
             Ok(()) => {
                 ready.send_replace(true);
                 tracing::info!("homeserver reachable; bridge ready");
-                return;
+                return true;
             }
             Err(e) => {
                 tracing::error!(error = %e, retry_in = ?delay, "homeserver not usable yet");
             }
         }
         tokio::select! {
-            () = shutdown.cancelled() => return,
+            () = shutdown.cancelled() => return false,
             () = tokio::time::sleep(delay) => {}
         }
         delay = (delay * 2).min(Duration::from_secs(60));

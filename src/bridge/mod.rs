@@ -1,22 +1,29 @@
-//! The bridge core: the vocabulary (bridge user, management room, command, later login,
-//! puppet and portal) and the policy that acts on Matrix events taken from the durable queue.
+//! The bridge core: the vocabulary (bridge user, management room, command, login, puppet,
+//! portal) and the policy that acts on Matrix events taken from the durable queue and on
+//! MSN events from each user's session.
 //!
 //! Owns: the worker that drains the event queue in order, the management room (joining on
-//! invite, the greeting, commands and permissions).
-//! Must not import: HTTP routes or Matrix wire types (`crate::matrix`), MSNP wire types.
-//! It talks to the homeserver only through [`MatrixPort`].
+//! invite, the greeting, commands and permissions), logins (`logins.rs`), puppets
+//! (`puppets.rs`) and portals (`portals.rs`).
+//! Must not import: HTTP routes or Matrix wire types (`crate::matrix`), MSNP wire types
+//! (`crate::msnp`, `crate::net`). It talks to the homeserver through [`MatrixPort`] and to
+//! MSN through [`remote::MsnConnector`].
 
 pub mod commands;
 pub mod credentials;
 pub mod event;
 pub mod formatting;
 pub mod ids;
+mod logins;
 pub mod port;
+mod portals;
 pub mod presence;
+mod puppets;
 pub mod remote;
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -24,6 +31,8 @@ use tracing::Instrument;
 
 use crate::config::{Config, PermissionLevel};
 use crate::store::{QueuedEvent, Store, StoreError};
+use credentials::CredentialBox;
+use remote::MsnConnector;
 
 pub use event::{MatrixEvent, Membership, MessageKind};
 pub use port::MatrixPort;
@@ -34,25 +43,64 @@ const BATCH: i64 = 64;
 /// The refusal a user without permission gets, and nothing else.
 pub const NOT_ALLOWED: &str = "Sorry, you are not allowed to use this bridge.";
 
-/// The bridge core. Cheap to share: everything inside is reference-counted.
-pub struct Bridge<M: MatrixPort> {
+/// One Matrix user's live MSN login.
+struct Login<S> {
+    account: String,
+    session: S,
+}
+
+/// The bridge core. Shared as `Arc<Bridge>`: sessions' event loops hold a reference.
+pub struct Bridge<M: MatrixPort, C: MsnConnector> {
     config: Arc<Config>,
     store: Store,
     matrix: Arc<M>,
+    msn: Arc<C>,
+    credentials: CredentialBox,
     wake: Arc<Notify>,
     handled: Arc<AtomicU64>,
+    /// By Matrix user ID.
+    logins: Mutex<HashMap<String, Login<C::Session>>>,
+    /// Users who sent `login <email>` and whose next message is the password.
+    awaiting_password: Mutex<HashMap<String, String>>,
+    /// Repeating typing notifications towards MSN, by portal room.
+    typing: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
+    /// Held while a portal room is created, so two events cannot create two rooms.
+    creating_portal: tokio::sync::Mutex<()>,
+    /// Makes transaction IDs of messages from MSN unique within this run.
+    sequence: AtomicU64,
+    shutdown: CancellationToken,
 }
 
-impl<M: MatrixPort> Bridge<M> {
-    /// A core over `store` and `matrix`; `wake` is notified whenever events are queued.
-    pub fn new(config: Arc<Config>, store: Store, matrix: Arc<M>, wake: Arc<Notify>) -> Self {
-        Self {
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
+    /// A core over `store`, `matrix` and `msn`; `wake` is notified whenever events are queued.
+    pub fn new(
+        config: Arc<Config>,
+        store: Store,
+        matrix: Arc<M>,
+        msn: Arc<C>,
+        credentials: CredentialBox,
+        wake: Arc<Notify>,
+        shutdown: CancellationToken,
+    ) -> Arc<Self> {
+        Arc::new(Self {
             config,
             store,
             matrix,
+            msn,
+            credentials,
             wake,
             handled: Arc::new(AtomicU64::new(0)),
-        }
+            logins: Mutex::new(HashMap::new()),
+            awaiting_password: Mutex::new(HashMap::new()),
+            typing: Mutex::new(HashMap::new()),
+            creating_portal: tokio::sync::Mutex::new(()),
+            sequence: AtomicU64::new(0),
+            shutdown,
+        })
     }
 
     /// How many queued events this core has handled since it started (shared counter).
@@ -60,9 +108,9 @@ impl<M: MatrixPort> Bridge<M> {
         self.handled.clone()
     }
 
-    /// Drains the event queue until `shutdown` is cancelled. Events queued before a restart
-    /// are handled after it; an event is removed from the queue once handled.
-    pub async fn run(&self, shutdown: CancellationToken) -> Result<(), StoreError> {
+    /// Drains the event queue until shutdown. Events queued before a restart are handled
+    /// after it; an event is removed from the queue once handled.
+    pub async fn run(self: &Arc<Self>) -> Result<(), StoreError> {
         loop {
             let notified = self.wake.notified();
             tokio::pin!(notified);
@@ -70,12 +118,12 @@ impl<M: MatrixPort> Bridge<M> {
             let batch = self.store.queued_events(BATCH).await?;
             if batch.is_empty() {
                 tokio::select! {
-                    () = shutdown.cancelled() => return Ok(()),
+                    () = self.shutdown.cancelled() => return Ok(()),
                     () = &mut notified => continue,
                 }
             }
             for queued in batch {
-                if shutdown.is_cancelled() {
+                if self.shutdown.is_cancelled() {
                     return Ok(());
                 }
                 let span = tracing::info_span!("event", seq = queued.seq, kind = %queued.kind);
@@ -86,7 +134,21 @@ impl<M: MatrixPort> Bridge<M> {
         }
     }
 
-    async fn handle_queued(&self, queued: &QueuedEvent) {
+    /// Logs back in every user who was logged in when the bridge stopped, one at a time.
+    pub async fn restore_logins(self: &Arc<Self>) {
+        logins::restore(self).await;
+    }
+
+    /// Signs every session out (bridge shutdown).
+    pub async fn logout_all(&self) {
+        let sessions: Vec<C::Session> =
+            lock(&self.logins).drain().map(|(_, l)| l.session).collect();
+        for session in sessions {
+            remote::MsnSessionPort::logout(&session).await;
+        }
+    }
+
+    async fn handle_queued(self: &Arc<Self>, queued: &QueuedEvent) {
         match serde_json::from_str::<MatrixEvent>(&queued.payload) {
             Ok(event) => self.handle_event(event).await,
             // Only this version writes the queue, so this means a downgrade or corruption:
@@ -96,7 +158,7 @@ impl<M: MatrixPort> Bridge<M> {
     }
 
     /// Acts on one event. Failures are logged here, where they are handled.
-    pub async fn handle_event(&self, event: MatrixEvent) {
+    pub async fn handle_event(self: &Arc<Self>, event: MatrixEvent) {
         match event {
             MatrixEvent::Membership {
                 room_id,
@@ -113,11 +175,18 @@ impl<M: MatrixPort> Bridge<M> {
                 room_id,
                 event_id,
                 sender,
-                kind: MessageKind::Text | MessageKind::Notice,
+                kind,
                 body,
-                ..
-            } => self.on_message(&room_id, &event_id, &sender, &body).await,
-            other => tracing::trace!(kind = other.kind(), "no handler for this event yet"),
+                html,
+            } => {
+                self.on_message(&room_id, &event_id, &sender, kind, &body, html.as_deref())
+                    .await
+            }
+            MatrixEvent::Typing { room_id, user_ids } => self.on_typing(&room_id, &user_ids).await,
+            MatrixEvent::Presence {
+                user_id, presence, ..
+            } => self.on_presence(&user_id, &presence).await,
+            other => tracing::trace!(kind = other.kind(), "no handler for this event"),
         }
     }
 
@@ -150,27 +219,57 @@ impl<M: MatrixPort> Bridge<M> {
                 tracing::error!(error = %e, "cannot store the management room");
                 return;
             }
-            let (help_plain, help_html) = commands::help_text(&self.config.bridge.command_prefix, self.config.permission_of(sender));
+            let (help_plain, help_html) = commands::help_text(
+                &self.config.bridge.command_prefix,
+                self.config.permission_of(sender),
+            );
             let text = format!(
                 "Hello! I bridge MSN Messenger to Matrix. This is your management room: send me commands here.\n{help_plain}"
             );
             let html = format!(
                 "<p>Hello! I bridge MSN Messenger to Matrix. This is your management room: send me commands here.</p>{help_html}"
             );
-            self.reply(room_id, &format!("greet-{event_id}"), &text, Some(&html)).await;
+            self.reply(room_id, &format!("greet-{event_id}"), &text, Some(&html))
+                .await;
         }
         .instrument(span)
         .await;
     }
 
-    async fn on_message(&self, room_id: &str, event_id: &str, sender: &str, body: &str) {
-        let in_management_room = match self.store.user(sender).await {
-            Ok(user) => user.and_then(|u| u.management_room).as_deref() == Some(room_id),
+    async fn on_message(
+        self: &Arc<Self>,
+        room_id: &str,
+        event_id: &str,
+        sender: &str,
+        kind: MessageKind,
+        body: &str,
+        html: Option<&str>,
+    ) {
+        let management_room = match self.store.user(sender).await {
+            Ok(user) => user.and_then(|u| u.management_room),
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the user");
                 return;
             }
         };
+        let in_management_room = management_room.as_deref() == Some(room_id);
+        if in_management_room {
+            let waiting = lock(&self.awaiting_password).remove(sender);
+            if let Some(account) = waiting {
+                self.redact_secret(room_id, event_id).await;
+                self.login_with_password(sender, room_id, event_id, &account, body.trim())
+                    .await;
+                return;
+            }
+        } else if self
+            .relay_to_msn(room_id, event_id, sender, &kind, body, html)
+            .await
+        {
+            return;
+        }
+        if !matches!(kind, MessageKind::Text | MessageKind::Notice) {
+            return;
+        }
         let prefix = &self.config.bridge.command_prefix;
         let Some(invocation) = commands::parse(body, prefix, in_management_room) else {
             return;
@@ -182,21 +281,33 @@ impl<M: MatrixPort> Bridge<M> {
             return;
         }
         let span = tracing::info_span!("command", name = %invocation.name, user = %sender);
-        let (text, html) = self.run_command(&invocation, level).instrument(span).await;
-        self.reply(room_id, &txn, &text, html.as_deref()).await;
+        let context = commands::Context {
+            room_id,
+            event_id,
+            sender,
+            level,
+        };
+        let (text, html) = self
+            .run_command(&invocation, &context)
+            .instrument(span)
+            .await;
+        // Some commands report on their own (a login's progress); they return nothing here.
+        if !text.is_empty() {
+            self.reply(room_id, &txn, &text, html.as_deref()).await;
+        }
     }
 
     /// Runs a command and returns the reply (plain text and optional HTML).
     async fn run_command(
-        &self,
+        self: &Arc<Self>,
         invocation: &commands::Invocation,
-        level: PermissionLevel,
+        cx: &commands::Context<'_>,
     ) -> (String, Option<String>) {
         let prefix = &self.config.bridge.command_prefix;
         let Some(spec) = commands::find(&invocation.name) else {
             let known = commands::COMMANDS
                 .iter()
-                .filter(|c| c.level <= level)
+                .filter(|c| c.level <= cx.level)
                 .map(|c| c.name);
             let hint = match commands::suggest(&invocation.name, known) {
                 Some(s) => format!(" Did you mean `{s}`?"),
@@ -210,7 +321,7 @@ impl<M: MatrixPort> Bridge<M> {
                 None,
             );
         };
-        if spec.level > level {
+        if spec.level > cx.level {
             return (
                 format!(
                     "`{}` needs the {:?} permission level.",
@@ -220,14 +331,25 @@ impl<M: MatrixPort> Bridge<M> {
                 None,
             );
         }
+        let args: Vec<&str> = invocation.args.iter().map(String::as_str).collect();
+        let plain = |s: String| (s, None);
         match spec.name {
             "help" => {
-                let (plain, html) = commands::help_text(prefix, level);
+                let (plain, html) = commands::help_text(prefix, cx.level);
                 (plain, Some(html))
             }
-            "ping" => ("Pong! The bridge is running.".to_owned(), None),
-            "version" => (format!("matrix-msn {}", env!("CARGO_PKG_VERSION")), None),
-            other => (format!("`{other}` is not available yet."), None),
+            "ping" => plain("Pong! The bridge is running.".to_owned()),
+            "version" => plain(format!("matrix-msn {}", env!("CARGO_PKG_VERSION"))),
+            "login" => plain(self.cmd_login(cx, &args).await),
+            "logout" => plain(self.cmd_logout(cx.sender).await),
+            "status" => plain(self.cmd_status(cx.sender).await),
+            "reconnect" => plain(self.cmd_reconnect(cx).await),
+            "contacts" => self.cmd_contacts(cx.sender).await,
+            "start-chat" => plain(self.cmd_start_chat(cx.sender, &args).await),
+            "add" | "accept" | "remove" | "block" | "unblock" => {
+                plain(self.cmd_contact_change(spec.name, cx.sender, &args).await)
+            }
+            other => plain(format!("`{other}` is not available yet.")),
         }
     }
 
@@ -238,6 +360,38 @@ impl<M: MatrixPort> Bridge<M> {
             .await
         {
             tracing::warn!(error = %e, room = %room_id, "cannot send the bot's reply");
+        }
+    }
+
+    /// A notice from the bot in a user's management room, if they have one.
+    async fn tell_user(&self, mxid: &str, text: &str) {
+        let room = match self.store.user(mxid).await {
+            Ok(Some(user)) => user.management_room,
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the user");
+                None
+            }
+        };
+        if let Some(room) = room {
+            let txn = self.next_txn("notice");
+            self.reply(&room, &txn, text, None).await;
+        }
+    }
+
+    /// A transaction ID unique to this run.
+    fn next_txn(&self, what: &str) -> String {
+        let n = self.sequence.fetch_add(1, Ordering::Relaxed);
+        format!("{what}-{}-{n}", crate::store::now_ms())
+    }
+
+    async fn redact_secret(&self, room_id: &str, event_id: &str) {
+        if let Err(e) = self
+            .matrix
+            .redact(room_id, event_id, "a password; the bridge removed it")
+            .await
+        {
+            tracing::warn!(error = %e, "cannot redact a message holding a password");
         }
     }
 }

@@ -107,4 +107,14 @@ impl Store {
         .await?;
         Ok(())
     }
+
+    /// Changes only the login state of a user.
+    pub async fn set_login_state(&self, mxid: &str, login_state: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE bridge_user SET login_state = $1 WHERE mxid = $2")
+            .bind(login_state)
+            .bind(mxid)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
 }

@@ -19,8 +19,83 @@ pub struct CommandSpec {
     pub level: PermissionLevel,
 }
 
+/// Where a command was sent and by whom.
+#[derive(Clone, Copy, Debug)]
+pub struct Context<'a> {
+    pub room_id: &'a str,
+    pub event_id: &'a str,
+    pub sender: &'a str,
+    pub level: PermissionLevel,
+}
+
 /// Every command, in the order `help` lists them.
 pub const COMMANDS: &[CommandSpec] = &[
+    CommandSpec {
+        name: "login",
+        args: "<email> [password]",
+        summary: "Log in to MSN (without the password, send it in your next message; either way the bridge redacts it).",
+        level: PermissionLevel::User,
+    },
+    CommandSpec {
+        name: "logout",
+        args: "",
+        summary: "Log out of MSN and forget your password.",
+        level: PermissionLevel::User,
+    },
+    CommandSpec {
+        name: "status",
+        args: "",
+        summary: "Show your MSN connection: account, state, protocol version, server.",
+        level: PermissionLevel::User,
+    },
+    CommandSpec {
+        name: "reconnect",
+        args: "",
+        summary: "Reconnect to MSN with your stored login.",
+        level: PermissionLevel::User,
+    },
+    CommandSpec {
+        name: "contacts",
+        args: "",
+        summary: "List your MSN contacts and their status.",
+        level: PermissionLevel::User,
+    },
+    CommandSpec {
+        name: "start-chat",
+        args: "<email>",
+        summary: "Open a chat room with an MSN contact.",
+        level: PermissionLevel::User,
+    },
+    CommandSpec {
+        name: "add",
+        args: "<email>",
+        summary: "Add a contact to your MSN contact list.",
+        level: PermissionLevel::User,
+    },
+    CommandSpec {
+        name: "accept",
+        args: "<email>",
+        summary: "Accept someone who added you: add them back.",
+        level: PermissionLevel::User,
+    },
+    CommandSpec {
+        name: "remove",
+        args: "<email>",
+        summary: "Remove a contact from your MSN contact list.",
+        level: PermissionLevel::User,
+    },
+    CommandSpec {
+        name: "block",
+        args: "<email>",
+        summary: "Block a contact on MSN.",
+        level: PermissionLevel::User,
+    },
+    CommandSpec {
+        name: "unblock",
+        args: "<email>",
+        summary: "Unblock a contact on MSN.",
+        level: PermissionLevel::User,
+    },
     CommandSpec {
         name: "help",
         args: "",

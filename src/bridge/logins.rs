@@ -1,0 +1,329 @@
+//! Logins: `login`, `logout`, `status`, `reconnect`, restoring logins after a bridge
+//! restart, and each session's event loop, which turns MSN events into Matrix actions.
+//! The password is kept only sealed (see `credentials.rs`) and never logged.
+
+use std::sync::Arc;
+
+use tracing::Instrument;
+
+use super::credentials::Password;
+use super::remote::{MsnConnector, MsnSessionPort, OwnProfile, RemoteEvent, SessionEnd};
+use super::{Bridge, Login, MatrixPort, commands, lock};
+
+/// Login states as stored (`bridge_user.login_state`).
+pub(super) const CONNECTED: &str = "connected";
+const LOGGED_OUT: &str = "logged_out";
+const BAD_CREDENTIALS: &str = "bad_credentials";
+const SIGNED_IN_ELSEWHERE: &str = "signed_in_elsewhere";
+
+/// A plausible MSN address (Passport names are e-mail addresses).
+fn looks_like_address(s: &str) -> bool {
+    s.split_once('@').is_some_and(|(user, host)| {
+        !user.is_empty() && host.contains('.') && !s.contains(char::is_whitespace)
+    })
+}
+
+impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
+    pub(super) async fn cmd_login(
+        self: &Arc<Self>,
+        cx: &commands::Context<'_>,
+        args: &[&str],
+    ) -> String {
+        let Some(account) = args.first().map(|a| a.to_lowercase()) else {
+            return "Usage: `login <email> [password]`.".into();
+        };
+        if !looks_like_address(&account) {
+            return format!("`{account}` does not look like an MSN address (name@domain).");
+        }
+        if let Some(current) = lock(&self.logins).get(cx.sender).map(|l| l.account.clone()) {
+            return format!("You are already logged in as {current}. Send `logout` first.");
+        }
+        match args.get(1..).filter(|rest| !rest.is_empty()) {
+            Some(rest) => {
+                // The password was in the command: take it out of the room first.
+                self.redact_secret(cx.room_id, cx.event_id).await;
+                let password = rest.join(" ");
+                self.login_with_password(cx.sender, cx.room_id, cx.event_id, &account, &password)
+                    .await;
+                String::new()
+            }
+            None => {
+                lock(&self.awaiting_password).insert(cx.sender.to_owned(), account.clone());
+                format!(
+                    "Send the password of {account} as your next message here. I will redact it as soon as I read it."
+                )
+            }
+        }
+    }
+
+    /// Logs in and reports the outcome in the management room.
+    pub(super) async fn login_with_password(
+        self: &Arc<Self>,
+        mxid: &str,
+        room_id: &str,
+        event_id: &str,
+        account: &str,
+        password: &str,
+    ) {
+        let txn = |step: &str| format!("login-{step}-{event_id}");
+        self.reply(
+            room_id,
+            &txn("start"),
+            &format!("Logging in to MSN as {account}…"),
+            None,
+        )
+        .await;
+        match self.connect(mxid, account, &Password::new(password)).await {
+            Ok(version) => {
+                let text = format!(
+                    "Logged in to MSN as {account} (MSNP{version} on {}). Your contacts will appear as Matrix users; messages open chat rooms.",
+                    self.msn.server()
+                );
+                self.reply(room_id, &txn("done"), &text, None).await;
+            }
+            Err(e) => {
+                self.reply(
+                    room_id,
+                    &txn("failed"),
+                    &format!("Login failed: {e}."),
+                    None,
+                )
+                .await;
+            }
+        }
+    }
+
+    /// Logs `account` in for `mxid`, stores the sealed password, and starts the event loop.
+    async fn connect(
+        self: &Arc<Self>,
+        mxid: &str,
+        account: &str,
+        password: &Password,
+    ) -> Result<u8, String> {
+        let (session, mut events) = self
+            .msn
+            .login(account, password.expose(), OwnProfile::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        let sealed = self.credentials.seal(password).map_err(|e| e.to_string())?;
+        if let Err(e) = self
+            .store
+            .set_login(mxid, Some(account), CONNECTED, Some(&sealed))
+            .await
+        {
+            tracing::error!(error = %e, "cannot store the login");
+        }
+        let version = session.protocol_version();
+        lock(&self.logins).insert(
+            mxid.to_owned(),
+            Login {
+                account: account.to_owned(),
+                session: session.clone(),
+            },
+        );
+        let bridge = self.clone();
+        let user = mxid.to_owned();
+        let span = tracing::info_span!("user", mxid = %user);
+        tokio::spawn(
+            async move {
+                while let Some(event) = events.recv().await {
+                    bridge.on_remote(&user, &session, event).await;
+                }
+            }
+            .instrument(span),
+        );
+        Ok(version)
+    }
+
+    pub(super) async fn cmd_logout(&self, mxid: &str) -> String {
+        let login = lock(&self.logins).remove(mxid);
+        if let Err(e) = self.store.set_login(mxid, None, LOGGED_OUT, None).await {
+            tracing::error!(error = %e, "cannot store the logout");
+        }
+        match login {
+            Some(login) => {
+                login.session.logout().await;
+                format!(
+                    "Logged out of MSN ({}). Your stored password is deleted.",
+                    login.account
+                )
+            }
+            None => "You are not logged in.".into(),
+        }
+    }
+
+    pub(super) async fn cmd_status(&self, mxid: &str) -> String {
+        let live = lock(&self.logins).get(mxid).map(|l| {
+            (
+                l.account.clone(),
+                l.session.is_connected(),
+                l.session.protocol_version(),
+            )
+        });
+        match live {
+            Some((account, true, version)) => format!(
+                "Logged in as {account}: connected, MSNP{version}, server {}.",
+                self.msn.server()
+            ),
+            Some((account, false, _)) => format!(
+                "Logged in as {account}: reconnecting to {} (messages wait until the connection is back).",
+                self.msn.server()
+            ),
+            None => match self.store.user(mxid).await {
+                Ok(Some(user)) if user.login_state == BAD_CREDENTIALS => format!(
+                    "Not logged in: MSN refused the stored password of {}. Send `login` again.",
+                    user.msn_login.unwrap_or_default()
+                ),
+                Ok(Some(user)) if user.login_state == SIGNED_IN_ELSEWHERE => format!(
+                    "Not logged in: {} signed in from another place. Send `reconnect` to take the session back.",
+                    user.msn_login.unwrap_or_default()
+                ),
+                _ => "Not logged in. Send `login <email>` to start.".into(),
+            },
+        }
+    }
+
+    pub(super) async fn cmd_reconnect(self: &Arc<Self>, cx: &commands::Context<'_>) -> String {
+        let existing = lock(&self.logins).remove(cx.sender);
+        if let Some(login) = existing {
+            login.session.logout().await;
+        }
+        match self.stored_login(cx.sender).await {
+            Some((account, password)) => match self.connect(cx.sender, &account, &password).await {
+                Ok(version) => format!("Reconnected to MSN as {account} (MSNP{version})."),
+                Err(e) => format!("Reconnecting failed: {e}."),
+            },
+            None => "There is no stored login to reconnect with. Send `login <email>`.".into(),
+        }
+    }
+
+    async fn stored_login(&self, mxid: &str) -> Option<(String, Password)> {
+        let user = self.store.user(mxid).await.ok()??;
+        let account = user.msn_login?;
+        let sealed = user.credentials?;
+        match self.credentials.open(&sealed) {
+            Ok(password) => Some((account, password)),
+            Err(e) => {
+                tracing::warn!(error = %e, "stored credentials cannot be opened");
+                None
+            }
+        }
+    }
+
+    /// Events of one user's MSN session, in order.
+    async fn on_remote(self: &Arc<Self>, mxid: &str, session: &C::Session, event: RemoteEvent) {
+        match event {
+            RemoteEvent::Connected { protocol_version } => {
+                tracing::info!(protocol_version, "MSN session connected");
+                let _ = self.store.set_login_state(mxid, CONNECTED).await;
+            }
+            RemoteEvent::Reconnecting {
+                attempt,
+                delay,
+                reason,
+            } => {
+                tracing::info!(attempt, ?delay, %reason, "MSN session reconnecting");
+                if attempt == 1 {
+                    self.tell_user(
+                        mxid,
+                        &format!("Lost the connection to MSN ({reason}); reconnecting…"),
+                    )
+                    .await;
+                }
+            }
+            RemoteEvent::Ended(end) => self.on_session_end(mxid, end).await,
+            RemoteEvent::Contacts(contacts) => {
+                for contact in contacts.iter().filter(|c| c.is_friend) {
+                    self.sync_contact(contact).await;
+                }
+            }
+            RemoteEvent::ContactChanged(contact) => self.sync_contact(&contact).await,
+            RemoteEvent::AddedBy { address, name } => {
+                let prefix = &self.config.bridge.command_prefix;
+                self.tell_user(
+                    mxid,
+                    &format!(
+                        "{name} ({address}) added you to their MSN contact list. Send `{prefix} accept {address}` to add them back, or `{prefix} block {address}`."
+                    ),
+                )
+                .await;
+            }
+            RemoteEvent::Message { from, text } => self.relay_to_matrix(mxid, &from, text).await,
+            RemoteEvent::Typing { from } => self.relay_typing(mxid, &from).await,
+            RemoteEvent::Nudge { from } => self.relay_nudge(mxid, &from).await,
+            RemoteEvent::Unsupported { from, what } => {
+                self.relay_unsupported(mxid, &from, &what).await
+            }
+        }
+        let _ = session;
+    }
+
+    async fn on_session_end(&self, mxid: &str, end: SessionEnd) {
+        lock(&self.logins).remove(mxid);
+        let (state, text) = match &end {
+            SessionEnd::LoginRefused(why) => (
+                BAD_CREDENTIALS,
+                format!("MSN refused the login ({why}). Send `login` to log in again."),
+            ),
+            SessionEnd::SignedInElsewhere => (
+                SIGNED_IN_ELSEWHERE,
+                "You signed in to MSN from another place, so this session was closed. Send `reconnect` to take it back.".to_owned(),
+            ),
+            SessionEnd::LoggedOut => return,
+        };
+        let user = self.store.user(mxid).await.ok().flatten();
+        let account = user.as_ref().and_then(|u| u.msn_login.clone());
+        let sealed = user.and_then(|u| u.credentials);
+        if let Err(e) = self
+            .store
+            .set_login(mxid, account.as_deref(), state, sealed.as_deref())
+            .await
+        {
+            tracing::error!(error = %e, "cannot store the login state");
+        }
+        self.tell_user(mxid, &text).await;
+    }
+}
+
+/// Logs back in every stored login that was connected, one at a time.
+pub(super) async fn restore<M: MatrixPort, C: MsnConnector>(bridge: &Arc<Bridge<M, C>>) {
+    let users = match bridge.store.users().await {
+        Ok(users) => users,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot list users to restore their logins");
+            return;
+        }
+    };
+    for user in users.into_iter().filter(|u| u.login_state == CONNECTED) {
+        if bridge.shutdown.is_cancelled() {
+            return;
+        }
+        let Some((account, password)) = bridge.stored_login(&user.mxid).await else {
+            continue;
+        };
+        match bridge.connect(&user.mxid, &account, &password).await {
+            Ok(version) => tracing::info!(mxid = %user.mxid, version, "login restored"),
+            Err(e) => {
+                tracing::warn!(mxid = %user.mxid, error = %e, "cannot restore a login");
+                bridge
+                    .tell_user(&user.mxid, &format!("After a bridge restart, logging in to MSN as {account} failed: {e}. Send `reconnect` to try again."))
+                    .await;
+            }
+        }
+        // Pace the logins so a restart does not hammer the MSN server.
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::looks_like_address;
+
+    #[test]
+    fn addresses_are_checked_loosely() {
+        assert!(looks_like_address("bob@hotmail.com"));
+        assert!(!looks_like_address("bob"));
+        assert!(!looks_like_address("@hotmail.com"));
+        assert!(!looks_like_address("bob@localhost"));
+    }
+}

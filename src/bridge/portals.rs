@@ -1,0 +1,398 @@
+//! Portals: the Matrix room of each (Matrix user, MSN contact) conversation, created on the
+//! first message from either side and kept across switchboard sessions. Messages, typing,
+//! nudges and presence cross here in both directions; a message that cannot be delivered
+//! to MSN comes back as a visible notice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::Instrument;
+
+use super::formatting::{RichText, from_matrix, to_matrix};
+use super::presence::own_status;
+use super::remote::{MsnConnector, MsnSessionPort};
+use super::{Bridge, MatrixPort, MessageKind, lock};
+use crate::store::{MessageMapping, Portal};
+
+/// How long a puppet shows as typing after MSN's `TypingUser` (MSN clients repeat it about
+/// every 4 s while typing, so each one extends it).
+const PUPPET_TYPING: Duration = Duration::from_secs(6);
+/// How often a Matrix user's typing is repeated to MSN while it lasts.
+const TYPING_REPEAT: Duration = Duration::from_millis(4500);
+
+impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
+    fn session_of(&self, mxid: &str) -> Option<C::Session> {
+        lock(&self.logins).get(mxid).map(|l| l.session.clone())
+    }
+
+    /// The portal room of `mxid`'s chat with `contact`; created when `create` is set.
+    async fn portal_room(&self, mxid: &str, contact: &str, create: bool) -> Option<String> {
+        let contact = contact.to_lowercase();
+        if let Some(room) = self.stored_portal_room(mxid, &contact).await {
+            return Some(room);
+        }
+        if !create {
+            return None;
+        }
+        let _creating = self.creating_portal.lock().await;
+        // Another event may have created it while we waited.
+        if let Some(room) = self.stored_portal_room(mxid, &contact).await {
+            return Some(room);
+        }
+        let puppet = self.ensure_puppet(&contact, None).await?;
+        let name = match self.store.puppet(&contact).await {
+            Ok(Some(p)) => p.display_name.unwrap_or_else(|| contact.clone()),
+            _ => contact.clone(),
+        };
+        let span = tracing::info_span!("portal", key = %format!("{contact}|{mxid}"));
+        async move {
+            let room = match self.matrix.create_dm(&puppet, mxid, &name).await {
+                Ok(room) => room,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot create the portal room");
+                    return None;
+                }
+            };
+            tracing::info!(%room, "portal created");
+            let portal = Portal {
+                msn_chat_id: contact,
+                receiver: mxid.to_owned(),
+                room_id: Some(room.clone()),
+                kind: "dm".into(),
+                name: Some(name),
+            };
+            if let Err(e) = self.store.upsert_portal(&portal).await {
+                tracing::error!(error = %e, "cannot store the portal");
+            }
+            Some(room)
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn stored_portal_room(&self, mxid: &str, contact: &str) -> Option<String> {
+        match self.store.portal(contact, mxid).await {
+            Ok(portal) => portal.and_then(|p| p.room_id),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the portal");
+                None
+            }
+        }
+    }
+
+    /// A message from MSN into its portal, as the contact's puppet.
+    pub(super) async fn relay_to_matrix(&self, mxid: &str, from: &str, text: RichText) {
+        let Some(room) = self.portal_room(mxid, from, true).await else {
+            return;
+        };
+        let puppet = self.puppet_id(from);
+        let (body, html) = to_matrix(&text);
+        let txn = self.next_txn("msn");
+        match self
+            .matrix
+            .send_text(
+                &room,
+                &MessageKind::Text,
+                &body,
+                html.as_deref(),
+                &txn,
+                &puppet,
+            )
+            .await
+        {
+            Ok(event_id) => {
+                let mapping = MessageMapping {
+                    matrix_event_id: event_id,
+                    part: 0,
+                    room_id: room.clone(),
+                    receiver: mxid.to_owned(),
+                    msn_message_id: txn,
+                    direction: "to_matrix".into(),
+                };
+                if let Err(e) = self.store.insert_message(&mapping).await {
+                    tracing::error!(error = %e, "cannot store the message mapping");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot bridge a message from MSN"),
+        }
+        // The message ends the typing it announced.
+        let _ = self.matrix.set_typing(&room, &puppet, None).await;
+    }
+
+    pub(super) async fn relay_typing(&self, mxid: &str, from: &str) {
+        if let Some(room) = self.portal_room(mxid, from, false).await
+            && let Err(e) = self
+                .matrix
+                .set_typing(&room, &self.puppet_id(from), Some(PUPPET_TYPING))
+                .await
+        {
+            tracing::debug!(error = %e, "cannot show typing");
+        }
+    }
+
+    pub(super) async fn relay_nudge(&self, mxid: &str, from: &str) {
+        let Some(room) = self.portal_room(mxid, from, true).await else {
+            return;
+        };
+        let txn = self.next_txn("nudge");
+        if let Err(e) = self
+            .matrix
+            .send_text(
+                &room,
+                &MessageKind::Emote,
+                "sent you a nudge!",
+                None,
+                &txn,
+                &self.puppet_id(from),
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "cannot bridge a nudge");
+        }
+    }
+
+    pub(super) async fn relay_unsupported(&self, mxid: &str, from: &str, what: &str) {
+        let Some(room) = self.portal_room(mxid, from, true).await else {
+            return;
+        };
+        let txn = self.next_txn("unsupported");
+        let text = format!("sent something the bridge cannot show yet: {what}");
+        if let Err(e) = self
+            .matrix
+            .send_text(
+                &room,
+                &MessageKind::Notice,
+                &text,
+                None,
+                &txn,
+                &self.puppet_id(from),
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "cannot bridge a notice");
+        }
+    }
+
+    /// A Matrix message in a portal, to MSN. Returns `false` when `room_id` is no portal.
+    pub(super) async fn relay_to_msn(
+        &self,
+        room_id: &str,
+        event_id: &str,
+        sender: &str,
+        kind: &MessageKind,
+        body: &str,
+        html: Option<&str>,
+    ) -> bool {
+        let portal = match self.store.portal_by_room(room_id).await {
+            Ok(Some(portal)) => portal,
+            Ok(None) => return false,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the portal");
+                return false;
+            }
+        };
+        if portal.receiver != sender {
+            return true;
+        }
+        let span = tracing::info_span!("portal", key = %format!("{}|{sender}", portal.msn_chat_id));
+        self.deliver_to_msn(portal, event_id, sender, kind, body, html)
+            .instrument(span)
+            .await;
+        true
+    }
+
+    async fn deliver_to_msn(
+        &self,
+        portal: Portal,
+        event_id: &str,
+        sender: &str,
+        kind: &MessageKind,
+        body: &str,
+        html: Option<&str>,
+    ) {
+        let room_id = portal.room_id.as_deref().unwrap_or_default();
+        let contact = portal.msn_chat_id.clone();
+        let puppet = self.puppet_id(&contact);
+        // Once per Matrix event, even when the homeserver sends it again.
+        let mapping = MessageMapping {
+            matrix_event_id: event_id.to_owned(),
+            part: 0,
+            room_id: room_id.to_owned(),
+            receiver: sender.to_owned(),
+            msn_message_id: String::new(),
+            direction: "to_msn".into(),
+        };
+        match self.store.insert_message(&mapping).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::debug!("event already bridged");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot record the message");
+                return;
+            }
+        }
+        let text = match kind {
+            MessageKind::Text | MessageKind::Notice => from_matrix(body, html),
+            MessageKind::Emote => {
+                let mut t = from_matrix(body, html);
+                t.text = format!("* {}", t.text);
+                t
+            }
+            MessageKind::Other(msgtype) => RichText {
+                text: format!(
+                    "[{}: {body} — sent from Matrix; files are not bridged yet]",
+                    msgtype.trim_start_matches("m.")
+                ),
+                style: Default::default(),
+            },
+        };
+        let outcome = match self.session_of(sender) {
+            Some(session) => session
+                .send_text(&contact, text)
+                .await
+                .map_err(|e| e.to_string()),
+            None => {
+                Err("you are not logged in to MSN (send `login` in your management room)".into())
+            }
+        };
+        if let Err(why) = outcome {
+            tracing::info!(%why, "message not delivered to MSN");
+            let txn = format!("undelivered-{event_id}");
+            let notice = format!("⚠ Your message was not delivered to MSN: {why}.");
+            if let Err(e) = self
+                .matrix
+                .send_text(room_id, &MessageKind::Notice, &notice, None, &txn, &puppet)
+                .await
+            {
+                tracing::warn!(error = %e, "cannot report an undelivered message");
+            }
+        }
+    }
+
+    /// Matrix typing in a portal: repeated to MSN every few seconds while it lasts.
+    pub(super) async fn on_typing(self: &Arc<Self>, room_id: &str, user_ids: &[String]) {
+        let Ok(Some(portal)) = self.store.portal_by_room(room_id).await else {
+            return;
+        };
+        let typing = user_ids.contains(&portal.receiver);
+        let mut tasks = lock(&self.typing);
+        match (typing, tasks.get(room_id).is_some_and(|t| !t.is_finished())) {
+            (true, false) => {
+                let Some(session) = self.session_of(&portal.receiver) else {
+                    return;
+                };
+                let contact = portal.msn_chat_id.clone();
+                let task = tokio::spawn(async move {
+                    loop {
+                        if let Err(e) = session.send_typing(&contact).await {
+                            tracing::debug!(error = %e, "cannot send typing to MSN");
+                            return;
+                        }
+                        tokio::time::sleep(TYPING_REPEAT).await;
+                    }
+                });
+                tasks.insert(room_id.to_owned(), task);
+            }
+            (false, _) => {
+                if let Some(task) = tasks.remove(room_id) {
+                    task.abort();
+                }
+            }
+            (true, true) => {}
+        }
+    }
+
+    /// A logged-in user's Matrix presence becomes their MSN status.
+    pub(super) async fn on_presence(&self, user_id: &str, presence: &str) {
+        let Some(session) = self.session_of(user_id) else {
+            return;
+        };
+        let Some(status) = own_status(presence, self.config.msn.offline_status) else {
+            return;
+        };
+        if let Err(e) = session.set_status(status).await {
+            tracing::debug!(error = %e, "cannot set the MSN status");
+        }
+    }
+
+    pub(super) async fn cmd_contacts(&self, mxid: &str) -> (String, Option<String>) {
+        let Some(session) = self.session_of(mxid) else {
+            return ("You are not logged in.".into(), None);
+        };
+        let contacts = match session.contacts().await {
+            Ok(c) => c,
+            Err(e) => return (format!("Cannot list your contacts: {e}."), None),
+        };
+        let friends: Vec<_> = contacts.iter().filter(|c| c.is_friend).collect();
+        if friends.is_empty() {
+            return (
+                "Your MSN contact list is empty. Add someone with `add <email>`.".into(),
+                None,
+            );
+        }
+        let mut text = format!("Your MSN contacts ({}):", friends.len());
+        for c in friends {
+            let mut line = format!(
+                "\n• {} ({}) — {}",
+                c.name,
+                c.address,
+                c.availability.describe()
+            );
+            if let Some(psm) = c.personal_message.as_deref().filter(|p| !p.is_empty()) {
+                line.push_str(&format!(": {psm}"));
+            }
+            if c.blocked {
+                line.push_str(" [blocked]");
+            }
+            text.push_str(&line);
+        }
+        (text, None)
+    }
+
+    pub(super) async fn cmd_start_chat(&self, mxid: &str, args: &[&str]) -> String {
+        let Some(contact) = args.first() else {
+            return "Usage: `start-chat <email>`.".into();
+        };
+        if self.session_of(mxid).is_none() {
+            return "You are not logged in.".into();
+        }
+        match self.portal_room(mxid, contact, true).await {
+            Some(room) => {
+                format!("Your chat with {contact} is room {room}: accept the invitation to start.")
+            }
+            None => format!("Cannot open a chat with {contact}; see the bridge's log."),
+        }
+    }
+
+    pub(super) async fn cmd_contact_change(&self, what: &str, mxid: &str, args: &[&str]) -> String {
+        let Some(contact) = args.first().map(|c| c.to_lowercase()) else {
+            return format!("Usage: `{what} <email>`.");
+        };
+        let Some(session) = self.session_of(mxid) else {
+            return "You are not logged in.".into();
+        };
+        let result = match what {
+            "add" | "accept" => session.add_contact(&contact).await,
+            "remove" => session.remove_contact(&contact).await,
+            "block" => session.block(&contact).await,
+            _ => session.unblock(&contact).await,
+        };
+        match result {
+            Ok(()) => {
+                if matches!(what, "add" | "accept") {
+                    self.ensure_puppet(&contact, None).await;
+                }
+                let done = match what {
+                    "add" | "accept" => "added to your contact list",
+                    "remove" => "removed from your contact list",
+                    "block" => "blocked",
+                    _ => "unblocked",
+                };
+                format!("{contact} is {done}.")
+            }
+            Err(e) => format!("Cannot {what} {contact}: {e}."),
+        }
+    }
+}

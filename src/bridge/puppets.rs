@@ -1,0 +1,86 @@
+//! Puppets: the Matrix user of each MSN contact. Registered once, display name from the
+//! friendly name through the configured template (set only when it changes), presence and
+//! status message from the MSN status and personal message.
+
+use super::presence::contact_presence;
+use super::remote::{ContactInfo, MsnConnector};
+use super::{Bridge, MatrixPort, ids};
+use crate::store::Puppet;
+
+impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
+    /// The puppet's user ID for an MSN address.
+    pub(super) fn puppet_id(&self, address: &str) -> String {
+        ids::puppet_mxid(
+            &self.config.bridge.username_template,
+            &self.config.homeserver.domain,
+            address,
+        )
+    }
+
+    /// Makes sure the puppet of `address` exists and shows `name`; returns its user ID.
+    pub(super) async fn ensure_puppet(&self, address: &str, name: Option<&str>) -> Option<String> {
+        let address = address.to_lowercase();
+        let mxid = self.puppet_id(&address);
+        let stored = match self.store.puppet(&address).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the puppet");
+                return None;
+            }
+        };
+        let mut puppet = stored.clone().unwrap_or(Puppet {
+            msn_address: address.clone(),
+            mxid: mxid.clone(),
+            display_name: None,
+            avatar_mxc: None,
+            avatar_sha1d: None,
+            registered: false,
+        });
+        if !puppet.registered {
+            let localpart = mxid
+                .strip_prefix('@')
+                .and_then(|m| m.split_once(':'))
+                .map(|(l, _)| l.to_owned())
+                .unwrap_or_default();
+            if let Err(e) = self.matrix.register(&localpart).await {
+                tracing::warn!(error = %e, %mxid, "cannot register the puppet");
+                return None;
+            }
+            puppet.registered = true;
+        }
+        let wanted = self.config.bridge.displayname_template.replace(
+            "{displayname}",
+            name.filter(|n| !n.trim().is_empty()).unwrap_or(&address),
+        );
+        if puppet.display_name.as_deref() != Some(wanted.as_str()) {
+            match self.matrix.set_displayname(&mxid, &wanted).await {
+                Ok(()) => puppet.display_name = Some(wanted),
+                Err(e) => tracing::warn!(error = %e, %mxid, "cannot set the puppet's name"),
+            }
+        }
+        if stored.as_ref() != Some(&puppet)
+            && let Err(e) = self.store.upsert_puppet(&puppet).await
+        {
+            tracing::error!(error = %e, "cannot store the puppet");
+        }
+        Some(mxid)
+    }
+
+    /// Brings a contact's puppet in line: name, presence, status message.
+    pub(super) async fn sync_contact(&self, contact: &ContactInfo) {
+        let Some(mxid) = self
+            .ensure_puppet(&contact.address, Some(&contact.name))
+            .await
+        else {
+            return;
+        };
+        let (presence, status) = contact_presence(contact);
+        if let Err(e) = self
+            .matrix
+            .set_presence(&mxid, presence, status.as_deref())
+            .await
+        {
+            tracing::warn!(error = %e, %mxid, "cannot set the puppet's presence");
+        }
+    }
+}
