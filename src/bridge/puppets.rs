@@ -48,11 +48,24 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             }
             puppet.registered = true;
         }
-        let wanted = self.config.bridge.displayname_template.replace(
-            "{displayname}",
-            name.filter(|n| !n.trim().is_empty()).unwrap_or(&address),
-        );
-        if puppet.display_name.as_deref() != Some(wanted.as_str()) {
+        // Without a name (a chat opened before the contact list said it), keep what is set.
+        let wanted = match name.filter(|n| !n.trim().is_empty()) {
+            Some(name) => Some(
+                self.config
+                    .bridge
+                    .displayname_template
+                    .replace("{displayname}", name),
+            ),
+            None if puppet.display_name.is_none() => Some(
+                self.config
+                    .bridge
+                    .displayname_template
+                    .replace("{displayname}", &address),
+            ),
+            None => None,
+        };
+        if let Some(wanted) = wanted.filter(|w| puppet.display_name.as_deref() != Some(w.as_str()))
+        {
             match self.matrix.set_displayname(&mxid, &wanted).await {
                 Ok(()) => puppet.display_name = Some(wanted),
                 Err(e) => tracing::warn!(error = %e, %mxid, "cannot set the puppet's name"),

@@ -119,7 +119,7 @@ impl Conversations {
                         tracing::debug!(?reason, contact = %key, "conversation closed");
                         break;
                     }
-                    other => tracing::trace!(?other, "switchboard event"),
+                    _ => {}
                 }
             }
             let mut open = open.lock().unwrap_or_else(|e| e.into_inner());

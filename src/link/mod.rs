@@ -230,10 +230,8 @@ impl LinkSession {
                 }
                 None
             }
-            other => {
-                tracing::trace!(?other, "MSN event not bridged");
-                None
-            }
+            // Not logged with its content: the profile event carries the session's auth token.
+            _ => None,
         }
     }
 

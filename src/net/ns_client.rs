@@ -69,13 +69,21 @@ impl std::fmt::Debug for NsClient {
 impl NsClient {
     /// Connects to `settings.server`, logs in as `config.login` with `password`, and returns
     /// once the contact list is in: the handle and the session's events (the first of which
-    /// are `LoggedIn` and `ContactList`).
+    /// are `LoggedIn` and `ContactList`, after the server's `Profile` if it sent one).
+    /// `settings.versions` (when not empty) and `settings.request_timeout` replace those
+    /// of `config`.
     pub async fn connect(
         settings: &MsnSettings,
         http: &reqwest::Client,
         config: NsConfig,
         password: Secret,
     ) -> Result<(NsClient, NsEvents), NetError> {
+        let mut config = config;
+        // The shell's settings decide what is offered and how long a request may take.
+        if !settings.versions.is_empty() {
+            config.versions = settings.versions.clone();
+        }
+        config.request_timeout = settings.request_timeout;
         let (tx, rx) = mpsc::channel(64);
         let (events_tx, events_rx) = mpsc::channel(EVENT_BUFFER);
         let (logged_in_tx, logged_in_rx) = oneshot::channel();
@@ -222,17 +230,20 @@ impl Driver {
         let mut session = NsSession::new(self.config.clone(), Instant::now())
             .with_limits(self.settings.limits.clone());
         loop {
-            let frames: Vec<_> = std::iter::from_fn(|| session.poll_transmit()).collect();
-            if let Err(e) = wire.write_frames(&frames).await {
-                tracing::warn!(error = %e, "write failed");
-                session.handle_connection_lost(Instant::now());
-            }
+            // Events first: handling one (a Passport ticket, a reply) may queue frames,
+            // which must be written before waiting for the server again.
             while let Some(event) = session.poll_event() {
                 match self.on_event(&mut session, event).await {
                     Flow::Continue => {}
                     Flow::Reconnect(next) => return Ok(Some(next)),
                     Flow::Stop => return Ok(None),
                 }
+            }
+            let frames: Vec<_> = std::iter::from_fn(|| session.poll_transmit()).collect();
+            if let Err(e) = wire.write_frames(&frames).await {
+                tracing::warn!(error = %e, "write failed");
+                session.handle_connection_lost(Instant::now());
+                continue;
             }
             let deadline = session
                 .poll_timeout()

@@ -127,9 +127,11 @@ impl SbClient {
             .await
     }
 
-    /// Sends a nudge; resolved unless the server NAKs it.
+    /// Sends a nudge. It goes with ack mode `N`, which has no `ACK`: waiting for one would
+    /// take the whole ack timeout, so this resolves once the nudge is queued, and a later
+    /// `NAK` arrives as an [`SbEvent::Failed`].
     pub async fn send_nudge(&self) -> Result<(), NetError> {
-        self.send(|s, now| s.send_nudge(now).map(|id| vec![id]))
+        self.send(|s, now| s.send_nudge(now).map(|_| Vec::new()))
             .await
     }
 
@@ -176,9 +178,14 @@ async fn drive(
         }
         while let Some(event) = session.poll_event() {
             match event {
-                SbEvent::Delivered { id } => waiting.settle(id, Ok(())),
+                SbEvent::Delivered { id } => {
+                    waiting.settle(id, Ok(()));
+                }
                 SbEvent::Failed { id, reason } => {
-                    waiting.settle(id, Err(NetError::NotDelivered(reason)))
+                    if !waiting.settle(id, Err(NetError::NotDelivered(reason.clone()))) {
+                        // Nobody waits for it (a nudge): the consumer hears of it instead.
+                        let _ = events.send(SbEvent::Failed { id, reason }).await;
+                    }
                 }
                 SbEvent::Closed(reason) => {
                     tracing::debug!(?reason, "switchboard closed");
@@ -231,12 +238,13 @@ impl Outstanding {
         self.replies.insert(key, (ids.len(), reply));
     }
 
-    fn settle(&mut self, id: MessageId, result: Result<(), NetError>) {
+    /// Settles one part; `false` when no sender waits for `id`.
+    fn settle(&mut self, id: MessageId, result: Result<(), NetError>) -> bool {
         let Some(key) = self.parts.remove(&id) else {
-            return;
+            return false;
         };
         let Some((left, _)) = self.replies.get_mut(&key) else {
-            return;
+            return false;
         };
         *left -= 1;
         if result.is_err() || *left == 0 {
@@ -245,6 +253,7 @@ impl Outstanding {
             }
             self.parts.retain(|_, k| *k != key);
         }
+        true
     }
 
     fn fail_all(&mut self, reason: &SbCloseReason) {

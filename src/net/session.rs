@@ -200,6 +200,15 @@ impl Supervisor {
         loop {
             let event = tokio::select! {
                 () = self.cancel.cancelled() => return After::End(EndReason::LoggedOut),
+                () = self.client.closed() => {
+                    // Every `MsnSession` handle is gone: nobody wants this session any
+                    // more, so sign out rather than keep the account online forever.
+                    let client = self.client.borrow().clone();
+                    if let Some(client) = client {
+                        client.logout().await;
+                    }
+                    return After::End(EndReason::LoggedOut);
+                }
                 event = events.recv() => event,
             };
             match event {
@@ -228,6 +237,10 @@ impl Supervisor {
                 .await;
             tokio::select! {
                 () = self.cancel.cancelled() => {
+                    let _ = self.out.send(SessionEvent::Ended(EndReason::LoggedOut)).await;
+                    return None;
+                }
+                () = self.client.closed() => {
                     let _ = self.out.send(SessionEvent::Ended(EndReason::LoggedOut)).await;
                     return None;
                 }

@@ -24,13 +24,14 @@ use tokio::sync::{Mutex, mpsc};
 use crate::support::{self, TestBridge};
 
 /// The scenarios take turns: one Synapse, one registered bridge port.
-static TURN: Mutex<()> = Mutex::const_new(());
+pub(crate) static TURN: Mutex<()> = Mutex::const_new(());
 
-const WAIT: Duration = Duration::from_secs(30);
+pub(crate) const WAIT: Duration = Duration::from_secs(30);
 
 /// What the user's client saw.
 #[derive(Clone, Debug)]
-enum Seen {
+#[allow(dead_code)] // fields are read through Debug in failure messages
+pub(crate) enum Seen {
     Notice {
         room: OwnedRoomId,
         sender: OwnedUserId,
@@ -52,12 +53,26 @@ enum Seen {
         room: OwnedRoomId,
         user_ids: Vec<OwnedUserId>,
     },
+    Emote {
+        room: OwnedRoomId,
+        sender: OwnedUserId,
+        body: String,
+    },
+    Redacted {
+        room: OwnedRoomId,
+        event_id: String,
+    },
+    Presence {
+        user: OwnedUserId,
+        presence: matrix_sdk::ruma::presence::PresenceState,
+        status_msg: Option<String>,
+    },
 }
 
 /// A Matrix user driven through matrix-sdk, syncing in the background.
-struct User {
-    client: matrix_sdk::Client,
-    user_id: OwnedUserId,
+pub(crate) struct User {
+    pub(crate) client: matrix_sdk::Client,
+    pub(crate) user_id: OwnedUserId,
     seen: mpsc::UnboundedReceiver<Seen>,
     sync: tokio::task::JoinHandle<()>,
 }
@@ -68,7 +83,7 @@ impl Drop for User {
     }
 }
 
-fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
     let nanos = std::time::SystemTime::now()
@@ -83,7 +98,7 @@ fn unique(prefix: &str) -> String {
 }
 
 /// Registers a user with Synapse's shared-secret admin API and logs in with matrix-sdk.
-async fn new_user(homeserver: &str, name: &str, password: &str) -> User {
+pub(crate) async fn new_user(homeserver: &str, name: &str, password: &str) -> User {
     let http = reqwest::Client::new();
     let url = format!("{homeserver}/_synapse/admin/v1/register");
     let nonce: Value = http
@@ -140,6 +155,13 @@ async fn new_user(homeserver: &str, name: &str, password: &str) -> User {
                         body: n.body.clone(),
                     });
                 }
+                MessageType::Emote(e) => {
+                    let _ = tx.send(Seen::Emote {
+                        room: room.room_id().to_owned(),
+                        sender: ev.sender.clone(),
+                        body: e.body.clone(),
+                    });
+                }
                 MessageType::Text(t) => {
                     let _ = tx.send(Seen::Text {
                         room: room.room_id().to_owned(),
@@ -152,6 +174,36 @@ async fn new_user(homeserver: &str, name: &str, password: &str) -> User {
             }
         }
     });
+    let redactions = tx.clone();
+    client.add_event_handler(
+        move |ev: matrix_sdk::ruma::events::room::redaction::SyncRoomRedactionEvent, room: Room| {
+            let tx = redactions.clone();
+            async move {
+                if let Some(redacts) = ev
+                    .as_original()
+                    .and_then(|o| o.redacts.clone().or_else(|| o.content.redacts.clone()))
+                {
+                    let _ = tx.send(Seen::Redacted {
+                        room: room.room_id().to_owned(),
+                        event_id: redacts.to_string(),
+                    });
+                }
+            }
+        },
+    );
+    let presences = tx.clone();
+    client.add_event_handler(
+        move |ev: matrix_sdk::ruma::events::presence::PresenceEvent| {
+            let tx = presences.clone();
+            async move {
+                let _ = tx.send(Seen::Presence {
+                    user: ev.sender.clone(),
+                    presence: ev.content.presence.clone(),
+                    status_msg: ev.content.status_msg.clone(),
+                });
+            }
+        },
+    );
     let invites = tx.clone();
     client.add_event_handler(move |ev: StrippedRoomMemberEvent, room: Room| {
         let tx = invites.clone();
@@ -206,7 +258,11 @@ async fn new_user(homeserver: &str, name: &str, password: &str) -> User {
 
 impl User {
     /// Waits for something matching `pred`, failing after [`WAIT`].
-    async fn wait_for(&mut self, what: &str, mut pred: impl FnMut(&Seen) -> bool) -> Seen {
+    pub(crate) async fn wait_for(
+        &mut self,
+        what: &str,
+        mut pred: impl FnMut(&Seen) -> bool,
+    ) -> Seen {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             match tokio::time::timeout_at(deadline, self.seen.recv()).await {
@@ -219,7 +275,7 @@ impl User {
     }
 
     /// Waits for a notice from the bot in `room` containing `text`, returning its body.
-    async fn notice(&mut self, room: &OwnedRoomId, text: &str) -> String {
+    pub(crate) async fn notice(&mut self, room: &OwnedRoomId, text: &str) -> String {
         let room = room.clone();
         let text = text.to_owned();
         match self
@@ -233,7 +289,7 @@ impl User {
         }
     }
 
-    async fn say(&self, room: &OwnedRoomId, text: &str) {
+    pub(crate) async fn say(&self, room: &OwnedRoomId, text: &str) {
         self.client
             .get_room(room)
             .expect("room known")
@@ -243,7 +299,7 @@ impl User {
     }
 
     /// Creates a DM with the bot and waits for its greeting.
-    async fn open_management_room(&mut self) -> OwnedRoomId {
+    pub(crate) async fn open_management_room(&mut self) -> OwnedRoomId {
         let bot = OwnedUserId::try_from("@msnbot:localhost").expect("bot id");
         let room = self
             .client
@@ -379,7 +435,7 @@ async fn e2e_user_without_permission_is_refused() {
 }
 
 /// PUTs a transaction to the bridge the way the homeserver does.
-async fn push_transaction(txn: &str, events: Value) {
+pub(crate) async fn push_transaction(txn: &str, events: Value) {
     let reg = support::e2e_registration();
     let resp = reqwest::Client::new()
         .put(format!("{}/_matrix/app/v1/transactions/{txn}", reg.url))

@@ -6,10 +6,12 @@
 //! the tests that need them fail (instead of skip) when they are missing.
 
 mod appservice;
+mod bridge_e2e;
 mod cli;
 mod client_retry;
 mod e2e;
 mod migrations;
+mod net;
 mod store;
 mod support;
 mod testkit_msnp11_sdk;

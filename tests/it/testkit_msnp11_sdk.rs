@@ -11,11 +11,11 @@ use msnp11_sdk::{Client, Event, MsnpStatus, PersonalMessage, PlainText, Switchbo
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
-const T: Duration = Duration::from_secs(10);
+pub(crate) const T: Duration = Duration::from_secs(10);
 
-type Events = mpsc::UnboundedReceiver<Event>;
+pub(crate) type Events = mpsc::UnboundedReceiver<Event>;
 
-fn text(s: &str) -> PlainText {
+pub(crate) fn text(s: &str) -> PlainText {
     PlainText {
         bold: false,
         italic: false,
@@ -26,7 +26,7 @@ fn text(s: &str) -> PlainText {
     }
 }
 
-async fn server() -> MsnServerHandle {
+pub(crate) async fn server() -> MsnServerHandle {
     let server = MsnServer::start(MsnServerConfig::default())
         .await
         .expect("start test server");
@@ -43,7 +43,7 @@ async fn server() -> MsnServerHandle {
     server
 }
 
-fn collect(client_events: &Client) -> Events {
+pub(crate) fn collect(client_events: &Client) -> Events {
     let (tx, rx) = mpsc::unbounded_channel();
     client_events.add_event_handler_closure(move |e| {
         let tx = tx.clone();
@@ -54,7 +54,7 @@ fn collect(client_events: &Client) -> Events {
     rx
 }
 
-fn collect_sb(sb: &Switchboard) -> Events {
+pub(crate) fn collect_sb(sb: &Switchboard) -> Events {
     let (tx, rx) = mpsc::unbounded_channel();
     sb.add_event_handler_closure(move |e| {
         let tx = tx.clone();
@@ -66,7 +66,7 @@ fn collect_sb(sb: &Switchboard) -> Events {
 }
 
 /// Connects to `port`, logs in, returns the client and its event stream.
-async fn login_at(
+pub(crate) async fn login_at(
     server: &MsnServerHandle,
     port: u16,
     email: &str,
@@ -91,7 +91,7 @@ async fn login_at(
     Ok((client, events, event))
 }
 
-async fn login(server: &MsnServerHandle, email: &str) -> (Client, Events) {
+pub(crate) async fn login(server: &MsnServerHandle, email: &str) -> (Client, Events) {
     let (client, events, event) = login_at(server, server.ns_addr().port(), email, "secret")
         .await
         .expect("login");
@@ -99,7 +99,7 @@ async fn login(server: &MsnServerHandle, email: &str) -> (Client, Events) {
     (client, events)
 }
 
-async fn online(client: &Client) {
+pub(crate) async fn online(client: &Client) {
     timeout(T, client.set_presence(MsnpStatus::Online))
         .await
         .expect("CHG timed out")
@@ -107,7 +107,7 @@ async fn online(client: &Client) {
 }
 
 /// Waits for the first event matching `pred` (others are skipped).
-async fn wait_for<F: Fn(&Event) -> bool>(rx: &mut Events, what: &str, pred: F) -> Event {
+pub(crate) async fn wait_for<F: Fn(&Event) -> bool>(rx: &mut Events, what: &str, pred: F) -> Event {
     let fut = async {
         while let Some(e) = rx.recv().await {
             if pred(&e) {
@@ -123,7 +123,7 @@ async fn wait_for<F: Fn(&Event) -> bool>(rx: &mut Events, what: &str, pred: F) -
     }
 }
 
-async fn answered(rx: &mut Events) -> Arc<Switchboard> {
+pub(crate) async fn answered(rx: &mut Events) -> Arc<Switchboard> {
     match wait_for(rx, "SessionAnswered", |e| {
         matches!(e, Event::SessionAnswered(_))
     })
@@ -134,7 +134,7 @@ async fn answered(rx: &mut Events) -> Arc<Switchboard> {
     }
 }
 
-async fn joined(rx: &mut Events, who: &str) {
+pub(crate) async fn joined(rx: &mut Events, who: &str) {
     wait_for(
         rx,
         &format!("{who} joining"),
@@ -143,14 +143,14 @@ async fn joined(rx: &mut Events, who: &str) {
     .await;
 }
 
-async fn got_text(rx: &mut Events, from: &str, body: &str) {
+pub(crate) async fn got_text(rx: &mut Events, from: &str, body: &str) {
     wait_for(rx, &format!("text {body:?} from {from}"), |e| {
         matches!(e, Event::TextMessage { email, message } if email == from && message.text == body)
     })
     .await;
 }
 
-async fn say(sb: &Switchboard, body: &str) {
+pub(crate) async fn say(sb: &Switchboard, body: &str) {
     timeout(T, sb.send_text_message(&text(body)))
         .await
         .expect("MSG timed out")

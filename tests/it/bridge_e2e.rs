@@ -1,0 +1,347 @@
+//! The whole bridge end to end with real parts: Synapse, the bridge in-process, the test
+//! MSN server, an msnp11-sdk client as the MSN contact and matrix-sdk as the Element user.
+
+use matrix_msn::config::PermissionLevel;
+use matrix_msn::testkit::MsnServerHandle;
+use matrix_sdk::ruma::events::room::message::RoomMessageEventContent;
+use matrix_sdk::ruma::presence::PresenceState;
+use matrix_sdk::ruma::{OwnedRoomId, OwnedUserId};
+use msnp11_sdk::{Event, MsnpStatus, PersonalMessage, PlainText};
+use tokio::time::timeout;
+
+use crate::e2e::{Seen, TURN, User, new_user, unique};
+use crate::support::{self, TestBridge};
+use crate::testkit_msnp11_sdk as sdk;
+
+const ALICE: &str = "alice@example.com";
+const BOB: &str = "bob@example.com";
+const CAROL: &str = "carol@example.com";
+const PUPPET_ALICE: &str = "@msn_alice=40example.com:localhost";
+
+fn bridge_config(hs: &str, db: &str, msn: &MsnServerHandle) -> matrix_msn::config::Config {
+    let mut config = support::config(hs, db, &[("localhost", PermissionLevel::User)]);
+    config.msn.server = msn.dispatch_addr().to_string();
+    config.msn.nexus_url = msn.nexus_url();
+    config.msn.reconnect_initial_seconds = 1;
+    config.msn.reconnect_max_seconds = 2;
+    config
+}
+
+impl User {
+    async fn say_id(&self, room: &OwnedRoomId, text: &str) -> String {
+        self.client
+            .get_room(room)
+            .expect("room known")
+            .send(RoomMessageEventContent::text_plain(text))
+            .await
+            .expect("send")
+            .response
+            .event_id
+            .to_string()
+    }
+
+    /// Waits for an invite to a room (a portal) and joins it.
+    async fn accept_invite(&mut self) -> OwnedRoomId {
+        let me = self.user_id.to_string();
+        let room = match self
+            .wait_for("an invite", |s| matches!(s, Seen::Member { target, membership: matrix_sdk::ruma::events::room::member::MembershipState::Invite, .. } if *target == me))
+            .await
+        {
+            Seen::Member { room, .. } => room,
+            other => panic!("unexpected {other:?}"),
+        };
+        self.client
+            .join_room_by_id(&room)
+            .await
+            .expect("join portal");
+        room
+    }
+
+    async fn text_from(&mut self, room: &OwnedRoomId, sender: &str, body: &str) -> Option<String> {
+        let room = room.clone();
+        match self
+            .wait_for(&format!("{body:?} from {sender}"), |s| matches!(s, Seen::Text { room: r, sender: from, body: b, .. } if *r == room && from.as_str() == sender && b == body))
+            .await
+        {
+            Seen::Text { html, .. } => html,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+async fn msn_contact(server: &MsnServerHandle, email: &str) -> (msnp11_sdk::Client, sdk::Events) {
+    let (client, events) = sdk::login(server, email).await;
+    sdk::online(&client).await;
+    (client, events)
+}
+
+fn bold(text: &str) -> PlainText {
+    PlainText {
+        bold: true,
+        ..sdk::text(text)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_bridge_chat_with_an_msn_contact() {
+    let Some(hs) = support::homeserver_url() else {
+        return;
+    };
+    let _turn = TURN.lock().await;
+    let msn = sdk::server().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite:{}", dir.path().join("msn.db").display());
+    let cfg = bridge_config(&hs, &db, &msn);
+    let bridge = TestBridge::start(cfg.clone()).await;
+
+    // Alice is on MSN, with a personal message.
+    let (alice, mut alice_events) = msn_contact(&msn, ALICE).await;
+    timeout(
+        sdk::T,
+        alice.set_personal_message(&PersonalMessage {
+            psm: "Eating cake".into(),
+            current_media: String::new(),
+        }),
+    )
+    .await
+    .expect("UUX timed out")
+    .expect("UUX");
+
+    // Bob logs in from Matrix; the command with the password is redacted.
+    let mut bob = new_user(&hs, &unique("mbob"), "bob-password-9").await;
+    let mgmt = bob.open_management_room().await;
+    let login_event = bob.say_id(&mgmt, &format!("login {BOB} secret")).await;
+    bob.wait_for(
+        "the login command redacted",
+        |s| matches!(s, Seen::Redacted { event_id, .. } if *event_id == login_event),
+    )
+    .await;
+    bob.notice(&mgmt, "Logged in to MSN as bob@example.com (MSNP")
+        .await;
+    sdk::wait_for(&mut alice_events, "bob online", |e| matches!(e, Event::PresenceUpdate { email, .. } | Event::InitialPresenceUpdate { email, .. } if email == BOB)).await;
+    bob.say(&mgmt, "status").await;
+    bob.notice(&mgmt, "connected, MSNP12").await;
+
+    // Alice writes: a portal appears with her puppet and the text, escaped.
+    let alice_sb = timeout(sdk::T, alice.create_session(BOB))
+        .await
+        .expect("XFR timed out")
+        .expect("switchboard");
+    let mut alice_sb_events = sdk::collect_sb(&alice_sb);
+    sdk::joined(&mut alice_sb_events, BOB).await;
+    sdk::say(&alice_sb, "Hello <b>Bob</b> & co").await;
+    let portal = bob.accept_invite().await;
+    let html = bob
+        .text_from(&portal, PUPPET_ALICE, "Hello <b>Bob</b> & co")
+        .await;
+    assert_eq!(html, None, "HTML from MSN is text, never markup");
+    timeout(sdk::T, alice_sb.send_text_message(&bold("in bold")))
+        .await
+        .expect("MSG timed out")
+        .expect("MSG");
+    let html = bob.text_from(&portal, PUPPET_ALICE, "in bold").await;
+    assert_eq!(html.as_deref(), Some("<strong>in bold</strong>"));
+    let name = bob
+        .client
+        .get_room(&portal)
+        .expect("portal")
+        .get_member(&OwnedUserId::try_from(PUPPET_ALICE).expect("id"))
+        .await
+        .expect("member")
+        .expect("puppet in the portal");
+    assert_eq!(name.display_name(), Some("Alice Ä (MSN)"));
+
+    // The puppet's presence carries the personal message.
+    let puppet_id = OwnedUserId::try_from(PUPPET_ALICE).expect("id");
+    let presence = bob
+        .client
+        .send(
+            matrix_sdk::ruma::api::client::presence::get_presence::v3::Request::new(
+                puppet_id.clone(),
+            ),
+        )
+        .await
+        .expect("presence");
+    assert_eq!(presence.presence, PresenceState::Online);
+    assert_eq!(presence.status_msg.as_deref(), Some("Eating cake"));
+
+    // Bob answers from Matrix, with formatting.
+    bob.client
+        .get_room(&portal)
+        .expect("portal")
+        .send(RoomMessageEventContent::text_html(
+            "Hi Alice",
+            "<em>Hi Alice</em>",
+        ))
+        .await
+        .expect("send");
+    let italic = sdk::wait_for(&mut alice_sb_events, "bob's answer", |e| matches!(e, Event::TextMessage { email, message } if email == BOB && message.text == "Hi Alice")).await;
+    match italic {
+        Event::TextMessage { message, .. } => {
+            assert!(message.italic && !message.bold, "{message:?}")
+        }
+        _ => unreachable!(),
+    }
+
+    // Typing both ways, and a nudge.
+    timeout(sdk::T, alice_sb.send_typing_user(ALICE))
+        .await
+        .expect("typing timed out")
+        .expect("typing");
+    bob.wait_for("alice typing", |s| matches!(s, Seen::Typing { room, user_ids } if *room == portal && user_ids.iter().any(|u| u.as_str() == PUPPET_ALICE))).await;
+    bob.client
+        .get_room(&portal)
+        .expect("portal")
+        .typing_notice(true)
+        .await
+        .expect("typing");
+    sdk::wait_for(
+        &mut alice_sb_events,
+        "bob typing",
+        |e| matches!(e, Event::TypingNotification { email } if email == BOB),
+    )
+    .await;
+    timeout(sdk::T, alice_sb.send_nudge())
+        .await
+        .expect("nudge timed out")
+        .expect("nudge");
+    bob.wait_for("the nudge", |s| matches!(s, Seen::Emote { room, body, .. } if *room == portal && body.contains("nudge"))).await;
+
+    // Bob's Matrix presence becomes his MSN status.
+    bob.client
+        .send(
+            matrix_sdk::ruma::api::client::presence::set_presence::v3::Request::new(
+                bob.user_id.clone(),
+                PresenceState::Unavailable,
+            ),
+        )
+        .await
+        .expect("set presence");
+    sdk::wait_for(&mut alice_events, "bob away", |e| matches!(e, Event::PresenceUpdate { email, presence, .. } if email == BOB && matches!(presence.status, MsnpStatus::Away))).await;
+
+    // A contact who is offline: the message comes back as a notice.
+    bob.say(&mgmt, &format!("start-chat {CAROL}")).await;
+    bob.notice(&mgmt, "Your chat with carol@example.com").await;
+    let carol_portal = bob.accept_invite().await;
+    bob.say(&carol_portal, "are you there?").await;
+    bob.wait_for("the undelivered notice", |s| matches!(s, Seen::Notice { room, body, .. } if *room == carol_portal && body.contains("not delivered"))).await;
+
+    // A transaction the homeserver sends twice reaches MSN once.
+    let txn = unique("replay");
+    let event = serde_json::json!([{ "type": "m.room.message", "room_id": portal.as_str(), "event_id": format!("${txn}"),
+        "sender": bob.user_id.as_str(), "content": {"msgtype": "m.text", "body": "only once"} }]);
+    crate::e2e::push_transaction(&txn, event.clone()).await;
+    crate::e2e::push_transaction(&txn, event).await;
+    bob.say(&portal, "after the replay").await;
+    let mut seen = Vec::new();
+    loop {
+        let e = sdk::wait_for(&mut alice_sb_events, "bob's messages", |e| {
+            matches!(e, Event::TextMessage { .. })
+        })
+        .await;
+        if let Event::TextMessage { message, .. } = e {
+            let done = message.text == "after the replay";
+            seen.push(message.text);
+            if done {
+                break;
+            }
+        }
+    }
+    assert_eq!(
+        seen,
+        vec!["only once".to_string(), "after the replay".to_string()]
+    );
+
+    // The MSN server drops Bob's connection: the bridge reconnects and messages flow again.
+    msn.drop_connections(BOB);
+    bob.notice(&mgmt, "Lost the connection to MSN").await;
+    sdk::wait_for(
+        &mut alice_events,
+        "bob dropped",
+        |e| matches!(e, Event::ContactOffline { email } if email == BOB),
+    )
+    .await;
+    sdk::wait_for(
+        &mut alice_events,
+        "bob back online",
+        |e| matches!(e, Event::PresenceUpdate { email, .. } if email == BOB),
+    )
+    .await;
+    let alice_sb2 = timeout(sdk::T, alice.create_session(BOB))
+        .await
+        .expect("XFR timed out")
+        .expect("switchboard");
+    let mut alice_sb2_events = sdk::collect_sb(&alice_sb2);
+    sdk::joined(&mut alice_sb2_events, BOB).await;
+    sdk::say(&alice_sb2, "still there?").await;
+    bob.text_from(&portal, PUPPET_ALICE, "still there?").await;
+
+    // A bridge restart logs Bob back in and keeps the same portal.
+    bridge.stop().await;
+    let bridge = TestBridge::start(cfg).await;
+    sdk::wait_for(
+        &mut alice_events,
+        "bob signed out by the stop",
+        |e| matches!(e, Event::ContactOffline { email } if email == BOB),
+    )
+    .await;
+    sdk::wait_for(
+        &mut alice_events,
+        "bob back after the restart",
+        |e| matches!(e, Event::PresenceUpdate { email, .. } if email == BOB),
+    )
+    .await;
+    let alice_sb3 = timeout(sdk::T, alice.create_session(BOB))
+        .await
+        .expect("XFR timed out")
+        .expect("switchboard");
+    let mut alice_sb3_events = sdk::collect_sb(&alice_sb3);
+    sdk::joined(&mut alice_sb3_events, BOB).await;
+    sdk::say(&alice_sb3, "after the restart").await;
+    bob.text_from(&portal, PUPPET_ALICE, "after the restart")
+        .await;
+
+    bob.say(&mgmt, "logout").await;
+    bob.notice(&mgmt, "Logged out of MSN").await;
+    sdk::wait_for(
+        &mut alice_events,
+        "bob offline",
+        |e| matches!(e, Event::ContactOffline { email } if email == BOB),
+    )
+    .await;
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_login_failures_are_explained() {
+    let Some(hs) = support::homeserver_url() else {
+        return;
+    };
+    let _turn = TURN.lock().await;
+    let msn = sdk::server().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite:{}", dir.path().join("msn.db").display());
+    let bridge = TestBridge::start(bridge_config(&hs, &db, &msn)).await;
+    let mut bob = new_user(&hs, &unique("mbob"), "bob-password-8").await;
+    let mgmt = bob.open_management_room().await;
+
+    // Two steps: the password comes in the next message, which is redacted.
+    bob.say(&mgmt, &format!("login {BOB}")).await;
+    bob.notice(&mgmt, "Send the password").await;
+    let secret = bob.say_id(&mgmt, "wrong-password").await;
+    bob.wait_for(
+        "the password redacted",
+        |s| matches!(s, Seen::Redacted { event_id, .. } if *event_id == secret),
+    )
+    .await;
+    bob.notice(
+        &mgmt,
+        "Login failed: MSN refused the e-mail address or password",
+    )
+    .await;
+    bob.say(&mgmt, "login not-an-address").await;
+    bob.notice(&mgmt, "does not look like an MSN address").await;
+    bob.say(&mgmt, "status").await;
+    bob.notice(&mgmt, "Not logged in").await;
+    bridge.stop().await;
+}
