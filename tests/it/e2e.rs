@@ -245,7 +245,13 @@ pub(crate) async fn new_user(homeserver: &str, name: &str, password: &str) -> Us
     let syncing = client.clone();
     let sync = tokio::spawn(async move {
         let _ = syncing
-            .sync(SyncSettings::default().timeout(Duration::from_millis(500)))
+            // `offline`: syncing does not touch the user's presence, so a test's explicit
+            // presence is not overwritten by the next sync.
+            .sync(
+                SyncSettings::default()
+                    .timeout(Duration::from_millis(500))
+                    .set_presence(matrix_sdk::ruma::presence::PresenceState::Offline),
+            )
             .await;
     });
     User {
