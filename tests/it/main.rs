@@ -10,6 +10,7 @@ mod bridge_e2e;
 mod cli;
 mod client_retry;
 mod e2e;
+mod link;
 mod migrations;
 mod net;
 mod store;
