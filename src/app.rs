@@ -25,6 +25,9 @@ use crate::matrix::transaction::EchoFilter;
 use crate::net::MsnSettings;
 use crate::store::{Store, StoreError};
 
+/// How often puppets' presence is set again (Synapse's `sync_online_timeout` is 30 s).
+const PRESENCE_REFRESH: Duration = Duration::from_secs(25);
+
 /// Why the bridge could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -176,6 +179,11 @@ pub async fn start(
     let startup = tokio::spawn(
         async move {
             if startup_tasks(config, client, ready_tx, shutdown).await {
+                let refresher = bridge.clone();
+                tokio::spawn(
+                    async move { refresher.refresh_presence(PRESENCE_REFRESH).await }
+                        .instrument(tracing::info_span!("presence_refresh")),
+                );
                 bridge.restore_logins().await;
             }
         }

@@ -39,6 +39,9 @@ pub enum MatrixEvent {
         body: String,
         /// `formatted_body` when the format is `org.matrix.custom.html`.
         html: Option<String>,
+        /// The `mxc://` URI of a media message.
+        #[serde(default)]
+        url: Option<String>,
     },
     /// A membership change of `target`, made by `sender`.
     Membership {

@@ -100,9 +100,16 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         account: &str,
         password: &Password,
     ) -> Result<u8, String> {
+        let mut profile = OwnProfile::default();
+        if self.config.msn.sync_display_name {
+            match self.matrix.displayname(mxid).await {
+                Ok(name) => profile.friendly_name = name.filter(|n| !n.trim().is_empty()),
+                Err(e) => tracing::debug!(error = %e, "cannot read the user's display name"),
+            }
+        }
         let (session, mut events) = self
             .msn
-            .login(account, password.expose(), OwnProfile::default())
+            .login(account, password.expose(), profile)
             .await
             .map_err(|e| e.to_string())?;
         let sealed = self.credentials.seal(password).map_err(|e| e.to_string())?;

@@ -64,6 +64,9 @@ pub struct Bridge<M: MatrixPort, C: MsnConnector> {
     awaiting_password: Mutex<HashMap<String, String>>,
     /// Repeating typing notifications towards MSN, by portal room.
     typing: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
+    /// The presence last set on each puppet: sent again only on change, and refreshed
+    /// before the homeserver lets it decay.
+    presence: Mutex<HashMap<String, (presence::MatrixPresence, Option<String>)>>,
     /// Held while a portal room is created, so two events cannot create two rooms.
     creating_portal: tokio::sync::Mutex<()>,
     /// Makes transaction IDs of messages from MSN unique within this run.
@@ -97,6 +100,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             logins: Mutex::new(HashMap::new()),
             awaiting_password: Mutex::new(HashMap::new()),
             typing: Mutex::new(HashMap::new()),
+            presence: Mutex::new(HashMap::new()),
             creating_portal: tokio::sync::Mutex::new(()),
             sequence: AtomicU64::new(0),
             shutdown,
@@ -178,9 +182,15 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 kind,
                 body,
                 html,
+                url,
             } => {
-                self.on_message(&room_id, &event_id, &sender, kind, &body, html.as_deref())
-                    .await
+                let content = portals::Content {
+                    kind,
+                    body: &body,
+                    html: html.as_deref(),
+                    url: url.as_deref(),
+                };
+                self.on_message(&room_id, &event_id, &sender, content).await
             }
             MatrixEvent::Typing { room_id, user_ids } => self.on_typing(&room_id, &user_ids).await,
             MatrixEvent::Presence {
@@ -241,10 +251,9 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         room_id: &str,
         event_id: &str,
         sender: &str,
-        kind: MessageKind,
-        body: &str,
-        html: Option<&str>,
+        content: portals::Content<'_>,
     ) {
+        let body = content.body;
         let management_room = match self.store.user(sender).await {
             Ok(user) => user.and_then(|u| u.management_room),
             Err(e) => {
@@ -261,13 +270,10 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                     .await;
                 return;
             }
-        } else if self
-            .relay_to_msn(room_id, event_id, sender, &kind, body, html)
-            .await
-        {
+        } else if self.relay_to_msn(room_id, event_id, sender, &content).await {
             return;
         }
-        if !matches!(kind, MessageKind::Text | MessageKind::Notice) {
+        if !matches!(content.kind, MessageKind::Text | MessageKind::Notice) {
             return;
         }
         let prefix = &self.config.bridge.command_prefix;

@@ -88,4 +88,10 @@ pub trait MatrixPort: Send + Sync + 'static {
         event_id: &str,
         reason: &str,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// A user's display name, if they have one.
+    fn displayname(
+        &self,
+        user_id: &str,
+    ) -> impl Future<Output = Result<Option<String>, Self::Error>> + Send;
 }

@@ -14,6 +14,14 @@ use super::remote::{MsnConnector, MsnSessionPort};
 use super::{Bridge, MatrixPort, MessageKind, lock};
 use crate::store::{MessageMapping, Portal};
 
+/// A Matrix message's content as the core relays it.
+pub(super) struct Content<'a> {
+    pub kind: MessageKind,
+    pub body: &'a str,
+    pub html: Option<&'a str>,
+    pub url: Option<&'a str>,
+}
+
 /// How long a puppet shows as typing after MSN's `TypingUser` (MSN clients repeat it about
 /// every 4 s while typing, so each one extends it).
 const PUPPET_TYPING: Duration = Duration::from_secs(6);
@@ -179,9 +187,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         room_id: &str,
         event_id: &str,
         sender: &str,
-        kind: &MessageKind,
-        body: &str,
-        html: Option<&str>,
+        content: &Content<'_>,
     ) -> bool {
         let portal = match self.store.portal_by_room(room_id).await {
             Ok(Some(portal)) => portal,
@@ -195,7 +201,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             return true;
         }
         let span = tracing::info_span!("portal", key = %format!("{}|{sender}", portal.msn_chat_id));
-        self.deliver_to_msn(portal, event_id, sender, kind, body, html)
+        self.deliver_to_msn(portal, event_id, sender, content)
             .instrument(span)
             .await;
         true
@@ -206,10 +212,9 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         portal: Portal,
         event_id: &str,
         sender: &str,
-        kind: &MessageKind,
-        body: &str,
-        html: Option<&str>,
+        content: &Content<'_>,
     ) {
+        let (body, html) = (content.body, content.html);
         let room_id = portal.room_id.as_deref().unwrap_or_default();
         let contact = portal.msn_chat_id.clone();
         let puppet = self.puppet_id(&contact);
@@ -233,7 +238,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 return;
             }
         }
-        let text = match kind {
+        let text = match &content.kind {
             MessageKind::Text | MessageKind::Notice => from_matrix(body, html),
             MessageKind::Emote => {
                 let mut t = from_matrix(body, html);
@@ -241,10 +246,10 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 t
             }
             MessageKind::Other(msgtype) => RichText {
-                text: format!(
-                    "[{}: {body} — sent from Matrix; files are not bridged yet]",
-                    msgtype.trim_start_matches("m.")
-                ),
+                text: match content.url {
+                    Some(url) => format!("[{}] {body}: {url}", msgtype.trim_start_matches("m.")),
+                    None => format!("[{}] {body}", msgtype.trim_start_matches("m.")),
+                },
                 style: Default::default(),
             },
         };

@@ -2,9 +2,12 @@
 //! friendly name through the configured template (set only when it changes), presence and
 //! status message from the MSN status and personal message.
 
-use super::presence::contact_presence;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::presence::{MatrixPresence, contact_presence};
 use super::remote::{ContactInfo, MsnConnector};
-use super::{Bridge, MatrixPort, ids};
+use super::{Bridge, MatrixPort, ids, lock};
 use crate::store::Puppet;
 
 impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
@@ -87,13 +90,44 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         else {
             return;
         };
-        let (presence, status) = contact_presence(contact);
-        if let Err(e) = self
+        let wanted = contact_presence(contact);
+        if lock(&self.presence).get(&mxid) == Some(&wanted) {
+            return;
+        }
+        match self
             .matrix
-            .set_presence(&mxid, presence, status.as_deref())
+            .set_presence(&mxid, wanted.0, wanted.1.as_deref())
             .await
         {
-            tracing::warn!(error = %e, %mxid, "cannot set the puppet's presence");
+            Ok(()) => {
+                lock(&self.presence).insert(mxid, wanted);
+            }
+            Err(e) => tracing::warn!(error = %e, %mxid, "cannot set the puppet's presence"),
+        }
+    }
+
+    /// Sets every puppet that is not offline again, every `period`, until shutdown: Synapse
+    /// turns a user offline when its presence was not set for about 30 s.
+    pub async fn refresh_presence(self: &Arc<Self>, period: Duration) {
+        loop {
+            tokio::select! {
+                () = self.shutdown.cancelled() => return,
+                () = tokio::time::sleep(period) => {}
+            }
+            let live: Vec<(String, (MatrixPresence, Option<String>))> = lock(&self.presence)
+                .iter()
+                .filter(|(_, (p, _))| *p != MatrixPresence::Offline)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            for (mxid, (presence, status)) in live {
+                if let Err(e) = self
+                    .matrix
+                    .set_presence(&mxid, presence, status.as_deref())
+                    .await
+                {
+                    tracing::debug!(error = %e, %mxid, "cannot refresh a puppet's presence");
+                }
+            }
         }
     }
 }

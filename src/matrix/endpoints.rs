@@ -7,9 +7,9 @@ use std::time::Duration;
 use ruma::api::client::{
     account::register, appservice::request_ping, authenticated_media::get_content,
     media::create_content, membership::invite_user, message::send_message_event,
-    presence::set_presence, profile::set_avatar_url, profile::set_display_name,
-    redact::redact_event, room::create_room, state::get_state_event_for_key,
-    state::send_state_event, typing::create_typing_event,
+    presence::set_presence, profile::get_display_name, profile::set_avatar_url,
+    profile::set_display_name, redact::redact_event, room::create_room,
+    state::get_state_event_for_key, state::send_state_event, typing::create_typing_event,
 };
 use ruma::events::{MessageLikeEventType, StateEventType};
 use ruma::presence::PresenceState;
@@ -63,6 +63,17 @@ impl Client {
     pub async fn set_displayname(&self, user_id: &UserId, name: &str) -> Result<(), ClientError> {
         let request = set_display_name::v3::Request::new(user_id.to_owned(), Some(name.to_owned()));
         self.send(request, Some(user_id)).await.map(|_| ())
+    }
+
+    /// `GET /_matrix/client/v3/profile/{userId}/displayname`; `None` when unset.
+    #[allow(deprecated)]
+    pub async fn get_displayname(&self, user_id: &UserId) -> Result<Option<String>, ClientError> {
+        let request = get_display_name::v3::Request::new(user_id.to_owned());
+        match self.send(request, None).await {
+            Ok(response) => Ok(response.displayname),
+            Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// `PUT /_matrix/client/v3/profile/{userId}/avatar_url`, as that user.

@@ -145,4 +145,8 @@ impl MatrixPort for Client {
     async fn redact(&self, room_id: &str, event_id: &str, reason: &str) -> Result<(), ClientError> {
         Client::redact(self, room_id, event_id, Some(reason), None).await
     }
+
+    async fn displayname(&self, user_id: &str) -> Result<Option<String>, ClientError> {
+        self.get_displayname(&user(user_id)?).await
+    }
 }

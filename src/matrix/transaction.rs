@@ -207,6 +207,10 @@ fn parse_timeline(raw: &Value) -> Outcome {
                 .then(|| content.get("formatted_body").and_then(Value::as_str))
                 .flatten()
                 .map(str::to_owned);
+                let url = content
+                    .get("url")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
                 Ok(Outcome::Event(MatrixEvent::Message {
                     room_id,
                     event_id,
@@ -214,6 +218,7 @@ fn parse_timeline(raw: &Value) -> Outcome {
                     kind,
                     body: body.to_owned(),
                     html,
+                    url,
                 }))
             }
             "m.room.member" => {
@@ -419,6 +424,7 @@ mod tests {
                 kind: MessageKind::Emote,
                 body: "waves".into(),
                 html: Some("<b>waves</b>".into()),
+                url: None,
             }]
         );
     }
