@@ -14,14 +14,15 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::bridge::Bridge;
 use crate::bridge::credentials::CredentialBox;
+use crate::bridge::{Bridge, Parts};
 use crate::config::Config;
 use crate::link::MsnLink;
 use crate::matrix::appservice::{AppState, router};
 use crate::matrix::client::{Client, ClientError};
 use crate::matrix::registration::{Registration, RegistrationError};
 use crate::matrix::transaction::EchoFilter;
+use crate::metrics::Metrics;
 use crate::net::MsnSettings;
 use crate::store::{Store, StoreError};
 
@@ -73,6 +74,7 @@ pub struct Running {
     server: tokio::task::JoinHandle<Result<(), std::io::Error>>,
     worker: tokio::task::JoinHandle<Result<(), StoreError>>,
     startup: tokio::task::JoinHandle<()>,
+    metrics_server: Option<tokio::task::JoinHandle<()>>,
     store: Store,
 }
 
@@ -82,6 +84,9 @@ impl Running {
         let server = self.server.await;
         let worker = self.worker.await;
         self.startup.abort();
+        if let Some(metrics) = self.metrics_server {
+            let _ = metrics.await;
+        }
         self.store.close().await;
         match server {
             Ok(result) => result.map_err(RunError::Serve)?,
@@ -119,6 +124,25 @@ pub async fn start(
     let filter =
         EchoFilter::new(&bot_id, &config.puppet_namespace_regex()).map_err(RunError::Namespace)?;
 
+    let metrics = Metrics::new();
+    let metrics_server = if config.metrics.enabled {
+        let addr = config.metrics.listen.clone();
+        let listener = TcpListener::bind(&addr)
+            .await
+            .map_err(|source| RunError::Listen {
+                addr: addr.clone(),
+                source,
+            })?;
+        tracing::info!(%addr, "metrics listening");
+        let (metrics, shutdown) = (metrics.clone(), shutdown.clone());
+        Some(tokio::spawn(async move {
+            if let Err(e) = crate::metrics::serve(listener, metrics, shutdown).await {
+                tracing::error!(error = %e, "the metrics server failed");
+            }
+        }))
+    } else {
+        None
+    };
     let wake = Arc::new(Notify::new());
     let (ready_tx, ready) = watch::channel(false);
     let state = AppState {
@@ -129,6 +153,7 @@ pub async fn start(
         ready: ready.clone(),
         pinged: Arc::new(Notify::new()),
         max_body_bytes: config.appservice.max_body_bytes,
+        metrics: metrics.clone(),
     };
 
     let addr = format!("{}:{}", config.appservice.hostname, config.appservice.port);
@@ -156,15 +181,16 @@ pub async fn start(
         Duration::from_secs(config.msn.reconnect_initial_seconds),
         Duration::from_secs(config.msn.reconnect_max_seconds),
     )?);
-    let bridge = Bridge::new(
-        config.clone(),
-        store.clone(),
-        client.clone(),
-        link,
+    let bridge = Bridge::new(Parts {
+        config: config.clone(),
+        store: store.clone(),
+        matrix: client.clone(),
+        msn: link,
         credentials,
         wake,
-        shutdown.clone(),
-    );
+        metrics,
+        shutdown: shutdown.clone(),
+    });
     let handled_events = bridge.handled_counter();
     let worker_bridge = bridge.clone();
     let worker = tokio::spawn(
@@ -197,6 +223,7 @@ pub async fn start(
         server,
         worker,
         startup,
+        metrics_server,
         store,
     })
 }

@@ -68,7 +68,34 @@ pub struct Config {
     pub bridge: BridgeConfig,
     pub msn: MsnConfig,
     #[serde(default)]
+    pub metrics: MetricsConfig,
+    #[serde(default)]
     pub logging: LoggingConfig,
+}
+
+/// The Prometheus endpoint, on a listener of its own.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Serve `GET /metrics`.
+    #[serde(default)]
+    pub enabled: bool,
+    /// `ip:port` to listen on.
+    #[serde(default = "default_metrics_listen")]
+    pub listen: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            listen: default_metrics_listen(),
+        }
+    }
+}
+
+fn default_metrics_listen() -> String {
+    "127.0.0.1:9464".into()
 }
 
 /// The MSN service the bridge logs its users in to.
@@ -403,6 +430,12 @@ impl Config {
         self.check_permissions()?;
         self.check_database()?;
         self.check_msn()?;
+        if self.metrics.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError::Invalid {
+                key: "metrics.listen",
+                reason: format!("{:?} is not ip:port", self.metrics.listen),
+            });
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.logging.level).is_err() {
             return Err(ConfigError::Invalid {
                 key: "logging.level",
@@ -734,6 +767,13 @@ mod tests {
         let mut c = valid();
         c.bridge.credentials_key = TOKEN_PLACEHOLDER.into();
         assert!(err_of(&c).contains("placeholder"));
+    }
+
+    #[test]
+    fn metrics_listen_is_checked() {
+        let mut c = valid();
+        c.metrics.listen = "localhost".into();
+        assert!(err_of(&c).contains("metrics.listen"));
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod config;
 pub mod link;
 pub mod logging;
 pub mod matrix;
+pub mod metrics;
 pub mod msnp;
 pub mod net;
 pub mod store;

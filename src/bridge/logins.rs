@@ -3,6 +3,7 @@
 //! The password is kept only sealed (see `credentials.rs`) and never logged.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
@@ -15,6 +16,17 @@ pub(super) const CONNECTED: &str = "connected";
 const LOGGED_OUT: &str = "logged_out";
 const BAD_CREDENTIALS: &str = "bad_credentials";
 const SIGNED_IN_ELSEWHERE: &str = "signed_in_elsewhere";
+
+/// Connection notices closer together than this are not sent (a flapping link).
+const NOTICE_GAP: Duration = Duration::from_secs(60);
+
+/// What a user was told about their connection, to keep notices few.
+#[derive(Debug, Default)]
+pub(super) struct StatusMemo {
+    connected: bool,
+    told_lost: bool,
+    last_lost_notice: Option<Instant>,
+}
 
 /// A plausible MSN address (Passport names are e-mail addresses).
 fn looks_like_address(s: &str) -> bool {
@@ -144,6 +156,10 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
 
     pub(super) async fn cmd_logout(&self, mxid: &str) -> String {
         let login = lock(&self.logins).remove(mxid);
+        self.set_connected(mxid, false, |memo| {
+            *memo = StatusMemo::default();
+            false
+        });
         if let Err(e) = self.store.set_login(mxid, None, LOGGED_OUT, None).await {
             tracing::error!(error = %e, "cannot store the logout");
         }
@@ -223,6 +239,11 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             RemoteEvent::Connected { protocol_version } => {
                 tracing::info!(protocol_version, "MSN session connected");
                 let _ = self.store.set_login_state(mxid, CONNECTED).await;
+                let was_lost =
+                    self.set_connected(mxid, true, |memo| std::mem::take(&mut memo.told_lost));
+                if was_lost {
+                    self.tell_user(mxid, "Reconnected to MSN.").await;
+                }
             }
             RemoteEvent::Reconnecting {
                 attempt,
@@ -230,7 +251,19 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 reason,
             } => {
                 tracing::info!(attempt, ?delay, %reason, "MSN session reconnecting");
-                if attempt == 1 {
+                self.metrics.reconnect(&reason);
+                let tell = self.set_connected(mxid, false, |memo| {
+                    let quiet = memo
+                        .last_lost_notice
+                        .is_some_and(|t| t.elapsed() < NOTICE_GAP);
+                    if memo.told_lost || quiet {
+                        return false;
+                    }
+                    memo.told_lost = true;
+                    memo.last_lost_notice = Some(Instant::now());
+                    true
+                });
+                if tell {
                     self.tell_user(
                         mxid,
                         &format!("Lost the connection to MSN ({reason}); reconnecting…"),
@@ -265,8 +298,28 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         let _ = session;
     }
 
+    /// Records whether `mxid`'s session is connected, updates the gauge, and runs `memo_fn`
+    /// on the user's notice memo.
+    fn set_connected(
+        &self,
+        mxid: &str,
+        connected: bool,
+        memo_fn: impl FnOnce(&mut StatusMemo) -> bool,
+    ) -> bool {
+        let mut all = lock(&self.status);
+        let memo = all.entry(mxid.to_owned()).or_default();
+        memo.connected = connected;
+        let result = memo_fn(memo);
+        let live = all.values().filter(|m| m.connected).count();
+        self.metrics
+            .msn_sessions
+            .set(i64::try_from(live).unwrap_or(i64::MAX));
+        result
+    }
+
     async fn on_session_end(&self, mxid: &str, end: SessionEnd) {
         lock(&self.logins).remove(mxid);
+        self.set_connected(mxid, false, |_| false);
         let (state, text) = match &end {
             SessionEnd::LoginRefused(why) => (
                 BAD_CREDENTIALS,

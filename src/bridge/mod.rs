@@ -49,6 +49,19 @@ struct Login<S> {
     session: S,
 }
 
+/// What a core is made of.
+pub struct Parts<M: MatrixPort, C: MsnConnector> {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub matrix: Arc<M>,
+    pub msn: Arc<C>,
+    pub credentials: CredentialBox,
+    /// Notified whenever events are queued.
+    pub wake: Arc<Notify>,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    pub shutdown: CancellationToken,
+}
+
 /// The bridge core. Shared as `Arc<Bridge>`: sessions' event loops hold a reference.
 pub struct Bridge<M: MatrixPort, C: MsnConnector> {
     config: Arc<Config>,
@@ -57,6 +70,7 @@ pub struct Bridge<M: MatrixPort, C: MsnConnector> {
     msn: Arc<C>,
     credentials: CredentialBox,
     wake: Arc<Notify>,
+    metrics: Arc<crate::metrics::Metrics>,
     handled: Arc<AtomicU64>,
     /// By Matrix user ID.
     logins: Mutex<HashMap<String, Login<C::Session>>>,
@@ -67,6 +81,8 @@ pub struct Bridge<M: MatrixPort, C: MsnConnector> {
     /// The presence last set on each puppet: sent again only on change, and refreshed
     /// before the homeserver lets it decay.
     presence: Mutex<HashMap<String, (presence::MatrixPresence, Option<String>)>>,
+    /// Per user: whether the session is connected, and the connection notices sent.
+    status: Mutex<HashMap<String, logins::StatusMemo>>,
     /// Held while a portal room is created, so two events cannot create two rooms.
     creating_portal: tokio::sync::Mutex<()>,
     /// Makes transaction IDs of messages from MSN unique within this run.
@@ -79,16 +95,18 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
-    /// A core over `store`, `matrix` and `msn`; `wake` is notified whenever events are queued.
-    pub fn new(
-        config: Arc<Config>,
-        store: Store,
-        matrix: Arc<M>,
-        msn: Arc<C>,
-        credentials: CredentialBox,
-        wake: Arc<Notify>,
-        shutdown: CancellationToken,
-    ) -> Arc<Self> {
+    /// A core over the given parts.
+    pub fn new(parts: Parts<M, C>) -> Arc<Self> {
+        let Parts {
+            config,
+            store,
+            matrix,
+            msn,
+            credentials,
+            wake,
+            metrics,
+            shutdown,
+        } = parts;
         Arc::new(Self {
             config,
             store,
@@ -96,11 +114,13 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             msn,
             credentials,
             wake,
+            metrics,
             handled: Arc::new(AtomicU64::new(0)),
             logins: Mutex::new(HashMap::new()),
             awaiting_password: Mutex::new(HashMap::new()),
             typing: Mutex::new(HashMap::new()),
             presence: Mutex::new(HashMap::new()),
+            status: Mutex::new(HashMap::new()),
             creating_portal: tokio::sync::Mutex::new(()),
             sequence: AtomicU64::new(0),
             shutdown,

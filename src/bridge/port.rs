@@ -3,6 +3,18 @@
 
 use std::future::Future;
 
+/// Which network and chat a portal room bridges (MSC2346 `m.bridge` state).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BridgeInfo {
+    /// The bot's user ID.
+    pub bridgebot: String,
+    /// Who created the room (the contact's puppet).
+    pub creator: String,
+    /// The remote chat: the contact's address, and the name shown for it.
+    pub channel_id: String,
+    pub channel_name: String,
+}
+
 /// Calls the core makes on the homeserver. User IDs are strings here: the core checks
 /// nothing about their grammar, the implementation does.
 pub trait MatrixPort: Send + Sync + 'static {
@@ -94,4 +106,12 @@ pub trait MatrixPort: Send + Sync + 'static {
         &self,
         user_id: &str,
     ) -> impl Future<Output = Result<Option<String>, Self::Error>> + Send;
+
+    /// Marks a portal room as bridged (MSC2346), as `as_user`.
+    fn mark_bridged(
+        &self,
+        room_id: &str,
+        info: &BridgeInfo,
+        as_user: &str,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 }

@@ -62,6 +62,15 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 }
             };
             tracing::info!(%room, "portal created");
+            let info = super::port::BridgeInfo {
+                bridgebot: self.matrix.bot().to_owned(),
+                creator: puppet.clone(),
+                channel_id: contact.clone(),
+                channel_name: name.clone(),
+            };
+            if let Err(e) = self.matrix.mark_bridged(&room, &info, &puppet).await {
+                tracing::warn!(error = %e, "cannot set the m.bridge state");
+            }
             let portal = Portal {
                 msn_chat_id: contact,
                 receiver: mxid.to_owned(),
@@ -109,6 +118,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             .await
         {
             Ok(event_id) => {
+                self.metrics.message("to_matrix");
                 let mapping = MessageMapping {
                     matrix_event_id: event_id,
                     part: 0,
@@ -262,7 +272,11 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 Err("you are not logged in to MSN (send `login` in your management room)".into())
             }
         };
+        if outcome.is_ok() {
+            self.metrics.message("to_msn");
+        }
         if let Err(why) = outcome {
+            self.metrics.error("delivery");
             tracing::info!(%why, "message not delivered to MSN");
             let txn = format!("undelivered-{event_id}");
             let notice = format!("⚠ Your message was not delivered to MSN: {why}.");

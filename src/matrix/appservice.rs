@@ -38,6 +38,7 @@ pub struct AppState {
     /// Set when the homeserver has pinged us (`POST /_matrix/app/v1/ping`).
     pub pinged: Arc<Notify>,
     pub max_body_bytes: usize,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// An error as the Matrix spec shapes it: `{"errcode": ..., "error": ...}`.
@@ -152,7 +153,9 @@ async fn put_transaction(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Json<serde_json::Value>, MatrixError> {
     let span = tracing::info_span!("txn", id = %txn_id);
-    async move {
+    let started = std::time::Instant::now();
+    let metrics = state.metrics.clone();
+    let result = async move {
         let body = body.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 MatrixError::new(
@@ -209,7 +212,11 @@ async fn put_transaction(
         Ok(Json(json!({})))
     }
     .instrument(span)
-    .await
+    .await;
+    metrics
+        .transaction_seconds
+        .observe(started.elapsed().as_secs_f64());
+    result
 }
 
 fn internal(e: impl std::fmt::Display) -> MatrixError {

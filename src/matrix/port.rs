@@ -9,6 +9,7 @@ use ruma::{OwnedRoomId, OwnedTransactionId, OwnedUserId};
 
 use super::client::{Client, ClientError};
 use super::endpoints::Presence;
+use crate::bridge::port::BridgeInfo;
 use crate::bridge::presence::MatrixPresence;
 use crate::bridge::{MatrixPort, MessageKind};
 
@@ -148,5 +149,27 @@ impl MatrixPort for Client {
 
     async fn displayname(&self, user_id: &str) -> Result<Option<String>, ClientError> {
         self.get_displayname(&user(user_id)?).await
+    }
+
+    /// `m.bridge` and the older `uk.half-shot.bridge` state (MSC2346), state key
+    /// `net.msnp://msn/<contact>`.
+    async fn mark_bridged(
+        &self,
+        room_id: &str,
+        info: &BridgeInfo,
+        as_user: &str,
+    ) -> Result<(), ClientError> {
+        let content = serde_json::json!({
+            "bridgebot": info.bridgebot,
+            "creator": info.creator,
+            "protocol": {"id": "msn", "displayname": "MSN Messenger"},
+            "channel": {"id": info.channel_id, "displayname": info.channel_name},
+        });
+        let key = format!("net.msnp://msn/{}", info.channel_id);
+        for event_type in ["m.bridge", "uk.half-shot.bridge"] {
+            self.set_state(room_id, event_type, &key, &content, Some(as_user))
+                .await?;
+        }
+        Ok(())
     }
 }

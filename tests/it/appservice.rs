@@ -33,6 +33,7 @@ async fn serve(db: &std::path::Path) -> Server {
         ready,
         pinged: Arc::new(Notify::new()),
         max_body_bytes: 4096,
+        metrics: matrix_msn::metrics::Metrics::new(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -24,7 +24,33 @@ fn bridge_config(hs: &str, db: &str, msn: &MsnServerHandle) -> matrix_msn::confi
     config.msn.nexus_url = msn.nexus_url();
     config.msn.reconnect_initial_seconds = 1;
     config.msn.reconnect_max_seconds = 2;
+    // A port that was free a moment ago for the metrics listener.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    config.metrics.enabled = true;
+    config.metrics.listen = format!("127.0.0.1:{port}");
     config
+}
+
+async fn metrics_text(config: &matrix_msn::config::Config) -> String {
+    reqwest::get(format!("http://{}/metrics", config.metrics.listen))
+        .await
+        .expect("metrics reachable")
+        .text()
+        .await
+        .expect("metrics text")
+}
+
+/// The value of one sample line, e.g. `matrix_msn_messages_bridged_total{direction="to_msn"}`.
+fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(name)
+                .and_then(|rest| rest.trim().parse().ok())
+        })
+        .unwrap_or(0.0)
 }
 
 impl User {
@@ -252,9 +278,57 @@ async fn e2e_bridge_chat_with_an_msn_contact() {
         vec!["only once".to_string(), "after the replay".to_string()]
     );
 
+    // The portal says which network it bridges (MSC2346).
+    let reg = support::e2e_registration();
+    let as_client = matrix_msn::matrix::client::Client::new(
+        &hs,
+        &reg.as_token,
+        OwnedUserId::try_from("@msnbot:localhost").expect("bot"),
+    )
+    .expect("client");
+    let bridge_state = as_client
+        .get_state(
+            portal.as_str(),
+            "m.bridge",
+            "net.msnp://msn/alice@example.com",
+            Some(PUPPET_ALICE),
+        )
+        .await
+        .expect("state")
+        .expect("m.bridge is set");
+    assert_eq!(bridge_state["protocol"]["id"], "msn");
+    assert_eq!(bridge_state["channel"]["id"], ALICE);
+
+    // The metrics count what happened so far.
+    let text = metrics_text(&cfg).await;
+    assert!(
+        sample(
+            &text,
+            "matrix_msn_messages_bridged_total{direction=\"to_msn\"}"
+        ) >= 2.0,
+        "{text}"
+    );
+    assert!(
+        sample(
+            &text,
+            "matrix_msn_messages_bridged_total{direction=\"to_matrix\"}"
+        ) >= 2.0,
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "matrix_msn_msn_sessions_connected"),
+        1.0,
+        "{text}"
+    );
+    assert!(
+        sample(&text, "matrix_msn_errors_total{kind=\"delivery\"}") >= 1.0,
+        "{text}"
+    );
+
     // The MSN server drops Bob's connection: the bridge reconnects and messages flow again.
     msn.drop_connections(BOB);
     bob.notice(&mgmt, "Lost the connection to MSN").await;
+    bob.notice(&mgmt, "Reconnected to MSN").await;
     sdk::wait_for(
         &mut alice_events,
         "bob dropped",
@@ -275,6 +349,50 @@ async fn e2e_bridge_chat_with_an_msn_contact() {
     sdk::joined(&mut alice_sb2_events, BOB).await;
     sdk::say(&alice_sb2, "still there?").await;
     bob.text_from(&portal, PUPPET_ALICE, "still there?").await;
+
+    // A flapping link: a second drop within a minute is not announced again.
+    msn.drop_connections(BOB);
+    sdk::wait_for(
+        &mut alice_events,
+        "bob dropped again",
+        |e| matches!(e, Event::ContactOffline { email } if email == BOB),
+    )
+    .await;
+    sdk::wait_for(
+        &mut alice_events,
+        "bob back again",
+        |e| matches!(e, Event::PresenceUpdate { email, .. } if email == BOB),
+    )
+    .await;
+    bob.say(&mgmt, "status").await;
+    let mut notices = Vec::new();
+    loop {
+        let s = bob
+            .wait_for(
+                "the status answer",
+                |s| matches!(s, Seen::Notice { room, .. } if *room == mgmt),
+            )
+            .await;
+        if let Seen::Notice { body, .. } = s {
+            let done = body.starts_with("Logged in as");
+            notices.push(body);
+            if done {
+                break;
+            }
+        }
+    }
+    assert!(
+        !notices.iter().any(|n| n.contains("Lost the connection")),
+        "{notices:?}"
+    );
+    let text = metrics_text(&cfg).await;
+    assert!(
+        sample(
+            &text,
+            "matrix_msn_msn_reconnects_total{cause=\"ConnectionLost\"}"
+        ) >= 2.0,
+        "{text}"
+    );
 
     // A bridge restart logs Bob back in and keeps the same portal.
     bridge.stop().await;
