@@ -288,11 +288,24 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 )
                 .await;
             }
-            RemoteEvent::Message { from, text } => self.relay_to_matrix(mxid, &from, text).await,
-            RemoteEvent::Typing { from } => self.relay_typing(mxid, &from).await,
-            RemoteEvent::Nudge { from } => self.relay_nudge(mxid, &from).await,
-            RemoteEvent::Unsupported { from, what } => {
-                self.relay_unsupported(mxid, &from, &what).await
+            RemoteEvent::Message { chat, from, text } => {
+                self.relay_to_matrix(mxid, &chat, &from, text).await
+            }
+            RemoteEvent::Typing { chat, from } => self.relay_typing(mxid, &chat, &from).await,
+            RemoteEvent::Nudge { chat, from } => self.relay_nudge(mxid, &chat, &from).await,
+            RemoteEvent::Unsupported { chat, from, what } => {
+                self.relay_unsupported(mxid, &chat, &from, &what).await
+            }
+            RemoteEvent::GroupMembers { chat, members } => {
+                self.on_group_members(mxid, &chat, &members).await
+            }
+            RemoteEvent::GroupJoined {
+                chat,
+                address,
+                name,
+            } => self.on_group_joined(mxid, &chat, &address, &name).await,
+            RemoteEvent::GroupLeft { chat, address } => {
+                self.on_group_left(mxid, &chat, &address).await
             }
         }
         let _ = session;

@@ -66,6 +66,22 @@ pub trait MatrixPort: Send + Sync + 'static {
         name: &str,
     ) -> impl Future<Output = Result<String, Self::Error>> + Send;
 
+    /// Creates a private group room as `creator` inviting `invitees`; returns the room ID.
+    fn create_group(
+        &self,
+        creator: &str,
+        invitees: &[String],
+        name: &str,
+    ) -> impl Future<Output = Result<String, Self::Error>> + Send;
+
+    /// Invites `invitee` into a room, as `as_user` (the bot when `None`).
+    fn invite(
+        &self,
+        room_id: &str,
+        invitee: &str,
+        as_user: Option<&str>,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
     /// Sends a text, emote or notice with optional HTML as `as_user`; returns the event ID.
     fn send_text(
         &self,

@@ -10,7 +10,7 @@ use tracing::Instrument;
 
 use super::formatting::{RichText, from_matrix, to_matrix};
 use super::presence::own_status;
-use super::remote::{MsnConnector, MsnSessionPort};
+use super::remote::{Chat, MsnConnector, MsnSessionPort};
 use super::{Bridge, MatrixPort, MessageKind, lock};
 use crate::store::{MessageMapping, Portal};
 
@@ -33,10 +33,11 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         lock(&self.logins).get(mxid).map(|l| l.session.clone())
     }
 
-    /// The portal room of `mxid`'s chat with `contact`; created when `create` is set.
-    async fn portal_room(&self, mxid: &str, contact: &str, create: bool) -> Option<String> {
-        let contact = contact.to_lowercase();
-        if let Some(room) = self.stored_portal_room(mxid, &contact).await {
+    /// The portal room of `mxid`'s `chat`; created when `create` is set (a DM with the
+    /// contact's puppet, or a group room the bot creates).
+    async fn portal_room(&self, mxid: &str, chat: &Chat, create: bool) -> Option<String> {
+        let key = chat.key();
+        if let Some(room) = self.stored_portal_room(mxid, &key).await {
             return Some(room);
         }
         if !create {
@@ -44,51 +45,144 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         }
         let _creating = self.creating_portal.lock().await;
         // Another event may have created it while we waited.
-        if let Some(room) = self.stored_portal_room(mxid, &contact).await {
+        if let Some(room) = self.stored_portal_room(mxid, &key).await {
             return Some(room);
         }
-        let puppet = self.ensure_puppet(&contact, None).await?;
-        let name = match self.store.puppet(&contact).await {
-            Ok(Some(p)) => p.display_name.unwrap_or_else(|| contact.clone()),
-            _ => contact.clone(),
-        };
-        let span = tracing::info_span!("portal", key = %format!("{contact}|{mxid}"));
-        async move {
-            let room = match self.matrix.create_dm(&puppet, mxid, &name).await {
-                Ok(room) => room,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot create the portal room");
-                    return None;
-                }
-            };
-            tracing::info!(%room, "portal created");
-            let info = super::port::BridgeInfo {
-                bridgebot: self.matrix.bot().to_owned(),
-                creator: puppet.clone(),
-                channel_id: contact.clone(),
-                channel_name: name.clone(),
-            };
-            if let Err(e) = self.matrix.mark_bridged(&room, &info, &puppet).await {
-                tracing::warn!(error = %e, "cannot set the m.bridge state");
-            }
-            let portal = Portal {
-                msn_chat_id: contact,
-                receiver: mxid.to_owned(),
-                room_id: Some(room.clone()),
-                kind: "dm".into(),
-                name: Some(name),
-            };
-            if let Err(e) = self.store.upsert_portal(&portal).await {
-                tracing::error!(error = %e, "cannot store the portal");
-            }
-            Some(room)
-        }
-        .instrument(span)
-        .await
+        let span = tracing::info_span!("portal", key = %format!("{key}|{mxid}"));
+        self.create_portal(mxid, chat, &[]).instrument(span).await
     }
 
-    async fn stored_portal_room(&self, mxid: &str, contact: &str) -> Option<String> {
-        match self.store.portal(contact, mxid).await {
+    /// Creates and stores a portal. A DM is created by the contact's puppet; a group by the
+    /// bot, with `members`' puppets invited and joined.
+    async fn create_portal(
+        &self,
+        mxid: &str,
+        chat: &Chat,
+        members: &[(String, String)],
+    ) -> Option<String> {
+        let key = chat.key();
+        let (room, creator, name, kind) = match chat {
+            Chat::Contact(contact) => {
+                let contact = contact.to_lowercase();
+                let puppet = self.ensure_puppet(&contact, None).await?;
+                let name = match self.store.puppet(&contact).await {
+                    Ok(Some(p)) => p.display_name.unwrap_or_else(|| contact.clone()),
+                    _ => contact.clone(),
+                };
+                match self.matrix.create_dm(&puppet, mxid, &name).await {
+                    Ok(room) => (room, puppet, name, "dm"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot create the portal room");
+                        return None;
+                    }
+                }
+            }
+            Chat::Group(_) => {
+                let names: Vec<&str> = members.iter().map(|(_, n)| n.as_str()).collect();
+                let name = if names.is_empty() {
+                    "MSN group chat".to_owned()
+                } else {
+                    format!("{} (MSN group)", names.join(", "))
+                };
+                let bot = self.matrix.bot().to_owned();
+                match self
+                    .matrix
+                    .create_group(&bot, &[mxid.to_owned()], &name)
+                    .await
+                {
+                    Ok(room) => (room, bot, name, "group"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot create the group portal");
+                        return None;
+                    }
+                }
+            }
+        };
+        tracing::info!(%room, kind, "portal created");
+        let info = super::port::BridgeInfo {
+            bridgebot: self.matrix.bot().to_owned(),
+            creator: creator.clone(),
+            channel_id: key.clone(),
+            channel_name: name.clone(),
+        };
+        if let Err(e) = self.matrix.mark_bridged(&room, &info, &creator).await {
+            tracing::warn!(error = %e, "cannot set the m.bridge state");
+        }
+        let portal = Portal {
+            msn_chat_id: key,
+            receiver: mxid.to_owned(),
+            room_id: Some(room.clone()),
+            kind: kind.into(),
+            name: Some(name),
+        };
+        if let Err(e) = self.store.upsert_portal(&portal).await {
+            tracing::error!(error = %e, "cannot store the portal");
+        }
+        for (address, member_name) in members {
+            self.puppet_joins(&room, address, member_name).await;
+        }
+        Some(room)
+    }
+
+    /// A contact's puppet joins a (group) portal: invited by the bot, then joining.
+    async fn puppet_joins(&self, room: &str, address: &str, name: &str) {
+        let Some(puppet) = self.ensure_puppet(address, Some(name)).await else {
+            return;
+        };
+        if let Err(e) = self.matrix.invite(room, &puppet, None).await {
+            tracing::debug!(error = %e, "cannot invite the puppet (maybe already in)");
+        }
+        if let Err(e) = self.matrix.join(room, Some(&puppet)).await {
+            tracing::warn!(error = %e, %puppet, "the puppet cannot join the portal");
+        }
+    }
+
+    /// A group conversation started on MSN: its portal, with every member's puppet.
+    pub(super) async fn on_group_members(
+        &self,
+        mxid: &str,
+        chat: &Chat,
+        members: &[(String, String)],
+    ) {
+        let key = chat.key();
+        let existing = self.stored_portal_room(mxid, &key).await;
+        match existing {
+            Some(room) => {
+                for (address, name) in members {
+                    self.puppet_joins(&room, address, name).await;
+                }
+            }
+            None => {
+                let _creating = self.creating_portal.lock().await;
+                let span = tracing::info_span!("portal", key = %format!("{key}|{mxid}"));
+                self.create_portal(mxid, chat, members)
+                    .instrument(span)
+                    .await;
+            }
+        }
+    }
+
+    pub(super) async fn on_group_joined(&self, mxid: &str, chat: &Chat, address: &str, name: &str) {
+        if let Some(room) = self.portal_room(mxid, chat, true).await {
+            self.puppet_joins(&room, address, name).await;
+        }
+    }
+
+    pub(super) async fn on_group_left(&self, mxid: &str, chat: &Chat, address: &str) {
+        if let Some(room) = self.portal_room(mxid, chat, false).await {
+            let puppet = self.puppet_id(address);
+            if let Err(e) = self
+                .matrix
+                .leave(&room, Some("left the MSN conversation"), Some(&puppet))
+                .await
+            {
+                tracing::debug!(error = %e, "the puppet cannot leave the portal");
+            }
+        }
+    }
+
+    async fn stored_portal_room(&self, mxid: &str, key: &str) -> Option<String> {
+        match self.store.portal(key, mxid).await {
             Ok(portal) => portal.and_then(|p| p.room_id),
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the portal");
@@ -98,8 +192,14 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     }
 
     /// A message from MSN into its portal, as the contact's puppet.
-    pub(super) async fn relay_to_matrix(&self, mxid: &str, from: &str, text: RichText) {
-        let Some(room) = self.portal_room(mxid, from, true).await else {
+    pub(super) async fn relay_to_matrix(
+        &self,
+        mxid: &str,
+        chat: &Chat,
+        from: &str,
+        text: RichText,
+    ) {
+        let Some(room) = self.portal_room(mxid, chat, true).await else {
             return;
         };
         let puppet = self.puppet_id(from);
@@ -137,8 +237,8 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         let _ = self.matrix.set_typing(&room, &puppet, None).await;
     }
 
-    pub(super) async fn relay_typing(&self, mxid: &str, from: &str) {
-        if let Some(room) = self.portal_room(mxid, from, false).await
+    pub(super) async fn relay_typing(&self, mxid: &str, chat: &Chat, from: &str) {
+        if let Some(room) = self.portal_room(mxid, chat, false).await
             && let Err(e) = self
                 .matrix
                 .set_typing(&room, &self.puppet_id(from), Some(PUPPET_TYPING))
@@ -148,8 +248,8 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         }
     }
 
-    pub(super) async fn relay_nudge(&self, mxid: &str, from: &str) {
-        let Some(room) = self.portal_room(mxid, from, true).await else {
+    pub(super) async fn relay_nudge(&self, mxid: &str, chat: &Chat, from: &str) {
+        let Some(room) = self.portal_room(mxid, chat, true).await else {
             return;
         };
         let txn = self.next_txn("nudge");
@@ -169,8 +269,8 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         }
     }
 
-    pub(super) async fn relay_unsupported(&self, mxid: &str, from: &str, what: &str) {
-        let Some(room) = self.portal_room(mxid, from, true).await else {
+    pub(super) async fn relay_unsupported(&self, mxid: &str, chat: &Chat, from: &str, what: &str) {
+        let Some(room) = self.portal_room(mxid, chat, true).await else {
             return;
         };
         let txn = self.next_txn("unsupported");
@@ -226,8 +326,12 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     ) {
         let (body, html) = (content.body, content.html);
         let room_id = portal.room_id.as_deref().unwrap_or_default();
-        let contact = portal.msn_chat_id.clone();
-        let puppet = self.puppet_id(&contact);
+        let chat = Chat::from_key(&portal.msn_chat_id);
+        // Who reports a failure in the room: the contact's puppet in a DM, the bot in a group.
+        let notifier = match &chat {
+            Chat::Contact(contact) => self.puppet_id(contact),
+            Chat::Group(_) => self.matrix.bot().to_owned(),
+        };
         // Once per Matrix event, even when the homeserver sends it again.
         let mapping = MessageMapping {
             matrix_event_id: event_id.to_owned(),
@@ -265,7 +369,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         };
         let outcome = match self.session_of(sender) {
             Some(session) => session
-                .send_text(&contact, text)
+                .send_text(&chat, text)
                 .await
                 .map_err(|e| e.to_string()),
             None => {
@@ -282,7 +386,14 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             let notice = format!("⚠ Your message was not delivered to MSN: {why}.");
             if let Err(e) = self
                 .matrix
-                .send_text(room_id, &MessageKind::Notice, &notice, None, &txn, &puppet)
+                .send_text(
+                    room_id,
+                    &MessageKind::Notice,
+                    &notice,
+                    None,
+                    &txn,
+                    &notifier,
+                )
                 .await
             {
                 tracing::warn!(error = %e, "cannot report an undelivered message");
@@ -302,10 +413,10 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 let Some(session) = self.session_of(&portal.receiver) else {
                     return;
                 };
-                let contact = portal.msn_chat_id.clone();
+                let chat = Chat::from_key(&portal.msn_chat_id);
                 let task = tokio::spawn(async move {
                     loop {
-                        if let Err(e) = session.send_typing(&contact).await {
+                        if let Err(e) = session.send_typing(&chat).await {
                             tracing::debug!(error = %e, "cannot send typing to MSN");
                             return;
                         }
@@ -377,7 +488,10 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         if self.session_of(mxid).is_none() {
             return "You are not logged in.".into();
         }
-        match self.portal_room(mxid, contact, true).await {
+        match self
+            .portal_room(mxid, &Chat::Contact(contact.to_lowercase()), true)
+            .await
+        {
             Some(room) => {
                 format!("Your chat with {contact} is room {room}: accept the invitation to start.")
             }

@@ -74,6 +74,33 @@ pub enum SessionEnd {
     LoggedOut,
 }
 
+/// A conversation: one contact, or a group (a switchboard with several contacts).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Chat {
+    Contact(String),
+    Group(String),
+}
+
+impl Chat {
+    const GROUP: &'static str = "group:";
+
+    /// The portal key: the contact's address, or `group:<id>`.
+    pub fn key(&self) -> String {
+        match self {
+            Self::Contact(address) => address.to_lowercase(),
+            Self::Group(id) => format!("{}{id}", Self::GROUP),
+        }
+    }
+
+    /// The chat a portal key names.
+    pub fn from_key(key: &str) -> Self {
+        match key.strip_prefix(Self::GROUP) {
+            Some(id) => Self::Group(id.to_owned()),
+            None => Self::Contact(key.to_owned()),
+        }
+    }
+}
+
 /// Something that happened on MSN for one logged-in user.
 #[derive(Clone, Debug, PartialEq)]
 pub enum RemoteEvent {
@@ -95,21 +122,40 @@ pub enum RemoteEvent {
         address: String,
         name: String,
     },
-    /// A message in a one-to-one chat with `from`.
+    /// A message from `from` in `chat`.
     Message {
+        chat: Chat,
         from: String,
         text: RichText,
     },
     Typing {
+        chat: Chat,
         from: String,
     },
     Nudge {
+        chat: Chat,
         from: String,
     },
     /// A message of a kind the bridge cannot show (its MIME type).
     Unsupported {
+        chat: Chat,
         from: String,
         what: String,
+    },
+    /// A group conversation began with these contacts: (address, name).
+    GroupMembers {
+        chat: Chat,
+        members: Vec<(String, String)>,
+    },
+    /// A contact joined or left a group conversation.
+    GroupJoined {
+        chat: Chat,
+        address: String,
+        name: String,
+    },
+    GroupLeft {
+        chat: Chat,
+        address: String,
     },
 }
 
@@ -149,14 +195,20 @@ pub trait MsnConnector: Send + Sync + 'static {
 
 /// Acting in a logged-in MSN session.
 pub trait MsnSessionPort: Clone + Send + Sync + 'static {
-    /// Sends text to a contact, opening (or reopening) a conversation as needed.
+    /// Sends text to a chat, opening (or reopening) its conversation as needed.
     fn send_text(
         &self,
-        to: &str,
+        to: &Chat,
         text: RichText,
     ) -> impl Future<Output = Result<(), DeliveryError>> + Send;
-    fn send_typing(&self, to: &str) -> impl Future<Output = Result<(), DeliveryError>> + Send;
-    fn send_nudge(&self, to: &str) -> impl Future<Output = Result<(), DeliveryError>> + Send;
+    fn send_typing(&self, to: &Chat) -> impl Future<Output = Result<(), DeliveryError>> + Send;
+    fn send_nudge(&self, to: &Chat) -> impl Future<Output = Result<(), DeliveryError>> + Send;
+    /// Invites a contact into a chat: a one-to-one chat becomes a group.
+    fn invite(
+        &self,
+        to: &Chat,
+        contact: &str,
+    ) -> impl Future<Output = Result<(), DeliveryError>> + Send;
     fn set_status(
         &self,
         status: OwnStatus,

@@ -1,25 +1,39 @@
-//! One-to-one conversations over switchboards. MSN switchboards are short-lived: this keeps
-//! at most one open per contact, opens one on demand (`XFR SB`, then `CAL`), answers the
-//! contact's invitations (`RNG`), and forgets a switchboard when it closes, so the next
-//! message transparently opens a fresh one.
+//! Conversations over switchboards. MSN switchboards are short-lived: this keeps at most one
+//! open per chat, opens one on demand (`XFR SB`, then `CAL`), answers invitations (`RNG`),
+//! and forgets a switchboard when it closes, so the next message transparently opens a fresh
+//! one. A switchboard with two or more other participants is a group chat: it gets a group
+//! ID, and its members are remembered so the group can be called together again.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::mpsc;
 
 use super::convert::rich_text;
-use crate::bridge::remote::RemoteEvent;
+use crate::bridge::remote::{Chat, RemoteEvent};
 use crate::msnp::{MsgPayload, SbConfig, SbEvent, Secret};
 use crate::net::{MsnSettings, NetError, NsClient, SbClient, SbEvents};
 
-/// The open switchboards of one session, by contact address (lowercase).
+/// Members of a group: address to friendly name.
+type Members = BTreeMap<String, String>;
+
+#[derive(Default)]
+struct State {
+    /// Open switchboards by chat key (`Chat::key`).
+    open: HashMap<String, SbClient>,
+    /// Every group seen in this session, with its last known members.
+    groups: HashMap<String, Members>,
+}
+
+/// The conversations of one session.
 #[derive(Clone)]
 pub(super) struct Conversations {
-    open: Arc<Mutex<HashMap<String, SbClient>>>,
+    state: Arc<Mutex<State>>,
     settings: MsnSettings,
     account: String,
     events: mpsc::Sender<RemoteEvent>,
+    next_group: Arc<AtomicU64>,
 }
 
 impl Conversations {
@@ -29,49 +43,61 @@ impl Conversations {
         events: mpsc::Sender<RemoteEvent>,
     ) -> Self {
         Self {
-            open: Arc::new(Mutex::new(HashMap::new())),
+            state: Arc::new(Mutex::new(State::default())),
             settings,
             account,
             events,
+            next_group: Arc::new(AtomicU64::new(0)),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, SbClient>> {
-        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The open switchboard with `contact`, if any.
-    pub(super) fn existing(&self, contact: &str) -> Option<SbClient> {
-        let key = contact.to_lowercase();
-        let mut open = self.lock();
-        match open.get(&key) {
+    /// The open switchboard of `chat`, if any.
+    fn existing(&self, chat: &Chat) -> Option<SbClient> {
+        let key = chat.key();
+        let mut state = self.lock();
+        match state.open.get(&key) {
             Some(sb) if sb.is_open() => Some(sb.clone()),
             Some(_) => {
-                open.remove(&key);
+                state.open.remove(&key);
                 None
             }
             None => None,
         }
     }
 
-    /// The switchboard with `contact`, opening one through `ns` if there is none.
+    /// The switchboard of `chat`, opening one through `ns` if there is none: the contact,
+    /// or every remembered member of the group.
     pub(super) async fn get_or_open(
         &self,
         ns: &NsClient,
-        contact: &str,
+        chat: &Chat,
     ) -> Result<SbClient, NetError> {
-        if let Some(sb) = self.existing(contact) {
+        if let Some(sb) = self.existing(chat) {
             return Ok(sb);
         }
+        let (invitees, group) = match chat {
+            Chat::Contact(address) => (vec![address.to_lowercase()], None),
+            Chat::Group(id) => {
+                let members = self.lock().groups.get(id).cloned().unwrap_or_default();
+                if members.is_empty() {
+                    return Err(NetError::NotDelivered(crate::msnp::SendFailure::Closed));
+                }
+                (members.into_keys().collect(), Some(id.clone()))
+            }
+        };
         let (address, auth) = ns.request_switchboard().await?;
         let config = SbConfig::new(self.account.clone(), ns.version());
-        let (sb, events) =
-            SbClient::open(&self.settings, config, &address, &auth, &[contact]).await?;
-        self.adopt(contact, sb.clone(), events);
+        let refs: Vec<&str> = invitees.iter().map(String::as_str).collect();
+        let (sb, events) = SbClient::open(&self.settings, config, &address, &auth, &refs).await?;
+        self.adopt(chat.key(), group, sb.clone(), events);
         Ok(sb)
     }
 
-    /// Answers `inviter`'s invitation (`RNG`) and keeps the switchboard for them.
+    /// Answers an invitation (`RNG`) from `inviter`.
     pub(super) async fn answer(
         &self,
         version: u8,
@@ -83,92 +109,201 @@ impl Conversations {
         let config = SbConfig::new(self.account.clone(), version);
         let (sb, events) =
             SbClient::answer(&self.settings, config, address, auth, session_id).await?;
-        self.adopt(inviter, sb, events);
+        self.adopt(Chat::Contact(inviter.to_owned()).key(), None, sb, events);
         Ok(())
     }
 
     /// Starts relaying a switchboard's events as the core's events.
-    fn adopt(&self, contact: &str, sb: SbClient, mut events: SbEvents) {
-        let key = contact.to_lowercase();
-        if let Some(old) = self.lock().insert(key.clone(), sb.clone()) {
-            // The contact invited us while we had one open: keep the newest, leave the old.
+    fn adopt(&self, key: String, group: Option<String>, sb: SbClient, events: SbEvents) {
+        if let Some(old) = self.lock().open.insert(key.clone(), sb.clone()) {
+            // A second switchboard for the same chat (the contact invited us while we had
+            // one): keep the newest, leave the old.
             tokio::spawn(async move { old.close().await });
         }
-        let out = self.events.clone();
-        let open = self.open.clone();
-        tokio::spawn(async move {
-            while let Some(event) = events.recv().await {
-                match event {
-                    SbEvent::Message { from, payload, .. } => {
-                        if let Some(remote) = message_event(from, payload)
-                            && out.send(remote).await.is_err()
-                        {
-                            break;
-                        }
-                    }
-                    SbEvent::BadMessage { from, error } => {
-                        tracing::warn!(%from, %error, "unreadable message from a contact");
-                        let _ = out
-                            .send(RemoteEvent::Unsupported {
-                                from,
-                                what: "an unreadable message".into(),
-                            })
-                            .await;
-                    }
-                    SbEvent::Closed(reason) => {
-                        tracing::debug!(?reason, contact = %key, "conversation closed");
-                        break;
-                    }
-                    _ => {}
-                }
-            }
-            let mut open = open.lock().unwrap_or_else(|e| e.into_inner());
-            if open.get(&key).is_some_and(|current| !current.is_open()) {
-                open.remove(&key);
-            }
-        });
+        let relay = Relay {
+            conversations: self.clone(),
+            key,
+            group,
+            others: Members::new(),
+        };
+        tokio::spawn(relay.run(events));
     }
 
     /// Closes every conversation (logout).
     pub(super) async fn close_all(&self) {
-        let all: Vec<SbClient> = self.lock().drain().map(|(_, sb)| sb).collect();
+        let all: Vec<SbClient> = self.lock().open.drain().map(|(_, sb)| sb).collect();
         for sb in all {
             sb.close().await;
+        }
+    }
+
+    fn new_group_id(&self) -> String {
+        let n = self.next_group.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{n}", crate::store::now_ms())
+    }
+}
+
+/// Follows one switchboard: who is in it, whether it is a group, and its messages.
+struct Relay {
+    conversations: Conversations,
+    /// The chat key it is stored under (changes when a one-to-one chat becomes a group).
+    key: String,
+    group: Option<String>,
+    others: Members,
+}
+
+impl Relay {
+    fn chat(&self, from: &str) -> Chat {
+        match &self.group {
+            Some(id) => Chat::Group(id.clone()),
+            None => Chat::Contact(from.to_owned()),
+        }
+    }
+
+    async fn emit(&self, event: RemoteEvent) -> bool {
+        self.conversations.events.send(event).await.is_ok()
+    }
+
+    async fn run(mut self, mut events: SbEvents) {
+        while let Some(event) = events.recv().await {
+            let alive = match event {
+                SbEvent::Joined { participant, .. } => {
+                    let address = participant.email.to_lowercase();
+                    self.others
+                        .insert(address.clone(), participant.friendly_name.clone());
+                    self.on_joined(address, participant.friendly_name).await
+                }
+                SbEvent::Left { contact, .. } => {
+                    let address = contact.to_lowercase();
+                    self.others.remove(&address);
+                    match self.group.clone() {
+                        Some(id) => {
+                            self.emit(RemoteEvent::GroupLeft {
+                                chat: Chat::Group(id),
+                                address,
+                            })
+                            .await
+                        }
+                        None => true,
+                    }
+                }
+                SbEvent::Message { from, payload, .. } => {
+                    match message_event(self.chat(&from), from, payload) {
+                        Some(remote) => self.emit(remote).await,
+                        None => true,
+                    }
+                }
+                SbEvent::BadMessage { from, error } => {
+                    tracing::warn!(%from, %error, "unreadable message from a contact");
+                    let chat = self.chat(&from);
+                    self.emit(RemoteEvent::Unsupported {
+                        chat,
+                        from,
+                        what: "an unreadable message".into(),
+                    })
+                    .await
+                }
+                SbEvent::Closed(reason) => {
+                    tracing::debug!(?reason, chat = %self.key, "conversation closed");
+                    false
+                }
+                _ => true,
+            };
+            if !alive {
+                break;
+            }
+        }
+        let mut state = self.conversations.lock();
+        if state
+            .open
+            .get(&self.key)
+            .is_some_and(|current| !current.is_open())
+        {
+            state.open.remove(&self.key);
+        }
+    }
+
+    /// A participant joined: a second other participant turns the chat into a group.
+    async fn on_joined(&mut self, address: String, name: String) -> bool {
+        match self.group.clone() {
+            Some(id) => {
+                self.conversations
+                    .lock()
+                    .groups
+                    .insert(id.clone(), self.others.clone());
+                let chat = Chat::Group(id);
+                if self.others.len() == 1 {
+                    // A reopened group: its first member back.
+                    return true;
+                }
+                self.emit(RemoteEvent::GroupJoined {
+                    chat,
+                    address,
+                    name,
+                })
+                .await
+            }
+            None if self.others.len() >= 2 => {
+                let id = self.conversations.new_group_id();
+                let key = Chat::Group(id.clone()).key();
+                {
+                    let mut state = self.conversations.lock();
+                    if let Some(sb) = state.open.remove(&self.key) {
+                        state.open.insert(key.clone(), sb);
+                    }
+                    state.groups.insert(id.clone(), self.others.clone());
+                }
+                self.key = key;
+                self.group = Some(id.clone());
+                let members = self
+                    .others
+                    .iter()
+                    .map(|(a, n)| (a.clone(), n.clone()))
+                    .collect();
+                self.emit(RemoteEvent::GroupMembers {
+                    chat: Chat::Group(id),
+                    members,
+                })
+                .await
+            }
+            None => true,
         }
     }
 }
 
 /// The core's event for a message payload, or `None` for what the bridge ignores.
-fn message_event(from: String, payload: MsgPayload) -> Option<RemoteEvent> {
+fn message_event(chat: Chat, from: String, payload: MsgPayload) -> Option<RemoteEvent> {
     Some(match payload {
         MsgPayload::Text { text, format, .. } => RemoteEvent::Message {
+            chat,
             text: rich_text(text, format.as_ref()),
             from,
         },
-        MsgPayload::Typing { .. } => RemoteEvent::Typing { from },
-        MsgPayload::Nudge => RemoteEvent::Nudge { from },
+        MsgPayload::Typing { .. } => RemoteEvent::Typing { chat, from },
+        MsgPayload::Nudge => RemoteEvent::Nudge { chat, from },
         // Display pictures and emoticon declarations travel here; the P2P layer is not
         // bridged yet, and they are no message for the user.
         MsgPayload::P2p { .. } | MsgPayload::Emoticons { .. } | MsgPayload::Recording { .. } => {
             return None;
         }
         MsgPayload::Datacast { id, .. } => RemoteEvent::Unsupported {
+            chat,
             from,
             what: format!("a datacast (ID {id})"),
         },
         MsgPayload::Invite { .. } => RemoteEvent::Unsupported {
+            chat,
             from,
             what: "a file or application invitation".into(),
         },
         MsgPayload::Unknown { content_type, .. } => RemoteEvent::Unsupported {
+            chat,
             from,
             what: content_type,
         },
         MsgPayload::Chunk(_)
         | MsgPayload::Profile { .. }
         | MsgPayload::SystemMessage { .. }
-        | MsgPayload::MailNotification { .. } => {
-            return None;
-        }
+        | MsgPayload::MailNotification { .. } => return None,
     })
 }

@@ -16,8 +16,8 @@ use tracing::Instrument;
 
 use crate::bridge::formatting::RichText;
 use crate::bridge::remote::{
-    ContactInfo, DeliveryError, LoginFailure, MsnConnector, MsnSessionPort, OwnProfile, OwnStatus,
-    RemoteEvent, SessionEnd,
+    Chat, ContactInfo, DeliveryError, LoginFailure, MsnConnector, MsnSessionPort, OwnProfile,
+    OwnStatus, RemoteEvent, SessionEnd,
 };
 use crate::msnp::{List, LoginError, NsConfig, NsEvent, Secret};
 use crate::net::{
@@ -271,7 +271,7 @@ impl LinkSession {
 }
 
 impl MsnSessionPort for LinkSession {
-    async fn send_text(&self, to: &str, text: RichText) -> Result<(), DeliveryError> {
+    async fn send_text(&self, to: &Chat, text: RichText) -> Result<(), DeliveryError> {
         let ns = self.ns()?;
         let format = text_format(&text.style);
         // A switchboard may close between our lookup and the send: one fresh retry.
@@ -294,7 +294,7 @@ impl MsnSessionPort for LinkSession {
         Err(DeliveryError("the conversation kept closing".into()))
     }
 
-    async fn send_typing(&self, to: &str) -> Result<(), DeliveryError> {
+    async fn send_typing(&self, to: &Chat) -> Result<(), DeliveryError> {
         let ns = self.ns()?;
         let sb = self
             .conversations
@@ -304,7 +304,7 @@ impl MsnSessionPort for LinkSession {
         sb.send_typing().await.map_err(delivery)
     }
 
-    async fn send_nudge(&self, to: &str) -> Result<(), DeliveryError> {
+    async fn send_nudge(&self, to: &Chat) -> Result<(), DeliveryError> {
         let ns = self.ns()?;
         let sb = self
             .conversations
@@ -356,6 +356,16 @@ impl MsnSessionPort for LinkSession {
         let address = address.to_owned();
         self.list_command(move |s, now| s.unblock(now, &address))
             .await
+    }
+
+    async fn invite(&self, to: &Chat, contact: &str) -> Result<(), DeliveryError> {
+        let ns = self.ns()?;
+        let sb = self
+            .conversations
+            .get_or_open(&ns, to)
+            .await
+            .map_err(delivery)?;
+        sb.invite(contact.to_lowercase()).await.map_err(delivery)
     }
 
     fn protocol_version(&self) -> u8 {

@@ -120,9 +120,25 @@ impl Client {
         invitees: &[&str],
         name: Option<&str>,
     ) -> Result<String, ClientError> {
+        self.create_room(creator, invitees, name, true).await
+    }
+
+    /// `POST /_matrix/client/v3/createRoom` as `creator`: a private room inviting `invitees`,
+    /// marked direct when `direct`; returns the (opaque) room ID.
+    pub async fn create_room(
+        &self,
+        creator: Option<&str>,
+        invitees: &[&str],
+        name: Option<&str>,
+        direct: bool,
+    ) -> Result<String, ClientError> {
         let mut request = create_room::v3::Request::new();
-        request.is_direct = true;
-        request.preset = Some(create_room::v3::RoomPreset::TrustedPrivateChat);
+        request.is_direct = direct;
+        request.preset = Some(if direct {
+            create_room::v3::RoomPreset::TrustedPrivateChat
+        } else {
+            create_room::v3::RoomPreset::PrivateChat
+        });
         request.invite = invitees.iter().map(|u| user(u)).collect::<Result<_, _>>()?;
         request.name = name.map(str::to_owned);
         let sender = creator.map(user).transpose()?;

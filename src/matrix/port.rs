@@ -93,7 +93,28 @@ impl MatrixPort for Client {
         invitee: &str,
         name: &str,
     ) -> Result<String, ClientError> {
-        Client::create_dm(self, Some(creator), &[invitee], Some(name)).await
+        self.create_room(Some(creator), &[invitee], Some(name), true)
+            .await
+    }
+
+    async fn create_group(
+        &self,
+        creator: &str,
+        invitees: &[String],
+        name: &str,
+    ) -> Result<String, ClientError> {
+        let refs: Vec<&str> = invitees.iter().map(String::as_str).collect();
+        self.create_room(Some(creator), &refs, Some(name), false)
+            .await
+    }
+
+    async fn invite(
+        &self,
+        room_id: &str,
+        invitee: &str,
+        as_user: Option<&str>,
+    ) -> Result<(), ClientError> {
+        Client::invite(self, room_id, invitee, as_user).await
     }
 
     async fn send_text(

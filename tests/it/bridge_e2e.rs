@@ -463,3 +463,62 @@ async fn e2e_login_failures_are_explained() {
     bob.notice(&mgmt, "Not logged in").await;
     bridge.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_three_party_switchboard_becomes_a_group_portal() {
+    let Some(hs) = support::homeserver_url() else {
+        return;
+    };
+    let _turn = TURN.lock().await;
+    let msn = sdk::server().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite:{}", dir.path().join("msn.db").display());
+    let bridge = TestBridge::start(bridge_config(&hs, &db, &msn)).await;
+    let (alice, _alice_events) = msn_contact(&msn, ALICE).await;
+    let (carol, mut carol_events) = msn_contact(&msn, CAROL).await;
+
+    let mut bob = new_user(&hs, &unique("mbob"), "bob-password-7").await;
+    let mgmt = bob.open_management_room().await;
+    bob.say(&mgmt, &format!("login {BOB} secret")).await;
+    bob.notice(&mgmt, "Logged in to MSN").await;
+
+    // Alice talks to Bob, then calls Carol in: the conversation becomes a group.
+    let alice_sb = timeout(sdk::T, alice.create_session(BOB))
+        .await
+        .expect("XFR timed out")
+        .expect("switchboard");
+    let mut alice_sb_events = sdk::collect_sb(&alice_sb);
+    sdk::joined(&mut alice_sb_events, BOB).await;
+    sdk::say(&alice_sb, "just us").await;
+    let dm = bob.accept_invite().await;
+    bob.text_from(&dm, PUPPET_ALICE, "just us").await;
+    timeout(sdk::T, alice_sb.invite(CAROL))
+        .await
+        .expect("CAL timed out")
+        .expect("CAL");
+    let carol_sb = sdk::answered(&mut carol_events).await;
+    let mut carol_sb_events = sdk::collect_sb(&carol_sb);
+    sdk::joined(&mut carol_sb_events, BOB).await;
+    sdk::joined(&mut alice_sb_events, CAROL).await;
+
+    let group = bob.accept_invite().await;
+    assert_ne!(group, dm, "the group has a portal of its own");
+    sdk::say(&alice_sb, "hello group").await;
+    bob.text_from(&group, PUPPET_ALICE, "hello group").await;
+    sdk::say(&carol_sb, "carol here").await;
+    bob.text_from(&group, "@msn_carol=40example.com:localhost", "carol here")
+        .await;
+
+    // Bob writes in the group portal: both contacts receive it.
+    bob.say(&group, "hi both").await;
+    sdk::got_text(&mut alice_sb_events, BOB, "hi both").await;
+    sdk::got_text(&mut carol_sb_events, BOB, "hi both").await;
+
+    // Carol leaves: her puppet leaves the group portal.
+    timeout(sdk::T, carol_sb.disconnect())
+        .await
+        .expect("OUT timed out")
+        .expect("OUT");
+    bob.wait_for("carol's puppet leaving", |s| matches!(s, Seen::Member { room, target, membership: matrix_sdk::ruma::events::room::member::MembershipState::Leave, .. } if *room == group && target == "@msn_carol=40example.com:localhost")).await;
+    bridge.stop().await;
+}

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use matrix_msn::bridge::formatting::{RichText, Style};
-use matrix_msn::bridge::remote::{MsnConnector, MsnSessionPort, OwnProfile, RemoteEvent};
+use matrix_msn::bridge::remote::{Chat, MsnConnector, MsnSessionPort, OwnProfile, RemoteEvent};
 use matrix_msn::link::MsnLink;
 use matrix_msn::net::MsnSettings;
 use tokio::sync::mpsc;
@@ -48,7 +48,7 @@ async fn next_message(events: &mut mpsc::Receiver<RemoteEvent>) -> (String, Stri
             .expect("no event in time")
             .expect("events open")
         {
-            RemoteEvent::Message { from, text } => return (from, text.text),
+            RemoteEvent::Message { from, text, .. } => return (from, text.text),
             _ => continue,
         }
     }
@@ -61,7 +61,7 @@ async fn a_closed_switchboard_is_reopened_for_the_next_message() {
     sdk::online(&alice).await;
     let (bob, _events) = bob_link(&server).await;
 
-    bob.send_text("alice@example.com", plain("first"))
+    bob.send_text(&Chat::Contact("alice@example.com".into()), plain("first"))
         .await
         .expect("first delivered");
     let sb = sdk::answered(&mut alice_events).await;
@@ -70,7 +70,7 @@ async fn a_closed_switchboard_is_reopened_for_the_next_message() {
 
     // The server closes Bob's switchboards between two messages.
     server.close_switchboards("bob@example.com");
-    bob.send_text("alice@example.com", plain("second"))
+    bob.send_text(&Chat::Contact("alice@example.com".into()), plain("second"))
         .await
         .expect("second delivered");
     let sb2 = sdk::answered(&mut alice_events).await;
@@ -83,7 +83,10 @@ async fn an_offline_contact_is_a_delivery_error_and_incoming_chats_are_events() 
     let server = sdk::server().await;
     let (bob, mut events) = bob_link(&server).await;
     let err = bob
-        .send_text("carol@example.com", plain("are you there?"))
+        .send_text(
+            &Chat::Contact("carol@example.com".into()),
+            plain("are you there?"),
+        )
         .await
         .expect_err("carol is offline");
     assert!(!err.0.is_empty());
