@@ -475,7 +475,7 @@ async fn e2e_three_party_switchboard_becomes_a_group_portal() {
     let db = format!("sqlite:{}", dir.path().join("msn.db").display());
     let bridge = TestBridge::start(bridge_config(&hs, &db, &msn)).await;
     let (alice, _alice_events) = msn_contact(&msn, ALICE).await;
-    let (carol, mut carol_events) = msn_contact(&msn, CAROL).await;
+    let (_carol, mut carol_events) = msn_contact(&msn, CAROL).await;
 
     let mut bob = new_user(&hs, &unique("mbob"), "bob-password-7").await;
     let mgmt = bob.open_management_room().await;
