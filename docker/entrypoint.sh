@@ -15,6 +15,8 @@
 #   MSN_APPSERVICE_ADDRESS   appservice.address, how Synapse reaches the bridge
 #                            (e.g. http://msn-bridge:29320)
 #   MSN_DATABASE_URI         database.uri (default sqlite:/data/matrix-msn.db)
+#   MSN_SERVER               msn.server, the MSN dispatch server host:port
+#   MSN_NEXUS_URL            msn.nexus_url, the Passport 1.4 nexus URL
 # Always: appservice.hostname 0.0.0.0 (listen on the container's interfaces).
 set -eu
 
@@ -37,6 +39,8 @@ fi
 
 # sed replacement text: escape \, | and &
 esc() { printf '%s' "$1" | sed -e 's/[\\|&]/\\&/g'; }
+# a YAML double-quoted string's content (escape \ and "), ready for sed
+qesc() { esc "$(printf '%s' "$1" | sed -e 's/[\\"]/\\&/g')"; }
 
 if [ ! -f "$CONFIG" ]; then
   set -- -e "/^appservice:/,/^[a-z]/ s|^  hostname: .*|  hostname: 0.0.0.0|" \
@@ -52,13 +56,21 @@ if [ ! -f "$CONFIG" ]; then
                 -e "s|^    \"example\\.com\": user|    \"$(esc "$MSN_DOMAIN")\": user|"
   fi
   if [ -n "${MSN_ADMIN:-}" ]; then
-    set -- "$@" -e "s|^    \"@admin:example\\.com\": admin|    \"$(esc "$MSN_ADMIN")\": admin|"
+    set -- "$@" -e "s|^    \"@admin:example\\.com\": admin|    \"$(qesc "$MSN_ADMIN")\": admin|"
+  fi
+  if [ -n "${MSN_SERVER:-}" ]; then
+    set -- "$@" -e "/^msn:/,/^[a-z]/ s|^  server: .*|  server: \"$(qesc "$MSN_SERVER")\"|"
+  fi
+  if [ -n "${MSN_NEXUS_URL:-}" ]; then
+    set -- "$@" -e "/^msn:/,/^[a-z]/ s|^  nexus_url: .*|  nexus_url: \"$(qesc "$MSN_NEXUS_URL")\"|"
   fi
   sed "$@" "$EXAMPLE" > "$CONFIG.tmp"
   mv "$CONFIG.tmp" "$CONFIG"
   say "wrote $CONFIG from the annotated example."
   say "Edit it (every key is documented there), at least:"
-  say "  homeserver.address, homeserver.domain, appservice.address, bridge.permissions"
+  say "  homeserver.address, homeserver.domain, appservice.address, bridge.permissions,"
+  say "  msn.server, msn.nexus_url (docs/configuration.md describes every key)"
+  say "The tokens and bridge.credentials_key are generated on the next start; leave them."
   if grep -q 'example\.com' "$CONFIG"; then
     say "Still placeholders (lines mentioning example.com):"
     grep -n 'example\.com' "$CONFIG" | grep -v '^[0-9]*: *#' >&2 || true

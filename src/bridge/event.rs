@@ -51,6 +51,9 @@ pub enum MatrixEvent {
         target: String,
         membership: Membership,
         is_direct: bool,
+        /// The member's display name after the change, if the event carries one.
+        #[serde(default)]
+        displayname: Option<String>,
     },
     /// The users now typing in a room (empty when everyone stopped).
     Typing {

@@ -191,6 +191,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 target,
                 membership: Membership::Invite,
                 is_direct,
+                ..
             } if target == self.matrix.bot() => {
                 self.on_bot_invited(&room_id, &event_id, &sender, is_direct)
                     .await;
@@ -212,6 +213,13 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 };
                 self.on_message(&room_id, &event_id, &sender, content).await
             }
+            MatrixEvent::Membership {
+                sender,
+                target,
+                membership: Membership::Join,
+                displayname: Some(name),
+                ..
+            } if sender == target => self.on_own_displayname(&sender, &name).await,
             MatrixEvent::Typing { room_id, user_ids } => self.on_typing(&room_id, &user_ids).await,
             MatrixEvent::Presence {
                 user_id, presence, ..

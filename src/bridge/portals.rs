@@ -434,6 +434,19 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         }
     }
 
+    /// A logged-in user's new Matrix display name becomes their MSN friendly name.
+    pub(super) async fn on_own_displayname(&self, mxid: &str, name: &str) {
+        if !self.config.msn.sync_display_name || name.trim().is_empty() {
+            return;
+        }
+        let Some(session) = self.session_of(mxid) else {
+            return;
+        };
+        if let Err(e) = session.set_friendly_name(name).await {
+            tracing::debug!(error = %e, "cannot set the MSN friendly name");
+        }
+    }
+
     /// A logged-in user's Matrix presence becomes their MSN status.
     pub(super) async fn on_presence(&self, user_id: &str, presence: &str) {
         let Some(session) = self.session_of(user_id) else {

@@ -235,6 +235,10 @@ fn parse_timeline(raw: &Value) -> Outcome {
                     .get("is_direct")
                     .and_then(Value::as_bool)
                     .unwrap_or(false);
+                let displayname = content
+                    .get("displayname")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
                 Ok(Outcome::Event(MatrixEvent::Membership {
                     room_id,
                     event_id,
@@ -242,6 +246,7 @@ fn parse_timeline(raw: &Value) -> Outcome {
                     target,
                     membership,
                     is_direct,
+                    displayname,
                 }))
             }
             _ => Ok(Outcome::Ignored("timeline event")),

@@ -9,6 +9,8 @@ mod appservice;
 mod bridge_e2e;
 mod cli;
 mod client_retry;
+mod deploy;
+mod docs;
 mod e2e;
 mod link;
 mod migrations;
