@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
 # run-local.sh: try the bridge on this machine, no docker.
 #
-# Builds the bridge, writes a config for a throwaway local Synapse (server name
-# "localhost", 127.0.0.1 only), generates the appservice registration, starts
-# Synapse with it (scripts/synapse-up.sh), creates a Matrix account for you,
-# prints how to log in, then runs the bridge in the foreground. Ctrl-C (or the
-# bridge exiting) stops the bridge and Synapse.
+# Builds the bridge, starts a demo MSN server (msn-test-server: your MSN account
+# me@example.com and a friend echo@example.com, a bot that repeats what you say),
+# writes a config for a throwaway local Synapse (server name "localhost",
+# 127.0.0.1 only), generates the appservice registration, starts Synapse with it
+# (scripts/synapse-up.sh), creates a Matrix account for you, prints how to log
+# in, then runs the bridge in the foreground. Ctrl-C (or the bridge exiting)
+# stops the bridge, Synapse and the demo MSN server.
 #
 # Idempotent: a second run reuses the config, registration, Synapse database,
-# signing key and account kept in the state directory. Start over with
+# signing key, accounts and MSN login kept in the state directory (the demo MSN
+# server gets new ports each run; the config's msn section follows). Start over with
 #   rm -rf ./data/local      (or your MSN_LOCAL_DIR)
 #
 # Environment knobs (all optional):
 #   MSN_BIN          use this bridge binary instead of `cargo build --release`
+#   MSN_TEST_SERVER_BIN  the demo MSN server binary; default msn-test-server next to
+#                    the bridge binary (built with cargo if missing)
+#   MSN_SERVER, MSN_NEXUS_URL  use this MSN service (host:port and Passport nexus
+#                    URL) instead of starting the demo server; set both or neither
 #   MSN_LOCAL_DIR    state directory; default ./data/local (relative to the repo)
 #   MSN_USER         your Matrix username (localpart); default alice
 #   MSN_PASSWORD     its password on first creation; default random (kept in
@@ -30,6 +37,8 @@
 #   matrix-msn.db                    the bridge's SQLite database
 #   synapse/                         Synapse's data (database, log: synapse/data/homeserver.log)
 #   credentials, shared_secret       your account's password, Synapse's registration secret
+#   msn_credentials                  the demo MSN account (me@example.com) and its password
+#   msn-server.log                   the demo MSN server's log
 set -euo pipefail
 
 log() { echo "run-local: $*" >&2; }
@@ -50,6 +59,14 @@ done
 case $MSN_USER in
   *[!a-z0-9._=-]*|"") die "MSN_USER must be lowercase letters, digits and ._=- (got '$MSN_USER')" ;;
 esac
+
+DEMO=1
+if [ -n "${MSN_SERVER:-}${MSN_NEXUS_URL:-}" ]; then
+  if [ -z "${MSN_SERVER:-}" ] || [ -z "${MSN_NEXUS_URL:-}" ]; then
+    die "set both MSN_SERVER (host:port) and MSN_NEXUS_URL, or neither (to use the demo server)"
+  fi
+  DEMO=0
+fi
 
 # --- state dir, one run at a time ------------------------------------------------
 STATE=${MSN_LOCAL_DIR:-./data/local}
@@ -75,6 +92,23 @@ else
   [ -x "$BIN" ] || die "build succeeded but $BIN is missing"
 fi
 
+# --- the MSN service: ours (MSN_SERVER + MSN_NEXUS_URL) or the demo server ---------------
+if [ "$DEMO" = 1 ]; then
+  if [ -n "${MSN_TEST_SERVER_BIN:-}" ]; then
+    SRV_BIN=$(cd "$(dirname "$MSN_TEST_SERVER_BIN")" && pwd)/$(basename "$MSN_TEST_SERVER_BIN")
+  else
+    SRV_BIN=$(dirname "$BIN")/msn-test-server
+  fi
+  if [ ! -x "$SRV_BIN" ] && [ -z "${MSN_TEST_SERVER_BIN:-}" ]; then
+    command -v cargo >/dev/null || die "$SRV_BIN is missing and cargo is not found (set MSN_TEST_SERVER_BIN)"
+    log "building the demo MSN server (cargo build --release --bin msn-test-server)"
+    cargo build --release --bin msn-test-server 8>&- >&2 || die "cargo build failed"
+    SRV_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/msn-test-server
+    case $SRV_BIN in /*) ;; *) SRV_BIN=$ROOT/$SRV_BIN ;; esac
+  fi
+  [ -x "$SRV_BIN" ] || die "the demo MSN server $SRV_BIN is not an executable file"
+fi
+
 # --- secrets and your password (made once, kept) -------------------------------------
 umask 077
 if [ ! -s "$STATE/shared_secret" ]; then openssl rand -hex 24 > "$STATE/shared_secret"; fi
@@ -88,47 +122,24 @@ else
   PASSWORD=${MSN_PASSWORD:-$(openssl rand -hex 9)}
   printf '%s\n%s\n' "$MSN_USER" "$PASSWORD" > "$STATE/credentials"
 fi
-umask 022
-
-# --- config.yaml (written once from the template) -----------------------------------
-HS_URL=http://127.0.0.1:$SYNAPSE_PORT
-if [ ! -f "$CONFIG" ]; then
-  log "writing $CONFIG from config.example.yaml"
-  sed -e "/^homeserver:/,/^[a-z]/ s|^  address: .*|  address: $HS_URL|" \
-      -e "s|^  domain: example\.com.*|  domain: $SERVER_NAME|" \
-      -e "/^appservice:/,/^[a-z]/ s|^  address: .*|  address: http://127.0.0.1:$AS_PORT|" \
-      -e "/^appservice:/,/^[a-z]/ s|^  port: .*|  port: $AS_PORT|" \
-      -e "s|^  uri: sqlite:.*|  uri: sqlite:$STATE/matrix-msn.db|" \
-      -e "s|^    \"example\.com\": user|    \"$SERVER_NAME\": user|" \
-      -e "s|^    \"@admin:example\.com\": admin|    \"@$MSN_USER:$SERVER_NAME\": admin|" \
-      "$ROOT/config.example.yaml" > "$CONFIG.tmp"
-  if grep -n 'example\.com' "$CONFIG.tmp" | grep -v '^[0-9]*: *#' >&2; then
-    rm -f "$CONFIG.tmp"
-    die "config.example.yaml changed shape; the lines above were not rewritten"
+MSN_ME=me@example.com
+MSN_ECHO=echo@example.com
+if [ "$DEMO" = 1 ]; then
+  if [ ! -s "$STATE/msn_credentials" ]; then
+    printf '%s\n%s\n' "$MSN_ME" "$(openssl rand -hex 9)" > "$STATE/msn_credentials"
   fi
-  mv "$CONFIG.tmp" "$CONFIG"
-else
-  log "reusing $CONFIG"
-  # keep the homeserver address in step with SYNAPSE_PORT (this file is ours)
-  sed -i "/^homeserver:/,/^[a-z]/ s|^  address: .*|  address: $HS_URL|" "$CONFIG"
+  MSN_ME_PASSWORD=$(sed -n 2p "$STATE/msn_credentials")
 fi
-
-# --- registration.yaml -------------------------------------------------------------------
-if [ ! -s "$REG" ]; then
-  log "generating the appservice registration (fills the tokens into config.yaml)"
-  "$BIN" -c "$CONFIG" -g -r "$REG" 8>&- >&2 || die "generating the registration failed"
-  [ -s "$REG" ] || die "$BIN -g did not write $REG"
-else
-  log "reusing $REG"
-fi
+umask 022
 
 # --- ports ------------------------------------------------------------------------------
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 port_busy "$AS_PORT" && die "port $AS_PORT (the bridge's) is busy on 127.0.0.1; set MSN_AS_PORT"
 
-# --- Synapse ---------------------------------------------------------------------------
+# --- stopping everything on exit ----------------------------------------------------------
 SYNAPSE_STARTED=0
 BRIDGE_PID=
+MSN_SERVER_PID=
 # shellcheck disable=SC2317  # invoked by the traps below
 cleanup() {
   local rc=$?
@@ -141,6 +152,11 @@ cleanup() {
     wait "$BRIDGE_PID" 2>/dev/null || true
     kill "$watchdog" 2>/dev/null || true
   fi
+  if [ -n "$MSN_SERVER_PID" ] && kill -0 "$MSN_SERVER_PID" 2>/dev/null; then
+    log "stopping the demo MSN server (pid $MSN_SERVER_PID)"
+    kill -TERM "$MSN_SERVER_PID" 2>/dev/null || true
+    wait "$MSN_SERVER_PID" 2>/dev/null || true
+  fi
   if [ "$SYNAPSE_STARTED" = 1 ]; then
     log "stopping Synapse"
     "$ROOT/scripts/synapse-down.sh" "$SYN_DIR" 8>&- || true
@@ -151,6 +167,77 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# --- the demo MSN server ----------------------------------------------------------------
+if [ "$DEMO" = 1 ]; then
+  log "starting the demo MSN server (log: $STATE/msn-server.log)"
+  rm -f "$STATE/msn-server.addr"
+  "$SRV_BIN" --account "$MSN_ME:$MSN_ME_PASSWORD:Me" \
+    --account "$MSN_ECHO:$(openssl rand -hex 9):Echo Bot" \
+    --friends "$MSN_ME,$MSN_ECHO" --echo-bot "$MSN_ECHO" \
+    8>&- >"$STATE/msn-server.addr" 2>"$STATE/msn-server.log" &
+  MSN_SERVER_PID=$!
+  for _ in $(seq 1 150); do
+    [ -s "$STATE/msn-server.addr" ] && break
+    kill -0 "$MSN_SERVER_PID" 2>/dev/null || { tail -n 20 "$STATE/msn-server.log" >&2; die "the demo MSN server exited"; }
+    sleep 0.2
+  done
+  read -r DISPATCH NEXUS < "$STATE/msn-server.addr" || true
+  MSN_SERVER=${DISPATCH#dispatch=}
+  MSN_NEXUS_URL=${NEXUS#nexus=}
+  case $MSN_SERVER:$MSN_NEXUS_URL in
+    127.0.0.1:*:http://*) log "demo MSN server: $MSN_SERVER, nexus $MSN_NEXUS_URL" ;;
+    *) die "the demo MSN server did not print its addresses (see $STATE/msn-server.log)" ;;
+  esac
+fi
+
+# --- config.yaml (written once from the template) -----------------------------------
+HS_URL=http://127.0.0.1:$SYNAPSE_PORT
+if [ ! -f "$CONFIG" ]; then
+  log "writing $CONFIG from config.example.yaml"
+  sed -e "/^homeserver:/,/^[a-z]/ s|^  address: .*|  address: $HS_URL|" \
+      -e "s|^  domain: example\.com.*|  domain: $SERVER_NAME|" \
+      -e "/^appservice:/,/^[a-z]/ s|^  address: .*|  address: http://127.0.0.1:$AS_PORT|" \
+      -e "/^appservice:/,/^[a-z]/ s|^  port: .*|  port: $AS_PORT|" \
+      -e "s|^  uri: sqlite:.*|  uri: sqlite:$STATE/matrix-msn.db|" \
+      -e "s|^    \"example\.com\": user|    \"$SERVER_NAME\": user|" \
+      -e "s|^    \"@admin:example\.com\": admin|    \"@$MSN_USER:$SERVER_NAME\": admin|" \
+      -e "/^msn:/,/^[a-z]/ s|^  server: .*|  server: \"$MSN_SERVER\"|" \
+      -e "/^msn:/,/^[a-z]/ s|^  nexus_url: .*|  nexus_url: \"$MSN_NEXUS_URL\"|" \
+      "$ROOT/config.example.yaml" > "$CONFIG.tmp"
+  if grep -n 'example\.com' "$CONFIG.tmp" | grep -v '^[0-9]*: *#' >&2; then
+    rm -f "$CONFIG.tmp"
+    die "config.example.yaml changed shape; the lines above were not rewritten"
+  fi
+  mv "$CONFIG.tmp" "$CONFIG"
+else
+  log "reusing $CONFIG"
+  # keep the homeserver address in step with SYNAPSE_PORT and the MSN service in step
+  # with this run's (this file is ours)
+  sed -i -e "/^homeserver:/,/^[a-z]/ s|^  address: .*|  address: $HS_URL|" \
+         -e "/^msn:/,/^[a-z]/ s|^  server: .*|  server: \"$MSN_SERVER\"|" \
+         -e "/^msn:/,/^[a-z]/ s|^  nexus_url: .*|  nexus_url: \"$MSN_NEXUS_URL\"|" "$CONFIG"
+  # a config written before the msn section and the credentials key existed: add them
+  if ! grep -q '^msn:' "$CONFIG"; then
+    log "adding the msn section to $CONFIG"
+    printf '\nmsn:\n  server: "%s"\n  nexus_url: "%s"\n' "$MSN_SERVER" "$MSN_NEXUS_URL" >> "$CONFIG"
+  fi
+  if ! grep -q '^  credentials_key:' "$CONFIG"; then
+    log "adding bridge.credentials_key to $CONFIG (and regenerating the registration to fill it)"
+    sed -i 's|^bridge:.*|&\n  credentials_key: ""|' "$CONFIG"
+    rm -f "$REG"
+  fi
+fi
+
+# --- registration.yaml -------------------------------------------------------------------
+if [ ! -s "$REG" ]; then
+  log "generating the appservice registration (fills the tokens into config.yaml)"
+  "$BIN" -c "$CONFIG" -g -r "$REG" 8>&- >&2 || die "generating the registration failed"
+  [ -s "$REG" ] || die "$BIN -g did not write $REG"
+else
+  log "reusing $REG"
+fi
+
+# --- Synapse ---------------------------------------------------------------------------
 # we hold the lock, so a Synapse still running from this state dir is a leftover
 # of a run that was killed without cleanup (kill -9): stop it
 OLD_PID=$(cat "$SYN_DIR/synapse.pid" 2>/dev/null || true)
@@ -182,6 +269,25 @@ case $RESP in
 esac
 
 # --- go --------------------------------------------------------------------------------------
+if [ "$DEMO" = 1 ]; then
+  MSN_HELP="
+ MSN (demo server $MSN_SERVER):
+   your account  $MSN_ME   password  $MSN_ME_PASSWORD
+ In the DM with the bot send
+   login $MSN_ME $MSN_ME_PASSWORD
+ then  start-chat $MSN_ECHO  (contacts  lists your contacts), accept the invite to the
+ new room and write to Echo Bot: it answers \"You said: ...\" (and nudges back).
+"
+  MSN_LOG="
+          demo MSN server: $STATE/msn-server.log"
+  MSN_STOP=" and the demo MSN server"
+else
+  MSN_HELP="
+ MSN: $MSN_SERVER (nexus $MSN_NEXUS_URL); in the DM send  login <email>
+"
+  MSN_LOG=''
+  MSN_STOP=''
+fi
 BOT=$(sed -n '/^  bot:/,/^  [a-z]/ s/^    username: *"\{0,1\}\([^" ]*\)"\{0,1\}.*/\1/p' "$CONFIG")
 PREFIX=$(sed -n 's/^  command_prefix: *"\(.*\)".*/\1/p' "$CONFIG")
 cat >&2 <<EOF
@@ -197,11 +303,11 @@ cat >&2 <<EOF
    @${BOT:-msnbot}:$SERVER_NAME
  (invite it to a DM) and send:  help
  Elsewhere, prefix commands with ${PREFIX:-!msn}.
-
+$MSN_HELP
  State:   $STATE  (config.yaml, registration.yaml, matrix-msn.db)
- Logs:    the bridge logs below; Synapse: $SYN_DIR/data/homeserver.log
+ Logs:    the bridge logs below; Synapse: $SYN_DIR/data/homeserver.log$MSN_LOG
  Health:  http://127.0.0.1:$AS_PORT/health/ready
- Stop:    Ctrl-C (stops the bridge and Synapse)
+ Stop:    Ctrl-C (stops the bridge, Synapse$MSN_STOP)
 ======================================================================
 
 EOF

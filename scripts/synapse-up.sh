@@ -130,6 +130,9 @@ fi
 if ! "$VENV/bin/python" - "$PORT" <<'EOF'
 import socket, sys
 s = socket.socket()
+# as Synapse (Twisted) does: a connection of the last run in TIME_WAIT does not make the
+# port busy, a listener does
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 try:
     s.bind(("127.0.0.1", int(sys.argv[1])))
 except OSError as e:
