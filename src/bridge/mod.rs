@@ -380,6 +380,9 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             "reconnect" => plain(self.cmd_reconnect(cx).await),
             "contacts" => self.cmd_contacts(cx.sender).await,
             "start-chat" => plain(self.cmd_start_chat(cx.sender, &args).await),
+            "nudge" => {
+                plain("Send `nudge` with the prefix in a chat room to nudge that contact.".into())
+            }
             "add" | "accept" | "remove" | "block" | "unblock" => {
                 plain(self.cmd_contact_change(spec.name, cx.sender, &args).await)
             }

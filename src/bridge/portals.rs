@@ -352,6 +352,18 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 return;
             }
         }
+        // `!msn nudge` in a chat room sends a nudge instead of text.
+        let prefix = &self.config.bridge.command_prefix;
+        if matches!(content.kind, MessageKind::Text)
+            && super::commands::parse(body, prefix, false).is_some_and(|c| c.name == "nudge")
+        {
+            if let Some(session) = self.session_of(sender)
+                && let Err(e) = session.send_nudge(&chat).await
+            {
+                tracing::info!(error = %e, "nudge not delivered");
+            }
+            return;
+        }
         let text = match &content.kind {
             MessageKind::Text | MessageKind::Notice => from_matrix(body, html),
             MessageKind::Emote => {

@@ -232,6 +232,13 @@ async fn e2e_bridge_chat_with_an_msn_contact() {
         .expect("nudge timed out")
         .expect("nudge");
     bob.wait_for("the nudge", |s| matches!(s, Seen::Emote { room, body, .. } if *room == portal && body.contains("nudge"))).await;
+    bob.say(&portal, "!msn nudge").await;
+    sdk::wait_for(
+        &mut alice_sb_events,
+        "bob's nudge",
+        |e| matches!(e, Event::Nudge { email } if email == BOB),
+    )
+    .await;
 
     // Bob's Matrix presence becomes his MSN status.
     bob.client

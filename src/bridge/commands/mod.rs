@@ -67,6 +67,12 @@ pub const COMMANDS: &[CommandSpec] = &[
         level: PermissionLevel::User,
     },
     CommandSpec {
+        name: "nudge",
+        args: "",
+        summary: "In a chat room (with the prefix): send the contact a nudge.",
+        level: PermissionLevel::User,
+    },
+    CommandSpec {
         name: "add",
         args: "<email>",
         summary: "Add a contact to your MSN contact list.",
