@@ -234,6 +234,11 @@ fn msn_settings(config: &Config) -> Result<MsnSettings, RunError> {
     let mut settings = MsnSettings::new(msn.server.clone(), msn.nexus_url.clone());
     settings.versions = msn.protocol_versions.clone();
     settings.dalogin_url = Some(msn.dalogin_url.clone()).filter(|u| !u.is_empty());
+    if !msn.rst_url.is_empty() {
+        settings.ticket_route = crate::net::TicketRoute::Rst {
+            url: msn.rst_url.clone(),
+        };
+    }
     if !msn.extra_ca_file.is_empty() {
         let pem = std::fs::read(&msn.extra_ca_file).map_err(|source| RunError::CaFile {
             path: msn.extra_ca_file.clone(),

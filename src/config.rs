@@ -109,6 +109,10 @@ pub struct MsnConfig {
     /// A login (DALogin) URL to use instead of asking the nexus; empty for none.
     #[serde(default)]
     pub dalogin_url: String,
+    /// Get the ticket from this `RST.srf` URL (one SOAP request) instead of the nexus and
+    /// DALogin; empty for none.
+    #[serde(default)]
+    pub rst_url: String,
     /// Protocol versions offered, best first; each between 8 and 12.
     #[serde(default = "default_versions")]
     pub protocol_versions: Vec<u8>,
@@ -519,6 +523,9 @@ impl Config {
         if !msn.dalogin_url.is_empty() {
             check_url("msn.dalogin_url", &msn.dalogin_url)?;
         }
+        if !msn.rst_url.is_empty() {
+            check_url("msn.rst_url", &msn.rst_url)?;
+        }
         if msn.protocol_versions.is_empty()
             || msn.protocol_versions.iter().any(|v| !(8..=12).contains(v))
         {
@@ -758,6 +765,9 @@ mod tests {
         let mut c = valid();
         c.msn.nexus_url = "nexus".into();
         assert!(err_of(&c).contains("msn.nexus_url"));
+        let mut c = valid();
+        c.msn.rst_url = "ftp://x/RST.srf".into();
+        assert!(err_of(&c).contains("msn.rst_url"));
         let mut c = valid();
         c.msn.extra_ca_file = "/nonexistent/ca.pem".into();
         assert!(err_of(&c).contains("msn.extra_ca_file"));

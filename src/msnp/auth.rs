@@ -1,6 +1,8 @@
 //! Tweener (TWN) ticket acquisition as pure data (MSNP.md §2.4.2): building the nexus
 //! and Passport 1.4 `DALogin` requests, and reading their responses into a ticket, a
-//! redirect or a typed failure.
+//! redirect or a typed failure. The alternative route (§2.4.3) is the WS-Trust `RST.srf`
+//! SOAP request for `messenger.msn.com` with the TWN policy, answered by a
+//! `BinarySecurityToken` or a SOAP fault.
 //!
 //! Owns: URL normalisation (a bare host and a full URL are both accepted; a scheme-less
 //! `DALogin=` gets `https://`), the `Authorization: Passport1.4 …` header with
@@ -76,6 +78,91 @@ pub enum AuthError {
         /// Which input.
         field: &'static str,
     },
+    /// The account, password or challenge has a character XML cannot carry (RST body).
+    #[error("{field} contains a character that cannot be sent in XML")]
+    NotXml {
+        /// Which input.
+        field: &'static str,
+    },
+    /// `RST.srf` answered with a SOAP fault (§2.5.2: checked before any token).
+    #[error("RST.srf fault {code} (HTTP {status}): {reason}")]
+    Fault {
+        /// The HTTP status.
+        status: u16,
+        /// The fault code, typed.
+        code: FaultCode,
+        /// `faultstring` (or SOAP 1.2 `Reason/Text`), possibly empty.
+        reason: String,
+    },
+    /// `RST.srf` answered without a usable token for `address` (missing, empty, or
+    /// with whitespace or control characters that could not go into `USR … TWN S`).
+    #[error("RST.srf response (HTTP {status}) has no usable token for {address}")]
+    NoToken {
+        /// The HTTP status.
+        status: u16,
+        /// The requested `wsa:Address`.
+        address: String,
+    },
+}
+
+impl AuthError {
+    /// Whether the server refused the account or password (Passport 1.4 `401` /
+    /// `da-status=failed`, or an RST `FailedAuthentication` fault).
+    pub fn is_wrong_credentials(&self) -> bool {
+        matches!(
+            self,
+            AuthError::Rejected { .. }
+                | AuthError::Fault {
+                    code: FaultCode::FailedAuthentication,
+                    ..
+                }
+        )
+    }
+}
+
+/// The `faultcode` of an `RST.srf` SOAP fault, by local name (prefixes vary:
+/// `wsse:`, `wst:`, `psf:`, `S:`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FaultCode {
+    /// `FailedAuthentication`: wrong account or password (R2M; Escargot's
+    /// `RST.authfailed.xml`).
+    FailedAuthentication,
+    /// `InvalidSecurity` / `InvalidSecurityToken`: the security header was not accepted.
+    InvalidSecurity,
+    /// `InvalidRequest` / `BadRequest` / SOAP `Client` / `Sender`: the request was
+    /// refused (Escargot's `RST.error.xml`: `S:Client` "Invalid Request"; R2M for a
+    /// wrong TWN policy).
+    InvalidRequest,
+    /// `RequestFailed` / SOAP `Server` / `Receiver`: the server failed.
+    ServerFailure,
+    /// Anything else, as sent.
+    Other(String),
+}
+
+impl FaultCode {
+    /// Types a `faultcode` value such as `wsse:FailedAuthentication`.
+    pub fn parse(code: &str) -> FaultCode {
+        let local = code.trim().rsplit_once(':').map_or(code.trim(), |(_, l)| l);
+        match local {
+            "FailedAuthentication" => FaultCode::FailedAuthentication,
+            "InvalidSecurity" | "InvalidSecurityToken" => FaultCode::InvalidSecurity,
+            "InvalidRequest" | "BadRequest" | "Client" | "Sender" => FaultCode::InvalidRequest,
+            "RequestFailed" | "Server" | "Receiver" => FaultCode::ServerFailure,
+            _ => FaultCode::Other(code.trim().to_owned()),
+        }
+    }
+}
+
+impl fmt::Display for FaultCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FaultCode::FailedAuthentication => f.write_str("FailedAuthentication"),
+            FaultCode::InvalidSecurity => f.write_str("InvalidSecurity"),
+            FaultCode::InvalidRequest => f.write_str("InvalidRequest"),
+            FaultCode::ServerFailure => f.write_str("ServerFailure"),
+            FaultCode::Other(code) => f.write_str(code),
+        }
+    }
 }
 
 /// A plain `GET` request described as data; the shell performs it.
@@ -296,6 +383,175 @@ fn strip_scheme_word(value: &str) -> &str {
     }
 }
 
+// ----- RST.srf (MSNP.md §2.4.3, §2.5.2) ------------------------------------------------
+
+/// The path of the WS-Trust endpoint on both revival servers (§2.5.2, §2.8).
+pub const RST_PATH: &str = "/RST.srf";
+
+/// The address whose token is the TWN ticket (§2.4.3).
+pub const TWN_RST_ADDRESS: &str = "messenger.msn.com";
+
+/// The address every RST request asks for first (§2.5.2: Escargot's older code drops
+/// the first address blindly).
+pub const PASSPORT_TB_ADDRESS: &str = "http://Passport.NET/tb";
+
+/// A `POST` request described as data; the shell performs it. The body holds the
+/// password, so it is a [`Secret`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct PostRequest {
+    /// Absolute URL (`https://host[:port]/path`).
+    pub url: String,
+    /// Request headers (the shell adds `Host` and `Content-Length`).
+    pub headers: Vec<(String, String)>,
+    /// The request body.
+    pub body: Secret,
+}
+
+impl fmt::Debug for PostRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostRequest")
+            .field("method", &"POST")
+            .field("url", &self.url)
+            .field("headers", &self.headers)
+            .field("body", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The TWN policy reference for `messenger.msn.com` (§2.4.3): the `USR … TWN S`
+/// challenge with commas turned into `&`, prefixed by `?` (not yet XML-escaped). R2M
+/// rejects any other policy for that address.
+pub fn rst_twn_policy(tw_challenge: &str) -> String {
+    format!("?{}", tw_challenge.trim().replace(',', "&"))
+}
+
+fn xml_field(field: &'static str, value: &str) -> Result<String, AuthError> {
+    super::xml::escape(value).map_err(|_| AuthError::NotXml { field })
+}
+
+/// The `RST.srf` request for a TWN ticket (§2.4.3): a WS-Trust 2004 envelope as in
+/// §2.5.2 asking for `http://Passport.NET/tb` (first, as Escargot's older code
+/// requires) and `messenger.msn.com` with the TWN policy. `rst_url` may be a bare host
+/// or a full URL; without a path it gets [`RST_PATH`].
+pub fn rst_request(
+    rst_url: &str,
+    account: &str,
+    password: &Secret,
+    tw_challenge: &str,
+) -> Result<PostRequest, AuthError> {
+    let url = normalize_url(rst_url, RST_PATH)?;
+    let account = xml_field("account", account)?;
+    let password = xml_field("password", password.expose())?;
+    let policy = xml_field("challenge", &rst_twn_policy(tw_challenge))?;
+    let body = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<Envelope xmlns="http://schemas.xmlsoap.org/soap/envelope/" xmlns:wsse="http://schemas.xmlsoap.org/ws/2003/06/secext" xmlns:saml="urn:oasis:names:tc:SAML:1.0:assertion" xmlns:wsp="http://schemas.xmlsoap.org/ws/2002/12/policy" xmlns:wsu="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd" xmlns:wsa="http://schemas.xmlsoap.org/ws/2004/03/addressing" xmlns:wssc="http://schemas.xmlsoap.org/ws/2004/04/sc" xmlns:wst="http://schemas.xmlsoap.org/ws/2004/04/trust">
+ <Header>
+  <ps:AuthInfo xmlns:ps="http://schemas.microsoft.com/Passport/SoapServices/PPCRL" Id="PPAuthInfo">
+   <ps:HostingApp>{{7108E71A-9926-4FCB-BCC9-9A9D3F32E423}}</ps:HostingApp>
+   <ps:BinaryVersion>4</ps:BinaryVersion>
+   <ps:UIVersion>1</ps:UIVersion>
+   <ps:Cookies></ps:Cookies>
+   <ps:RequestParams>AQAAAAIAAABsYwQAAAAxMDMz</ps:RequestParams>
+  </ps:AuthInfo>
+  <wsse:Security>
+   <wsse:UsernameToken Id="user">
+    <wsse:Username>{account}</wsse:Username>
+    <wsse:Password>{password}</wsse:Password>
+   </wsse:UsernameToken>
+  </wsse:Security>
+ </Header>
+ <Body>
+  <ps:RequestMultipleSecurityTokens xmlns:ps="http://schemas.microsoft.com/Passport/SoapServices/PPCRL" Id="RSTS">
+   <wst:RequestSecurityToken Id="RST0">
+    <wst:RequestType>http://schemas.xmlsoap.org/ws/2004/04/security/trust/Issue</wst:RequestType>
+    <wsp:AppliesTo><wsa:EndpointReference><wsa:Address>{PASSPORT_TB_ADDRESS}</wsa:Address></wsa:EndpointReference></wsp:AppliesTo>
+   </wst:RequestSecurityToken>
+   <wst:RequestSecurityToken Id="RST1">
+    <wst:RequestType>http://schemas.xmlsoap.org/ws/2004/04/security/trust/Issue</wst:RequestType>
+    <wsp:AppliesTo><wsa:EndpointReference><wsa:Address>{TWN_RST_ADDRESS}</wsa:Address></wsa:EndpointReference></wsp:AppliesTo>
+    <wsse:PolicyReference URI="{policy}"></wsse:PolicyReference>
+   </wst:RequestSecurityToken>
+  </ps:RequestMultipleSecurityTokens>
+ </Body>
+</Envelope>
+"#
+    );
+    Ok(PostRequest {
+        url,
+        headers: vec![(
+            "Content-Type".to_owned(),
+            "text/xml; charset=utf-8".to_owned(),
+        )],
+        body: Secret(body),
+    })
+}
+
+/// A ticket goes verbatim into `USR trid TWN S <ticket>`: no spaces, no controls.
+fn usable_ticket(ticket: &str) -> bool {
+    !ticket.is_empty() && !ticket.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// The fault in an RST response, if it has one (`faultcode`/`faultstring`, or the
+/// SOAP 1.2 `Code/Value` (most specific last) and `Reason/Text`).
+fn rst_fault(status: u16, body: &str) -> Option<AuthError> {
+    use super::xml;
+    let fault = xml::element(body, "Fault")?;
+    let code = xml::element(fault.inner, "faultcode")
+        .and_then(|e| e.trimmed_text())
+        .or_else(|| {
+            let code = xml::element(fault.inner, "Code")?;
+            // `Value` and `Subcode/Value` in document order: the last is most specific.
+            xml::elements(code.inner, "Value")
+                .iter()
+                .rev()
+                .find_map(|v| v.trimmed_text())
+        })
+        .unwrap_or_default();
+    let reason = xml::element(fault.inner, "faultstring")
+        .or_else(|| xml::element(fault.inner, "Text"))
+        .and_then(|e| e.trimmed_text())
+        .unwrap_or_default();
+    Some(AuthError::Fault {
+        status,
+        code: FaultCode::parse(&code),
+        reason: reason.chars().take(200).collect(),
+    })
+}
+
+/// Reads an `RST.srf` response into the token issued for `address` (§2.5.2): a SOAP
+/// fault is checked first; responses are matched by `wsa:Address` text, not position;
+/// the `BinarySecurityToken` text is XML-unescaped (`&amp;` → `&`). For TWN, `address`
+/// is [`TWN_RST_ADDRESS`] and the token is the ticket for `USR … TWN S`.
+pub fn parse_rst_response(status: u16, body: &str, address: &str) -> Result<Secret, AuthError> {
+    use super::xml;
+    if let Some(fault) = rst_fault(status, body) {
+        return Err(fault);
+    }
+    let no_token = || AuthError::NoToken {
+        status,
+        address: address.to_owned(),
+    };
+    if !(200..300).contains(&status) {
+        return Err(AuthError::Unexpected { status });
+    }
+    let response = xml::elements(body, "RequestSecurityTokenResponse")
+        .into_iter()
+        .find(|r| {
+            xml::element(r.inner, "Address")
+                .and_then(|a| a.trimmed_text())
+                .is_some_and(|a| a.eq_ignore_ascii_case(address))
+        })
+        .ok_or_else(no_token)?;
+    let token = xml::element(response.inner, "BinarySecurityToken")
+        .and_then(|t| t.trimmed_text())
+        .ok_or_else(no_token)?;
+    if !usable_ticket(&token) {
+        return Err(no_token());
+    }
+    Ok(Secret(token.into_owned()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -428,5 +684,163 @@ mod tests {
             parse_login_response(200, &[]),
             Err(AuthError::Unexpected { status: 200 })
         );
+    }
+    const TWN_CHALLENGE: &str = "ct=1,rver=1,wp=FS_40SEC_0_COMPACT,lc=1,id=1";
+
+    #[test]
+    fn rst_request_matches_section_2_4_3() {
+        let req = rst_request(
+            "login.example",
+            "bridge@example.com",
+            &Secret::new("p@ss,word&<x>"),
+            TWN_CHALLENGE,
+        );
+        let Ok(req) = req else {
+            panic!("{req:?}");
+        };
+        assert_eq!(req.url, "https://login.example/RST.srf");
+        assert_eq!(
+            req.headers,
+            vec![(
+                "Content-Type".to_owned(),
+                "text/xml; charset=utf-8".to_owned()
+            )]
+        );
+        let body = req.body.expose();
+        assert!(body.contains("<wsse:Username>bridge@example.com</wsse:Username>"));
+        assert!(body.contains("<wsse:Password>p@ss,word&amp;&lt;x&gt;</wsse:Password>"));
+        // §2.4.3: the challenge, commas → `&` (XML-escaped), prefixed by `?`.
+        assert!(body.contains(
+            r#"<wsse:PolicyReference URI="?ct=1&amp;rver=1&amp;wp=FS_40SEC_0_COMPACT&amp;lc=1&amp;id=1"></wsse:PolicyReference>"#
+        ));
+        // RST0 (Passport.NET/tb) comes first, then messenger.msn.com (§2.5.2).
+        let tb = body.find("<wsa:Address>http://Passport.NET/tb</wsa:Address>");
+        let msgr = body.find("<wsa:Address>messenger.msn.com</wsa:Address>");
+        assert!(tb.is_some() && msgr.is_some() && tb < msgr, "{body}");
+        // The body parses back with the XML reader.
+        let pw = crate::msnp::xml::element(body, "Password").and_then(|e| e.text());
+        assert_eq!(pw.as_deref(), Some("p@ss,word&<x>"));
+        let policy = crate::msnp::xml::element(body, "PolicyReference")
+            .and_then(|e| e.attr("URI").map(|u| u.into_owned()));
+        assert_eq!(policy, Some(rst_twn_policy(TWN_CHALLENGE)));
+        // The password never shows in Debug.
+        assert!(!format!("{req:?}").contains("p@ss"));
+        assert_eq!(
+            rst_request(
+                "https://h.example:8443/custom/RST.srf",
+                "a@b.c",
+                &Secret::new("x"),
+                ""
+            )
+            .map(|r| r.url),
+            Ok("https://h.example:8443/custom/RST.srf".to_owned())
+        );
+        assert_eq!(
+            rst_request("h", "a@b.c", &Secret::new("x\0"), TWN_CHALLENGE).map(|r| r.url),
+            Err(AuthError::NotXml { field: "password" })
+        );
+    }
+
+    /// A success response shaped like §2.5.2 / Escargot's `RST.token.xml`.
+    fn rst_success(tokens: &[(&str, &str)]) -> String {
+        let mut body = String::from(
+            r#"<?xml version="1.0" encoding="utf-8" ?><S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/"><S:Body><wst:RequestSecurityTokenResponseCollection>"#,
+        );
+        for (i, (address, token)) in tokens.iter().enumerate() {
+            body.push_str(&format!(
+                "\n<wst:RequestSecurityTokenResponse>\n<wst:TokenType>urn:passport:compact</wst:TokenType>\n\
+                 <wsp:AppliesTo xmlns:wsa=\"http://schemas.xmlsoap.org/ws/2004/03/addressing\"><wsa:EndpointReference>\n\
+                 <wsa:Address>{address}</wsa:Address></wsa:EndpointReference></wsp:AppliesTo>\n\
+                 <wst:LifeTime><wsu:Created>2026-01-01T00:00:00Z</wsu:Created><wsu:Expires>2026-01-02T00:00:00Z</wsu:Expires></wst:LifeTime>\n\
+                 <wst:RequestedSecurityToken>\n<wsse:BinarySecurityToken Id=\"Compact{i}\">{token}</wsse:BinarySecurityToken>\n</wst:RequestedSecurityToken>\n\
+                 <wst:RequestedTokenReference><wsse:KeyIdentifier ValueType=\"urn:passport:compact\"></wsse:KeyIdentifier><wsse:Reference URI=\"#Compact{i}\"></wsse:Reference></wst:RequestedTokenReference>\n\
+                 </wst:RequestSecurityTokenResponse>"
+            ));
+        }
+        body.push_str("</wst:RequestSecurityTokenResponseCollection></S:Body></S:Envelope>");
+        body
+    }
+
+    #[test]
+    fn rst_response_ticket_is_matched_by_address_and_unescaped() {
+        // The messenger.msn.com response comes second: matched by address, not position.
+        let body = rst_success(&[
+            ("http://Passport.NET/tb", "t=TBTOKEN&amp;p="),
+            ("messenger.msn.com", "t=ABCDEFGHIJKLMNOPQRST+/Y6==&amp;p="),
+        ]);
+        assert_eq!(
+            parse_rst_response(200, &body, TWN_RST_ADDRESS),
+            Ok(Secret::new("t=ABCDEFGHIJKLMNOPQRST+/Y6==&p="))
+        );
+        assert_eq!(
+            parse_rst_response(200, &body, "contacts.msn.com"),
+            Err(AuthError::NoToken {
+                status: 200,
+                address: "contacts.msn.com".to_owned()
+            })
+        );
+        // A token that could inject into `USR … TWN S` is refused.
+        let bad = rst_success(&[("messenger.msn.com", "t=a&#13;&#10;OUT")]);
+        assert!(matches!(
+            parse_rst_response(200, &bad, TWN_RST_ADDRESS),
+            Err(AuthError::NoToken { .. })
+        ));
+        let empty = rst_success(&[("messenger.msn.com", " ")]);
+        assert!(matches!(
+            parse_rst_response(200, &empty, TWN_RST_ADDRESS),
+            Err(AuthError::NoToken { .. })
+        ));
+        assert_eq!(
+            parse_rst_response(502, "<html>bad gateway</html>", TWN_RST_ADDRESS),
+            Err(AuthError::Unexpected { status: 502 })
+        );
+    }
+
+    #[test]
+    fn rst_faults_are_typed() {
+        // Escargot `RST.authfailed.xml` (trimmed), §2.5.2.
+        let authfailed = r#"<?xml version="1.0" encoding="utf-8"?>
+<S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/" xmlns:wsse="http://schemas.xmlsoap.org/ws/2003/06/secext" xmlns:psf="http://schemas.microsoft.com/Passport/SoapServices/SOAPFault">
+  <S:Header><psf:pp><psf:serverVersion>1</psf:serverVersion><psf:authstate>0x80048800</psf:authstate><psf:reqstatus>0x80048823</psf:reqstatus><psf:cookies/><psf:response/></psf:pp></S:Header>
+  <S:Fault>
+    <faultcode>wsse:FailedAuthentication</faultcode>
+    <faultstring>Authentication Failure</faultstring>
+  </S:Fault>
+</S:Envelope>"#;
+        let err = parse_rst_response(200, authfailed, TWN_RST_ADDRESS);
+        assert_eq!(
+            err,
+            Err(AuthError::Fault {
+                status: 200,
+                code: FaultCode::FailedAuthentication,
+                reason: "Authentication Failure".to_owned()
+            })
+        );
+        assert!(err.is_err_and(|e| e.is_wrong_credentials()));
+        // Escargot `RST.error.xml`.
+        let error = r#"<S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/"><S:Fault><faultcode>S:Client</faultcode><faultstring>Invalid Request</faultstring></S:Fault></S:Envelope>"#;
+        assert!(matches!(
+            parse_rst_response(500, error, TWN_RST_ADDRESS),
+            Err(AuthError::Fault {
+                status: 500,
+                code: FaultCode::InvalidRequest,
+                ..
+            })
+        ));
+        // SOAP 1.2 shape: the subcode is the most specific.
+        let soap12 = r#"<s:Envelope><s:Body><s:Fault><s:Code><s:Value>s:Sender</s:Value><s:Subcode><s:Value>wst:FailedAuthentication</s:Value></s:Subcode></s:Code><s:Reason><s:Text xml:lang="en-US">bad &amp; wrong</s:Text></s:Reason></s:Fault></s:Body></s:Envelope>"#;
+        assert_eq!(
+            parse_rst_response(403, soap12, TWN_RST_ADDRESS),
+            Err(AuthError::Fault {
+                status: 403,
+                code: FaultCode::FailedAuthentication,
+                reason: "bad & wrong".to_owned()
+            })
+        );
+        assert_eq!(
+            FaultCode::parse("psf:Weird"),
+            FaultCode::Other("psf:Weird".to_owned())
+        );
+        assert!(AuthError::Rejected { status: 401 }.is_wrong_credentials());
     }
 }

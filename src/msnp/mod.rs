@@ -17,8 +17,9 @@ pub mod message;
 pub mod ns;
 pub mod sb;
 pub mod verb;
+pub mod xml;
 
-pub use auth::{AuthError, HttpRequest, LoginResponse, Secret};
+pub use auth::{AuthError, FaultCode, HttpRequest, LoginResponse, PostRequest, Secret};
 pub use error::{ServerError, description};
 pub use frame::{Direction, EncodeError, Frame, FrameError, parse};
 pub use limits::{Limits, SB_MSG_SEND_LIMIT};

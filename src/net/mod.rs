@@ -19,7 +19,9 @@ mod wire;
 pub use backoff::Backoff;
 pub use error::NetError;
 pub use ns_client::{NsClient, NsEvents};
-pub use passport::{PassportError, fetch_ticket, http_client};
+pub use passport::{
+    PassportError, fetch_ticket, fetch_ticket_by_route, fetch_ticket_rst, http_client,
+};
 pub use sb_client::{SbClient, SbEvents};
 pub use session::{EndReason, MsnSession, SessionEvent};
-pub use settings::MsnSettings;
+pub use settings::{MsnSettings, TicketRoute};

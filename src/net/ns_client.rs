@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
 use super::error::NetError;
-use super::passport::fetch_ticket;
+use super::passport::fetch_ticket_by_route;
 use super::settings::MsnSettings;
 use super::wire::Wire;
 use crate::msnp::{
@@ -305,8 +305,9 @@ impl Driver {
     async fn on_event(&mut self, session: &mut NsSession, event: NsEvent) -> Flow {
         match event {
             NsEvent::NeedTicket { tw_challenge } => {
-                let ticket = fetch_ticket(
+                let ticket = fetch_ticket_by_route(
                     &self.http,
+                    &self.settings.ticket_route,
                     &self.settings.nexus_url,
                     self.settings.dalogin_url.as_deref(),
                     &self.config.login,

@@ -1,14 +1,20 @@
 //! The Passport 1.4 ("Tweener") ticket over HTTP(S) (MSNP.md §2.4.2): nexus, then the
 //! DALogin URL, then the login with the `Authorization: Passport1.4 ...` header, following
-//! redirects. The requests and answers are built and read by `msnp::auth`; this module only
-//! performs them. The password and ticket never reach a log line.
+//! redirects; or, as the alternative route (§2.4.3), one `POST` of a WS-Trust envelope to
+//! `RST.srf`. The requests and answers are built and read by `msnp::auth`; this module
+//! only performs them. The password and ticket never reach a log line.
 
 use std::time::Duration;
 
 use crate::msnp::auth::{self, AuthError, HttpRequest, LoginResponse, Secret};
 
+use super::settings::TicketRoute;
+
 /// How many login redirects are followed before giving up.
 const MAX_REDIRECTS: usize = 3;
+
+/// Largest `RST.srf` response body read (a TWN answer is a few KB).
+const MAX_RST_BODY: usize = 256 * 1024;
 
 /// Why no ticket could be had.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +29,8 @@ pub enum PassportError {
     BadCa(#[source] reqwest::Error),
     #[error("too many redirects")]
     TooManyRedirects,
+    #[error("the Passport server's answer is larger than {max} bytes")]
+    TooLarge { max: usize },
 }
 
 /// The HTTP client for Passport, trusting `extra_ca_pem` besides the system roots.
@@ -87,9 +95,76 @@ pub async fn fetch_ticket(
                 tracing::debug!(%url, "Passport login redirected");
                 login_url = url;
             }
-            Err(AuthError::Rejected { .. }) => return Err(PassportError::WrongCredentials),
+            Err(e) if e.is_wrong_credentials() => return Err(PassportError::WrongCredentials),
             Err(e) => return Err(PassportError::Protocol(e)),
         }
     }
     Err(PassportError::TooManyRedirects)
+}
+
+/// Gets a TWN ticket through `RST.srf` (§2.4.3): one `POST` asking for
+/// `messenger.msn.com` with the policy made from `tw_challenge`. `rst_url` may be a bare
+/// host or a full URL (default path `/RST.srf`).
+pub async fn fetch_ticket_rst(
+    http: &reqwest::Client,
+    rst_url: &str,
+    account: &str,
+    password: &Secret,
+    tw_challenge: &str,
+) -> Result<Secret, PassportError> {
+    let request = auth::rst_request(rst_url, account, password, tw_challenge)
+        .map_err(PassportError::Protocol)?;
+    let mut builder = http.post(&request.url);
+    for (name, value) in &request.headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    let mut response = builder
+        .body(request.body.expose().to_owned())
+        .send()
+        .await
+        .map_err(PassportError::Http)?;
+    let status = response.status().as_u16();
+    // Read in chunks so a hostile server cannot make us buffer an unbounded body.
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(PassportError::Http)? {
+        if body.len() + chunk.len() > MAX_RST_BODY {
+            return Err(PassportError::TooLarge { max: MAX_RST_BODY });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let body = String::from_utf8_lossy(&body);
+    match auth::parse_rst_response(status, &body, auth::TWN_RST_ADDRESS) {
+        Ok(ticket) => Ok(ticket),
+        Err(e) if e.is_wrong_credentials() => Err(PassportError::WrongCredentials),
+        Err(e) => Err(PassportError::Protocol(e)),
+    }
+}
+
+/// Gets a TWN ticket by the configured route: Passport 1.4 through the nexus (or
+/// `dalogin_url`), or `RST.srf`.
+pub async fn fetch_ticket_by_route(
+    http: &reqwest::Client,
+    route: &TicketRoute,
+    nexus_url: &str,
+    dalogin_url: Option<&str>,
+    account: &str,
+    password: &Secret,
+    tw_challenge: &str,
+) -> Result<Secret, PassportError> {
+    match route {
+        TicketRoute::Nexus => {
+            fetch_ticket(
+                http,
+                nexus_url,
+                dalogin_url,
+                account,
+                password,
+                tw_challenge,
+            )
+            .await
+        }
+        TicketRoute::Rst { url } => {
+            fetch_ticket_rst(http, url, account, password, tw_challenge).await
+        }
+    }
 }

@@ -5,6 +5,20 @@ use std::time::Duration;
 
 use crate::msnp::Limits;
 
+/// How the TWN ticket is obtained (MSNP.md §2.4.2–2.4.3).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum TicketRoute {
+    /// Passport 1.4: the nexus (or [`MsnSettings::dalogin_url`]), then `DALogin`.
+    #[default]
+    Nexus,
+    /// One WS-Trust `POST` to `RST.srf` (R2M and Escargot both serve it). `url` may be
+    /// a bare host or a full URL; without a path `/RST.srf` is used.
+    Rst {
+        /// The `RST.srf` URL.
+        url: String,
+    },
+}
+
 /// Connection settings shared by every MSN session of the bridge.
 #[derive(Clone, Debug)]
 pub struct MsnSettings {
@@ -14,6 +28,8 @@ pub struct MsnSettings {
     pub nexus_url: String,
     /// Skip the nexus and use this login URL (DALogin) directly.
     pub dalogin_url: Option<String>,
+    /// Passport 1.4 via the nexus (default) or `RST.srf`.
+    pub ticket_route: TicketRoute,
     /// Protocol versions offered in `VER`, best first (MSNP.md §12).
     pub versions: Vec<u8>,
     /// An extra CA certificate (PEM) trusted for the Passport HTTPS endpoints.
@@ -31,6 +47,7 @@ impl MsnSettings {
             server: server.into(),
             nexus_url: nexus_url.into(),
             dalogin_url: None,
+            ticket_route: TicketRoute::Nexus,
             versions: vec![12, 11, 10, 9, 8],
             extra_ca_pem: None,
             connect_timeout: Duration::from_secs(15),

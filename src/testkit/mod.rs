@@ -4,8 +4,10 @@
 //!
 //! Owns only test infrastructure. May use `crate::msnp` framing (frame, verb, limits,
 //! challenge, message, escape) but must not import `net`, `matrix`, `bridge` or `store`,
-//! so that the bridge is always tested against an independent server.
+//! so that the bridge is always tested against an independent server. [`homeserver`] is a
+//! fast stand-in for Synapse on the Matrix side, speaking plain JSON.
 
+pub mod homeserver;
 pub mod msn_server;
 
 pub use msn_server::{

@@ -496,30 +496,6 @@ async fn e2e_replayed_transaction_is_processed_once_even_after_restart() {
     bridge.stop().await;
 }
 
-/// Collects formatted log lines in memory.
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 /// Every log line the bridge (and the HTTP stack under it) writes at trace level, through a
 /// whole session: tokens and passwords appear in none of them.
 #[tokio::test(flavor = "current_thread")]
@@ -528,15 +504,8 @@ async fn e2e_logs_never_contain_secrets() {
         return;
     };
     let _turn = TURN.lock().await;
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(
-            "trace,matrix_sdk=off,matrix_sdk_base=off,matrix_sdk_common=off,eyeball=off,eyeball_im=off",
-        ))
-        .with_writer(captured.clone())
-        .finish();
-    // Current-thread runtime: every task of this test logs through this subscriber.
-    let _guard = tracing::subscriber::set_default(subscriber);
+    // Current-thread runtime: every task of this test logs on this thread.
+    let capture = support::LogCapture::start();
 
     let dir = tempfile::tempdir().expect("tempdir");
     let db = format!("sqlite:{}", dir.path().join("msn.db").display());
@@ -561,8 +530,7 @@ async fn e2e_logs_never_contain_secrets() {
     }
     bridge.stop().await;
 
-    let logs =
-        String::from_utf8_lossy(&captured.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
+    let logs = capture.finish();
     assert!(
         logs.contains("transaction accepted"),
         "the capture works: {} bytes",

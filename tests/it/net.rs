@@ -6,17 +6,16 @@
 //!
 //! Nothing sleeps to synchronise: every step awaits an event under a timeout.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use matrix_msn::msnp::{
-    CloseReason, LoginError, MsgPayload, NsConfig, NsEvent, SbConfig, SbEvent, Secret, Status,
-    TextFormat,
+    AuthError, CloseReason, FaultCode, LoginError, MsgPayload, NsConfig, NsEvent, SbConfig,
+    SbEvent, Secret, Status, TextFormat,
 };
 use matrix_msn::net::{
     Backoff, EndReason, MsnSession, MsnSettings, NetError, NsClient, NsEvents, PassportError,
-    SbClient, SbEvents, SessionEvent, http_client,
+    SbClient, SbEvents, SessionEvent, TicketRoute, fetch_ticket_rst, http_client,
 };
 use matrix_msn::testkit::{MsnServer, MsnServerConfig, MsnServerHandle, ServerEvent};
 use msnp11_sdk::{Client, Event, MsnpStatus, PersonalMessage, PlainText, Switchboard};
@@ -503,6 +502,72 @@ async fn login_failures_are_typed() {
     assert_eq!(server.online(ALICE), None);
 }
 
+/// The `RST.srf` route to the TWN ticket (§2.4.3): the nexus is never asked (its URL
+/// points nowhere), the ticket from the SOAP answer logs in for old and new versions, a
+/// wrong password is the same typed error as on the nexus route, and a policy other than
+/// the NS's challenge is refused with a typed SOAP fault.
+#[tokio::test]
+async fn login_through_rst_srf() {
+    let server = server().await;
+    for v in [8u8, 12] {
+        let mut s = settings(&server, &[v]);
+        s.nexus_url = "http://127.0.0.1:9/rdr/pprdr.asp".to_owned();
+        s.ticket_route = TicketRoute::Rst {
+            url: server.rst_url(),
+        };
+        let (client, mut events) = connect(&s, ALICE).await;
+        assert_eq!(client.version(), v);
+        assert_eq!(server.online(ALICE).as_deref(), Some("NLN"));
+        timeout(T, client.logout()).await.expect("logout hangs");
+        wait_ns(&mut events, "closed", |e| {
+            matches!(e, NsEvent::Closed(CloseReason::LoggedOut))
+        })
+        .await;
+        let mut srv = server.subscribe();
+        if server.online(ALICE).is_some() {
+            wait_server(
+                &mut srv,
+                "disconnect",
+                |e| matches!(e, ServerEvent::Disconnected { email } if email == ALICE),
+            )
+            .await;
+        }
+    }
+
+    let mut s = settings(&server, &[12]);
+    // A bare host:port gets the default `/RST.srf` path.
+    s.ticket_route = TicketRoute::Rst {
+        url: format!("http://{}", server.http_addr()),
+    };
+    let wrong = connect_with(&s, ALICE, "wrong").await;
+    assert!(
+        matches!(
+            wrong,
+            Err(NetError::Passport(PassportError::WrongCredentials))
+        ),
+        "{wrong:?}"
+    );
+
+    let policy = fetch_ticket_rst(
+        &http(),
+        &server.rst_url(),
+        ALICE,
+        &Secret::new(PASSWORD),
+        "ct=1,rver=1,wp=MBI,lc=1033,id=507",
+    )
+    .await;
+    assert!(
+        matches!(
+            policy,
+            Err(PassportError::Protocol(AuthError::Fault {
+                code: FaultCode::InvalidRequest,
+                ..
+            }))
+        ),
+        "{policy:?}"
+    );
+}
+
 // ----- 3. interop with msnp11-sdk ------------------------------------------------------
 
 async fn interop(version: u8) {
@@ -976,33 +1041,9 @@ async fn dropping_every_session_handle_signs_out() {
 
 // ----- 5. secrets -----------------------------------------------------------------------
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn trace_log_holds_no_password_ticket_or_cookie() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let guard = tracing::subscriber::set_default(subscriber);
+    let capture = crate::support::LogCapture::start();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -1058,14 +1099,7 @@ fn trace_log_holds_no_password_ticket_or_cookie() {
         [auth.expose().to_owned(), rng_auth.expose().to_owned()]
     });
     drop(runtime);
-    drop(guard);
-    let log = String::from_utf8_lossy(
-        &captured
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner),
-    )
-    .into_owned();
+    let log = capture.finish();
     assert!(
         log.contains("CHG") && log.contains("MSG"),
         "the capture must hold the wire trace: {log}"

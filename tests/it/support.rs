@@ -102,3 +102,62 @@ impl TestBridge {
         self.running.wait().await.expect("bridge stops cleanly");
     }
 }
+
+thread_local! {
+    /// The log lines captured on this thread, while a capture is on.
+    static CAPTURE: std::cell::RefCell<Option<Vec<u8>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Writes formatted log lines into this thread's capture.
+struct ThreadWriter;
+
+impl std::io::Write for ThreadWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        CAPTURE.with(|c| {
+            if let Some(out) = c.borrow_mut().as_mut() {
+                out.extend_from_slice(buf);
+            }
+        });
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Captures every log line (TRACE and up, the Matrix client library's own excepted) written
+/// on this thread until [`LogCapture::finish`]. One global subscriber serves every test and
+/// decides per event whether this thread captures, so tests running in parallel neither
+/// see each other's lines nor fight over tracing's per-callsite interest cache (which a
+/// per-test `set_default` subscriber does).
+pub struct LogCapture(());
+
+impl LogCapture {
+    pub fn start() -> Self {
+        use tracing_subscriber::layer::SubscriberExt;
+        static INIT: std::sync::Once = std::sync::Once::new();
+        INIT.call_once(|| {
+            // Dynamic: decided per event (a plain `filter_fn` is cached per callsite).
+            let capturing = tracing_subscriber::filter::dynamic_filter_fn(|meta, _cx| {
+                !meta.target().starts_with("matrix_sdk")
+                    && !meta.target().starts_with("eyeball")
+                    && CAPTURE.with(|c| c.borrow().is_some())
+            });
+            let layer = tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(|| ThreadWriter);
+            let subscriber = tracing_subscriber::registry()
+                .with(tracing_subscriber::Layer::with_filter(layer, capturing));
+            // Only this code sets a global subscriber in the test binary.
+            let _ = tracing::subscriber::set_global_default(subscriber);
+        });
+        CAPTURE.with(|c| *c.borrow_mut() = Some(Vec::new()));
+        Self(())
+    }
+
+    /// Stops capturing and returns what was written.
+    pub fn finish(self) -> String {
+        let bytes = CAPTURE.with(|c| c.borrow_mut().take()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}

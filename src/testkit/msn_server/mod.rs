@@ -193,6 +193,11 @@ impl MsnServerHandle {
         format!("http://{}/login.srf", self.shared.http_addr)
     }
 
+    /// `http://127.0.0.1:PORT/RST.srf` (the WS-Trust route to a TWN ticket, §2.4.3).
+    pub fn rst_url(&self) -> String {
+        format!("http://{}/RST.srf", self.shared.http_addr)
+    }
+
     /// Registers an account (or replaces its password and name). `friendly_name` is
     /// plain text; it is stored percent-encoded (§5.6).
     pub fn add_account(&self, email: &str, password: &str, friendly_name: &str) {

@@ -35,7 +35,7 @@ pub(crate) enum Flow {
 }
 
 const SHIELDS: &str = "<?xml version=\"1.0\" encoding=\"utf-8\" ?><config><shield><cli maj=\"7\" min=\"0\" minbld=\"0\" maxbld=\"9999\" deny=\" \" /></shield><block></block></config>";
-const TWN_POLICY: &str = "ct=1,rver=1,wp=FS_40SEC_0_COMPACT,lc=1,id=1";
+pub(super) const TWN_POLICY: &str = "ct=1,rver=1,wp=FS_40SEC_0_COMPACT,lc=1,id=1";
 const SYN_STAMP: &str = "2000-01-01T00:00:00.0-00:00";
 const STATUSES: &[&str] = &["NLN", "BSY", "IDL", "BRB", "AWY", "PHN", "LUN", "HDN"];
 /// Verbs of other MSNP generations: `502` (command disabled), as R2M answers.
