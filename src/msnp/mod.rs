@@ -15,6 +15,7 @@ pub mod frame;
 pub mod limits;
 pub mod message;
 pub mod ns;
+pub mod p2p;
 pub mod sb;
 pub mod verb;
 pub mod xml;

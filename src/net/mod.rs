@@ -9,6 +9,7 @@
 mod backoff;
 mod error;
 mod ns_client;
+mod p2p;
 mod passport;
 mod redact;
 mod sb_client;
@@ -19,6 +20,7 @@ mod wire;
 pub use backoff::Backoff;
 pub use error::NetError;
 pub use ns_client::{NsClient, NsEvents};
+pub use p2p::{P2pSbEvent, P2pSbEvents, P2pSwitchboard, TransferError, random_seed};
 pub use passport::{
     PassportError, fetch_ticket, fetch_ticket_by_route, fetch_ticket_rst, http_client,
 };

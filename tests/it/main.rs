@@ -15,6 +15,7 @@ mod e2e;
 mod link;
 mod migrations;
 mod net;
+mod p2p;
 mod store;
 mod support;
 mod testkit_msnp11_sdk;

@@ -1,0 +1,19 @@
+//! MSN display pictures and custom emoticons peer to peer through the switchboard
+//! (MSNP.md §8–§10): the msnobj descriptor, P2P v1 binary framing, MSNSLP, and the
+//! transfer machine that fetches contacts' objects and serves ours.
+//!
+//! Sans-IO like the rest of `msnp`: no sockets, no clock, no randomness of its own
+//! (time and a seed are passed in). Must not import anything outside `msnp`.
+
+pub mod header;
+pub mod msnobject;
+pub mod session;
+pub mod slp;
+
+pub use header::{Header, HeaderError, MAX_CHUNK, Packet, Reassembly, ReassemblyError};
+pub use msnobject::{MsnObject, MsnObjectError};
+pub use session::{
+    DeclineReason, FetchError, P2pConfig, P2pEndpoint, P2pError, P2pEvent, Seed, SessionIds,
+    StartError, TransferId,
+};
+pub use slp::{Guid, SlpError, SlpMessage, StartLine};

@@ -1,0 +1,235 @@
+//! Display pictures over P2P/MSNSLP through the test MSN server, against the independent
+//! `msnp11-sdk` client: we fetch its picture (its `set_display_picture`), and it fetches
+//! ours (its `request_contact_display_picture`); a small picture and one over 100 KB
+//! (many 1202-byte chunks). Every step awaits an event under a timeout.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use matrix_msn::msnp::p2p::{FetchError, MsnObject, P2pConfig, P2pEvent, Seed};
+use matrix_msn::msnp::{NsConfig, NsEvent, SbConfig, SbEvent, Secret};
+use matrix_msn::net::{
+    MsnSettings, NsClient, NsEvents, P2pSbEvent, P2pSbEvents, P2pSwitchboard, TransferError,
+    http_client,
+};
+use matrix_msn::testkit::MsnServerHandle;
+use msnp11_sdk::Event;
+use tokio::time::timeout;
+
+use crate::testkit_msnp11_sdk::{answered, collect_sb, login, online, server, wait_for};
+
+const T: Duration = Duration::from_secs(20);
+const ALICE: &str = "alice@example.com";
+const BOB: &str = "bob@example.com";
+
+fn picture(len: usize, salt: u8) -> Vec<u8> {
+    let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
+    v.extend((0..len.saturating_sub(8)).map(|i| (i as u8).wrapping_mul(31).wrapping_add(salt)));
+    v
+}
+
+async fn connect(server: &MsnServerHandle) -> (NsClient, NsEvents, MsnSettings) {
+    // `NET_TEST_LOG=1` prints the (redacted) wire trace of a failing test.
+    if std::env::var_os("NET_TEST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_test_writer()
+            .try_init();
+    }
+    let mut settings = MsnSettings::new(server.dispatch_addr().to_string(), server.nexus_url());
+    settings.versions = vec![11];
+    settings.connect_timeout = Duration::from_secs(5);
+    settings.request_timeout = Duration::from_secs(5);
+    let http = http_client(None, Duration::from_secs(5)).expect("http client");
+    let (client, events) = timeout(
+        T,
+        NsClient::connect(
+            &settings,
+            &http,
+            NsConfig::new(ALICE),
+            Secret::new("secret"),
+        ),
+    )
+    .await
+    .expect("login hangs")
+    .expect("login");
+    (client, events, settings)
+}
+
+async fn wait_ns<F: Fn(&NsEvent) -> bool>(rx: &mut NsEvents, what: &str, pred: F) -> NsEvent {
+    let fut = async {
+        while let Some(e) = rx.recv().await {
+            if pred(&e) {
+                return Some(e);
+            }
+        }
+        None
+    };
+    timeout(T, fut)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+        .unwrap_or_else(|| panic!("events ended waiting for {what}"))
+}
+
+async fn wait_p2p<F: Fn(&P2pSbEvent) -> bool>(
+    rx: &mut P2pSbEvents,
+    what: &str,
+    pred: F,
+) -> P2pSbEvent {
+    let fut = async {
+        while let Some(e) = rx.recv().await {
+            if pred(&e) {
+                return Some(e);
+            }
+        }
+        None
+    };
+    timeout(T, fut)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+        .unwrap_or_else(|| panic!("events ended waiting for {what}"))
+}
+
+/// Opens a P2P-capable switchboard from alice to bob and waits for bob to join.
+async fn open_with_bob(
+    client: &NsClient,
+    settings: &MsnSettings,
+    bob_events: &mut crate::testkit_msnp11_sdk::Events,
+    seed: u64,
+) -> (
+    P2pSwitchboard,
+    P2pSbEvents,
+    std::sync::Arc<msnp11_sdk::Switchboard>,
+) {
+    let (address, auth) = timeout(T, client.request_switchboard())
+        .await
+        .expect("XFR hangs")
+        .expect("XFR");
+    let (sb, mut events) = timeout(
+        T,
+        P2pSwitchboard::open(
+            settings,
+            SbConfig::new(ALICE, client.version()),
+            P2pConfig::new(ALICE),
+            Seed::from_u64(seed),
+            &address,
+            &auth,
+            &[BOB],
+        ),
+    )
+    .await
+    .expect("SB open hangs")
+    .expect("SB open");
+    let bob_sb = answered(bob_events).await;
+    wait_p2p(&mut events, "bob joins", |e| {
+        matches!(e, P2pSbEvent::Switchboard(SbEvent::Joined { participant, .. })
+            if participant.email == BOB)
+    })
+    .await;
+    (sb, events, bob_sb)
+}
+
+// Multi-threaded so the timeouts fire even if a peer's task spins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn we_fetch_the_display_picture_of_an_msnp11_sdk_client() {
+    let server = server().await;
+    let (bob, mut bob_events) = login(&server, BOB).await;
+    for (n, len) in [(0u8, 700usize), (1, 120_000)] {
+        let pic = picture(len, n);
+        let sha1d = timeout(T, bob.set_display_picture(pic.clone()))
+            .await
+            .expect("set picture hangs")
+            .expect("set picture");
+        online(&bob).await;
+
+        let (alice, mut alice_events, settings) = connect(&server).await;
+        let presence = wait_ns(&mut alice_events, "bob's msnobj", |e| {
+            matches!(e, NsEvent::PresenceChanged(p)
+                if p.contact == BOB && p.msn_object.as_deref().is_some_and(|o| o.contains(&sha1d)))
+        })
+        .await;
+        let NsEvent::PresenceChanged(presence) = presence else {
+            unreachable!()
+        };
+        let msnobj = presence.msn_object.unwrap_or_default();
+
+        let (sb, mut events, _bob_sb) =
+            open_with_bob(&alice, &settings, &mut bob_events, 100 + u64::from(n)).await;
+        let (object, data) = timeout(T, sb.fetch(BOB, &msnobj))
+            .await
+            .expect("fetch hangs")
+            .unwrap_or_else(|e| panic!("fetch of {len} bytes: {e}"));
+        assert_eq!(data.as_ref(), pic.as_slice(), "{len} bytes");
+        assert_eq!(object.sha1d, sha1d);
+        assert_eq!(object.size, len as u64);
+        assert!(object.matches_data(&data));
+
+        // An object bob does not have: the SDK never answers (it ignores a context that
+        // is not its own), so the fetch must end by itself; here through closing.
+        let other = MsnObject::for_data(BOB, 3, "0", "", b"not bob's");
+        let sb2 = sb.clone();
+        let pending = tokio::spawn(async move { sb2.fetch(BOB, &other.to_xml()).await });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        sb.close().await;
+        let res = timeout(T, pending)
+            .await
+            .expect("close hangs")
+            .expect("join");
+        assert!(
+            matches!(
+                res,
+                Err(TransferError::Fetch(FetchError::Closed)) | Err(TransferError::Net(_))
+            ),
+            "{res:?}"
+        );
+        wait_p2p(&mut events, "closed", |e| {
+            matches!(e, P2pSbEvent::Switchboard(SbEvent::Closed(_)))
+        })
+        .await;
+        drop(alice);
+    }
+}
+
+// Multi-threaded so the timeouts fire even if a peer's task spins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_msnp11_sdk_client_fetches_our_display_picture() {
+    let server = server().await;
+    let (bob, mut bob_events) = login(&server, BOB).await;
+    online(&bob).await;
+    let (alice, _alice_events, settings) = connect(&server).await;
+    for (n, len) in [(0u8, 500usize), (1, 110_000)] {
+        let pic = picture(len, 7 + n);
+        let object = MsnObject::for_data(ALICE, 3, "0", "me", &pic);
+        let (sb, mut events, bob_sb) =
+            open_with_bob(&alice, &settings, &mut bob_events, 200 + u64::from(n)).await;
+        assert!(
+            sb.publish(object.clone(), Bytes::from(pic.clone()))
+                .await
+                .expect("publish")
+        );
+        let mut bob_sb_events = collect_sb(&bob_sb);
+        timeout(
+            T,
+            bob_sb.request_contact_display_picture(ALICE, &object.to_xml()),
+        )
+        .await
+        .expect("SDK fetch hangs")
+        .expect("SDK fetch");
+        let got = wait_for(
+            &mut bob_sb_events,
+            "DisplayPicture",
+            |e| matches!(e, Event::DisplayPicture { email, .. } if email == ALICE),
+        )
+        .await;
+        let Event::DisplayPicture { data, .. } = got else {
+            unreachable!()
+        };
+        assert_eq!(data, pic, "{len} bytes");
+        wait_p2p(&mut events, "served", |e| {
+            matches!(e, P2pSbEvent::Transfer(P2pEvent::Served { complete: true, peer, .. })
+                if peer == BOB)
+        })
+        .await;
+        sb.close().await;
+    }
+}
