@@ -192,7 +192,7 @@ pub fn parse(
     let mut start = 0;
     loop {
         let rest = buf.get(start..).unwrap_or_default();
-        let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
+        let Some(nl) = memchr::memchr(b'\n', rest) else {
             // Allow one pending '\r' beyond the limit.
             if rest.len() > limits.max_line.saturating_add(1) {
                 return Err(FrameError::LineTooLong {
@@ -211,10 +211,8 @@ pub fn parse(
             });
         }
         let line_end = start + nl + 1;
-        let toks: Vec<&[u8]> = line
-            .split(|&b| is_space(b))
-            .filter(|t| !t.is_empty())
-            .collect();
+        let mut toks: Vec<&[u8]> = Vec::with_capacity(8);
+        toks.extend(line.split(|&b| is_space(b)).filter(|t| !t.is_empty()));
         let Some(first) = toks.first() else {
             // Blank line: skip it, but only commit the skip together with a frame.
             start = line_end;
@@ -258,7 +256,10 @@ pub fn parse(
         }
         let args = rest_toks
             .iter()
-            .map(|t| String::from_utf8_lossy(t).into_owned())
+            .map(|t| match std::str::from_utf8(t) {
+                Ok(text) => text.to_owned(),
+                Err(_) => String::from_utf8_lossy(t).into_owned(),
+            })
             .collect();
 
         buf.advance(line_end);
