@@ -101,6 +101,33 @@ async fn msn_contact(server: &MsnServerHandle, email: &str) -> (msnp11_sdk::Clie
     (client, events)
 }
 
+/// Alice (MSN) sees Bob go offline and come back (`what` names the cause in failures).
+async fn bob_goes_and_comes_back(alice_events: &mut sdk::Events, what: &str) {
+    sdk::wait_for(
+        alice_events,
+        &format!("bob offline: {what}"),
+        |e| matches!(e, Event::ContactOffline { email } if email == BOB),
+    )
+    .await;
+    sdk::wait_for(
+        alice_events,
+        &format!("bob back: {what}"),
+        |e| matches!(e, Event::PresenceUpdate { email, .. } if email == BOB),
+    )
+    .await;
+}
+
+/// Alice opens a fresh conversation with Bob and says `text`.
+async fn alice_opens_and_says(alice: &msnp11_sdk::Client, text: &str) {
+    let sb = timeout(sdk::T, alice.create_session(BOB))
+        .await
+        .expect("XFR timed out")
+        .expect("switchboard");
+    let mut events = sdk::collect_sb(&sb);
+    sdk::joined(&mut events, BOB).await;
+    sdk::say(&sb, text).await;
+}
+
 fn bold(text: &str) -> PlainText {
     PlainText {
         bold: true,
@@ -336,41 +363,13 @@ async fn e2e_bridge_chat_with_an_msn_contact() {
     msn.drop_connections(BOB);
     bob.notice(&mgmt, "Lost the connection to MSN").await;
     bob.notice(&mgmt, "Reconnected to MSN").await;
-    sdk::wait_for(
-        &mut alice_events,
-        "bob dropped",
-        |e| matches!(e, Event::ContactOffline { email } if email == BOB),
-    )
-    .await;
-    sdk::wait_for(
-        &mut alice_events,
-        "bob back online",
-        |e| matches!(e, Event::PresenceUpdate { email, .. } if email == BOB),
-    )
-    .await;
-    let alice_sb2 = timeout(sdk::T, alice.create_session(BOB))
-        .await
-        .expect("XFR timed out")
-        .expect("switchboard");
-    let mut alice_sb2_events = sdk::collect_sb(&alice_sb2);
-    sdk::joined(&mut alice_sb2_events, BOB).await;
-    sdk::say(&alice_sb2, "still there?").await;
+    bob_goes_and_comes_back(&mut alice_events, "bob dropped").await;
+    alice_opens_and_says(&alice, "still there?").await;
     bob.text_from(&portal, PUPPET_ALICE, "still there?").await;
 
     // A flapping link: a second drop within a minute is not announced again.
     msn.drop_connections(BOB);
-    sdk::wait_for(
-        &mut alice_events,
-        "bob dropped again",
-        |e| matches!(e, Event::ContactOffline { email } if email == BOB),
-    )
-    .await;
-    sdk::wait_for(
-        &mut alice_events,
-        "bob back again",
-        |e| matches!(e, Event::PresenceUpdate { email, .. } if email == BOB),
-    )
-    .await;
+    bob_goes_and_comes_back(&mut alice_events, "bob dropped again").await;
     bob.say(&mgmt, "status").await;
     let mut notices = Vec::new();
     loop {
@@ -404,25 +403,8 @@ async fn e2e_bridge_chat_with_an_msn_contact() {
     // A bridge restart logs Bob back in and keeps the same portal.
     bridge.stop().await;
     let bridge = TestBridge::start(cfg).await;
-    sdk::wait_for(
-        &mut alice_events,
-        "bob signed out by the stop",
-        |e| matches!(e, Event::ContactOffline { email } if email == BOB),
-    )
-    .await;
-    sdk::wait_for(
-        &mut alice_events,
-        "bob back after the restart",
-        |e| matches!(e, Event::PresenceUpdate { email, .. } if email == BOB),
-    )
-    .await;
-    let alice_sb3 = timeout(sdk::T, alice.create_session(BOB))
-        .await
-        .expect("XFR timed out")
-        .expect("switchboard");
-    let mut alice_sb3_events = sdk::collect_sb(&alice_sb3);
-    sdk::joined(&mut alice_sb3_events, BOB).await;
-    sdk::say(&alice_sb3, "after the restart").await;
+    bob_goes_and_comes_back(&mut alice_events, "bob signed out by the stop").await;
+    alice_opens_and_says(&alice, "after the restart").await;
     bob.text_from(&portal, PUPPET_ALICE, "after the restart")
         .await;
 
