@@ -83,6 +83,10 @@ pub struct Bridge<M: MatrixPort, C: MsnConnector> {
     presence: Mutex<HashMap<String, (presence::MatrixPresence, Option<String>)>>,
     /// Per user: whether the session is connected, and the connection notices sent.
     status: Mutex<HashMap<String, logins::StatusMemo>>,
+    /// Puppets shown typing, by (room, puppet): a message then clears it.
+    puppets_typing: Mutex<std::collections::HashSet<(String, String)>>,
+    /// Portal rooms by (Matrix user, chat key): a read-through cache of the store.
+    portal_rooms: Mutex<HashMap<(String, String), String>>,
     /// Held while a portal room is created, so two events cannot create two rooms.
     creating_portal: tokio::sync::Mutex<()>,
     /// Makes transaction IDs of messages from MSN unique within this run.
@@ -121,6 +125,8 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             typing: Mutex::new(HashMap::new()),
             presence: Mutex::new(HashMap::new()),
             status: Mutex::new(HashMap::new()),
+            puppets_typing: Mutex::new(std::collections::HashSet::new()),
+            portal_rooms: Mutex::new(HashMap::new()),
             creating_portal: tokio::sync::Mutex::new(()),
             sequence: AtomicU64::new(0),
             shutdown,

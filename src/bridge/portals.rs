@@ -182,8 +182,16 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     }
 
     async fn stored_portal_room(&self, mxid: &str, key: &str) -> Option<String> {
+        let cache_key = (mxid.to_owned(), key.to_owned());
+        if let Some(room) = lock(&self.portal_rooms).get(&cache_key) {
+            return Some(room.clone());
+        }
         match self.store.portal(key, mxid).await {
-            Ok(portal) => portal.and_then(|p| p.room_id),
+            Ok(portal) => {
+                let room = portal.and_then(|p| p.room_id)?;
+                lock(&self.portal_rooms).insert(cache_key, room.clone());
+                Some(room)
+            }
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the portal");
                 None
@@ -233,16 +241,22 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             }
             Err(e) => tracing::warn!(error = %e, "cannot bridge a message from MSN"),
         }
-        // The message ends the typing it announced.
-        let _ = self.matrix.set_typing(&room, &puppet, None).await;
+        // The message ends the typing it announced (only sent when typing was shown).
+        if lock(&self.puppets_typing).remove(&(room.clone(), puppet.clone())) {
+            let _ = self.matrix.set_typing(&room, &puppet, None).await;
+        }
     }
 
     pub(super) async fn relay_typing(&self, mxid: &str, chat: &Chat, from: &str) {
-        if let Some(room) = self.portal_room(mxid, chat, false).await
-            && let Err(e) = self
-                .matrix
-                .set_typing(&room, &self.puppet_id(from), Some(PUPPET_TYPING))
-                .await
+        let Some(room) = self.portal_room(mxid, chat, false).await else {
+            return;
+        };
+        let puppet = self.puppet_id(from);
+        lock(&self.puppets_typing).insert((room.clone(), puppet.clone()));
+        if let Err(e) = self
+            .matrix
+            .set_typing(&room, &puppet, Some(PUPPET_TYPING))
+            .await
         {
             tracing::debug!(error = %e, "cannot show typing");
         }
