@@ -71,6 +71,8 @@ pub struct Running {
     pub ready: watch::Receiver<bool>,
     /// How many Matrix events the core has handled since start.
     pub handled_events: Arc<std::sync::atomic::AtomicU64>,
+    /// How many of those were room messages.
+    pub handled_messages: Arc<std::sync::atomic::AtomicU64>,
     server: tokio::task::JoinHandle<Result<(), std::io::Error>>,
     worker: tokio::task::JoinHandle<Result<(), StoreError>>,
     startup: tokio::task::JoinHandle<()>,
@@ -192,6 +194,7 @@ pub async fn start(
         shutdown: shutdown.clone(),
     });
     let handled_events = bridge.handled_counter();
+    let handled_messages = bridge.handled_messages_counter();
     let worker_bridge = bridge.clone();
     let worker = tokio::spawn(
         async move {
@@ -220,6 +223,7 @@ pub async fn start(
         local_addr,
         ready,
         handled_events,
+        handled_messages,
         server,
         worker,
         startup,

@@ -72,6 +72,7 @@ pub struct Bridge<M: MatrixPort, C: MsnConnector> {
     wake: Arc<Notify>,
     metrics: Arc<crate::metrics::Metrics>,
     handled: Arc<AtomicU64>,
+    handled_messages: Arc<AtomicU64>,
     /// By Matrix user ID.
     logins: Mutex<HashMap<String, Login<C::Session>>>,
     /// Users who sent `login <email>` and whose next message is the password.
@@ -120,6 +121,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             wake,
             metrics,
             handled: Arc::new(AtomicU64::new(0)),
+            handled_messages: Arc::new(AtomicU64::new(0)),
             logins: Mutex::new(HashMap::new()),
             awaiting_password: Mutex::new(HashMap::new()),
             typing: Mutex::new(HashMap::new()),
@@ -136,6 +138,11 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     /// How many queued events this core has handled since it started (shared counter).
     pub fn handled_counter(&self) -> Arc<AtomicU64> {
         self.handled.clone()
+    }
+
+    /// How many of those were room messages (ephemeral events and membership excluded).
+    pub fn handled_messages_counter(&self) -> Arc<AtomicU64> {
+        self.handled_messages.clone()
     }
 
     /// Drains the event queue until shutdown. Events queued before a restart are handled
@@ -160,6 +167,9 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 self.handle_queued(&queued).instrument(span).await;
                 self.store.finish_event(queued.seq).await?;
                 self.handled.fetch_add(1, Ordering::Relaxed);
+                if queued.kind == "message" {
+                    self.handled_messages.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
     }
