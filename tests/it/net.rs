@@ -96,35 +96,11 @@ async fn connect(settings: &MsnSettings, email: &str) -> (NsClient, NsEvents) {
 }
 
 async fn wait_ns(rx: &mut NsEvents, what: &str, pred: impl Fn(&NsEvent) -> bool) -> NsEvent {
-    let fut = async {
-        while let Some(e) = rx.recv().await {
-            if pred(&e) {
-                return Some(e);
-            }
-        }
-        None
-    };
-    match timeout(T, fut).await {
-        Ok(Some(e)) => e,
-        Ok(None) => panic!("NS events ended while waiting for {what}"),
-        Err(_) => panic!("timed out waiting for {what}"),
-    }
+    crate::support::wait_for(rx, T, what, pred).await
 }
 
 async fn wait_sb(rx: &mut SbEvents, what: &str, pred: impl Fn(&SbEvent) -> bool) -> SbEvent {
-    let fut = async {
-        while let Some(e) = rx.recv().await {
-            if pred(&e) {
-                return Some(e);
-            }
-        }
-        None
-    };
-    match timeout(T, fut).await {
-        Ok(Some(e)) => e,
-        Ok(None) => panic!("SB events ended while waiting for {what}"),
-        Err(_) => panic!("timed out waiting for {what}"),
-    }
+    crate::support::wait_for(rx, T, what, pred).await
 }
 
 async fn wait_session(
@@ -132,19 +108,7 @@ async fn wait_session(
     what: &str,
     pred: impl Fn(&SessionEvent) -> bool,
 ) -> SessionEvent {
-    let fut = async {
-        while let Some(e) = rx.recv().await {
-            if pred(&e) {
-                return Some(e);
-            }
-        }
-        None
-    };
-    match timeout(T, fut).await {
-        Ok(Some(e)) => e,
-        Ok(None) => panic!("session events ended while waiting for {what}"),
-        Err(_) => panic!("timed out waiting for {what}"),
-    }
+    crate::support::wait_for(rx, T, what, pred).await
 }
 
 async fn wait_server(
@@ -152,20 +116,7 @@ async fn wait_server(
     what: &str,
     pred: impl Fn(&ServerEvent) -> bool,
 ) -> ServerEvent {
-    let fut = async {
-        loop {
-            match rx.recv().await {
-                Ok(e) if pred(&e) => return Some(e),
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(broadcast::error::RecvError::Closed) => return None,
-            }
-        }
-    };
-    match timeout(T, fut).await {
-        Ok(Some(e)) => e,
-        Ok(None) => panic!("server events ended while waiting for {what}"),
-        Err(_) => panic!("timed out waiting for {what}"),
-    }
+    crate::support::wait_for(rx, T, what, pred).await
 }
 
 fn is_text(e: &SbEvent, sender: &str, body: &str) -> bool {

@@ -161,3 +161,56 @@ impl LogCapture {
         String::from_utf8_lossy(&bytes).into_owned()
     }
 }
+
+/// Something events can be awaited from: the channels the tests read.
+pub trait EventSource<T> {
+    /// The next event, or `None` when the source ended.
+    fn next_event(&mut self) -> impl std::future::Future<Output = Option<T>>;
+}
+
+impl<T> EventSource<T> for tokio::sync::mpsc::Receiver<T> {
+    async fn next_event(&mut self) -> Option<T> {
+        self.recv().await
+    }
+}
+
+impl<T> EventSource<T> for tokio::sync::mpsc::UnboundedReceiver<T> {
+    async fn next_event(&mut self) -> Option<T> {
+        self.recv().await
+    }
+}
+
+impl<T: Clone> EventSource<T> for tokio::sync::broadcast::Receiver<T> {
+    async fn next_event(&mut self) -> Option<T> {
+        loop {
+            match self.recv().await {
+                Ok(e) => return Some(e),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+}
+
+/// The first event matching `pred` within `limit` (others are skipped); panics naming
+/// `what` when the source ends or time runs out.
+pub async fn wait_for<T, S: EventSource<T>>(
+    source: &mut S,
+    limit: std::time::Duration,
+    what: &str,
+    pred: impl Fn(&T) -> bool,
+) -> T {
+    let found = async {
+        while let Some(e) = source.next_event().await {
+            if pred(&e) {
+                return Some(e);
+            }
+        }
+        None
+    };
+    match tokio::time::timeout(limit, found).await {
+        Ok(Some(e)) => e,
+        Ok(None) => panic!("events ended while waiting for {what}"),
+        Err(_) => panic!("timed out waiting for {what}"),
+    }
+}

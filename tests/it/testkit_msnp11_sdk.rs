@@ -108,19 +108,7 @@ pub(crate) async fn online(client: &Client) {
 
 /// Waits for the first event matching `pred` (others are skipped).
 pub(crate) async fn wait_for<F: Fn(&Event) -> bool>(rx: &mut Events, what: &str, pred: F) -> Event {
-    let fut = async {
-        while let Some(e) = rx.recv().await {
-            if pred(&e) {
-                return Some(e);
-            }
-        }
-        None
-    };
-    match timeout(T, fut).await {
-        Ok(Some(e)) => e,
-        Ok(None) => panic!("event stream ended while waiting for {what}"),
-        Err(_) => panic!("timed out waiting for {what}"),
-    }
+    crate::support::wait_for(rx, T, what, pred).await
 }
 
 pub(crate) async fn answered(rx: &mut Events) -> Arc<Switchboard> {
