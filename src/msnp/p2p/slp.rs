@@ -331,10 +331,12 @@ impl SlpMessage {
                 if body.len() >= MAX_LINES {
                     return Err(SlpError::TooManyLines);
                 }
-                body.push((
-                    k.trim().to_owned(),
-                    v.trim().trim_end_matches('\0').to_owned(),
-                ));
+                // NULs and whitespace in any order at the end (`"1 \0"`), so the value
+                // is what `encode` writes back.
+                let v = v
+                    .trim_start()
+                    .trim_end_matches(|c: char| c == '\0' || c.is_whitespace());
+                body.push((k.trim().to_owned(), v.to_owned()));
             }
         }
         Ok(SlpMessage {
@@ -508,5 +510,17 @@ Content-Length: 3\r\n\
             }
             let _ = SlpMessage::parse(&m);
         }
+    }
+
+    #[test]
+    fn body_value_trims_whitespace_before_nul() {
+        // Found by fuzz/slp: `"1 \r\0"` parsed to `"1 \r"`, which re-encoded and
+        // re-parsed as `"1"`.
+        let text = OK.replace("SessionID: 2345678901", "SessionID: 2345678901 \r\0");
+        let declared = text.len() - text.find("\r\n\r\n").expect("blank line") - 4;
+        let text = text.replace("Content-Length: 26", &format!("Content-Length: {declared}"));
+        let msg = SlpMessage::parse(text.as_bytes()).expect("parse");
+        assert_eq!(msg.field("SessionID"), Some("2345678901"));
+        assert_eq!(SlpMessage::parse(&msg.encode()), Ok(msg));
     }
 }
