@@ -34,6 +34,22 @@ fn bridge_config(hs: &str, db: &str, msn: &MsnServerHandle) -> matrix_msn::confi
     config
 }
 
+/// The test MSN server and a bridge config on a fresh SQLite file (kept while the
+/// returned directory lives).
+async fn world(
+    hs: &str,
+) -> (
+    MsnServerHandle,
+    tempfile::TempDir,
+    matrix_msn::config::Config,
+) {
+    let msn = sdk::server().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite:{}", dir.path().join("msn.db").display());
+    let cfg = bridge_config(hs, &db, &msn);
+    (msn, dir, cfg)
+}
+
 async fn metrics_text(config: &matrix_msn::config::Config) -> String {
     reqwest::get(format!("http://{}/metrics", config.metrics.listen))
         .await
@@ -141,10 +157,7 @@ async fn e2e_bridge_chat_with_an_msn_contact() {
         return;
     };
     let _turn = TURN.lock().await;
-    let msn = sdk::server().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = format!("sqlite:{}", dir.path().join("msn.db").display());
-    let cfg = bridge_config(&hs, &db, &msn);
+    let (msn, _dir, cfg) = world(&hs).await;
     let bridge = TestBridge::start(cfg.clone()).await;
 
     // Alice is on MSN, with a personal message.
@@ -425,10 +438,8 @@ async fn e2e_login_failures_are_explained() {
         return;
     };
     let _turn = TURN.lock().await;
-    let msn = sdk::server().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = format!("sqlite:{}", dir.path().join("msn.db").display());
-    let bridge = TestBridge::start(bridge_config(&hs, &db, &msn)).await;
+    let (_msn, _dir, cfg) = world(&hs).await;
+    let bridge = TestBridge::start(cfg).await;
     let mut bob = new_user(&hs, &unique("mbob"), "bob-password-8").await;
     let mgmt = bob.open_management_room().await;
 
@@ -459,10 +470,8 @@ async fn e2e_three_party_switchboard_becomes_a_group_portal() {
         return;
     };
     let _turn = TURN.lock().await;
-    let msn = sdk::server().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = format!("sqlite:{}", dir.path().join("msn.db").display());
-    let bridge = TestBridge::start(bridge_config(&hs, &db, &msn)).await;
+    let (msn, _dir, cfg) = world(&hs).await;
+    let bridge = TestBridge::start(cfg).await;
     let (alice, _alice_events) = msn_contact(&msn, ALICE).await;
     let (_carol, mut carol_events) = msn_contact(&msn, CAROL).await;
 
