@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use matrix_msn::msnp::p2p::header::chunk;
-use matrix_msn::msnp::p2p::{Header, MAX_CHUNK, MsnObject, P2pConfig, Packet, Reassembly, Seed};
+use matrix_msn::msnp::p2p::{Header, MAX_CHUNK, MsnObject, Packet, Reassembly};
 use matrix_msn::msnp::{NsConfig, NsEvent, SbConfig, SbEvent, Secret};
 use matrix_msn::net::{
-    MsnSettings, NsClient, NsEvents, P2pSbEvent, P2pSbEvents, P2pSwitchboard, http_client,
+    MsnSettings, NsClient, NsEvents, SbClient, SbEvents, SwitchboardEvent, http_client,
 };
 use matrix_msn::testkit::{MsnServer, MsnServerConfig, MsnServerHandle};
 use tokio::time::timeout;
@@ -96,7 +96,7 @@ async fn wait<E, F: Fn(&E) -> bool>(
 }
 
 /// Keeps a switchboard's event channel drained so its driver never blocks on it.
-fn drain(mut rx: P2pSbEvents) {
+fn drain(mut rx: SbEvents) {
     tokio::spawn(async move { while rx.recv().await.is_some() {} });
 }
 
@@ -118,11 +118,9 @@ async fn loopback() -> Duration {
         .await
         .expect("XFR hangs")
         .expect("XFR");
-    let (alice_sb, mut alice_sb_ev) = P2pSwitchboard::open(
+    let (alice_sb, mut alice_sb_ev) = SbClient::open(
         &settings,
         SbConfig::new(ALICE, alice.version()),
-        P2pConfig::new(ALICE),
-        Seed::from_u64(1),
         &address,
         &auth,
         &[BOB],
@@ -141,11 +139,9 @@ async fn loopback() -> Duration {
     else {
         unreachable!()
     };
-    let (bob_sb, bob_sb_ev) = P2pSwitchboard::answer(
+    let (bob_sb, bob_sb_ev) = SbClient::answer(
         &settings,
         SbConfig::new(BOB, bob.version()),
-        P2pConfig::new(BOB),
-        Seed::from_u64(2),
         &address,
         &auth,
         &session_id,
@@ -154,7 +150,7 @@ async fn loopback() -> Duration {
     .expect("ANS");
     drain(bob_sb_ev);
     wait(&mut alice_sb_ev, "bob joins", |e| {
-        matches!(e, P2pSbEvent::Switchboard(SbEvent::Joined { .. }))
+        matches!(e, SwitchboardEvent::Session(SbEvent::Joined { .. }))
     })
     .await;
     drain(alice_sb_ev);

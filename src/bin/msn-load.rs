@@ -32,7 +32,9 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use matrix_msn::config::{Config, PermissionLevel};
 use matrix_msn::msnp::{MsgPayload, NsConfig, NsEvent, SbConfig, SbEvent, Secret, TextFormat};
-use matrix_msn::net::{MsnSettings, NsClient, NsEvents, SbClient, SbEvents, http_client};
+use matrix_msn::net::{
+    MsnSettings, NsClient, NsEvents, SbClient, SbEvents, SwitchboardEvent, http_client,
+};
 use matrix_msn::testkit::homeserver::{Call, Homeserver, HomeserverConfig};
 use matrix_msn::testkit::{MsnServer, MsnServerConfig};
 use tokio::sync::Notify;
@@ -393,10 +395,10 @@ impl Inbox {
 fn read_sb(mut events: SbEvents, inbox: Arc<Inbox>, prefix: &'static str) {
     tokio::spawn(async move {
         while let Some(event) = events.recv().await {
-            if let SbEvent::Message {
+            if let SwitchboardEvent::Session(SbEvent::Message {
                 payload: MsgPayload::Text { text, .. },
                 ..
-            } = event
+            }) = event
                 && let Some(seq) = text
                     .strip_prefix(prefix)
                     .and_then(|s| s.trim().parse::<u64>().ok())
@@ -471,7 +473,7 @@ async fn open_sb(
     .context("SB open hangs")??;
     tokio::time::timeout(T, async {
         while let Some(e) = events.recv().await {
-            if matches!(&e, SbEvent::Joined { participant, .. } if participant.email == invitee) {
+            if matches!(&e, SwitchboardEvent::Session(SbEvent::Joined { participant, .. }) if participant.email == invitee) {
                 return Ok(());
             }
         }

@@ -19,7 +19,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use matrix_msn::msnp::{MsgPayload, NsConfig, NsEvent, SbConfig, SbEvent, Secret, TextFormat};
-use matrix_msn::net::{Backoff, MsnSession, MsnSettings, SbClient, SessionEvent, http_client};
+use matrix_msn::net::{
+    Backoff, MsnSession, MsnSettings, SbClient, SessionEvent, SwitchboardEvent, http_client,
+};
 use matrix_msn::testkit::{MsnServer, MsnServerConfig, MsnServerHandle};
 
 /// Runs the MSNP8–12 test server for local trials of the bridge.
@@ -170,6 +172,9 @@ async fn start_echo_bot(
 /// Echoes one conversation until it closes.
 async fn echo(sb: SbClient, mut events: matrix_msn::net::SbEvents) {
     while let Some(event) = events.recv().await {
+        let SwitchboardEvent::Session(event) = event else {
+            continue;
+        };
         let result = match event {
             SbEvent::Message {
                 from,

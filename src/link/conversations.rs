@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use super::convert::rich_text;
 use crate::bridge::remote::{Chat, RemoteEvent};
 use crate::msnp::{MsgPayload, SbConfig, SbEvent, Secret};
-use crate::net::{MsnSettings, NetError, NsClient, SbClient, SbEvents};
+use crate::net::{MsnSettings, NetError, NsClient, SbClient, SbEvents, SwitchboardEvent};
 
 /// Members of a group: address to friendly name.
 type Members = BTreeMap<String, String>;
@@ -166,6 +166,13 @@ impl Relay {
 
     async fn run(mut self, mut events: SbEvents) {
         while let Some(event) = events.recv().await {
+            let event = match event {
+                SwitchboardEvent::Session(event) => event,
+                SwitchboardEvent::Transfer(transfer) => {
+                    tracing::debug!(?transfer, "picture transfer");
+                    continue;
+                }
+            };
             let alive = match event {
                 SbEvent::Joined { participant, .. } => {
                     let address = participant.email.to_lowercase();

@@ -5,6 +5,8 @@
 //! Parsers compare each length read from the wire against these values *before*
 //! allocating or waiting for bytes. Must not import anything outside `msnp`.
 
+use std::time::Duration;
+
 use super::verb::Verb;
 
 /// The switchboard `MSG` payload limit for sending (headers + body), MSNP.md §6.3/§7.8:
@@ -49,8 +51,18 @@ pub struct Limits {
     /// Largest P2P message `TotalSize` accepted (§9.1), e.g. a display picture or a file
     /// received over the switchboard. Default 32 MiB (~25 000 `MSG`s at 1202 B, §9.4).
     pub max_p2p_total: u64,
-    /// Most concurrent P2P sessions per switchboard (§10.3). Default 16.
+    /// Most concurrent P2P sessions per switchboard (§10.3), counting both the objects
+    /// we fetch and the ones we serve. Default 16.
     pub max_p2p_sessions: usize,
+    /// A P2P transfer without progress for this long fails with a timeout and its memory
+    /// is released (§9.6: official clients give up after about 60 s). Default 60 s.
+    pub p2p_progress_timeout: Duration,
+    /// How long the serving side waits for the ACK of its `200 OK` and of the data
+    /// preparation before it goes on anyway (§10.4 sender steps 2-3). Default 5 s.
+    pub p2p_ack_wait: Duration,
+    /// How long a finished transfer waits for the ACK of its `BYE`, or for the
+    /// requester's `BYE`, before it is forgotten. Default 10 s.
+    pub p2p_linger: Duration,
     /// Most participants tracked in one switchboard (§6.4; MSNP.md gives no server
     /// limit). Default 32.
     pub max_sb_participants: usize,
@@ -70,6 +82,9 @@ impl Default for Limits {
             max_pending_chunked: 8,
             max_p2p_total: 32 * 1024 * 1024,
             max_p2p_sessions: 16,
+            p2p_progress_timeout: Duration::from_secs(60),
+            p2p_ack_wait: Duration::from_secs(5),
+            p2p_linger: Duration::from_secs(10),
             max_sb_participants: 32,
         }
     }

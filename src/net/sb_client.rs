@@ -1,25 +1,45 @@
-//! A switchboard connection: a driver task owning the socket and the [`SbSession`]
-//! machine, and [`SbClient`], a cloneable handle. Sending text waits for the server's
-//! ACK/NAK of every part; typing and nudges are fire-and-forget as the protocol makes them.
+//! A switchboard connection: a driver task owning the socket, the [`SbSession`] machine
+//! and a [`P2pEndpoint`] for msnobj transfers (MSNP.md §7.7, §10.4); [`SbClient`] is the
+//! cloneable handle. Sending text waits for the server's ACK/NAK of every part; typing and
+//! nudges are fire-and-forget as the protocol makes them. Fetching a contact's display
+//! picture or emoticon resolves with the verified bytes or a typed error; objects we
+//! publish are served to whoever asks on this switchboard.
+//!
+//! P2P bodies leave as `MSG … D` with `P2P-Dest` (§7.7), paced by [`crate::net::p2p`].
+//! Incoming P2P messages addressed to someone else, or in P2P v2, are ignored.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
 use super::error::NetError;
+use super::p2p::{P2P_MIN_INTERVAL, P2P_WINDOW, TransferError, random_seed};
 use super::settings::MsnSettings;
 use super::wire::Wire;
+use crate::msnp::message::encode_p2p;
+use crate::msnp::p2p::{MsnObject, P2pConfig, P2pEndpoint, P2pEvent, TransferId};
 use crate::msnp::{
-    MessageId, Participant, SbCloseReason, SbConfig, SbEvent, SbSession, Secret, SendError,
-    TextFormat,
+    AckMode, MessageId, MsgPayload, Participant, SbCloseReason, SbConfig, SbEvent, SbSession,
+    Secret, SendError, SendFailure, TextFormat,
 };
 
+/// What a switchboard reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SwitchboardEvent {
+    /// A conversation event (joins, messages, failures, closing); P2P traffic excluded.
+    Session(SbEvent),
+    /// A transfer event nobody awaits: an object of ours served, an invitation declined.
+    Transfer(P2pEvent),
+}
+
 /// The stream of events from one switchboard session.
-pub type SbEvents = mpsc::Receiver<SbEvent>;
+pub type SbEvents = mpsc::Receiver<SwitchboardEvent>;
 
 type SendFn = Box<dyn FnOnce(&mut SbSession, Instant) -> Result<Vec<MessageId>, SendError> + Send>;
+type FetchReply = oneshot::Sender<Result<(MsnObject, Bytes), TransferError>>;
 
 enum Request {
     Send {
@@ -28,6 +48,16 @@ enum Request {
     },
     Participants {
         reply: oneshot::Sender<Vec<Participant>>,
+    },
+    Fetch {
+        contact: String,
+        msnobj: String,
+        reply: FetchReply,
+    },
+    Publish {
+        object: Box<MsnObject>,
+        data: Bytes,
+        reply: oneshot::Sender<bool>,
     },
     Close,
 }
@@ -56,10 +86,9 @@ impl SbClient {
         auth: &Secret,
         invitees: &[&str],
     ) -> Result<(SbClient, SbEvents), NetError> {
-        let version = config.version;
-        let session =
-            SbSession::outgoing(config, Instant::now(), auth, invitees).map_err(NetError::Send)?;
-        Self::start(settings, address, session, version).await
+        let session = SbSession::outgoing(config.clone(), Instant::now(), auth, invitees)
+            .map_err(NetError::Send)?;
+        Self::start(settings, address, session, &config).await
     }
 
     /// Answers an invitation (`RNG`) to a switchboard.
@@ -70,24 +99,39 @@ impl SbClient {
         auth: &Secret,
         session_id: &str,
     ) -> Result<(SbClient, SbEvents), NetError> {
-        let version = config.version;
-        let session = SbSession::incoming(config, Instant::now(), auth, session_id)
+        let session = SbSession::incoming(config.clone(), Instant::now(), auth, session_id)
             .map_err(NetError::Send)?;
-        Self::start(settings, address, session, version).await
+        Self::start(settings, address, session, &config).await
     }
 
     async fn start(
         settings: &MsnSettings,
         address: &str,
         session: SbSession,
-        version: u8,
+        config: &SbConfig,
     ) -> Result<(SbClient, SbEvents), NetError> {
         let wire =
             Wire::connect(address, settings.connect_timeout, settings.limits.clone()).await?;
+        let endpoint = P2pEndpoint::new(
+            P2pConfig::new(config.account.clone()),
+            config.limits.clone(),
+            random_seed(),
+        );
         let (tx, rx) = mpsc::channel(64);
         let (events_tx, events_rx) = mpsc::channel(256);
         let span = tracing::info_span!("sb", %address);
-        tokio::spawn(drive(wire, session, version, rx, events_tx).instrument(span));
+        let driver = Driver {
+            wire,
+            session,
+            endpoint,
+            version: config.version,
+            events: events_tx,
+            outstanding: Outstanding::default(),
+            fetches: HashMap::new(),
+            p2p_in_flight: HashSet::new(),
+            next_p2p_send: Instant::now(),
+        };
+        tokio::spawn(driver.run(rx).instrument(span));
         Ok((
             SbClient {
                 tx,
@@ -97,18 +141,28 @@ impl SbClient {
         ))
     }
 
+    async fn request<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Request,
+    ) -> Result<oneshot::Receiver<T>, NetError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| NetError::DriverGone)?;
+        Ok(rx)
+    }
+
     async fn send(
         &self,
         op: impl FnOnce(&mut SbSession, Instant) -> Result<Vec<MessageId>, SendError> + Send + 'static,
     ) -> Result<(), NetError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Request::Send {
+        let rx = self
+            .request(|reply| Request::Send {
                 op: Box::new(op),
                 reply,
             })
-            .await
-            .map_err(|_| NetError::DriverGone)?;
+            .await?;
         tokio::time::timeout(self.timeout, rx)
             .await
             .map_err(|_| NetError::Timeout)?
@@ -143,15 +197,46 @@ impl SbClient {
 
     /// Who is in the conversation now.
     pub async fn participants(&self) -> Result<Vec<Participant>, NetError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Request::Participants { reply })
-            .await
-            .map_err(|_| NetError::DriverGone)?;
+        let rx = self
+            .request(|reply| Request::Participants { reply })
+            .await?;
         rx.await.map_err(|_| NetError::DriverGone)
     }
 
-    /// Leaves the conversation (`OUT`).
+    /// Fetches the object `msnobj` (the XML text exactly as `contact` advertised it)
+    /// from `contact`, who must be in this switchboard. Resolves with the bytes once
+    /// their SHA1D is checked, or with a typed error; the progress timeout in
+    /// [`crate::msnp::Limits`] bounds the wait.
+    pub async fn fetch(
+        &self,
+        contact: &str,
+        msnobj: &str,
+    ) -> Result<(MsnObject, Bytes), TransferError> {
+        let (contact, msnobj) = (contact.to_owned(), msnobj.to_owned());
+        let rx = self
+            .request(|reply| Request::Fetch {
+                contact,
+                msnobj,
+                reply,
+            })
+            .await?;
+        rx.await.map_err(|_| NetError::DriverGone)?
+    }
+
+    /// Serves `data` to contacts whose INVITE names `object`; false if the data does
+    /// not match the object's Size and SHA1D.
+    pub async fn publish(&self, object: MsnObject, data: Bytes) -> Result<bool, NetError> {
+        let rx = self
+            .request(|reply| Request::Publish {
+                object: Box::new(object),
+                data,
+                reply,
+            })
+            .await?;
+        rx.await.map_err(|_| NetError::DriverGone)
+    }
+
+    /// Leaves the conversation (`OUT`); running transfers fail as closed.
     pub async fn close(&self) {
         let _ = self.tx.send(Request::Close).await;
     }
@@ -162,64 +247,203 @@ impl SbClient {
     }
 }
 
-async fn drive(
-    mut wire: Wire,
-    mut session: SbSession,
+struct Driver {
+    wire: Wire,
+    session: SbSession,
+    endpoint: P2pEndpoint,
     version: u8,
-    mut rx: mpsc::Receiver<Request>,
-    events: mpsc::Sender<SbEvent>,
-) {
-    let mut waiting = Outstanding::default();
-    loop {
-        let frames: Vec<_> = std::iter::from_fn(|| session.poll_transmit()).collect();
-        if let Err(e) = wire.write_frames(&frames).await {
-            tracing::warn!(error = %e, "write failed");
-            session.handle_connection_lost(Instant::now());
+    events: mpsc::Sender<SwitchboardEvent>,
+    /// Text, typing, nudge and invite senders awaiting their acknowledgement.
+    outstanding: Outstanding,
+    /// Fetches awaiting their object.
+    fetches: HashMap<TransferId, FetchReply>,
+    /// P2P `MSG`s sent and not yet acknowledged by the server.
+    p2p_in_flight: HashSet<MessageId>,
+    /// Earliest time for the next P2P `MSG` ([`P2P_MIN_INTERVAL`]).
+    next_p2p_send: Instant,
+}
+
+impl Driver {
+    async fn emit(&self, event: SwitchboardEvent) {
+        let _ = self.events.send(event).await;
+    }
+
+    /// Moves P2P bodies into the switchboard while the window allows.
+    fn pump_p2p(&mut self, now: Instant) {
+        while self.p2p_in_flight.len() < P2P_WINDOW && now >= self.next_p2p_send {
+            let Some((dest, body)) = self.endpoint.poll_transmit() else {
+                break;
+            };
+            let sent = encode_p2p(&dest, &body)
+                .map_err(|e| e.to_string())
+                .and_then(|payload| {
+                    self.session
+                        .send(now, payload, AckMode::Data)
+                        .map_err(|e| e.to_string())
+                });
+            match sent {
+                Ok(id) => {
+                    self.p2p_in_flight.insert(id);
+                    self.next_p2p_send = now + P2P_MIN_INTERVAL;
+                }
+                // The transfer times out; nothing else to do with a refused body.
+                Err(error) => tracing::debug!(%error, "P2P message not sent"),
+            }
         }
-        while let Some(event) = session.poll_event() {
+    }
+
+    /// Settles awaited fetches and forwards the rest.
+    async fn drain_p2p_events(&mut self) {
+        while let Some(event) = self.endpoint.poll_event() {
+            let id = match &event {
+                P2pEvent::Received { id, .. } | P2pEvent::FetchFailed { id, .. } => Some(*id),
+                _ => None,
+            };
+            if let Some(reply) = id.and_then(|id| self.fetches.remove(&id)) {
+                let _ = reply.send(match event {
+                    P2pEvent::Received { object, data, .. } => Ok((object, data)),
+                    P2pEvent::FetchFailed { error, .. } => Err(error.into()),
+                    _ => continue,
+                });
+                continue;
+            }
+            self.emit(SwitchboardEvent::Transfer(event)).await;
+        }
+    }
+
+    /// Handles session events; returns false once the switchboard is closed.
+    async fn drain_sb_events(&mut self, now: Instant) -> bool {
+        while let Some(event) = self.session.poll_event() {
             match event {
                 SbEvent::Delivered { id } => {
-                    waiting.settle(id, Ok(()));
+                    if !self.p2p_in_flight.remove(&id) {
+                        self.outstanding.settle(id, Ok(()));
+                    }
                 }
                 SbEvent::Failed { id, reason } => {
-                    if !waiting.settle(id, Err(NetError::NotDelivered(reason.clone()))) {
+                    if self.p2p_in_flight.remove(&id) {
+                        tracing::debug!(?reason, "P2P message not delivered");
+                    } else if !self
+                        .outstanding
+                        .settle(id, Err(NetError::NotDelivered(reason.clone())))
+                    {
                         // Nobody waits for it (a nudge): the consumer hears of it instead.
-                        let _ = events.send(SbEvent::Failed { id, reason }).await;
+                        self.emit(SwitchboardEvent::Session(SbEvent::Failed { id, reason }))
+                            .await;
+                    }
+                }
+                SbEvent::Message {
+                    from,
+                    payload: MsgPayload::P2p { dest, body, .. },
+                    ..
+                } => {
+                    if self.endpoint.is_for_us(dest.as_deref())
+                        && let Err(error) = self.endpoint.handle_p2p(now, &from, &body)
+                    {
+                        tracing::debug!(%error, %from, "bad P2P message ignored");
                     }
                 }
                 SbEvent::Closed(reason) => {
                     tracing::debug!(?reason, "switchboard closed");
-                    waiting.fail_all(&reason);
-                    let _ = events.send(SbEvent::Closed(reason)).await;
-                    return;
+                    self.outstanding.fail_all(&reason);
+                    self.endpoint.close();
+                    self.drain_p2p_events().await;
+                    self.emit(SwitchboardEvent::Session(SbEvent::Closed(reason)))
+                        .await;
+                    return false;
                 }
-                other => {
-                    let _ = events.send(other).await;
-                }
+                other => self.emit(SwitchboardEvent::Session(other)).await,
             }
         }
-        let deadline = session
-            .poll_timeout()
-            .map(tokio::time::Instant::from_std)
-            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
-        tokio::select! {
-            read = wire.read_frame(version) => match read {
-                Ok(Some(frame)) => session.handle_frame(Instant::now(), frame),
-                Ok(None) => session.handle_connection_lost(Instant::now()),
+        true
+    }
+
+    fn request(&mut self, now: Instant, request: Request) {
+        match request {
+            Request::Send { op, reply } => match op(&mut self.session, now) {
+                Ok(ids) => self.outstanding.wait(ids, reply),
                 Err(e) => {
-                    tracing::warn!(error = %e, "switchboard connection lost");
-                    session.handle_connection_lost(Instant::now());
+                    let _ = reply.send(Err(NetError::Send(e)));
                 }
             },
-            request = rx.recv() => match request {
-                Some(Request::Send { op, reply }) => match op(&mut session, Instant::now()) {
-                    Ok(ids) => waiting.wait(ids, reply),
-                    Err(e) => { let _ = reply.send(Err(NetError::Send(e))); }
-                },
-                Some(Request::Participants { reply }) => { let _ = reply.send(session.participants().to_vec()); }
-                Some(Request::Close) | None => session.close_session(Instant::now()),
+            Request::Participants { reply } => {
+                let _ = reply.send(self.session.participants().to_vec());
+            }
+            Request::Fetch {
+                contact,
+                msnobj,
+                reply,
+            } => match self.endpoint.fetch(now, &contact, &msnobj) {
+                Ok(id) => {
+                    self.fetches.insert(id, reply);
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e.into()));
+                }
             },
-            () = tokio::time::sleep_until(deadline) => session.handle_timeout(Instant::now()),
+            Request::Publish {
+                object,
+                data,
+                reply,
+            } => {
+                let _ = reply.send(self.endpoint.publish(*object, data));
+            }
+            Request::Close => self.session.close_session(now),
+        }
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<Request>) {
+        let mut requests_open = true;
+        loop {
+            let now = Instant::now();
+            self.pump_p2p(now);
+            let frames: Vec<_> = std::iter::from_fn(|| self.session.poll_transmit()).collect();
+            if let Err(e) = self.wire.write_frames(&frames).await {
+                tracing::warn!(error = %e, "write failed");
+                self.session.handle_connection_lost(Instant::now());
+            }
+            if !self.drain_sb_events(now).await {
+                return;
+            }
+            self.drain_p2p_events().await;
+            // Input just handled may have queued P2P replies: send them before waiting.
+            let can_send = self.endpoint.has_transmit() && self.p2p_in_flight.len() < P2P_WINDOW;
+            if can_send && Instant::now() >= self.next_p2p_send {
+                continue;
+            }
+            let pace = can_send.then_some(self.next_p2p_send);
+            let deadline = [
+                self.session.poll_timeout(),
+                self.endpoint.poll_timeout(),
+                pace,
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(tokio::time::Instant::from_std)
+            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                read = self.wire.read_frame(self.version) => match read {
+                    Ok(Some(frame)) => self.session.handle_frame(Instant::now(), frame),
+                    Ok(None) => self.session.handle_connection_lost(Instant::now()),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "switchboard connection lost");
+                        self.session.handle_connection_lost(Instant::now());
+                    }
+                },
+                request = rx.recv(), if requests_open => match request {
+                    Some(request) => self.request(Instant::now(), request),
+                    None => {
+                        requests_open = false;
+                        self.session.close_session(Instant::now());
+                    }
+                },
+                () = tokio::time::sleep_until(deadline) => {
+                    let now = Instant::now();
+                    self.session.handle_timeout(now);
+                    self.endpoint.handle_timeout(now);
+                }
+            }
         }
     }
 }
@@ -258,9 +482,7 @@ impl Outstanding {
 
     fn fail_all(&mut self, reason: &SbCloseReason) {
         for (_, (_, reply)) in self.replies.drain() {
-            let _ = reply.send(Err(NetError::NotDelivered(
-                crate::msnp::SendFailure::Closed,
-            )));
+            let _ = reply.send(Err(NetError::NotDelivered(SendFailure::Closed)));
         }
         self.parts.clear();
         tracing::trace!(?reason, "pending messages failed");

@@ -15,7 +15,7 @@ use matrix_msn::msnp::{
 };
 use matrix_msn::net::{
     Backoff, EndReason, MsnSession, MsnSettings, NetError, NsClient, NsEvents, PassportError,
-    SbClient, SbEvents, SessionEvent, TicketRoute, fetch_ticket_rst, http_client,
+    SbClient, SbEvents, SessionEvent, SwitchboardEvent, TicketRoute, fetch_ticket_rst, http_client,
 };
 use matrix_msn::testkit::{MsnServer, MsnServerConfig, MsnServerHandle, ServerEvent};
 use msnp11_sdk::{Client, Event, MsnpStatus, PersonalMessage, PlainText, Switchboard};
@@ -100,7 +100,17 @@ async fn wait_ns(rx: &mut NsEvents, what: &str, pred: impl Fn(&NsEvent) -> bool)
 }
 
 async fn wait_sb(rx: &mut SbEvents, what: &str, pred: impl Fn(&SbEvent) -> bool) -> SbEvent {
-    crate::support::wait_for(rx, T, what, pred).await
+    let event = crate::support::wait_for(
+        rx,
+        T,
+        what,
+        |e| matches!(e, SwitchboardEvent::Session(e) if pred(e)),
+    )
+    .await;
+    match event {
+        SwitchboardEvent::Session(e) => e,
+        SwitchboardEvent::Transfer(e) => panic!("{what}: a transfer event {e:?}"),
+    }
 }
 
 async fn wait_session(

@@ -6,10 +6,10 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use matrix_msn::msnp::p2p::{FetchError, MsnObject, P2pConfig, P2pEvent, Seed};
+use matrix_msn::msnp::p2p::{FetchError, MsnObject, P2pEvent};
 use matrix_msn::msnp::{NsConfig, NsEvent, SbConfig, SbEvent, Secret};
 use matrix_msn::net::{
-    MsnSettings, NsClient, NsEvents, P2pSbEvent, P2pSbEvents, P2pSwitchboard, TransferError,
+    MsnSettings, NsClient, NsEvents, SbClient, SbEvents, SwitchboardEvent, TransferError,
     http_client,
 };
 use matrix_msn::testkit::MsnServerHandle;
@@ -71,11 +71,11 @@ async fn wait_ns<F: Fn(&NsEvent) -> bool>(rx: &mut NsEvents, what: &str, pred: F
         .unwrap_or_else(|| panic!("events ended waiting for {what}"))
 }
 
-async fn wait_p2p<F: Fn(&P2pSbEvent) -> bool>(
-    rx: &mut P2pSbEvents,
+async fn wait_p2p<F: Fn(&SwitchboardEvent) -> bool>(
+    rx: &mut SbEvents,
     what: &str,
     pred: F,
-) -> P2pSbEvent {
+) -> SwitchboardEvent {
     let fut = async {
         while let Some(e) = rx.recv().await {
             if pred(&e) {
@@ -95,23 +95,16 @@ async fn open_with_bob(
     client: &NsClient,
     settings: &MsnSettings,
     bob_events: &mut crate::testkit_msnp11_sdk::Events,
-    seed: u64,
-) -> (
-    P2pSwitchboard,
-    P2pSbEvents,
-    std::sync::Arc<msnp11_sdk::Switchboard>,
-) {
+) -> (SbClient, SbEvents, std::sync::Arc<msnp11_sdk::Switchboard>) {
     let (address, auth) = timeout(T, client.request_switchboard())
         .await
         .expect("XFR hangs")
         .expect("XFR");
     let (sb, mut events) = timeout(
         T,
-        P2pSwitchboard::open(
+        SbClient::open(
             settings,
             SbConfig::new(ALICE, client.version()),
-            P2pConfig::new(ALICE),
-            Seed::from_u64(seed),
             &address,
             &auth,
             &[BOB],
@@ -122,7 +115,7 @@ async fn open_with_bob(
     .expect("SB open");
     let bob_sb = answered(bob_events).await;
     wait_p2p(&mut events, "bob joins", |e| {
-        matches!(e, P2pSbEvent::Switchboard(SbEvent::Joined { participant, .. })
+        matches!(e, SwitchboardEvent::Session(SbEvent::Joined { participant, .. })
             if participant.email == BOB)
     })
     .await;
@@ -153,8 +146,7 @@ async fn we_fetch_the_display_picture_of_an_msnp11_sdk_client() {
         };
         let msnobj = presence.msn_object.unwrap_or_default();
 
-        let (sb, mut events, _bob_sb) =
-            open_with_bob(&alice, &settings, &mut bob_events, 100 + u64::from(n)).await;
+        let (sb, mut events, _bob_sb) = open_with_bob(&alice, &settings, &mut bob_events).await;
         let (object, data) = timeout(T, sb.fetch(BOB, &msnobj))
             .await
             .expect("fetch hangs")
@@ -183,7 +175,7 @@ async fn we_fetch_the_display_picture_of_an_msnp11_sdk_client() {
             "{res:?}"
         );
         wait_p2p(&mut events, "closed", |e| {
-            matches!(e, P2pSbEvent::Switchboard(SbEvent::Closed(_)))
+            matches!(e, SwitchboardEvent::Session(SbEvent::Closed(_)))
         })
         .await;
         drop(alice);
@@ -200,8 +192,7 @@ async fn an_msnp11_sdk_client_fetches_our_display_picture() {
     for (n, len) in [(0u8, 500usize), (1, 110_000)] {
         let pic = picture(len, 7 + n);
         let object = MsnObject::for_data(ALICE, 3, "0", "me", &pic);
-        let (sb, mut events, bob_sb) =
-            open_with_bob(&alice, &settings, &mut bob_events, 200 + u64::from(n)).await;
+        let (sb, mut events, bob_sb) = open_with_bob(&alice, &settings, &mut bob_events).await;
         assert!(
             sb.publish(object.clone(), Bytes::from(pic.clone()))
                 .await
@@ -226,7 +217,7 @@ async fn an_msnp11_sdk_client_fetches_our_display_picture() {
         };
         assert_eq!(data, pic, "{len} bytes");
         wait_p2p(&mut events, "served", |e| {
-            matches!(e, P2pSbEvent::Transfer(P2pEvent::Served { complete: true, peer, .. })
+            matches!(e, SwitchboardEvent::Transfer(P2pEvent::Served { complete: true, peer, .. })
                 if peer == BOB)
         })
         .await;

@@ -10,7 +10,7 @@
 //! a seed passed in, so runs are reproducible.
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -21,19 +21,11 @@ use super::msnobject::{MsnObject, MsnObjectError};
 use super::slp::{CT_SESSION_REQ, EUF_GUID_MSNOBJ, Guid, MAX_SLP_LEN, SlpError, SlpMessage};
 use crate::msnp::limits::Limits;
 
-/// Timing and identity of a [`P2pEndpoint`].
+/// Identity and chunk size of a [`P2pEndpoint`]; its timeouts are in [`Limits`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct P2pConfig {
     /// Our account (`From` of our MSNSLP messages, the `P2P-Dest` we accept).
     pub local: String,
-    /// A transfer without progress for this long fails (§9.6: ~60 s). Default 60 s.
-    pub progress_timeout: Duration,
-    /// How long the sender waits for the ACK of its 200 OK and of the data preparation
-    /// before going on anyway (§10.4 sender steps 2–3). Default 5 s.
-    pub ack_wait: Duration,
-    /// How long a finished transfer waits for the ACK of its BYE, or for the
-    /// requester's BYE, before it is forgotten. Default 10 s.
-    pub linger: Duration,
     /// Data bytes per chunk (§9.4). Default 1202.
     pub max_chunk: usize,
 }
@@ -43,9 +35,6 @@ impl P2pConfig {
     pub fn new(local: impl Into<String>) -> P2pConfig {
         P2pConfig {
             local: local.into(),
-            progress_timeout: Duration::from_secs(60),
-            ack_wait: Duration::from_secs(5),
-            linger: Duration::from_secs(10),
             max_chunk: MAX_CHUNK,
         }
     }
@@ -521,7 +510,7 @@ impl P2pEndpoint {
             session_id: ids.session_id,
             branch: ids.branch,
             call_id: ids.call_id,
-            deadline: now + self.config.progress_timeout,
+            deadline: now + self.limits.p2p_progress_timeout,
             kind: Kind::Fetch {
                 object,
                 state: FetchState::Inviting,
@@ -594,11 +583,11 @@ impl P2pEndpoint {
                     ServeState::AwaitOkAck(_) => Some(true),
                     ServeState::AwaitPrepAck(_) => {
                         *state = ServeState::Sending;
-                        t.deadline = now + self.config.progress_timeout;
+                        t.deadline = now + self.limits.p2p_progress_timeout;
                         Some(false)
                     }
                     ServeState::Sending => {
-                        t.deadline = now + self.config.progress_timeout;
+                        t.deadline = now + self.limits.p2p_progress_timeout;
                         Some(false)
                     }
                     _ => None,
@@ -623,7 +612,7 @@ impl P2pEndpoint {
     fn send_prep(&mut self, now: Instant, index: usize) {
         let identifier = self.identifier();
         let ack_sid = self.ack_sid();
-        let wait = self.config.ack_wait;
+        let wait = self.limits.p2p_ack_wait;
         let Some(t) = self.transfers.get_mut(index) else {
             return;
         };
@@ -749,8 +738,8 @@ impl P2pEndpoint {
         }) else {
             return;
         };
-        let progress = self.config.progress_timeout;
-        let linger = self.config.linger;
+        let progress = self.limits.p2p_progress_timeout;
+        let linger = self.limits.p2p_linger;
         let Some(t) = self.transfers.get_mut(idx) else {
             return;
         };
@@ -799,7 +788,7 @@ impl P2pEndpoint {
                     self.pending.push(PendingSlp {
                         peer: from.to_owned(),
                         identifier: h.identifier,
-                        deadline: now + self.config.progress_timeout,
+                        deadline: now + self.limits.p2p_progress_timeout,
                         data,
                     });
                     self.pending.len() - 1
@@ -810,7 +799,7 @@ impl P2pEndpoint {
             };
             match q.data.add(h, &p.data) {
                 Ok(false) => {
-                    q.deadline = now + self.config.progress_timeout;
+                    q.deadline = now + self.limits.p2p_progress_timeout;
                     return Ok(());
                 }
                 Ok(true) => {
@@ -860,7 +849,7 @@ impl P2pEndpoint {
                 }
                 if code == 200 {
                     *state = FetchState::Accepted;
-                    t.deadline = now + self.config.progress_timeout;
+                    t.deadline = now + self.limits.p2p_progress_timeout;
                 } else {
                     let t = self.transfers.remove(pos);
                     self.end(t, Some(FetchError::Declined { code }), false);
@@ -922,7 +911,7 @@ impl P2pEndpoint {
             session_id,
             branch: msg.branch,
             call_id: msg.call_id,
-            deadline: now + self.config.ack_wait,
+            deadline: now + self.limits.p2p_ack_wait,
             kind: Kind::Serve {
                 state: ServeState::AwaitOkAck(ok_id),
                 app_id: msg.app_id().unwrap_or(app_id::MSNOBJ),
@@ -947,8 +936,8 @@ impl P2pEndpoint {
         else {
             return Ok(()); // not ours: no allocation for unknown sessions
         };
-        let progress = self.config.progress_timeout;
-        let linger = self.config.linger;
+        let progress = self.limits.p2p_progress_timeout;
+        let linger = self.limits.p2p_linger;
         let Some(t) = self.transfers.get_mut(idx) else {
             return Ok(());
         };
