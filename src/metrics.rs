@@ -31,6 +31,14 @@ pub struct Cause {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Transfer {
+    /// `fetch` (a picture from MSN) or `serve` (the user's picture to a contact).
+    pub direction: &'static str,
+    /// `ok` or `failed`.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Kind {
     pub kind: &'static str,
 }
@@ -42,7 +50,7 @@ pub struct Metrics {
     pub messages: Family<Direction, Counter>,
     pub transaction_seconds: Histogram,
     pub reconnects: Family<Cause, Counter>,
-    pub p2p_transfers: Counter,
+    pub p2p_transfers: Family<Transfer, Counter>,
     pub errors: Family<Kind, Counter>,
 }
 
@@ -73,10 +81,10 @@ impl Metrics {
             "MSN reconnects, by cause",
             reconnects.clone(),
         );
-        let p2p_transfers = Counter::default();
+        let p2p_transfers = Family::<Transfer, Counter>::default();
         registry.register(
             "p2p_transfers",
-            "P2P (display picture) transfers",
+            "P2P picture transfers (display pictures, emoticons), by direction and outcome",
             p2p_transfers.clone(),
         );
         let errors = Family::<Kind, Counter>::default();
@@ -95,6 +103,14 @@ impl Metrics {
     /// Counts one bridged message (`to_msn` or `to_matrix`).
     pub fn message(&self, direction: &'static str) {
         self.messages.get_or_create(&Direction { direction }).inc();
+    }
+
+    /// Counts one P2P transfer (`fetch` or `serve`) and whether it succeeded.
+    pub fn p2p_transfer(&self, direction: &'static str, ok: bool) {
+        let outcome = if ok { "ok" } else { "failed" };
+        self.p2p_transfers
+            .get_or_create(&Transfer { direction, outcome })
+            .inc();
     }
 
     /// Counts one error of `kind`.

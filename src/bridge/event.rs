@@ -54,6 +54,9 @@ pub enum MatrixEvent {
         /// The member's display name after the change, if the event carries one.
         #[serde(default)]
         displayname: Option<String>,
+        /// The member's avatar (`mxc://`) after the change, if the event carries one.
+        #[serde(default)]
+        avatar_url: Option<String>,
     },
     /// The users now typing in a room (empty when everyone stopped).
     Typing {

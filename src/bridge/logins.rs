@@ -119,6 +119,17 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 Err(e) => tracing::debug!(error = %e, "cannot read the user's display name"),
             }
         }
+        let avatar = match self.matrix.avatar_url(mxid).await {
+            Ok(avatar) => avatar,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read the user's avatar");
+                None
+            }
+        };
+        profile.picture = self.own_picture(avatar.as_deref()).await;
+        // What the MSN picture shows, unknown while the avatar could not be downloaded.
+        let shown_avatar = (avatar.is_none() || profile.picture.is_some())
+            .then(|| avatar.clone().unwrap_or_default());
         let (session, mut events) = self
             .msn
             .login(account, password.expose(), profile)
@@ -133,6 +144,9 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             tracing::error!(error = %e, "cannot store the login");
         }
         let version = session.protocol_version();
+        if let Some(shown) = shown_avatar {
+            lock(&self.own_avatars).insert(mxid.to_owned(), shown);
+        }
         lock(&self.logins).insert(
             mxid.to_owned(),
             Login {
@@ -275,9 +289,13 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             RemoteEvent::Contacts(contacts) => {
                 for contact in contacts.iter().filter(|c| c.is_friend) {
                     self.sync_contact(contact).await;
+                    self.sync_avatar(session, contact);
                 }
             }
-            RemoteEvent::ContactChanged(contact) => self.sync_contact(&contact).await,
+            RemoteEvent::ContactChanged(contact) => {
+                self.sync_contact(&contact).await;
+                self.sync_avatar(session, &contact);
+            }
             RemoteEvent::AddedBy { address, name } => {
                 let prefix = &self.config.bridge.command_prefix;
                 self.tell_user(
@@ -288,8 +306,17 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 )
                 .await;
             }
-            RemoteEvent::Message { chat, from, text } => {
-                self.relay_to_matrix(mxid, &chat, &from, text).await
+            RemoteEvent::Message {
+                chat,
+                from,
+                text,
+                emoticons,
+            } => {
+                let images = self
+                    .emoticon_images(session, &chat, &from, &emoticons)
+                    .await;
+                self.relay_to_matrix(mxid, &chat, &from, text, &images)
+                    .await
             }
             RemoteEvent::Typing { chat, from } => self.relay_typing(mxid, &chat, &from).await,
             RemoteEvent::Nudge { chat, from } => self.relay_nudge(mxid, &chat, &from).await,
@@ -308,7 +335,6 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 self.on_group_left(mxid, &chat, &address).await
             }
         }
-        let _ = session;
     }
 
     /// Records whether `mxid`'s session is connected, updates the gauge, and runs `memo_fn`

@@ -15,6 +15,7 @@ pub mod event;
 pub mod formatting;
 pub mod ids;
 mod logins;
+pub mod pictures;
 pub mod port;
 mod portals;
 pub mod presence;
@@ -90,6 +91,12 @@ pub struct Bridge<M: MatrixPort, C: MsnConnector> {
     portal_rooms: Mutex<HashMap<(String, String), String>>,
     /// Held while a portal room is created, so two events cannot create two rooms.
     creating_portal: tokio::sync::Mutex<()>,
+    /// Contacts whose display picture is being fetched now.
+    avatar_fetches: Mutex<std::collections::HashSet<String>>,
+    /// Bounds picture fetches from MSN across users ([`pictures::PICTURE_FETCHES`]).
+    picture_permits: tokio::sync::Semaphore,
+    /// The avatar (`mxc://`, empty for none) last made each user's MSN display picture.
+    own_avatars: Mutex<HashMap<String, String>>,
     /// Makes transaction IDs of messages from MSN unique within this run.
     sequence: AtomicU64,
     shutdown: CancellationToken,
@@ -130,6 +137,9 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             puppets_typing: Mutex::new(std::collections::HashSet::new()),
             portal_rooms: Mutex::new(HashMap::new()),
             creating_portal: tokio::sync::Mutex::new(()),
+            avatar_fetches: Mutex::new(std::collections::HashSet::new()),
+            picture_permits: tokio::sync::Semaphore::new(pictures::PICTURE_FETCHES),
+            own_avatars: Mutex::new(HashMap::new()),
             sequence: AtomicU64::new(0),
             shutdown,
         })
@@ -233,9 +243,15 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 sender,
                 target,
                 membership: Membership::Join,
-                displayname: Some(name),
+                displayname,
+                avatar_url,
                 ..
-            } if sender == target => self.on_own_displayname(&sender, &name).await,
+            } if sender == target => {
+                if let Some(name) = displayname {
+                    self.on_own_displayname(&sender, &name).await;
+                }
+                self.on_own_avatar(&sender, avatar_url.as_deref()).await;
+            }
             MatrixEvent::Typing { room_id, user_ids } => self.on_typing(&room_id, &user_ids).await,
             MatrixEvent::Presence {
                 user_id, presence, ..

@@ -123,6 +123,36 @@ pub trait MatrixPort: Send + Sync + 'static {
         user_id: &str,
     ) -> impl Future<Output = Result<Option<String>, Self::Error>> + Send;
 
+    /// A user's avatar (`mxc://` URI), if they have one.
+    fn avatar_url(
+        &self,
+        user_id: &str,
+    ) -> impl Future<Output = Result<Option<String>, Self::Error>> + Send;
+
+    /// Sets a user's avatar, as that user.
+    fn set_avatar(
+        &self,
+        user_id: &str,
+        mxc: &str,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Uploads media as the bot; returns its `mxc://` URI.
+    fn upload(
+        &self,
+        data: Vec<u8>,
+        content_type: &str,
+        filename: &str,
+    ) -> impl Future<Output = Result<String, Self::Error>> + Send;
+
+    /// The bytes of an `mxc://` URI, or of its thumbnail scaled to fit `size`×`size`; at
+    /// most `max` of them (larger media is an error).
+    fn download(
+        &self,
+        mxc: &str,
+        thumbnail: Option<u32>,
+        max: usize,
+    ) -> impl Future<Output = Result<Vec<u8>, Self::Error>> + Send;
+
     /// Marks a portal room as bridged (MSC2346), as `as_user`.
     fn mark_bridged(
         &self,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tracing::Instrument;
 
-use super::formatting::{RichText, from_matrix, to_matrix};
+use super::formatting::{InlineImage, RichText, from_matrix, to_matrix};
 use super::presence::own_status;
 use super::remote::{Chat, MsnConnector, MsnSessionPort};
 use super::{Bridge, MatrixPort, MessageKind, lock};
@@ -29,7 +29,7 @@ const PUPPET_TYPING: Duration = Duration::from_secs(6);
 const TYPING_REPEAT: Duration = Duration::from_millis(4500);
 
 impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
-    fn session_of(&self, mxid: &str) -> Option<C::Session> {
+    pub(super) fn session_of(&self, mxid: &str) -> Option<C::Session> {
         lock(&self.logins).get(mxid).map(|l| l.session.clone())
     }
 
@@ -206,12 +206,13 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         chat: &Chat,
         from: &str,
         text: RichText,
+        images: &[InlineImage],
     ) {
         let Some(room) = self.portal_room(mxid, chat, true).await else {
             return;
         };
         let puppet = self.puppet_id(from);
-        let (body, html) = to_matrix(&text);
+        let (body, html) = to_matrix(&text, images);
         let txn = self.next_txn("msn");
         match self
             .matrix

@@ -59,6 +59,7 @@ mod tests {
             personal_message: psm.map(str::to_owned),
             is_friend: true,
             blocked: false,
+            picture: None,
         }
     }
 

@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::formatting::RichText;
@@ -57,6 +58,23 @@ pub struct ContactInfo {
     /// On the user's forward list (a friend), as opposed to only having added the user.
     pub is_friend: bool,
     pub blocked: bool,
+    /// The display picture the contact last announced, if any.
+    pub picture: Option<PictureRef>,
+}
+
+/// A picture on MSN (a display picture, a custom emoticon): its content hash, which
+/// names it in the picture cache, and what the MSN side needs to fetch it (opaque here).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PictureRef {
+    pub hash: String,
+    pub locator: String,
+}
+
+/// A custom emoticon used in a message: the text it replaces and its picture.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Emoticon {
+    pub shortcut: String,
+    pub picture: PictureRef,
 }
 
 /// What the user looks like on MSN, restored after every reconnect.
@@ -64,6 +82,8 @@ pub struct ContactInfo {
 pub struct OwnProfile {
     pub friendly_name: Option<String>,
     pub personal_message: Option<String>,
+    /// The display picture's bytes (the user's Matrix avatar).
+    pub picture: Option<Bytes>,
 }
 
 /// Why a session ended for good.
@@ -122,11 +142,12 @@ pub enum RemoteEvent {
         address: String,
         name: String,
     },
-    /// A message from `from` in `chat`.
+    /// A message from `from` in `chat`, with the custom emoticons its text uses.
     Message {
         chat: Chat,
         from: String,
         text: RichText,
+        emoticons: Vec<Emoticon>,
     },
     Typing {
         chat: Chat,
@@ -225,6 +246,20 @@ pub trait MsnSessionPort: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), DeliveryError>> + Send;
     fn block(&self, address: &str) -> impl Future<Output = Result<(), DeliveryError>> + Send;
     fn unblock(&self, address: &str) -> impl Future<Output = Result<(), DeliveryError>> + Send;
+    /// Fetches a picture `from` announced (a display picture, or an emoticon used in
+    /// `chat`), over that chat's conversation or a new one with `from`.
+    fn fetch_picture(
+        &self,
+        chat: &Chat,
+        from: &str,
+        picture: &PictureRef,
+    ) -> impl Future<Output = Result<Bytes, DeliveryError>> + Send;
+    /// Shows `picture` as the user's display picture (none: no picture), kept across
+    /// reconnects and served to contacts who ask.
+    fn set_picture(
+        &self,
+        picture: Option<Bytes>,
+    ) -> impl Future<Output = Result<(), DeliveryError>> + Send;
     /// The negotiated protocol version, 0 while disconnected.
     fn protocol_version(&self) -> u8;
     fn is_connected(&self) -> bool;

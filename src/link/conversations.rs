@@ -3,15 +3,21 @@
 //! and forgets a switchboard when it closes, so the next message transparently opens a fresh
 //! one. A switchboard with two or more other participants is a group chat: it gets a group
 //! ID, and its members are remembered so the group can be called together again.
+//!
+//! Every switchboard serves the user's display picture (MSNSLP), and the emoticons a
+//! contact declares before a text are attached to that text.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::convert::rich_text;
+use super::convert::{rich_text, used_emoticons};
 use crate::bridge::remote::{Chat, RemoteEvent};
+use crate::msnp::message::EmoticonDecl;
+use crate::msnp::p2p::MsnObject;
 use crate::msnp::{MsgPayload, SbConfig, SbEvent, Secret};
 use crate::net::{MsnSettings, NetError, NsClient, SbClient, SbEvents, SwitchboardEvent};
 
@@ -24,6 +30,8 @@ struct State {
     open: HashMap<String, SbClient>,
     /// Every group seen in this session, with its last known members.
     groups: HashMap<String, Members>,
+    /// The user's display picture, served on every switchboard.
+    own_picture: Option<(MsnObject, Bytes)>,
 }
 
 /// The conversations of one session.
@@ -56,7 +64,7 @@ impl Conversations {
     }
 
     /// The open switchboard of `chat`, if any.
-    fn existing(&self, chat: &Chat) -> Option<SbClient> {
+    pub(super) fn existing(&self, chat: &Chat) -> Option<SbClient> {
         let key = chat.key();
         let mut state = self.lock();
         match state.open.get(&key) {
@@ -93,6 +101,7 @@ impl Conversations {
         let config = SbConfig::new(self.account.clone(), ns.version());
         let refs: Vec<&str> = invitees.iter().map(String::as_str).collect();
         let (sb, events) = SbClient::open(&self.settings, config, &address, &auth, &refs).await?;
+        self.serve_own_picture(&sb).await;
         self.adopt(chat.key(), group, sb.clone(), events);
         Ok(sb)
     }
@@ -109,8 +118,32 @@ impl Conversations {
         let config = SbConfig::new(self.account.clone(), version);
         let (sb, events) =
             SbClient::answer(&self.settings, config, address, auth, session_id).await?;
+        self.serve_own_picture(&sb).await;
         self.adopt(Chat::Contact(inviter.to_owned()).key(), None, sb, events);
         Ok(())
+    }
+
+    /// Makes `picture` the user's display picture on every switchboard, open or to come.
+    pub(super) async fn set_own_picture(&self, picture: Option<(MsnObject, Bytes)>) {
+        let open: Vec<SbClient> = {
+            let mut state = self.lock();
+            state.own_picture = picture;
+            state.open.values().cloned().collect()
+        };
+        for sb in open {
+            self.serve_own_picture(&sb).await;
+        }
+    }
+
+    async fn serve_own_picture(&self, sb: &SbClient) {
+        let Some((object, data)) = self.lock().own_picture.clone() else {
+            return;
+        };
+        match sb.publish(object, data).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!("the display picture does not match its msnobj"),
+            Err(e) => tracing::debug!(error = %e, "switchboard gone before the picture was served"),
+        }
     }
 
     /// Starts relaying a switchboard's events as the core's events.
@@ -125,6 +158,7 @@ impl Conversations {
             key,
             group,
             others: Members::new(),
+            declared: HashMap::new(),
         };
         tokio::spawn(relay.run(events));
     }
@@ -150,6 +184,8 @@ struct Relay {
     key: String,
     group: Option<String>,
     others: Members,
+    /// Emoticons each participant declared for their next text.
+    declared: HashMap<String, Vec<EmoticonDecl>>,
 }
 
 impl Relay {
@@ -194,8 +230,21 @@ impl Relay {
                         None => true,
                     }
                 }
+                SbEvent::Message {
+                    from,
+                    payload: MsgPayload::Emoticons { items, .. },
+                    ..
+                } => {
+                    self.declared.insert(from.to_lowercase(), items);
+                    true
+                }
                 SbEvent::Message { from, payload, .. } => {
-                    match message_event(self.chat(&from), from, payload) {
+                    let declared = match payload {
+                        MsgPayload::Text { .. } => self.declared.remove(&from.to_lowercase()),
+                        _ => None,
+                    };
+                    let chat = self.chat(&from);
+                    match message_event(chat, from, payload, &declared.unwrap_or_default()) {
                         Some(remote) => self.emit(remote).await,
                         None => true,
                     }
@@ -278,18 +327,24 @@ impl Relay {
     }
 }
 
-/// The core's event for a message payload, or `None` for what the bridge ignores.
-fn message_event(chat: Chat, from: String, payload: MsgPayload) -> Option<RemoteEvent> {
+/// The core's event for a message payload, or `None` for what the bridge ignores;
+/// `declared` are the sender's emoticons for a text.
+fn message_event(
+    chat: Chat,
+    from: String,
+    payload: MsgPayload,
+    declared: &[EmoticonDecl],
+) -> Option<RemoteEvent> {
     Some(match payload {
         MsgPayload::Text { text, format, .. } => RemoteEvent::Message {
             chat,
+            emoticons: used_emoticons(declared, &text),
             text: rich_text(text, format.as_ref()),
             from,
         },
         MsgPayload::Typing { .. } => RemoteEvent::Typing { chat, from },
         MsgPayload::Nudge => RemoteEvent::Nudge { chat, from },
-        // Display pictures and emoticon declarations travel here; the P2P layer is not
-        // bridged yet, and they are no message for the user.
+        // P2P traffic is the switchboard driver's; declarations go with the next text.
         MsgPayload::P2p { .. } | MsgPayload::Emoticons { .. } | MsgPayload::Recording { .. } => {
             return None;
         }

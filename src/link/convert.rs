@@ -1,7 +1,9 @@
 //! Between MSNP's types and the core's words: statuses, text formats, contacts.
 
 use crate::bridge::formatting::{RichText, Style};
-use crate::bridge::remote::{Availability, ContactInfo, OwnStatus};
+use crate::bridge::remote::{Availability, ContactInfo, Emoticon, OwnStatus, PictureRef};
+use crate::msnp::message::EmoticonDecl;
+use crate::msnp::p2p::MsnObject;
 use crate::msnp::{Contact, Effects, List, Rgb, Status, TextFormat};
 
 pub(super) fn availability(status: Status) -> Availability {
@@ -68,7 +70,37 @@ pub(super) fn contact_info(contact: &Contact) -> ContactInfo {
         personal_message: None,
         is_friend: contact.on(List::Forward),
         blocked: contact.on(List::Block),
+        picture: None,
     }
+}
+
+/// The core's reference to an announced msnobj: its SHA1D, and the XML to fetch it
+/// with. `None` for an object that does not parse (it could not be fetched either).
+pub(super) fn picture_ref(msnobj: &str) -> Option<PictureRef> {
+    match MsnObject::parse(msnobj) {
+        Ok(object) => Some(PictureRef {
+            hash: object.sha1d,
+            locator: msnobj.to_owned(),
+        }),
+        Err(e) => {
+            tracing::debug!(error = %e, "unusable msnobj ignored");
+            None
+        }
+    }
+}
+
+/// The emoticons of a declaration that `text` uses.
+pub(super) fn used_emoticons(declared: &[EmoticonDecl], text: &str) -> Vec<Emoticon> {
+    declared
+        .iter()
+        .filter(|d| !d.shortcut.is_empty() && text.contains(d.shortcut.as_str()))
+        .filter_map(|d| {
+            Some(Emoticon {
+                shortcut: d.shortcut.clone(),
+                picture: picture_ref(&d.msnobj)?,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -88,6 +120,26 @@ mod tests {
         let back = rich_text("x".into(), Some(&text_format(&style)));
         assert_eq!(back.style, style);
         assert_eq!(rich_text("y".into(), None).style, Style::default());
+    }
+
+    #[test]
+    fn only_used_and_readable_emoticons_are_kept() {
+        let object = MsnObject::for_data("bob@example.com", 2, "0", "", b"GIF89a..");
+        let decl = |shortcut: &str, msnobj: String| EmoticonDecl {
+            shortcut: shortcut.into(),
+            msnobj,
+        };
+        let declared = [
+            decl("(cat)", object.to_xml()),
+            decl("(dog)", object.to_xml()),
+            decl("(bad)", "<msnobj Size=\"x\"".into()),
+            decl("", object.to_xml()),
+        ];
+        let used = used_emoticons(&declared, "a (cat) and a (bad) one");
+        assert_eq!(used.len(), 1);
+        assert_eq!(used[0].shortcut, "(cat)");
+        assert_eq!(used[0].picture.hash, object.sha1d);
+        assert_eq!(used[0].picture.locator, object.to_xml());
     }
 
     #[test]

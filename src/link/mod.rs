@@ -11,20 +11,22 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::bridge::formatting::RichText;
 use crate::bridge::remote::{
     Chat, ContactInfo, DeliveryError, LoginFailure, MsnConnector, MsnSessionPort, OwnProfile,
-    OwnStatus, RemoteEvent, SessionEnd,
+    OwnStatus, PictureRef, RemoteEvent, SessionEnd,
 };
+use crate::msnp::p2p::MsnObject;
 use crate::msnp::{List, LoginError, NsConfig, NsEvent, Secret};
 use crate::net::{
     Backoff, EndReason, MsnSession, MsnSettings, NetError, PassportError, SessionEvent,
 };
 use conversations::Conversations;
-use convert::{availability, contact_info, own_status, text_format};
+use convert::{availability, contact_info, own_status, picture_ref, text_format};
 
 /// Logs accounts in to one MSN service.
 #[derive(Clone)]
@@ -51,9 +53,18 @@ impl MsnLink {
     }
 }
 
+/// The msnobj `Type` of a display picture (MSNP.md §8.1).
+const DISPLAY_PICTURE: u32 = 3;
+
+/// The msnobj describing the user's display picture.
+fn own_object(account: &str, data: &[u8]) -> MsnObject {
+    MsnObject::for_data(account, DISPLAY_PICTURE, "0", "matrix", data)
+}
+
 /// A logged-in account.
 #[derive(Clone)]
 pub struct LinkSession {
+    account: String,
     session: MsnSession,
     conversations: Conversations,
     contacts: Arc<Mutex<HashMap<String, ContactInfo>>>,
@@ -103,6 +114,10 @@ impl MsnConnector for MsnLink {
         config.versions = self.settings.versions.clone();
         config.friendly_name = profile.friendly_name;
         config.personal_message = profile.personal_message;
+        let own_picture = profile
+            .picture
+            .map(|data| (own_object(account, &data), data));
+        config.msn_object = own_picture.as_ref().map(|(object, _)| object.to_xml());
         let (session, events) = MsnSession::start(
             self.settings.clone(),
             self.http.clone(),
@@ -114,6 +129,7 @@ impl MsnConnector for MsnLink {
         .map_err(login_failure)?;
         let (out, out_rx) = mpsc::channel(1024);
         let link = LinkSession {
+            account: account.to_owned(),
             session,
             conversations: Conversations::new(
                 self.settings.clone(),
@@ -122,6 +138,7 @@ impl MsnConnector for MsnLink {
             ),
             contacts: Arc::new(Mutex::new(HashMap::new())),
         };
+        link.conversations.set_own_picture(own_picture).await;
         let span = tracing::info_span!("msn_link", login = %account);
         tokio::spawn(link.clone().pump(events, out).instrument(span));
         Ok((link, out_rx))
@@ -191,6 +208,7 @@ impl LinkSession {
                     if !p.friendly_name.is_empty() {
                         c.name = p.friendly_name.clone();
                     }
+                    c.picture = p.msn_object.as_deref().and_then(picture_ref);
                 });
                 Some(RemoteEvent::ContactChanged(info))
             }
@@ -246,6 +264,7 @@ impl LinkSession {
                 personal_message: None,
                 is_friend: false,
                 blocked: false,
+                picture: None,
             });
         change(entry);
         entry.clone()
@@ -366,6 +385,37 @@ impl MsnSessionPort for LinkSession {
             .await
             .map_err(delivery)?;
         sb.invite(contact.to_lowercase()).await.map_err(delivery)
+    }
+
+    async fn fetch_picture(
+        &self,
+        chat: &Chat,
+        from: &str,
+        picture: &PictureRef,
+    ) -> Result<Bytes, DeliveryError> {
+        let sb = match self.conversations.existing(chat) {
+            Some(sb) => sb,
+            None => {
+                let ns = self.ns()?;
+                let contact = Chat::Contact(from.to_lowercase());
+                self.conversations
+                    .get_or_open(&ns, &contact)
+                    .await
+                    .map_err(delivery)?
+            }
+        };
+        let (_, data) = sb
+            .fetch(&from.to_lowercase(), &picture.locator)
+            .await
+            .map_err(|e| DeliveryError(format!("the picture could not be fetched: {e}")))?;
+        Ok(data)
+    }
+
+    async fn set_picture(&self, picture: Option<Bytes>) -> Result<(), DeliveryError> {
+        let own = picture.map(|data| (own_object(&self.account, &data), data));
+        let xml = own.as_ref().map(|(object, _)| object.to_xml());
+        self.conversations.set_own_picture(own).await;
+        self.session.set_msn_object(xml).await.map_err(delivery)
     }
 
     fn protocol_version(&self) -> u8 {

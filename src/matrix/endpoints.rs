@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use ruma::api::client::{
     account::register, appservice::request_ping, authenticated_media::get_content,
-    media::create_content, membership::invite_user, message::send_message_event,
-    presence::set_presence, profile::get_display_name, profile::set_avatar_url,
-    profile::set_display_name, redact::redact_event, room::create_room,
-    state::get_state_event_for_key, state::send_state_event, typing::create_typing_event,
+    authenticated_media::get_content_thumbnail, media::create_content, membership::invite_user,
+    message::send_message_event, presence::set_presence, profile::get_avatar_url,
+    profile::get_display_name, profile::set_avatar_url, profile::set_display_name,
+    redact::redact_event, room::create_room, state::get_state_event_for_key,
+    state::send_state_event, typing::create_typing_event,
 };
 use ruma::events::{MessageLikeEventType, StateEventType};
 use ruma::presence::PresenceState;
@@ -76,6 +77,17 @@ impl Client {
         }
     }
 
+    /// `GET /_matrix/client/v3/profile/{userId}/avatar_url`; `None` when unset.
+    #[allow(deprecated)]
+    pub async fn get_avatar_url(&self, user_id: &UserId) -> Result<Option<String>, ClientError> {
+        let request = get_avatar_url::v3::Request::new(user_id.to_owned());
+        match self.send(request, None).await {
+            Ok(response) => Ok(response.avatar_url.map(|u| u.to_string())),
+            Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// `PUT /_matrix/client/v3/profile/{userId}/avatar_url`, as that user.
     #[allow(deprecated)]
     pub async fn set_avatar(&self, user_id: &UserId, mxc: &str) -> Result<(), ClientError> {
@@ -110,6 +122,22 @@ impl Client {
         request.timeout_ms = Duration::from_secs(20);
         let response = self.send(request, None).await?;
         Ok((response.file, response.content_type))
+    }
+
+    /// `GET /_matrix/client/v1/media/thumbnail/{serverName}/{mediaId}` scaled to fit
+    /// `size`×`size` (authenticated media, v1.11): returns the bytes.
+    pub async fn thumbnail(&self, mxc: &str, size: u32) -> Result<Vec<u8>, ClientError> {
+        let uri = OwnedMxcUri::from(mxc);
+        let mut request = get_content_thumbnail::v1::Request::from_uri(
+            &uri,
+            ruma::UInt::from(size),
+            ruma::UInt::from(size),
+        )
+        .map_err(|e| ClientError::Build(format!("media URI {mxc:?}: {e}")))?;
+        request.method = Some(ruma::media::Method::Scale);
+        request.timeout_ms = Duration::from_secs(20);
+        let response = self.send(request, None).await?;
+        Ok(response.file)
     }
 
     /// `POST /_matrix/client/v3/createRoom` as `creator`: a private direct chat (`is_direct`)

@@ -172,6 +172,42 @@ impl MatrixPort for Client {
         self.get_displayname(&user(user_id)?).await
     }
 
+    async fn avatar_url(&self, user_id: &str) -> Result<Option<String>, ClientError> {
+        self.get_avatar_url(&user(user_id)?).await
+    }
+
+    async fn set_avatar(&self, user_id: &str, mxc: &str) -> Result<(), ClientError> {
+        Client::set_avatar(self, &user(user_id)?, mxc).await
+    }
+
+    async fn upload(
+        &self,
+        data: Vec<u8>,
+        content_type: &str,
+        filename: &str,
+    ) -> Result<String, ClientError> {
+        Client::upload(self, data, content_type, Some(filename), None).await
+    }
+
+    async fn download(
+        &self,
+        mxc: &str,
+        thumbnail: Option<u32>,
+        max: usize,
+    ) -> Result<Vec<u8>, ClientError> {
+        let bytes = match thumbnail {
+            Some(size) => Client::thumbnail(self, mxc, size).await?,
+            None => Client::download(self, mxc).await?.0,
+        };
+        if bytes.len() > max {
+            return Err(ClientError::Response(format!(
+                "media {mxc} has {} bytes, more than the {max} allowed",
+                bytes.len()
+            )));
+        }
+        Ok(bytes)
+    }
+
     /// `m.bridge` and the older `uk.half-shot.bridge` state (MSC2346), state key
     /// `net.msnp://msn/<contact>`.
     async fn mark_bridged(

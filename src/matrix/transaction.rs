@@ -235,10 +235,9 @@ fn parse_timeline(raw: &Value) -> Outcome {
                     .get("is_direct")
                     .and_then(Value::as_bool)
                     .unwrap_or(false);
-                let displayname = content
-                    .get("displayname")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned);
+                let text = |key: &str| content.get(key).and_then(Value::as_str).map(str::to_owned);
+                let displayname = text("displayname");
+                let avatar_url = text("avatar_url").filter(|u| u.starts_with("mxc://"));
                 Ok(Outcome::Event(MatrixEvent::Membership {
                     room_id,
                     event_id,
@@ -247,6 +246,7 @@ fn parse_timeline(raw: &Value) -> Outcome {
                     membership,
                     is_direct,
                     displayname,
+                    avatar_url,
                 }))
             }
             _ => Ok(Outcome::Ignored("timeline event")),

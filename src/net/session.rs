@@ -133,6 +133,19 @@ impl MsnSession {
             .await
     }
 
+    /// Sets the msnobj of our display picture (none: no picture), announced with the
+    /// current status (`CHG`) and kept for reconnects.
+    pub async fn set_msn_object(&self, msn_object: Option<String>) -> Result<(), NetError> {
+        let (status, caps) = {
+            let mut p = self.inner.profile.lock().await;
+            p.msn_object = msn_object.clone();
+            (p.status, p.capabilities)
+        };
+        self.connected()?
+            .command(move |s, now| s.set_status(now, status, caps, msn_object.as_deref()))
+            .await
+    }
+
     /// Sets the friendly name (kept for reconnects).
     pub async fn set_friendly_name(&self, name: String) -> Result<(), NetError> {
         self.inner.profile.lock().await.friendly_name = Some(name.clone());

@@ -7,6 +7,7 @@
 //! Must not import: the Matrix HTTP layer, MSNP wire types.
 
 mod message_map;
+mod pictures;
 mod portals;
 mod puppets;
 mod transactions;

@@ -53,13 +53,14 @@ impl Store {
         Ok(row.as_ref().map(Puppet::from_row).transpose()?)
     }
 
+    /// Stores a puppet; on an existing one the avatar is left alone (it changes only
+    /// through [`Store::set_puppet_avatar`], from a picture fetch running beside).
     pub async fn upsert_puppet(&self, p: &Puppet) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO puppet (msn_address, mxid, display_name, avatar_mxc, avatar_sha1d, registered) \
              VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (msn_address) DO UPDATE SET mxid = excluded.mxid, \
-             display_name = excluded.display_name, avatar_mxc = excluded.avatar_mxc, \
-             avatar_sha1d = excluded.avatar_sha1d, registered = excluded.registered",
+             display_name = excluded.display_name, registered = excluded.registered",
         )
         .bind(&p.msn_address)
         .bind(&p.mxid)
@@ -69,6 +70,22 @@ impl Store {
         .bind(i64::from(p.registered))
         .execute(self.pool())
         .await?;
+        Ok(())
+    }
+
+    /// Records the avatar a puppet now shows: the picture's SHA1D and its `mxc://` URI.
+    pub async fn set_puppet_avatar(
+        &self,
+        msn_address: &str,
+        sha1d: &str,
+        mxc: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE puppet SET avatar_sha1d = $1, avatar_mxc = $2 WHERE msn_address = $3")
+            .bind(sha1d)
+            .bind(mxc)
+            .bind(msn_address)
+            .execute(self.pool())
+            .await?;
         Ok(())
     }
 }

@@ -13,10 +13,10 @@ use crate::e2e::{Seen, TURN, User, new_user, unique};
 use crate::support::{self, TestBridge};
 use crate::testkit_msnp11_sdk as sdk;
 
-const ALICE: &str = "alice@example.com";
-const BOB: &str = "bob@example.com";
+pub(crate) const ALICE: &str = "alice@example.com";
+pub(crate) const BOB: &str = "bob@example.com";
 const CAROL: &str = "carol@example.com";
-const PUPPET_ALICE: &str = "@msn_alice=40example.com:localhost";
+pub(crate) const PUPPET_ALICE: &str = "@msn_alice=40example.com:localhost";
 
 fn bridge_config(hs: &str, db: &str, msn: &MsnServerHandle) -> matrix_msn::config::Config {
     let mut config = support::config(hs, db, &[("localhost", PermissionLevel::User)]);
@@ -36,7 +36,7 @@ fn bridge_config(hs: &str, db: &str, msn: &MsnServerHandle) -> matrix_msn::confi
 
 /// The test MSN server and a bridge config on a fresh SQLite file (kept while the
 /// returned directory lives).
-async fn world(
+pub(crate) async fn world(
     hs: &str,
 ) -> (
     MsnServerHandle,
@@ -83,7 +83,7 @@ impl User {
     }
 
     /// Waits for an invite to a room (a portal) and joins it.
-    async fn accept_invite(&mut self) -> OwnedRoomId {
+    pub(crate) async fn accept_invite(&mut self) -> OwnedRoomId {
         let me = self.user_id.to_string();
         let room = match self
             .wait_for("an invite", |s| matches!(s, Seen::Member { target, membership: matrix_sdk::ruma::events::room::member::MembershipState::Invite, .. } if *target == me))
@@ -99,7 +99,12 @@ impl User {
         room
     }
 
-    async fn text_from(&mut self, room: &OwnedRoomId, sender: &str, body: &str) -> Option<String> {
+    pub(crate) async fn text_from(
+        &mut self,
+        room: &OwnedRoomId,
+        sender: &str,
+        body: &str,
+    ) -> Option<String> {
         let room = room.clone();
         match self
             .wait_for(&format!("{body:?} from {sender}"), |s| matches!(s, Seen::Text { room: r, sender: from, body: b, .. } if *r == room && from.as_str() == sender && b == body))
@@ -111,7 +116,10 @@ impl User {
     }
 }
 
-async fn msn_contact(server: &MsnServerHandle, email: &str) -> (msnp11_sdk::Client, sdk::Events) {
+pub(crate) async fn msn_contact(
+    server: &MsnServerHandle,
+    email: &str,
+) -> (msnp11_sdk::Client, sdk::Events) {
     let (client, events) = sdk::login(server, email).await;
     sdk::online(&client).await;
     (client, events)

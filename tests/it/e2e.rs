@@ -42,6 +42,7 @@ pub(crate) enum Seen {
         target: String,
         membership: MembershipState,
         reason: Option<String>,
+        avatar_url: Option<String>,
     },
     Text {
         room: OwnedRoomId,
@@ -213,6 +214,7 @@ pub(crate) async fn new_user(homeserver: &str, name: &str, password: &str) -> Us
                 target: ev.state_key.to_string(),
                 membership: ev.content.membership.clone(),
                 reason: ev.content.reason.clone(),
+                avatar_url: ev.content.avatar_url.as_ref().map(ToString::to_string),
             });
         }
     });
@@ -229,12 +231,15 @@ pub(crate) async fn new_user(homeserver: &str, name: &str, password: &str) -> Us
     client.add_event_handler(move |ev: SyncRoomMemberEvent, room: Room| {
         let tx = tx.clone();
         async move {
-            let reason = ev.as_original().and_then(|o| o.content.reason.clone());
+            let content = ev.as_original().map(|o| &o.content);
             let _ = tx.send(Seen::Member {
                 room: room.room_id().to_owned(),
                 target: ev.state_key().to_string(),
                 membership: ev.membership().clone(),
-                reason,
+                reason: content.and_then(|c| c.reason.clone()),
+                avatar_url: content
+                    .and_then(|c| c.avatar_url.as_ref())
+                    .map(ToString::to_string),
             });
         }
     });

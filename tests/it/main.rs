@@ -7,6 +7,7 @@
 
 mod appservice;
 mod bridge_e2e;
+mod bridge_pictures;
 mod cli;
 mod client_retry;
 mod deploy;

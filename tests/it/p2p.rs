@@ -16,17 +16,11 @@ use matrix_msn::testkit::MsnServerHandle;
 use msnp11_sdk::Event;
 use tokio::time::timeout;
 
-use crate::testkit_msnp11_sdk::{answered, collect_sb, login, online, server, wait_for};
+use crate::testkit_msnp11_sdk::{answered, collect_sb, login, online, picture, server, wait_for};
 
 const T: Duration = Duration::from_secs(20);
 const ALICE: &str = "alice@example.com";
 const BOB: &str = "bob@example.com";
-
-fn picture(len: usize, salt: u8) -> Vec<u8> {
-    let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
-    v.extend((0..len.saturating_sub(8)).map(|i| (i as u8).wrapping_mul(31).wrapping_add(salt)));
-    v
-}
 
 async fn connect(server: &MsnServerHandle) -> (NsClient, NsEvents, MsnSettings) {
     // `NET_TEST_LOG=1` prints the (redacted) wire trace of a failing test.

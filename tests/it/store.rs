@@ -38,6 +38,7 @@ async fn suite(store: &Store) {
     transactions_are_deduplicated_and_queued(store).await;
     users_round_trip(store).await;
     puppets_round_trip(store).await;
+    picture_cache_round_trip(store).await;
     portals_round_trip(store).await;
     message_map_is_idempotent(store).await;
 }
@@ -128,10 +129,32 @@ async fn puppets_round_trip(store: &Store) {
         store.puppet("alice@hotmail.com").await.unwrap(),
         Some(p.clone())
     );
-    p.avatar_mxc = Some("mxc://localhost/abc".into());
+    // The avatar changes only through its own call; an upsert leaves it alone.
+    store
+        .set_puppet_avatar("alice@hotmail.com", "c2hhMWQ=", "mxc://localhost/abc")
+        .await
+        .unwrap();
     p.registered = false;
     store.upsert_puppet(&p).await.unwrap();
+    p.avatar_mxc = Some("mxc://localhost/abc".into());
+    p.avatar_sha1d = Some("c2hhMWQ=".into());
     assert_eq!(store.puppet_by_mxid(&p.mxid).await.unwrap(), Some(p));
+}
+
+async fn picture_cache_round_trip(store: &Store) {
+    assert_eq!(store.picture_mxc("c2hhMWQ=").await.unwrap(), None);
+    store
+        .put_picture("c2hhMWQ=", "mxc://localhost/one")
+        .await
+        .unwrap();
+    store
+        .put_picture("c2hhMWQ=", "mxc://localhost/two")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.picture_mxc("c2hhMWQ=").await.unwrap().as_deref(),
+        Some("mxc://localhost/two")
+    );
 }
 
 async fn portals_round_trip(store: &Store) {

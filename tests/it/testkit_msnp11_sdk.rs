@@ -417,3 +417,10 @@ async fn second_login_gets_out_oth() {
         }
     }
 }
+
+/// Picture bytes with a PNG signature (nothing here decodes them), varied by `salt`.
+pub fn picture(len: usize, salt: u8) -> Vec<u8> {
+    let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
+    v.extend((0..len.saturating_sub(8)).map(|i| (i as u8).wrapping_mul(31).wrapping_add(salt)));
+    v
+}

@@ -8,7 +8,7 @@ mod from_matrix;
 mod to_matrix;
 
 pub use from_matrix::from_matrix;
-pub use to_matrix::to_matrix;
+pub use to_matrix::{InlineImage, to_matrix};
 
 /// Text with a whole-message style.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

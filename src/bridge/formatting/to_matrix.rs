@@ -5,14 +5,22 @@
 use super::RichText;
 use crate::bridge::commands::escape_html;
 
-/// `(body, formatted_body)` for a message from MSN.
-pub fn to_matrix(message: &RichText) -> (String, Option<String>) {
+/// A custom emoticon shown inline: the text it stands for and its `mxc://` picture.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InlineImage {
+    pub text: String,
+    pub mxc: String,
+}
+
+/// `(body, formatted_body)` for a message from MSN; every occurrence of an image's text
+/// becomes that image (`data-mx-emoticon`, as custom emoji are sent in Matrix).
+pub fn to_matrix(message: &RichText, images: &[InlineImage]) -> (String, Option<String>) {
     let body = message.text.clone();
     let style = &message.style;
-    if !style.is_visible() {
+    let (mut html, has_images) = escape_with_images(&message.text, images);
+    if !style.is_visible() && !has_images {
         return (body, None);
     }
-    let mut html = escape_html(&message.text).replace('\n', "<br>");
     for (on, tag) in [
         (style.strike, "del"),
         (style.underline, "u"),
@@ -29,14 +37,88 @@ pub fn to_matrix(message: &RichText) -> (String, Option<String>) {
     (body, Some(html))
 }
 
+/// The text escaped as HTML with line breaks, images in place of their texts (the longest
+/// text wins where two start at the same place); whether any image was placed.
+fn escape_with_images(text: &str, images: &[InlineImage]) -> (String, bool) {
+    let mut sorted: Vec<&InlineImage> = images.iter().filter(|i| !i.text.is_empty()).collect();
+    sorted.sort_by_key(|i| std::cmp::Reverse(i.text.len()));
+    let plain = |segment: &str| escape_html(segment).replace('\n', "<br>");
+    let mut html = String::with_capacity(text.len() + 16);
+    let mut placed = false;
+    let mut rest = text;
+    let mut scanned = 0;
+    while scanned < rest.len() {
+        let here = rest.get(scanned..).unwrap_or_default();
+        let found = sorted
+            .iter()
+            .find_map(|i| here.strip_prefix(i.text.as_str()).map(|after| (i, after)));
+        if let Some((image, after)) = found {
+            html.push_str(&plain(rest.get(..scanned).unwrap_or_default()));
+            let (alt, src) = (escape_html(&image.text), escape_html(&image.mxc));
+            html.push_str(&format!(
+                "<img data-mx-emoticon src=\"{src}\" alt=\"{alt}\" title=\"{alt}\" height=\"32\">"
+            ));
+            placed = true;
+            rest = after;
+            scanned = 0;
+        } else {
+            scanned += here.chars().next().map_or(1, char::len_utf8);
+        }
+    }
+    html.push_str(&plain(rest));
+    (html, placed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::bridge::formatting::Style;
 
+    fn to_matrix_plain(message: &RichText) -> (String, Option<String>) {
+        to_matrix(message, &[])
+    }
+
+    fn image(text: &str, mxc: &str) -> InlineImage {
+        InlineImage {
+            text: text.into(),
+            mxc: mxc.into(),
+        }
+    }
+
+    #[test]
+    fn emoticons_become_inline_images_and_the_rest_stays_escaped() {
+        let text = RichText {
+            text: "hi (cat)<b> (ca) (cat)\nä".into(),
+            style: Style::default(),
+        };
+        let images = [
+            image("(ca", "mxc://x/short"),
+            image("(cat)", "mxc://x/cat\""),
+        ];
+        let (body, html) = to_matrix(&text, &images);
+        assert_eq!(body, text.text);
+        let cat = "<img data-mx-emoticon src=\"mxc://x/cat&quot;\" alt=\"(cat)\" title=\"(cat)\" height=\"32\">";
+        let short =
+            "<img data-mx-emoticon src=\"mxc://x/short\" alt=\"(ca\" title=\"(ca\" height=\"32\">";
+        assert_eq!(
+            html.as_deref(),
+            Some(format!("hi {cat}&lt;b&gt; {short}) {cat}<br>ä").as_str())
+        );
+    }
+
+    #[test]
+    fn unused_emoticons_add_no_html() {
+        let text = RichText {
+            text: "no pictures here".into(),
+            style: Style::default(),
+        };
+        assert_eq!(to_matrix(&text, &[image("(cat)", "mxc://x/c")]).1, None);
+        assert_eq!(to_matrix(&text, &[image("", "mxc://x/c")]).1, None);
+    }
+
     #[test]
     fn plain_text_has_no_html() {
-        let (body, html) = to_matrix(&RichText {
+        let (body, html) = to_matrix_plain(&RichText {
             text: "hi <b>".into(),
             style: Style::default(),
         });
@@ -54,7 +136,7 @@ mod tests {
             color: Some((255, 0, 16)),
             font: Some("Arial".into()),
         };
-        let (body, html) = to_matrix(&RichText {
+        let (body, html) = to_matrix_plain(&RichText {
             text: "a<script>&\nb".into(),
             style,
         });
@@ -74,7 +156,7 @@ mod tests {
             ..Style::default()
         };
         assert_eq!(
-            to_matrix(&RichText {
+            to_matrix_plain(&RichText {
                 text: "x".into(),
                 style
             })
