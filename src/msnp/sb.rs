@@ -23,8 +23,8 @@ use super::escape;
 use super::frame::Frame;
 use super::limits::Limits;
 use super::message::{
-    ChunkAssembler, MessageError, MsgPayload, TextFormat, classify, encode_nudge,
-    encode_text_split, encode_typing, parse_msg,
+    ChunkAssembler, EmoticonDecl, MessageError, MsgPayload, TextFormat, classify, encode_emoticons,
+    encode_nudge, encode_text_split, encode_typing, parse_msg,
 };
 use super::verb::Verb;
 
@@ -760,6 +760,17 @@ impl SbSession {
             self.send(now, payload, AckMode::Unacknowledged)?;
         }
         Ok(())
+    }
+
+    /// Declares custom emoticons for the next text (`text/x-mms-emoticon`, §7.5) with
+    /// ack mode `N`, as official clients send it just before the text.
+    pub fn send_emoticons(
+        &mut self,
+        now: Instant,
+        items: &[EmoticonDecl],
+    ) -> Result<MessageId, SendError> {
+        let payload = encode_emoticons(items, false)?;
+        self.send(now, payload, AckMode::NegativeOnly)
     }
 
     /// Sends a nudge (datacast `ID: 1`, §7.3) with ack mode `N`.

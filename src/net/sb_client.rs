@@ -19,7 +19,7 @@ use super::error::NetError;
 use super::p2p::{P2P_MIN_INTERVAL, P2P_WINDOW, TransferError, random_seed};
 use super::settings::MsnSettings;
 use super::wire::Wire;
-use crate::msnp::message::encode_p2p;
+use crate::msnp::message::{EmoticonDecl, encode_p2p};
 use crate::msnp::p2p::{MsnObject, P2pConfig, P2pEndpoint, P2pEvent, TransferId};
 use crate::msnp::{
     AckMode, MessageId, MsgPayload, Participant, SbCloseReason, SbConfig, SbEvent, SbSession,
@@ -186,6 +186,13 @@ impl SbClient {
     /// `NAK` arrives as an [`SbEvent::Failed`].
     pub async fn send_nudge(&self) -> Result<(), NetError> {
         self.send(|s, now| s.send_nudge(now).map(|_| Vec::new()))
+            .await
+    }
+
+    /// Declares custom emoticons for the next text (ack mode `N`, like a nudge); their
+    /// pictures are served to whoever asks once [`SbClient::publish`]ed.
+    pub async fn send_emoticons(&self, items: Vec<EmoticonDecl>) -> Result<(), NetError> {
+        self.send(move |s, now| s.send_emoticons(now, &items).map(|_| Vec::new()))
             .await
     }
 

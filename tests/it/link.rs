@@ -4,10 +4,14 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use matrix_msn::bridge::formatting::{RichText, Style};
 use matrix_msn::bridge::remote::{Chat, MsnConnector, MsnSessionPort, OwnProfile, RemoteEvent};
 use matrix_msn::link::MsnLink;
-use matrix_msn::net::MsnSettings;
+use matrix_msn::msnp::message::EmoticonDecl;
+use matrix_msn::msnp::p2p::MsnObject;
+use matrix_msn::msnp::{SbConfig, SbEvent, TextFormat};
+use matrix_msn::net::{MsnSettings, SbClient, SwitchboardEvent};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
@@ -111,4 +115,68 @@ async fn an_offline_contact_is_a_delivery_error_and_incoming_chats_are_events() 
         .find(|c| c.address == "alice@example.com")
         .expect("alice listed");
     assert!(alice_info.is_friend);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declared_emoticons_come_with_their_text_and_their_pictures_can_be_fetched() {
+    let server = sdk::server().await;
+    let (bob, mut events) = bob_link(&server).await;
+    // Alice is our own client here: msnp11-sdk cannot send emoticons.
+    let (alice, _alice_events, settings) = crate::p2p::connect(&server).await;
+    let (address, auth) = timeout(T, alice.request_switchboard())
+        .await
+        .expect("XFR hangs")
+        .expect("XFR");
+    let config = SbConfig::new("alice@example.com", alice.version());
+    let (sb, mut sb_events) =
+        SbClient::open(&settings, config, &address, &auth, &["bob@example.com"])
+            .await
+            .expect("SB open");
+    crate::support::wait_for(&mut sb_events, T, "bob joins", |e| {
+        matches!(e, SwitchboardEvent::Session(SbEvent::Joined { .. }))
+    })
+    .await;
+
+    let cat = b"GIF89a a cat, animated".to_vec();
+    let object = MsnObject::for_data("alice@example.com", 2, "0", "", &cat);
+    let unused = MsnObject::for_data("alice@example.com", 2, "0", "", b"GIF89a a dog");
+    assert!(
+        sb.publish(object.clone(), Bytes::from(cat.clone()))
+            .await
+            .expect("publish")
+    );
+    let declare = |shortcut: &str, object: &MsnObject| EmoticonDecl {
+        shortcut: shortcut.into(),
+        msnobj: object.to_xml(),
+    };
+    sb.send_emoticons(vec![declare("(cat)", &object), declare("(dog)", &unused)])
+        .await
+        .expect("declaration");
+    sb.send_text("look (cat)!".into(), TextFormat::default())
+        .await
+        .expect("text");
+
+    let (chat, from, emoticons) = loop {
+        match timeout(T, events.recv()).await.expect("no message") {
+            Some(RemoteEvent::Message {
+                chat,
+                from,
+                text,
+                emoticons,
+            }) => {
+                assert_eq!(text.text, "look (cat)!");
+                break (chat, from, emoticons);
+            }
+            Some(_) => continue,
+            None => panic!("events ended"),
+        }
+    };
+    assert_eq!(emoticons.len(), 1, "only the emoticon the text uses");
+    assert_eq!(emoticons[0].shortcut, "(cat)");
+    assert_eq!(emoticons[0].picture.hash, object.sha1d);
+    let got = timeout(T, bob.fetch_picture(&chat, &from, &emoticons[0].picture))
+        .await
+        .expect("fetch hangs")
+        .expect("fetch");
+    assert_eq!(got.as_ref(), cat.as_slice());
 }

@@ -22,7 +22,7 @@ const T: Duration = Duration::from_secs(20);
 const ALICE: &str = "alice@example.com";
 const BOB: &str = "bob@example.com";
 
-async fn connect(server: &MsnServerHandle) -> (NsClient, NsEvents, MsnSettings) {
+pub(crate) async fn connect(server: &MsnServerHandle) -> (NsClient, NsEvents, MsnSettings) {
     // `NET_TEST_LOG=1` prints the (redacted) wire trace of a failing test.
     if std::env::var_os("NET_TEST_LOG").is_some() {
         let _ = tracing_subscriber::fmt()
