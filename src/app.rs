@@ -113,7 +113,12 @@ pub async fn start(
         registration.check_against(&config)?;
     }
     let config = Arc::new(config);
-    let store = Store::connect(&config.database.uri, config.database.max_connections).await?;
+    let store = Store::connect_with(
+        &config.database.uri,
+        config.database.max_connections,
+        config.database.sqlite_power_safe,
+    )
+    .await?;
     tracing::info!(dialect = ?store.dialect(), "database ready");
 
     let bot_id = config.bot_mxid();

@@ -212,6 +212,11 @@ pub struct DatabaseConfig {
     pub uri: String,
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
+    /// SQLite only: sync every commit to disk (`synchronous = FULL`), so that a homeserver
+    /// transaction, once acknowledged, survives a power cut. Off: commits survive a crash
+    /// of the bridge but not of the machine, and writes are several times cheaper.
+    #[serde(default)]
+    pub sqlite_power_safe: bool,
 }
 
 /// Bridge behaviour: names, commands, permissions.

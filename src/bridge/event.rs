@@ -78,6 +78,18 @@ pub enum MatrixEvent {
 }
 
 impl MatrixEvent {
+    /// The lane the event is handled in: events of one lane are handled in order, lanes
+    /// side by side. A room's events share its lane; presence goes by user.
+    pub fn lane(&self) -> &str {
+        match self {
+            Self::Message { room_id, .. }
+            | Self::Membership { room_id, .. }
+            | Self::Typing { room_id, .. }
+            | Self::Receipt { room_id, .. } => room_id,
+            Self::Presence { user_id, .. } => user_id,
+        }
+    }
+
     /// A short name for logs and the queue's `kind` column.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -2,7 +2,7 @@
 //! portal) and the policy that acts on Matrix events taken from the durable queue and on
 //! MSN events from each user's session.
 //!
-//! Owns: the worker that drains the event queue in order, the management room (joining on
+//! Owns: the worker that drains the event queue (`worker.rs`), the management room (joining on
 //! invite, the greeting, commands and permissions), logins (`logins.rs`), puppets
 //! (`puppets.rs`) and portals (`portals.rs`).
 //! Must not import: HTTP routes or Matrix wire types (`crate::matrix`), MSNP wire types
@@ -21,6 +21,7 @@ mod portals;
 pub mod presence;
 mod puppets;
 pub mod remote;
+mod worker;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,15 +32,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::config::{Config, PermissionLevel};
-use crate::store::{QueuedEvent, Store, StoreError};
+use crate::store::Store;
 use credentials::CredentialBox;
 use remote::MsnConnector;
 
 pub use event::{MatrixEvent, Membership, MessageKind};
 pub use port::MatrixPort;
-
-/// How many queued events the worker takes per database read.
-const BATCH: i64 = 64;
 
 /// The refusal a user without permission gets, and nothing else.
 pub const NOT_ALLOWED: &str = "Sorry, you are not allowed to use this bridge.";
@@ -155,35 +153,6 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         self.handled_messages.clone()
     }
 
-    /// Drains the event queue until shutdown. Events queued before a restart are handled
-    /// after it; an event is removed from the queue once handled.
-    pub async fn run(self: &Arc<Self>) -> Result<(), StoreError> {
-        loop {
-            let notified = self.wake.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let batch = self.store.queued_events(BATCH).await?;
-            if batch.is_empty() {
-                tokio::select! {
-                    () = self.shutdown.cancelled() => return Ok(()),
-                    () = &mut notified => continue,
-                }
-            }
-            for queued in batch {
-                if self.shutdown.is_cancelled() {
-                    return Ok(());
-                }
-                let span = tracing::info_span!("event", seq = queued.seq, kind = %queued.kind);
-                self.handle_queued(&queued).instrument(span).await;
-                self.store.finish_event(queued.seq).await?;
-                self.handled.fetch_add(1, Ordering::Relaxed);
-                if queued.kind == "message" {
-                    self.handled_messages.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        }
-    }
-
     /// Logs back in every user who was logged in when the bridge stopped, one at a time.
     pub async fn restore_logins(self: &Arc<Self>) {
         logins::restore(self).await;
@@ -195,15 +164,6 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             lock(&self.logins).drain().map(|(_, l)| l.session).collect();
         for session in sessions {
             remote::MsnSessionPort::logout(&session).await;
-        }
-    }
-
-    async fn handle_queued(self: &Arc<Self>, queued: &QueuedEvent) {
-        match serde_json::from_str::<MatrixEvent>(&queued.payload) {
-            Ok(event) => self.handle_event(event).await,
-            // Only this version writes the queue, so this means a downgrade or corruption:
-            // say so and move on rather than block every later event.
-            Err(e) => tracing::error!(error = %e, "queued event cannot be decoded; dropped"),
         }
     }
 

@@ -54,8 +54,22 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations
 
 impl Store {
     /// Opens (creating a SQLite file if needed) and migrates the database at `uri`:
-    /// `postgres://...`, `sqlite:PATH`, `sqlite::memory:` or a bare file path.
+    /// `postgres://...`, `sqlite:PATH`, `sqlite::memory:` or a bare file path. SQLite
+    /// commits survive a crash of the bridge, not a power cut (see [`Store::connect_with`]).
     pub async fn connect(uri: &str, max_connections: u32) -> Result<Self, StoreError> {
+        Self::connect_with(uri, max_connections, false).await
+    }
+
+    /// [`Store::connect`], choosing SQLite's durability. In WAL mode `synchronous =
+    /// NORMAL` (`power_safe` false) syncs the log at checkpoints only: a commit survives
+    /// the bridge crashing but may be lost with the machine's power. `FULL` syncs every
+    /// commit, so an acknowledged homeserver transaction survives a power cut too, at
+    /// several times the cost of each write. PostgreSQL is unaffected.
+    pub async fn connect_with(
+        uri: &str,
+        max_connections: u32,
+        power_safe: bool,
+    ) -> Result<Self, StoreError> {
         install_default_drivers();
         let (dialect, url) = normalise_uri(uri);
         let mut options = AnyPoolOptions::new().max_connections(max_connections.max(1));
@@ -68,12 +82,16 @@ impl Store {
                     .idle_timeout(None)
                     .max_lifetime(None);
             }
-            options = options.after_connect(|conn, _meta| {
+            let synchronous = if power_safe {
+                "PRAGMA synchronous = FULL"
+            } else {
+                "PRAGMA synchronous = NORMAL"
+            };
+            options = options.after_connect(move |conn, _meta| {
                 Box::pin(async move {
-                    // WAL lets readers run beside the writer; FULL makes a commit durable
-                    // before the homeserver's transaction is acknowledged.
+                    // WAL lets readers run beside the writer.
                     conn.execute("PRAGMA journal_mode = WAL").await?;
-                    conn.execute("PRAGMA synchronous = FULL").await?;
+                    conn.execute(synchronous).await?;
                     conn.execute("PRAGMA busy_timeout = 5000").await?;
                     conn.execute("PRAGMA foreign_keys = ON").await?;
                     Ok(())

@@ -52,10 +52,23 @@ impl Store {
 
     /// The oldest queued events, at most `limit`, in arrival order.
     pub async fn queued_events(&self, limit: i64) -> Result<Vec<QueuedEvent>, StoreError> {
-        let rows = sqlx::query("SELECT seq, kind, payload FROM event_queue ORDER BY seq LIMIT $1")
-            .bind(limit)
-            .fetch_all(self.pool())
-            .await?;
+        self.queued_events_after(0, limit).await
+    }
+
+    /// The oldest queued events after sequence number `after`, at most `limit`, in
+    /// arrival order.
+    pub async fn queued_events_after(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<QueuedEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, kind, payload FROM event_queue WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
         rows.iter()
             .map(|row| {
                 Ok(QueuedEvent {
