@@ -89,6 +89,8 @@ pub struct Bridge<M: MatrixPort, C: MsnConnector> {
     portal_rooms: Mutex<HashMap<(String, String), String>>,
     /// Held while a portal room is created, so two events cannot create two rooms.
     creating_portal: tokio::sync::Mutex<()>,
+    /// Each contact's friendly name as shown, and a rename waiting out its debounce.
+    names: Mutex<HashMap<String, puppets::NameState>>,
     /// Contacts whose display picture is being fetched now.
     avatar_fetches: Mutex<std::collections::HashSet<String>>,
     /// Bounds picture fetches from MSN across users ([`pictures::PICTURE_FETCHES`]).
@@ -135,6 +137,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             puppets_typing: Mutex::new(std::collections::HashSet::new()),
             portal_rooms: Mutex::new(HashMap::new()),
             creating_portal: tokio::sync::Mutex::new(()),
+            names: Mutex::new(HashMap::new()),
             avatar_fetches: Mutex::new(std::collections::HashSet::new()),
             picture_permits: tokio::sync::Semaphore::new(pictures::PICTURE_FETCHES),
             own_avatars: Mutex::new(HashMap::new()),

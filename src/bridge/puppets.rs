@@ -1,6 +1,7 @@
 //! Puppets: the Matrix user of each MSN contact. Registered once, display name from the
-//! friendly name through the configured template (set only when it changes), presence and
-//! status message from the MSN status and personal message.
+//! friendly name through the configured template (set only when it changes, and a burst of
+//! renames within [`NAME_DEBOUNCE`] becomes one change), presence and status message from
+//! the MSN status and personal message.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +10,17 @@ use super::presence::{MatrixPresence, contact_presence};
 use super::remote::{ContactInfo, MsnConnector};
 use super::{Bridge, MatrixPort, ids, lock};
 use crate::store::Puppet;
+
+/// How long a contact's new friendly name waits for a newer one before it is shown: every
+/// rename changes the puppet's member event in each of its rooms.
+pub const NAME_DEBOUNCE: Duration = Duration::from_secs(2);
+
+/// The friendly name a puppet shows, and a newer one waiting out [`NAME_DEBOUNCE`].
+#[derive(Default)]
+pub(super) struct NameState {
+    shown: String,
+    pending: Option<String>,
+}
 
 impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     /// The puppet's user ID for an MSN address.
@@ -83,11 +95,10 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     }
 
     /// Brings a contact's puppet in line: name, presence, status message.
-    pub(super) async fn sync_contact(&self, contact: &ContactInfo) {
-        let Some(mxid) = self
-            .ensure_puppet(&contact.address, Some(&contact.name))
-            .await
-        else {
+    pub(super) async fn sync_contact(self: &Arc<Self>, contact: &ContactInfo) {
+        let address = contact.address.to_lowercase();
+        let name = self.name_now(&address, &contact.name);
+        let Some(mxid) = self.ensure_puppet(&address, name.as_deref()).await else {
             return;
         };
         let wanted = contact_presence(contact);
@@ -104,6 +115,50 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             }
             Err(e) => tracing::warn!(error = %e, %mxid, "cannot set the puppet's presence"),
         }
+    }
+
+    /// The name to show now: the first one seen at once; a change only after
+    /// [`NAME_DEBOUNCE`] without a newer one (a timer then shows the latest).
+    fn name_now(self: &Arc<Self>, address: &str, name: &str) -> Option<String> {
+        let mut names = lock(&self.names);
+        let state = match names.get_mut(address) {
+            None => {
+                let shown = name.to_owned();
+                names.insert(
+                    address.to_owned(),
+                    NameState {
+                        shown,
+                        pending: None,
+                    },
+                );
+                return Some(name.to_owned());
+            }
+            Some(state) if state.shown == name && state.pending.is_none() => {
+                return Some(name.to_owned());
+            }
+            Some(state) => state,
+        };
+        let timer_running = state.pending.is_some();
+        state.pending = Some(name.to_owned());
+        if !timer_running {
+            let bridge = self.clone();
+            let address = address.to_owned();
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = bridge.shutdown.cancelled() => return,
+                    () = tokio::time::sleep(NAME_DEBOUNCE) => {}
+                }
+                let latest = lock(&bridge.names).get_mut(&address).and_then(|s| {
+                    let latest = s.pending.take()?;
+                    s.shown = latest.clone();
+                    Some(latest)
+                });
+                if let Some(latest) = latest {
+                    bridge.ensure_puppet(&address, Some(&latest)).await;
+                }
+            });
+        }
+        None
     }
 
     /// Sets every puppet that is not offline again, every `period`, until shutdown: Synapse

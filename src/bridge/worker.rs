@@ -59,7 +59,10 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                         None
                     }
                 };
-                let key = event.as_ref().map(|e| e.lane().to_owned()).unwrap_or_default();
+                let key = event
+                    .as_ref()
+                    .map(|e| e.lane().to_owned())
+                    .unwrap_or_default();
                 let lane = lanes
                     .entry(key)
                     .or_insert_with(|| self.start_lane(permits.clone()));

@@ -1,6 +1,8 @@
 //! The whole bridge end to end with real parts: Synapse, the bridge in-process, the test
 //! MSN server, an msnp11-sdk client as the MSN contact and matrix-sdk as the Element user.
 
+use std::time::Duration;
+
 use matrix_msn::config::PermissionLevel;
 use matrix_msn::testkit::MsnServerHandle;
 use matrix_sdk::ruma::events::room::message::RoomMessageEventContent;
@@ -32,6 +34,30 @@ fn bridge_config(hs: &str, db: &str, msn: &MsnServerHandle) -> matrix_msn::confi
     config.metrics.enabled = true;
     config.metrics.listen = format!("127.0.0.1:{port}");
     config
+}
+
+/// Where a bridge e2e test starts: its turn at the shared homeserver, the test MSN server
+/// and a fresh SQLite file (kept while this lives); the bridge runs beside it.
+pub(crate) struct Scene {
+    pub(crate) hs: String,
+    pub(crate) msn: MsnServerHandle,
+    _dir: tempfile::TempDir,
+    _turn: tokio::sync::MutexGuard<'static, ()>,
+}
+
+/// A [`Scene`] with the bridge started on it; `None` without a homeserver to test against.
+pub(crate) async fn scene() -> Option<(Scene, TestBridge)> {
+    let hs = support::homeserver_url()?;
+    let turn = TURN.lock().await;
+    let (msn, dir, cfg) = world(&hs).await;
+    let bridge = TestBridge::start(cfg).await;
+    let scene = Scene {
+        hs,
+        msn,
+        _dir: dir,
+        _turn: turn,
+    };
+    Some((scene, bridge))
 }
 
 /// The test MSN server and a bridge config on a fresh SQLite file (kept while the
@@ -70,6 +96,14 @@ fn sample(text: &str, name: &str) -> f64 {
 }
 
 impl User {
+    /// Logs in to MSN as Bob from a new management room, which it returns.
+    pub(crate) async fn log_in_to_msn(&mut self) -> OwnedRoomId {
+        let mgmt = self.open_management_room().await;
+        self.say(&mgmt, &format!("login {BOB} secret")).await;
+        self.notice(&mgmt, "Logged in to MSN").await;
+        mgmt
+    }
+
     async fn say_id(&self, room: &OwnedRoomId, text: &str) -> String {
         self.client
             .get_room(room)
@@ -474,19 +508,15 @@ async fn e2e_login_failures_are_explained() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_three_party_switchboard_becomes_a_group_portal() {
-    let Some(hs) = support::homeserver_url() else {
+    let Some((scene, bridge)) = scene().await else {
         return;
     };
-    let _turn = TURN.lock().await;
-    let (msn, _dir, cfg) = world(&hs).await;
-    let bridge = TestBridge::start(cfg).await;
-    let (alice, _alice_events) = msn_contact(&msn, ALICE).await;
-    let (_carol, mut carol_events) = msn_contact(&msn, CAROL).await;
+    let (hs, msn) = (scene.hs.as_str(), &scene.msn);
+    let (alice, _alice_events) = msn_contact(msn, ALICE).await;
+    let (_carol, mut carol_events) = msn_contact(msn, CAROL).await;
 
-    let mut bob = new_user(&hs, &unique("mbob"), "bob-password-7").await;
-    let mgmt = bob.open_management_room().await;
-    bob.say(&mgmt, &format!("login {BOB} secret")).await;
-    bob.notice(&mgmt, "Logged in to MSN").await;
+    let mut bob = new_user(hs, &unique("mbob"), "bob-password-7").await;
+    bob.log_in_to_msn().await;
 
     // Alice talks to Bob, then calls Carol in: the conversation becomes a group.
     let alice_sb = timeout(sdk::T, alice.create_session(BOB))
@@ -526,5 +556,53 @@ async fn e2e_three_party_switchboard_becomes_a_group_portal() {
         .expect("OUT timed out")
         .expect("OUT");
     bob.wait_for("carol's puppet leaving", |s| matches!(s, Seen::Member { room, target, membership: matrix_sdk::ruma::events::room::member::MembershipState::Leave, .. } if *room == group && target == "@msn_carol=40example.com:localhost")).await;
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_a_burst_of_renames_changes_the_puppet_once() {
+    let Some((scene, bridge)) = scene().await else {
+        return;
+    };
+    let (hs, msn) = (scene.hs.as_str(), &scene.msn);
+    let (alice, _alice_events) = msn_contact(msn, ALICE).await;
+    let mut bob = new_user(hs, &unique("nbob"), "bob-password-9").await;
+    bob.log_in_to_msn().await;
+    alice_opens_and_says(&alice, "watch my name").await;
+    let portal = bob.accept_invite().await;
+    bob.text_from(&portal, PUPPET_ALICE, "watch my name").await;
+
+    // Three names 300 ms apart, well inside the debounce: the puppet shows only the last.
+    // (The pause is the contact's pace, not a wait for the bridge: without it the
+    // homeserver itself folds the renames into one member event, hiding any that the
+    // bridge made.)
+    for (n, name) in ["Alice One", "Alice Two", "Alice Three"]
+        .into_iter()
+        .enumerate()
+    {
+        if n > 0 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        timeout(sdk::T, alice.set_display_name(name))
+            .await
+            .expect("rename hangs")
+            .expect("rename");
+    }
+    bob.wait_for("the last name", |s| match s {
+        Seen::Member {
+            room,
+            target,
+            displayname: Some(name),
+            ..
+        } if *room == portal && target == PUPPET_ALICE => {
+            assert!(
+                !name.contains("One") && !name.contains("Two"),
+                "an intermediate name was shown: {name}"
+            );
+            name.contains("Alice Three")
+        }
+        _ => false,
+    })
+    .await;
     bridge.stop().await;
 }

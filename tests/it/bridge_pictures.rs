@@ -9,9 +9,8 @@ use msnp11_sdk::Event;
 use serde_json::Value;
 use tokio::time::timeout;
 
-use crate::bridge_e2e::{ALICE, BOB, PUPPET_ALICE, world};
-use crate::e2e::{Seen, TURN, User, new_user, unique};
-use crate::support::{self, TestBridge};
+use crate::bridge_e2e::{ALICE, BOB, PUPPET_ALICE, scene};
+use crate::e2e::{Seen, User, new_user, unique};
 use crate::testkit_msnp11_sdk as sdk;
 
 /// An 8×8 orange PNG: a real image, so the homeserver can make thumbnails of it.
@@ -100,16 +99,14 @@ impl Http {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_display_pictures_both_ways() {
-    let Some(hs) = support::homeserver_url() else {
+    let Some((scene, bridge)) = scene().await else {
         return;
     };
-    let _turn = TURN.lock().await;
-    let (msn, _dir, cfg) = world(&hs).await;
-    let bridge = TestBridge::start(cfg).await;
+    let (hs, msn) = (scene.hs.as_str(), &scene.msn);
 
     // Alice (MSN) shows a picture of many P2P chunks.
     let alice_picture = sdk::picture(9_000, 5);
-    let (alice, mut alice_events) = sdk::login(&msn, ALICE).await;
+    let (alice, mut alice_events) = sdk::login(msn, ALICE).await;
     // The SDK announces its picture with its next status change.
     timeout(sdk::T, alice.set_display_picture(alice_picture.clone()))
         .await
@@ -118,16 +115,14 @@ async fn e2e_display_pictures_both_ways() {
     sdk::online(&alice).await;
 
     // Bob (Matrix) has an avatar, then logs in.
-    let mut bob = new_user(&hs, &unique("pbob"), "bob-password-7").await;
-    let http = Http::new(&hs, &bob);
+    let mut bob = new_user(hs, &unique("pbob"), "bob-password-7").await;
+    let http = Http::new(hs, &bob);
     let bob_avatar = http.set_avatar(&AVATAR_PNG).await;
     let served = [
         http.media(&bob_avatar, true).await,
         http.media(&bob_avatar, false).await,
     ];
-    let mgmt = bob.open_management_room().await;
-    bob.say(&mgmt, &format!("login {BOB} secret")).await;
-    bob.notice(&mgmt, "Logged in to MSN").await;
+    bob.log_in_to_msn().await;
 
     // Alice's client sees Bob's msnobj and fetches his picture over MSNSLP: his avatar,
     // as the homeserver's 96×96 thumbnail (or the original where it made none).

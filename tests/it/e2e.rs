@@ -43,6 +43,7 @@ pub(crate) enum Seen {
         membership: MembershipState,
         reason: Option<String>,
         avatar_url: Option<String>,
+        displayname: Option<String>,
     },
     Text {
         room: OwnedRoomId,
@@ -215,6 +216,7 @@ pub(crate) async fn new_user(homeserver: &str, name: &str, password: &str) -> Us
                 membership: ev.content.membership.clone(),
                 reason: ev.content.reason.clone(),
                 avatar_url: ev.content.avatar_url.as_ref().map(ToString::to_string),
+                displayname: ev.content.displayname.clone(),
             });
         }
     });
@@ -240,6 +242,7 @@ pub(crate) async fn new_user(homeserver: &str, name: &str, password: &str) -> Us
                 avatar_url: content
                     .and_then(|c| c.avatar_url.as_ref())
                     .map(ToString::to_string),
+                displayname: content.and_then(|c| c.displayname.clone()),
             });
         }
     });
