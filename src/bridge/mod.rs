@@ -85,6 +85,11 @@ pub struct Bridge<M: MatrixPort, C: MsnConnector> {
     status: Mutex<HashMap<String, logins::StatusMemo>>,
     /// Puppets shown typing, by (room, puppet): a message then clears it.
     puppets_typing: Mutex<std::collections::HashSet<(String, String)>>,
+    /// Management rooms by Matrix user: a read-through cache of the store.
+    management_rooms: Mutex<HashMap<String, String>>,
+    /// Portals by room ID: a read-through cache of the store (a portal's room, chat and
+    /// user never change).
+    portals_by_room: Mutex<HashMap<String, crate::store::Portal>>,
     /// Portal rooms by (Matrix user, chat key): a read-through cache of the store.
     portal_rooms: Mutex<HashMap<(String, String), String>>,
     /// Held while a portal room is created, so two events cannot create two rooms.
@@ -136,6 +141,8 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             status: Mutex::new(HashMap::new()),
             puppets_typing: Mutex::new(std::collections::HashSet::new()),
             portal_rooms: Mutex::new(HashMap::new()),
+            management_rooms: Mutex::new(HashMap::new()),
+            portals_by_room: Mutex::new(HashMap::new()),
             creating_portal: tokio::sync::Mutex::new(()),
             names: Mutex::new(HashMap::new()),
             avatar_fetches: Mutex::new(std::collections::HashSet::new()),
@@ -252,6 +259,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 tracing::error!(error = %e, "cannot store the management room");
                 return;
             }
+            lock(&self.management_rooms).insert(sender.to_owned(), room_id.to_owned());
             let (help_plain, help_html) = commands::help_text(
                 &self.config.bridge.command_prefix,
                 self.config.permission_of(sender),
@@ -277,12 +285,8 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         content: portals::Content<'_>,
     ) {
         let body = content.body;
-        let management_room = match self.store.user(sender).await {
-            Ok(user) => user.and_then(|u| u.management_room),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the user");
-                return;
-            }
+        let Ok(management_room) = self.management_room(sender).await else {
+            return;
         };
         let in_management_room = management_room.as_deref() == Some(room_id);
         if in_management_room {
@@ -323,6 +327,27 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         // Some commands report on their own (a login's progress); they return nothing here.
         if !text.is_empty() {
             self.reply(room_id, &txn, &text, html.as_deref()).await;
+        }
+    }
+
+    /// The user's management room, read through a cache (it changes only here, when the
+    /// bot joins a new direct chat with the user).
+    async fn management_room(&self, mxid: &str) -> Result<Option<String>, ()> {
+        if let Some(room) = lock(&self.management_rooms).get(mxid) {
+            return Ok(Some(room.clone()));
+        }
+        match self.store.user(mxid).await {
+            Ok(user) => {
+                let room = user.and_then(|u| u.management_room);
+                if let Some(room) = &room {
+                    lock(&self.management_rooms).insert(mxid.to_owned(), room.clone());
+                }
+                Ok(room)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the user");
+                Err(())
+            }
         }
     }
 

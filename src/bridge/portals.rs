@@ -314,13 +314,8 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         sender: &str,
         content: &Content<'_>,
     ) -> bool {
-        let portal = match self.store.portal_by_room(room_id).await {
-            Ok(Some(portal)) => portal,
-            Ok(None) => return false,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the portal");
-                return false;
-            }
+        let Some(portal) = self.portal_by_room(room_id).await else {
+            return false;
         };
         if portal.receiver != sender {
             return true;
@@ -428,9 +423,27 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         }
     }
 
+    /// The portal bridged by `room_id`, if it is one (read through a cache).
+    async fn portal_by_room(&self, room_id: &str) -> Option<Portal> {
+        if let Some(portal) = lock(&self.portals_by_room).get(room_id) {
+            return Some(portal.clone());
+        }
+        match self.store.portal_by_room(room_id).await {
+            Ok(Some(portal)) => {
+                lock(&self.portals_by_room).insert(room_id.to_owned(), portal.clone());
+                Some(portal)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the portal");
+                None
+            }
+        }
+    }
+
     /// Matrix typing in a portal: repeated to MSN every few seconds while it lasts.
     pub(super) async fn on_typing(self: &Arc<Self>, room_id: &str, user_ids: &[String]) {
-        let Ok(Some(portal)) = self.store.portal_by_room(room_id).await else {
+        let Some(portal) = self.portal_by_room(room_id).await else {
             return;
         };
         let typing = user_ids.contains(&portal.receiver);
