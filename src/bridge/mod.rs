@@ -96,6 +96,8 @@ pub struct Bridge<M: MatrixPort, C: MsnConnector> {
     creating_portal: tokio::sync::Mutex<()>,
     /// Each contact's friendly name as shown, and a rename waiting out its debounce.
     names: Mutex<HashMap<String, puppets::NameState>>,
+    /// The picture (SHA1D) each puppet is known to show.
+    avatars_shown: Mutex<HashMap<String, String>>,
     /// Contacts whose display picture is being fetched now.
     avatar_fetches: Mutex<std::collections::HashSet<String>>,
     /// Bounds picture fetches from MSN across users ([`pictures::PICTURE_FETCHES`]).
@@ -145,6 +147,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             portals_by_room: Mutex::new(HashMap::new()),
             creating_portal: tokio::sync::Mutex::new(()),
             names: Mutex::new(HashMap::new()),
+            avatars_shown: Mutex::new(HashMap::new()),
             avatar_fetches: Mutex::new(std::collections::HashSet::new()),
             picture_permits: tokio::sync::Semaphore::new(pictures::PICTURE_FETCHES),
             own_avatars: Mutex::new(HashMap::new()),

@@ -50,7 +50,9 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             return;
         }
         let address = contact.address.to_lowercase();
-        if !lock(&self.avatar_fetches).insert(address.clone()) {
+        if lock(&self.avatars_shown).get(&address) == Some(&picture.hash)
+            || !lock(&self.avatar_fetches).insert(address.clone())
+        {
             return;
         }
         let bridge = self.clone();
@@ -75,6 +77,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             }
         };
         if puppet.avatar_sha1d.as_deref() == Some(picture.hash.as_str()) {
+            self.avatar_shown(address, &picture.hash);
             return;
         }
         let chat = Chat::Contact(address.to_owned());
@@ -92,7 +95,14 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         {
             tracing::error!(error = %e, "cannot store the puppet's avatar");
         }
+        self.avatar_shown(address, &picture.hash);
         tracing::info!(%mxc, "puppet avatar updated");
+    }
+
+    /// Remembers that the puppet of `address` shows the picture `hash`, so that presence
+    /// changes announcing the same picture cost nothing.
+    fn avatar_shown(&self, address: &str, hash: &str) {
+        lock(&self.avatars_shown).insert(address.to_owned(), hash.to_owned());
     }
 
     /// The `mxc://` URI of a picture from MSN: from the cache, or fetched from `from`
