@@ -159,7 +159,13 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         let span = tracing::info_span!("user", mxid = %user);
         tokio::spawn(
             async move {
-                while let Some(event) = events.recv().await {
+                // Until the session ends, or the bridge stops (its store closes then).
+                loop {
+                    let event = tokio::select! {
+                        () = bridge.shutdown.cancelled() => break,
+                        event = events.recv() => event,
+                    };
+                    let Some(event) = event else { break };
                     bridge.on_remote(&user, &session, event).await;
                 }
             }
