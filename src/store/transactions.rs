@@ -82,10 +82,23 @@ impl Store {
 
     /// Removes a handled event from the queue.
     pub async fn finish_event(&self, seq: i64) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM event_queue WHERE seq = $1")
-            .bind(seq)
-            .execute(self.pool())
-            .await?;
+        self.finish_events(&[seq]).await
+    }
+
+    /// Removes handled events from the queue, in one statement per 256.
+    pub async fn finish_events(&self, seqs: &[i64]) -> Result<(), StoreError> {
+        for part in seqs.chunks(256) {
+            let placeholders: Vec<String> = (1..=part.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "DELETE FROM event_queue WHERE seq IN ({})",
+                placeholders.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for seq in part {
+                query = query.bind(*seq);
+            }
+            query.execute(self.pool()).await?;
+        }
         Ok(())
     }
 

@@ -77,6 +77,23 @@ async fn transactions_are_deduplicated_and_queued(store: &Store) {
     assert_eq!(rest[0].seq, queued[1].seq);
     store.finish_event(rest[0].seq).await.unwrap();
     assert!(store.queued_events(10).await.unwrap().is_empty());
+
+    // Many at once (more than one statement's worth), and reading after a position.
+    let many: Vec<(String, String)> = (0..300)
+        .map(|n| ("message".to_owned(), format!(r#"{{"n":{n}}}"#)))
+        .collect();
+    assert!(store.enqueue_transaction("t3", "k1", &many).await.unwrap());
+    let queued = store.queued_events(1000).await.unwrap();
+    assert_eq!(queued.len(), 300);
+    let later = store.queued_events_after(queued[9].seq, 5).await.unwrap();
+    assert_eq!(later.first().map(|q| q.seq), Some(queued[10].seq));
+    assert_eq!(later.len(), 5);
+    let seqs: Vec<i64> = queued.iter().take(299).map(|q| q.seq).collect();
+    store.finish_events(&seqs).await.unwrap();
+    let left = store.queued_events(1000).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].seq, queued[299].seq);
+    store.finish_events(&[]).await.unwrap();
 }
 
 async fn users_round_trip(store: &Store) {
