@@ -393,21 +393,30 @@ impl MsnSessionPort for LinkSession {
         from: &str,
         picture: &PictureRef,
     ) -> Result<Bytes, DeliveryError> {
-        let sb = match self.conversations.existing(chat) {
-            Some(sb) => sb,
+        let contact = Chat::Contact(from.to_lowercase());
+        let (sb, opened_here) = match self
+            .conversations
+            .existing(chat)
+            .or_else(|| self.conversations.existing(&contact))
+        {
+            Some(sb) => (sb, false),
             None => {
                 let ns = self.ns()?;
-                let contact = Chat::Contact(from.to_lowercase());
-                self.conversations
+                let sb = self
+                    .conversations
                     .get_or_open(&ns, &contact)
                     .await
-                    .map_err(delivery)?
+                    .map_err(delivery)?;
+                (sb, true)
             }
         };
-        let (_, data) = sb
-            .fetch(&from.to_lowercase(), &picture.locator)
-            .await
-            .map_err(|e| DeliveryError(format!("the picture could not be fetched: {e}")))?;
+        let fetched = sb.fetch(&from.to_lowercase(), &picture.locator).await;
+        if opened_here {
+            // Opened only for the picture: leave rather than hold it open until idle.
+            sb.close().await;
+        }
+        let (_, data) =
+            fetched.map_err(|e| DeliveryError(format!("the picture could not be fetched: {e}")))?;
         Ok(data)
     }
 
