@@ -7,8 +7,11 @@
 //! Must not know what any command *means*; that belongs to the NS/SB state machines.
 //! No I/O, no clock, no randomness.
 
+use std::ops::Range;
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+use super::args::Args;
 use super::error::ServerError;
 use super::limits::Limits;
 use super::verb::Verb;
@@ -33,8 +36,9 @@ pub struct Frame {
     pub verb: Verb,
     /// The transaction ID, when this verb carries one in this direction (§1.2).
     pub trid: Option<u32>,
-    /// Remaining arguments, still percent-encoded where the protocol encodes them.
-    pub args: Vec<String>,
+    /// Remaining arguments, still percent-encoded where the protocol encodes them
+    /// (for parsed frames, borrowed from the read buffer without copying).
+    pub args: Args,
     /// Raw payload bytes following the line (§1.3).
     pub payload: Option<Bytes>,
 }
@@ -129,48 +133,105 @@ fn lossy_prefix(tok: &[u8]) -> String {
     String::from_utf8_lossy(tok.get(..32).unwrap_or(tok)).into_owned()
 }
 
+/// The byte range of the first token of `s`, if any.
+fn first_token(s: &[u8]) -> Option<Range<usize>> {
+    let start = s.iter().position(|&b| !is_space(b))?;
+    let rest = s.get(start..).unwrap_or_default();
+    let len = rest.iter().position(|&b| is_space(b)).unwrap_or(rest.len());
+    Some(start..start + len)
+}
+
+/// The byte range of the last token of `s`, if any (found from the end).
+fn last_token(s: &[u8]) -> Option<Range<usize>> {
+    let end = s.iter().rposition(|&b| !is_space(b))? + 1;
+    let start = s
+        .get(..end)
+        .unwrap_or_default()
+        .iter()
+        .rposition(|&b| is_space(b))
+        .map_or(0, |p| p + 1);
+    Some(start..end)
+}
+
+/// The tokens of `s`, without allocating.
+fn tokens(s: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
+    s.split(|&b| is_space(b)).filter(|t| !t.is_empty())
+}
+
 /// Whether a line announces a payload, per MSNP.md §1.3 ("Rule for the client parser").
-fn announces_payload(verb: Verb, dir: Direction, version: u8, toks: &[&[u8]]) -> bool {
-    let last_numeric = toks.len() >= 3 && toks.last().is_some_and(|t| parse_decimal(t).is_some());
+/// `after_verb` is the line after the verb token.
+fn announces_payload(verb: Verb, dir: Direction, version: u8, after_verb: &[u8]) -> bool {
+    // At least three tokens (verb included), the last one numeric.
+    let last_numeric = || {
+        let mut toks = tokens(after_verb);
+        toks.next_back().and_then(parse_decimal).is_some() && toks.next_back().is_some()
+    };
     match verb {
         // `NNN trid len`: exactly three all-numeric tokens, MSNP13+ only (§1.3/§1.4).
         Verb::Error(_) => {
-            dir == Direction::ServerToClient
-                && version >= 13
-                && toks.len() == 3
-                && toks.iter().skip(1).all(|t| parse_decimal(t).is_some())
-        }
-        Verb::Command(_) => match (dir, verb.as_str()) {
-            // MSNP21 payload verbs (§1.3 "not needed below MSNP21").
-            (_, "NFY" | "PUT" | "DEL" | "SDG" | "SDC" | "VAS") => version >= 21,
-            (Direction::ServerToClient, "MSG" | "NOT" | "IPG" | "UBX" | "UBN" | "GCF" | "UBM") => {
-                true
+            dir == Direction::ServerToClient && version >= 13 && {
+                let mut toks = tokens(after_verb);
+                matches!(
+                    (toks.next(), toks.next(), toks.next()),
+                    (Some(a), Some(b), None)
+                        if parse_decimal(a).is_some() && parse_decimal(b).is_some()
+                )
             }
+        }
+        // Matched as bytes: this runs for every line.
+        Verb::Command(code) => match (dir, &code) {
+            // MSNP21 payload verbs (§1.3 "not needed below MSNP21").
+            (_, b"NFY" | b"PUT" | b"DEL" | b"SDG" | b"SDC" | b"VAS") => version >= 21,
+            (
+                Direction::ServerToClient,
+                b"MSG" | b"NOT" | b"IPG" | b"UBX" | b"UBN" | b"GCF" | b"UBM",
+            ) => true,
             // `ADL 0 66` has a payload, `ADL 6 OK` does not; server UUX/QRY never do.
-            (Direction::ServerToClient, "ADL" | "RML" | "FQY" | "UUN" | "UUM") => last_numeric,
+            (Direction::ServerToClient, b"ADL" | b"RML" | b"FQY" | b"UUN" | b"UUM") => {
+                last_numeric()
+            }
             (
                 Direction::ClientToServer,
-                "MSG" | "QRY" | "UUX" | "ADL" | "RML" | "FQY" | "UUN" | "UUM",
+                b"MSG" | b"QRY" | b"UUX" | b"ADL" | b"RML" | b"FQY" | b"UUN" | b"UUM",
             ) => true,
             _ => false,
         },
     }
 }
 
+/// Server commands that never carry a TrID (§1.2).
+const UNTRACKED_FROM_SERVER: [Verb; 16] = [
+    Verb::NLN,
+    Verb::FLN,
+    Verb::UBX,
+    Verb::UBN,
+    Verb::UBM,
+    Verb::RNG,
+    Verb::JOI,
+    Verb::BYE,
+    Verb::MSG,
+    Verb::NOT,
+    Verb::IPG,
+    Verb::OUT,
+    Verb::QNG,
+    Verb::LSG,
+    Verb::LST,
+    Verb::BPR,
+];
+
+/// Client commands that never carry a TrID (§1.2).
+const UNTRACKED_FROM_CLIENT: [Verb; 2] = [Verb::PNG, Verb::OUT];
+
 /// Whether the token after the verb is a TrID for this verb and direction (§1.2).
 /// Asynchronous server commands carry none; `GTC`/`BLP`/`PRP` inside a `SYN` burst
 /// have none but their replies do, which the "is it numeric" check distinguishes.
+/// Numeric errors (and `ERR`) always may.
 fn may_have_trid(verb: Verb, dir: Direction) -> bool {
-    match (dir, verb.as_str()) {
-        (_, "ERR") => true,
-        (
-            Direction::ServerToClient,
-            "NLN" | "FLN" | "UBX" | "UBN" | "UBM" | "RNG" | "JOI" | "BYE" | "MSG" | "NOT" | "IPG"
-            | "OUT" | "QNG" | "LSG" | "LST" | "BPR",
-        ) => false,
-        (Direction::ClientToServer, "PNG" | "OUT") => false,
-        _ => true,
-    }
+    let untracked: &[Verb] = match dir {
+        Direction::ServerToClient => &UNTRACKED_FROM_SERVER,
+        Direction::ClientToServer => &UNTRACKED_FROM_CLIENT,
+    };
+    !untracked.contains(&verb)
 }
 
 /// Parses one frame from the front of `buf` (MSNP.md §1).
@@ -183,6 +244,9 @@ fn may_have_trid(verb: Verb, dir: Direction) -> bool {
 /// for numeric errors with payloads (13+) and MSNP21 verbs. Argument bytes are decoded
 /// as UTF-8 lossily, as §1.1 recommends (servers percent-encode text, so lines are
 /// ASCII in practice); payloads stay raw bytes.
+///
+/// Nothing is copied or allocated for a valid UTF-8 line: the arguments and the payload
+/// are split off `buf` (so a kept frame keeps its part of the read buffer alive).
 pub fn parse(
     buf: &mut BytesMut,
     limits: &Limits,
@@ -211,25 +275,27 @@ pub fn parse(
             });
         }
         let line_end = start + nl + 1;
-        let mut toks: Vec<&[u8]> = Vec::with_capacity(8);
-        toks.extend(line.split(|&b| is_space(b)).filter(|t| !t.is_empty()));
-        let Some(first) = toks.first() else {
+        let Some(first) = first_token(line) else {
             // Blank line: skip it, but only commit the skip together with a frame.
             start = line_end;
             continue;
         };
-        let Some(verb) = Verb::parse(first) else {
-            let raw = lossy_prefix(first);
+        let verb_tok = line.get(first.clone()).unwrap_or_default();
+        let Some(verb) = Verb::parse(verb_tok) else {
+            let raw = lossy_prefix(verb_tok);
             buf.advance(line_end);
             return Err(FrameError::BadVerb { raw });
         };
 
-        let mut rest_toks = toks.get(1..).unwrap_or_default();
+        // What follows the verb: `[trid] args [length]`, narrowed step by step.
+        let mut tail = first.end..line.len();
         let mut payload_len = None;
-        if announces_payload(verb, dir, version, &toks) {
-            let Some((len_tok, before)) = rest_toks.split_last() else {
+        let after_verb = line.get(tail.clone()).unwrap_or_default();
+        if announces_payload(verb, dir, version, after_verb) {
+            let Some(len_range) = last_token(after_verb) else {
                 return Err(FrameError::MissingLength { verb });
             };
+            let len_tok = after_verb.get(len_range.clone()).unwrap_or_default();
             let len = parse_decimal(len_tok).ok_or_else(|| FrameError::BadLength {
                 verb,
                 raw: lossy_prefix(len_tok),
@@ -243,26 +309,25 @@ pub fn parse(
                 return Ok(None);
             }
             payload_len = Some(len_usize);
-            rest_toks = before;
+            tail.end = tail.start + len_range.start;
         }
 
         let mut trid = None;
-        if may_have_trid(verb, dir)
-            && let Some((t, after)) = rest_toks.split_first()
-            && let Some(n) = parse_decimal(t).and_then(|n| u32::try_from(n).ok())
-        {
-            trid = Some(n);
-            rest_toks = after;
+        if may_have_trid(verb, dir) {
+            let after_verb = line.get(tail.clone()).unwrap_or_default();
+            if let Some(t) = first_token(after_verb)
+                && let Some(n) = after_verb
+                    .get(t.clone())
+                    .and_then(parse_decimal)
+                    .and_then(|n| u32::try_from(n).ok())
+            {
+                trid = Some(n);
+                tail.start += t.end;
+            }
         }
-        let args = rest_toks
-            .iter()
-            .map(|t| match std::str::from_utf8(t) {
-                Ok(text) => text.to_owned(),
-                Err(_) => String::from_utf8_lossy(t).into_owned(),
-            })
-            .collect();
 
-        buf.advance(line_end);
+        // The argument text is cut out of the buffer without copying.
+        let args = Args::split_off(buf, start + tail.start..start + tail.end, line_end);
         let payload = payload_len.map(|n| buf.split_to(n).freeze());
         return Ok(Some(Frame {
             verb,
@@ -315,7 +380,7 @@ impl Frame {
 
     /// Argument `i` (after the TrID), if present.
     pub fn arg(&self, i: usize) -> Option<&str> {
-        self.args.get(i).map(String::as_str)
+        self.args.get(i)
     }
 
     /// The typed server error, when this frame is a numeric error line (§1.4).
@@ -345,7 +410,7 @@ impl Frame {
                 return Err(EncodeError::BadArgument {
                     verb: self.verb,
                     index,
-                    arg: arg.clone(),
+                    arg: arg.to_owned(),
                 });
             }
         }

@@ -7,6 +7,7 @@
 //! Every length read from the network is checked against [`Limits`] before allocation.
 //! Must not import anything from `net`, `matrix`, `bridge` or `store`.
 
+pub mod args;
 pub mod auth;
 pub mod challenge;
 pub mod error;
@@ -20,6 +21,7 @@ pub mod sb;
 pub mod verb;
 pub mod xml;
 
+pub use args::Args;
 pub use auth::{AuthError, FaultCode, HttpRequest, LoginResponse, PostRequest, Secret};
 pub use error::{ServerError, description};
 pub use frame::{Direction, EncodeError, Frame, FrameError, parse};

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::args::Args;
 use super::auth::Secret;
 use super::challenge::{self, Product};
 use super::escape;
@@ -414,12 +415,12 @@ impl NsSession {
             "SYN" => self.on_syn(&frame),
             "GTC" => {
                 if let Some(v) = frame.args.last() {
-                    self.list.gtc = Some(v.clone());
+                    self.list.gtc = Some(v.to_owned());
                 }
             }
             "BLP" => {
                 if let Some(v) = frame.args.last() {
-                    self.list.privacy = Some(v.clone());
+                    self.list.privacy = Some(v.to_owned());
                 }
             }
             "PRP" => self.on_prp(&frame, pending),
@@ -826,7 +827,7 @@ impl NsSession {
                 frame.arg(4).map(str::to_owned),
             )
         } else {
-            let t = Tokens::parse(frame.args.get(1..).unwrap_or_default());
+            let t = Tokens::parse(frame.args.iter().skip(1));
             (t.n, t.f, t.c, t.rest.first().cloned())
         };
         if frame.verb == Verb::ADD
@@ -979,7 +980,7 @@ impl NsSession {
         let id = if self.version < 10 {
             frame.arg(2).map(str::to_owned)
         } else {
-            frame.args.iter().find(|a| is_guid(a)).cloned()
+            frame.args.iter().find(|a| is_guid(a)).map(str::to_owned)
         };
         let Some(id) = id else {
             return;
@@ -1357,7 +1358,7 @@ struct Tokens {
 }
 
 impl Tokens {
-    fn parse(args: &[String]) -> Tokens {
+    fn parse<'a>(args: impl IntoIterator<Item = &'a str>) -> Tokens {
         let mut t = Tokens::default();
         for a in args {
             if let Some(v) = a.strip_prefix("N=") {
@@ -1367,7 +1368,7 @@ impl Tokens {
             } else if let Some(v) = a.strip_prefix("C=") {
                 t.c = Some(v.to_owned());
             } else {
-                t.rest.push(a.clone());
+                t.rest.push(a.to_owned());
             }
         }
         t
@@ -1375,11 +1376,11 @@ impl Tokens {
 }
 
 /// MSNP8–9 `LST email friendly bits [gid,gid]` (§4.2).
-fn parse_lst_email(args: &[String]) -> Option<Contact> {
-    let email = args.first()?;
+fn parse_lst_email(args: &Args) -> Option<Contact> {
+    let email = args.get(0)?;
     Some(Contact {
-        email: email.clone(),
-        friendly_name: args.get(1).map(|f| escape::decode_lossy(f))?,
+        email: email.to_owned(),
+        friendly_name: args.get(1).map(escape::decode_lossy)?,
         guid: None,
         lists: args.get(2).and_then(|b| b.parse().ok()).unwrap_or(0),
         groups: split_groups(args.get(3)),
@@ -1389,10 +1390,10 @@ fn parse_lst_email(args: &[String]) -> Option<Contact> {
 }
 
 /// MSNP10–12 `LST N= F= [C=] bits [network (12)] [groups]` (§4.3), by token prefix.
-fn parse_lst_tokens(args: &[String], version: u8) -> Option<Contact> {
+fn parse_lst_tokens(args: &Args, version: u8) -> Option<Contact> {
     let t = Tokens::parse(args);
     let email = t.n?;
-    let mut rest = t.rest.iter();
+    let mut rest = t.rest.iter().map(String::as_str);
     let lists = rest.next().and_then(|b| b.parse().ok()).unwrap_or(0);
     let mut next = rest.next();
     let mut network = None;
@@ -1413,7 +1414,7 @@ fn parse_lst_tokens(args: &[String], version: u8) -> Option<Contact> {
     })
 }
 
-fn split_groups(s: Option<&String>) -> Vec<String> {
+fn split_groups(s: Option<&str>) -> Vec<String> {
     s.map(|g| {
         g.split(',')
             .filter(|x| !x.is_empty())

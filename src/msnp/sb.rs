@@ -588,7 +588,7 @@ impl SbSession {
                 }
             }
             "JOI" => {
-                if let Some(p) = parse_participant(frame.args.as_slice()) {
+                if let Some(p) = parse_participant(frame.args.iter()) {
                     self.add_participant(p, false);
                     if self.phase == Phase::Calling && !self.participants.is_empty() {
                         self.become_ready(now);
@@ -598,7 +598,7 @@ impl SbSession {
             "IRO" if self.phase == Phase::Auth || self.phase == Phase::Roster => {
                 // `IRO trid index total email friendly [caps]`.
                 self.phase = Phase::Roster;
-                if let Some(p) = parse_participant(frame.args.get(2..).unwrap_or_default()) {
+                if let Some(p) = parse_participant(frame.args.iter().skip(2)) {
                     self.add_participant(p, true);
                 }
             }
@@ -819,16 +819,13 @@ fn strip_endpoint(id: &str) -> &str {
 }
 
 /// `email friendly [caps[:capsex]]` (JOI, and IRO after index/total).
-fn parse_participant(args: &[String]) -> Option<Participant> {
-    let email = args.first()?;
+fn parse_participant<'a>(mut args: impl Iterator<Item = &'a str>) -> Option<Participant> {
+    let email = args.next()?;
     Some(Participant {
         email: strip_endpoint(email).to_owned(),
-        friendly_name: args
-            .get(1)
-            .map(|f| escape::decode_lossy(f))
-            .unwrap_or_default(),
+        friendly_name: args.next().map(escape::decode_lossy).unwrap_or_default(),
         caps: args
-            .get(2)
+            .next()
             .and_then(|c| c.split(':').next())
             .and_then(|c| c.parse().ok()),
     })

@@ -15,7 +15,10 @@ pub(crate) fn frame_for_log(frame: &Frame) -> String {
     if matches!(verb, "USR" | "ANS" | "XFR" | "RNG" | "QRY") {
         format!("{verb}{trid} <redacted>{payload}")
     } else {
-        format!("{verb}{trid} {}{payload}", frame.args.join(" "))
+        format!(
+            "{verb}{trid} {}{payload}",
+            frame.args.iter().collect::<Vec<_>>().join(" ")
+        )
     }
 }
 

@@ -16,6 +16,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::msnp::args::Args;
 use crate::msnp::frame::{Direction, Frame, parse};
 use crate::msnp::limits::Limits;
 use crate::msnp::verb::Verb;
@@ -68,7 +69,7 @@ pub(crate) fn error(code: u16, trid: Option<u32>) -> Frame {
     Frame {
         verb: Verb::Error(code),
         trid,
-        args: Vec::new(),
+        args: Args::default(),
         payload: None,
     }
 }
@@ -217,7 +218,7 @@ pub struct LoggedFrame {
 
 /// Builds the log record of a received frame.
 pub(crate) fn redact(server: ServerKind, frame: &Frame) -> LoggedFrame {
-    let mut args = frame.args.clone();
+    let mut args: Vec<String> = frame.args.iter().map(str::to_owned).collect();
     let secret_from = match (server, frame.verb.as_str()) {
         // NS `USR trid TWN S <ticket>`.
         (ServerKind::Ns | ServerKind::Dispatch, "USR") if frame.arg(1) == Some("S") => Some(2),

@@ -200,11 +200,7 @@ impl Ns {
                 if !known {
                     return self.err(208, trid);
                 }
-                self.send(Frame::command(
-                    Verb::SBP,
-                    trid.unwrap_or(0),
-                    frame.args.clone(),
-                ));
+                self.send(Frame::command(Verb::SBP, trid.unwrap_or(0), &frame.args));
                 Flow::Continue
             }
             "XFR" => self.xfr(&frame),
@@ -595,7 +591,7 @@ impl Ns {
             }
             (Some("MFN"), None) | (None, _) => self.err(201, f.trid),
             _ => {
-                self.send(Frame::command(Verb::PRP, trid, f.args.clone()));
+                self.send(Frame::command(Verb::PRP, trid, &f.args));
                 Flow::Continue
             }
         }
@@ -743,14 +739,13 @@ impl Ns {
         else {
             return self.err(201, trid);
         };
-        let rest = f.args.get(1..).unwrap_or_default();
-        let n = rest
-            .iter()
+        let rest = || f.args.iter().skip(1);
+        let n = rest()
             .find_map(|a| a.strip_prefix("N="))
             .map(str::to_lowercase);
-        let fname = rest.iter().find_map(|a| a.strip_prefix("F="));
-        let c = rest.iter().find_map(|a| a.strip_prefix("C="));
-        let group = rest.iter().find(|a| !a.contains('='));
+        let fname = rest().find_map(|a| a.strip_prefix("F="));
+        let c = rest().find_map(|a| a.strip_prefix("C="));
+        let group = rest().find(|a| !a.contains('='));
         let me = self.me();
         let mut state = self.shared.lock();
         if let (Some(guid), Some(group), true) = (c, group, list == Lists::FL) {
@@ -768,7 +763,7 @@ impl Ns {
                 return self.err(215, trid);
             }
             entry.groups.push(gid);
-            self.send(Frame::command(Verb::ADC, trid.unwrap_or(0), f.args.clone()));
+            self.send(Frame::command(Verb::ADC, trid.unwrap_or(0), &f.args));
             return Flow::Continue;
         }
         let Some(email) = n else {
@@ -810,7 +805,7 @@ impl Ns {
             args.push(format!("F={name}"));
             args.push(format!("C={guid}"));
             if let Some(g) = group {
-                args.push(g.clone());
+                args.push(g.to_owned());
             }
         }
         self.send(Frame::command(Verb::ADC, trid.unwrap_or(0), args));
@@ -879,7 +874,7 @@ impl Ns {
         if self.version <= 9 {
             args.push(version.to_string());
         }
-        args.extend(f.args.iter().skip(1).cloned());
+        args.extend(f.args.iter().skip(1).map(str::to_owned));
         self.send(Frame::command(Verb::REM, trid.unwrap_or(0), args));
         if list == Lists::FL && gid.is_none() {
             if let Some(e) = state
