@@ -16,14 +16,14 @@ use tracing::Instrument;
 
 use crate::bridge::credentials::CredentialBox;
 use crate::bridge::{Bridge, Parts};
-use crate::config::Config;
+use crate::config::{Config, MsnConfig};
 use crate::link::MsnLink;
 use crate::matrix::appservice::{AppState, router};
 use crate::matrix::client::{Client, ClientError};
 use crate::matrix::registration::{Registration, RegistrationError};
 use crate::matrix::transaction::EchoFilter;
 use crate::metrics::Metrics;
-use crate::net::MsnSettings;
+use crate::net::{MsnSettings, TicketRoute};
 use crate::store::{Store, StoreError};
 
 /// How often puppets' presence is set again (Synapse's `sync_online_timeout` is 30 s).
@@ -243,11 +243,7 @@ fn msn_settings(config: &Config) -> Result<MsnSettings, RunError> {
     let mut settings = MsnSettings::new(msn.server.clone(), msn.nexus_url.clone());
     settings.versions = msn.protocol_versions.clone();
     settings.dalogin_url = Some(msn.dalogin_url.clone()).filter(|u| !u.is_empty());
-    if !msn.rst_url.is_empty() {
-        settings.ticket_route = crate::net::TicketRoute::Rst {
-            url: msn.rst_url.clone(),
-        };
-    }
+    settings.ticket_route = ticket_route(msn);
     if !msn.extra_ca_file.is_empty() {
         let pem = std::fs::read(&msn.extra_ca_file).map_err(|source| RunError::CaFile {
             path: msn.extra_ca_file.clone(),
@@ -256,6 +252,22 @@ fn msn_settings(config: &Config) -> Result<MsnSettings, RunError> {
         settings.extra_ca_pem = Some(pem);
     }
     Ok(settings)
+}
+
+/// The TWN ticket route: `not_rst_url` when set (the most specific choice: Escargot
+/// only), else `rst_url`, else the nexus (or `dalogin_url`).
+fn ticket_route(msn: &MsnConfig) -> TicketRoute {
+    if !msn.not_rst_url.is_empty() {
+        TicketRoute::NotRst {
+            url: msn.not_rst_url.clone(),
+        }
+    } else if !msn.rst_url.is_empty() {
+        TicketRoute::Rst {
+            url: msn.rst_url.clone(),
+        }
+    } else {
+        TicketRoute::Nexus
+    }
 }
 
 /// Pings the homeserver (which also flushes transactions it held back) and sets up the bot,
@@ -298,4 +310,30 @@ async fn startup_once(config: &Config, client: &Client) -> Result<(), ClientErro
         client.set_avatar(client.bot(), avatar).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticket_route_precedence_not_rst_then_rst_then_nexus() {
+        let mut msn: MsnConfig = serde_yaml::from_str(
+            "server: msn.test:1863\nnexus_url: https://msn.test/rdr/pprdr.asp",
+        )
+        .expect("minimal msn section");
+        assert_eq!(ticket_route(&msn), TicketRoute::Nexus);
+        msn.rst_url = "https://msn.test/RST.srf".into();
+        let rst = TicketRoute::Rst {
+            url: msn.rst_url.clone(),
+        };
+        assert_eq!(ticket_route(&msn), rst);
+        msn.not_rst_url = "https://msn.test/NotRST.srf".into();
+        let not_rst = TicketRoute::NotRst {
+            url: msn.not_rst_url.clone(),
+        };
+        assert_eq!(ticket_route(&msn), not_rst);
+        msn.rst_url.clear();
+        assert_eq!(ticket_route(&msn), not_rst);
+    }
 }

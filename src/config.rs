@@ -113,6 +113,10 @@ pub struct MsnConfig {
     /// DALogin; empty for none.
     #[serde(default)]
     pub rst_url: String,
+    /// Get the ticket from this Escargot `NotRST.srf` URL (one request, credentials in
+    /// headers) instead of the nexus and DALogin; empty for none. Wins over `rst_url`.
+    #[serde(default)]
+    pub not_rst_url: String,
     /// Protocol versions offered, best first; each between 8 and 12.
     #[serde(default = "default_versions")]
     pub protocol_versions: Vec<u8>,
@@ -531,6 +535,9 @@ impl Config {
         if !msn.rst_url.is_empty() {
             check_url("msn.rst_url", &msn.rst_url)?;
         }
+        if !msn.not_rst_url.is_empty() {
+            check_url("msn.not_rst_url", &msn.not_rst_url)?;
+        }
         if msn.protocol_versions.is_empty()
             || msn.protocol_versions.iter().any(|v| !(8..=12).contains(v))
         {
@@ -773,6 +780,9 @@ mod tests {
         let mut c = valid();
         c.msn.rst_url = "ftp://x/RST.srf".into();
         assert!(err_of(&c).contains("msn.rst_url"));
+        c.msn.rst_url = String::new();
+        c.msn.not_rst_url = "login.example/NotRST.srf".into();
+        assert!(err_of(&c).contains("msn.not_rst_url"));
         let mut c = valid();
         c.msn.extra_ca_file = "/nonexistent/ca.pem".into();
         assert!(err_of(&c).contains("msn.extra_ca_file"));

@@ -1,8 +1,10 @@
 //! Tweener (TWN) ticket acquisition as pure data (MSNP.md §2.4.2): building the nexus
 //! and Passport 1.4 `DALogin` requests, and reading their responses into a ticket, a
-//! redirect or a typed failure. The alternative route (§2.4.3) is the WS-Trust `RST.srf`
+//! redirect or a typed failure. The alternatives (§2.4.3) are the WS-Trust `RST.srf`
 //! SOAP request for `messenger.msn.com` with the TWN policy, answered by a
-//! `BinarySecurityToken` or a SOAP fault.
+//! `BinarySecurityToken` or a SOAP fault, and Escargot's `NotRST.srf`: the account and
+//! password in `X-User`/`X-Password` request headers, the ticket in an `X-Token` answer
+//! header.
 //!
 //! Owns: URL normalisation (a bare host and a full URL are both accepted; a scheme-less
 //! `DALogin=` gets `https://`), the `Authorization: Passport1.4 …` header with
@@ -60,7 +62,8 @@ pub enum AuthError {
     /// The nexus response has no `PassportURLs` header or no `DALogin=` in it.
     #[error("nexus response has no PassportURLs DALogin= value")]
     NoDaLogin,
-    /// The login server rejected the credentials (401 and/or `da-status=failed`).
+    /// The login server rejected the credentials (401 and/or `da-status=failed`, or a
+    /// `NotRST.srf` answer without `X-Token`).
     #[error("Passport login rejected the credentials (HTTP {status})")]
     Rejected {
         /// The HTTP status.
@@ -75,6 +78,13 @@ pub enum AuthError {
     /// The account, password or challenge contains a CR or LF (header injection).
     #[error("{field} contains a line break")]
     LineBreak {
+        /// Which input.
+        field: &'static str,
+    },
+    /// The account or password has a control character, which an HTTP header cannot
+    /// carry (`NotRST.srf`).
+    #[error("{field} contains a control character")]
+    Control {
         /// Which input.
         field: &'static str,
     },
@@ -165,9 +175,31 @@ impl fmt::Display for FaultCode {
     }
 }
 
-/// A plain `GET` request described as data; the shell performs it.
+/// The method of an [`HttpRequest`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpMethod {
+    /// `GET` (the nexus and the Passport 1.4 login).
+    Get,
+    /// `POST` without a body (`NotRST.srf`).
+    Post,
+}
+
+impl HttpMethod {
+    /// The method name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Post => "POST",
+        }
+    }
+}
+
+/// A request without a body described as data; the shell performs it. Header values
+/// may hold credentials, so they are [`Secret`]s.
 #[derive(Clone, PartialEq, Eq)]
 pub struct HttpRequest {
+    /// `GET` or `POST`.
+    pub method: HttpMethod,
     /// Absolute URL (`https://host[:port]/path`).
     pub url: String,
     /// Extra request headers (the shell adds `Host`).
@@ -178,7 +210,7 @@ impl fmt::Debug for HttpRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
         f.debug_struct("HttpRequest")
-            .field("method", &"GET")
+            .field("method", &self.method.as_str())
             .field("url", &self.url)
             .field("headers (values redacted)", &names)
             .finish()
@@ -238,6 +270,7 @@ pub fn normalize_url(input: &str, default_path: &str) -> Result<String, AuthErro
 /// `host:8443`) or a full URL; a URL without a path gets [`NEXUS_PATH`].
 pub fn nexus_request(nexus: &str) -> Result<HttpRequest, AuthError> {
     Ok(HttpRequest {
+        method: HttpMethod::Get,
         url: normalize_url(nexus, NEXUS_PATH)?,
         headers: Vec::new(),
     })
@@ -328,6 +361,7 @@ pub fn login_request(
     tw_challenge: &str,
 ) -> Result<HttpRequest, AuthError> {
     Ok(HttpRequest {
+        method: HttpMethod::Get,
         url: normalize_url(dalogin, "/login.srf")?,
         headers: vec![(
             "Authorization".to_owned(),
@@ -550,6 +584,60 @@ pub fn parse_rst_response(status: u16, body: &str, address: &str) -> Result<Secr
         return Err(no_token());
     }
     Ok(Secret(token.into_owned()))
+}
+
+// ----- NotRST.srf (MSNP.md §2.4.3, Escargot only) -------------------------------------
+
+/// The path of Escargot's header-based ticket endpoint (§2.4.3).
+pub const NOT_RST_PATH: &str = "/NotRST.srf";
+
+/// A value for an HTTP request header: no CR/LF (header injection) and no other
+/// control character (headers cannot carry them). Other bytes go as they are.
+fn header_value(field: &'static str, value: &str) -> Result<Secret, AuthError> {
+    no_line_break(field, value)?;
+    if value.chars().any(|c| c.is_ascii_control() && c != '\t') {
+        return Err(AuthError::Control { field });
+    }
+    Ok(Secret(value.to_owned()))
+}
+
+/// The `NotRST.srf` request for a TWN ticket (§2.4.3, Escargot's revival-only
+/// endpoint): a bodiless `POST` with `X-User: <account>` and `X-Password: <password>`,
+/// sent as they are (Escargot does not decode them). `not_rst_url` may be a bare host or
+/// a full URL; without a path it gets [`NOT_RST_PATH`].
+pub fn not_rst_request(
+    not_rst_url: &str,
+    account: &str,
+    password: &Secret,
+) -> Result<HttpRequest, AuthError> {
+    Ok(HttpRequest {
+        method: HttpMethod::Post,
+        url: normalize_url(not_rst_url, NOT_RST_PATH)?,
+        headers: vec![
+            ("X-User".to_owned(), header_value("account", account)?),
+            (
+                "X-Password".to_owned(),
+                header_value("password", password.expose())?,
+            ),
+        ],
+    })
+}
+
+/// Reads a `NotRST.srf` response (§2.4.3): the `X-Token` header is the ticket for
+/// `USR … TWN S`. Escargot answers `200` either way; no (or an empty) `X-Token` means
+/// the account or password was wrong ([`AuthError::Rejected`]).
+pub fn parse_not_rst_response(
+    status: u16,
+    headers: &[(String, String)],
+) -> Result<Secret, AuthError> {
+    if !(200..300).contains(&status) {
+        return Err(AuthError::Unexpected { status });
+    }
+    match header(headers, "X-Token").map(str::trim) {
+        None | Some("") => Err(AuthError::Rejected { status }),
+        Some(token) if usable_ticket(token) => Ok(Secret(token.to_owned())),
+        Some(_) => Err(AuthError::Unexpected { status }),
+    }
 }
 
 #[cfg(test)]
@@ -842,5 +930,74 @@ mod tests {
             FaultCode::Other("psf:Weird".to_owned())
         );
         assert!(AuthError::Rejected { status: 401 }.is_wrong_credentials());
+    }
+
+    #[test]
+    fn not_rst_request_matches_section_2_4_3() {
+        let req = not_rst_request(
+            "login.example",
+            "bridge@example.com",
+            &Secret::new("p@ss, wörd%"),
+        );
+        let Ok(req) = req else {
+            panic!("request failed: {req:?}");
+        };
+        assert_eq!(req.method, HttpMethod::Post);
+        assert_eq!(req.url, "https://login.example/NotRST.srf");
+        // Sent as they are: Escargot reads the headers without decoding them.
+        let headers: Vec<(&str, &str)> = req
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.expose()))
+            .collect();
+        assert_eq!(
+            headers,
+            [
+                ("X-User", "bridge@example.com"),
+                ("X-Password", "p@ss, wörd%")
+            ]
+        );
+        let dbg = format!("{req:?}");
+        assert!(dbg.contains("POST") && !dbg.contains("p@ss"), "{dbg}");
+        assert_eq!(
+            not_rst_request(
+                "http://127.0.0.1:8080/x/NotRST.srf",
+                "a@b.c",
+                &Secret::new("pw")
+            )
+            .map(|r| r.url),
+            Ok("http://127.0.0.1:8080/x/NotRST.srf".to_owned())
+        );
+        assert_eq!(
+            not_rst_request("h", "a@b.c", &Secret::new("pw\r\nX-Evil: 1")),
+            Err(AuthError::LineBreak { field: "password" })
+        );
+        assert_eq!(
+            not_rst_request("h", "a\0@b.c", &Secret::new("pw")),
+            Err(AuthError::Control { field: "account" })
+        );
+        assert!(not_rst_request("", "a@b.c", &Secret::new("pw")).is_err());
+    }
+
+    #[test]
+    fn not_rst_response_token_or_wrong_credentials() {
+        assert_eq!(
+            parse_not_rst_response(200, &h("x-token", " ABCDEFGHIJ0123456789 ")),
+            Ok(Secret::new("ABCDEFGHIJ0123456789"))
+        );
+        // 200 either way: no (or an empty) X-Token is a refused password.
+        for headers in [Vec::new(), h("X-Token", ""), h("Content-Length", "0")] {
+            let err = parse_not_rst_response(200, &headers);
+            assert_eq!(err, Err(AuthError::Rejected { status: 200 }));
+            assert!(err.is_err_and(|e| e.is_wrong_credentials()));
+        }
+        // A token that could not go into `USR … TWN S`, or a server error.
+        assert_eq!(
+            parse_not_rst_response(200, &h("X-Token", "a b")),
+            Err(AuthError::Unexpected { status: 200 })
+        );
+        let err = parse_not_rst_response(500, &h("X-Token", "abc"));
+        assert_eq!(err, Err(AuthError::Unexpected { status: 500 }));
+        assert!(err.is_err_and(|e| !e.is_wrong_credentials()));
     }
 }

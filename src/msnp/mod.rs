@@ -22,7 +22,7 @@ pub mod verb;
 pub mod xml;
 
 pub use args::Args;
-pub use auth::{AuthError, FaultCode, HttpRequest, LoginResponse, PostRequest, Secret};
+pub use auth::{AuthError, FaultCode, HttpMethod, HttpRequest, LoginResponse, PostRequest, Secret};
 pub use error::{ServerError, description};
 pub use frame::{Direction, EncodeError, Frame, FrameError, parse};
 pub use limits::{Limits, SB_MSG_SEND_LIMIT};

@@ -22,7 +22,8 @@ pub use error::NetError;
 pub use ns_client::{NsClient, NsEvents};
 pub use p2p::{P2P_MIN_INTERVAL, P2P_WINDOW, TransferError, random_seed};
 pub use passport::{
-    PassportError, fetch_ticket, fetch_ticket_by_route, fetch_ticket_rst, http_client,
+    PassportError, fetch_ticket, fetch_ticket_by_route, fetch_ticket_not_rst, fetch_ticket_rst,
+    http_client,
 };
 pub use sb_client::{SbClient, SbEvents, SwitchboardEvent};
 pub use session::{EndReason, MsnSession, SessionEvent};

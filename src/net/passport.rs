@@ -1,12 +1,13 @@
 //! The Passport 1.4 ("Tweener") ticket over HTTP(S) (MSNP.md §2.4.2): nexus, then the
 //! DALogin URL, then the login with the `Authorization: Passport1.4 ...` header, following
-//! redirects; or, as the alternative route (§2.4.3), one `POST` of a WS-Trust envelope to
-//! `RST.srf`. The requests and answers are built and read by `msnp::auth`; this module
+//! redirects; or, as the alternative routes (§2.4.3), one `POST` of a WS-Trust envelope to
+//! `RST.srf`, or one bodiless `POST` to Escargot's `NotRST.srf` with the credentials in
+//! headers. The requests and answers are built and read by `msnp::auth`; this module
 //! only performs them. The password and ticket never reach a log line.
 
 use std::time::Duration;
 
-use crate::msnp::auth::{self, AuthError, HttpRequest, LoginResponse, Secret};
+use crate::msnp::auth::{self, AuthError, HttpMethod, HttpRequest, LoginResponse, Secret};
 
 use super::settings::TicketRoute;
 
@@ -53,9 +54,13 @@ async fn perform(
     http: &reqwest::Client,
     request: &HttpRequest,
 ) -> Result<(u16, Vec<(String, String)>), PassportError> {
-    let mut builder = http.get(&request.url);
+    let mut builder = match request.method {
+        HttpMethod::Get => http.get(&request.url),
+        HttpMethod::Post => http.post(&request.url),
+    };
     for (name, value) in &request.headers {
-        builder = builder.header(name.as_str(), value.expose());
+        // As bytes: a UTF-8 password is sent as it is (`msnp::auth` rejects controls).
+        builder = builder.header(name.as_str(), value.expose().as_bytes());
     }
     let response = builder.send().await.map_err(PassportError::Http)?;
     let status = response.status().as_u16();
@@ -65,6 +70,16 @@ async fn perform(
         .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
         .collect();
     Ok((status, headers))
+}
+
+/// The shell's error for a failed ticket step: refused credentials are one typed error
+/// whatever the route.
+fn ticket_error(e: AuthError) -> PassportError {
+    if e.is_wrong_credentials() {
+        PassportError::WrongCredentials
+    } else {
+        PassportError::Protocol(e)
+    }
 }
 
 /// Gets a ticket for `account` answering the server's `tw_challenge` (the text after
@@ -95,8 +110,7 @@ pub async fn fetch_ticket(
                 tracing::debug!(%url, "Passport login redirected");
                 login_url = url;
             }
-            Err(e) if e.is_wrong_credentials() => return Err(PassportError::WrongCredentials),
-            Err(e) => return Err(PassportError::Protocol(e)),
+            Err(e) => return Err(ticket_error(e)),
         }
     }
     Err(PassportError::TooManyRedirects)
@@ -133,15 +147,27 @@ pub async fn fetch_ticket_rst(
         body.extend_from_slice(&chunk);
     }
     let body = String::from_utf8_lossy(&body);
-    match auth::parse_rst_response(status, &body, auth::TWN_RST_ADDRESS) {
-        Ok(ticket) => Ok(ticket),
-        Err(e) if e.is_wrong_credentials() => Err(PassportError::WrongCredentials),
-        Err(e) => Err(PassportError::Protocol(e)),
-    }
+    auth::parse_rst_response(status, &body, auth::TWN_RST_ADDRESS).map_err(ticket_error)
+}
+
+/// Gets a TWN ticket through Escargot's `NotRST.srf` (§2.4.3): one bodiless `POST` with
+/// `X-User`/`X-Password`; the ticket is the `X-Token` answer header (none: wrong
+/// credentials). `not_rst_url` may be a bare host or a full URL (default path
+/// `/NotRST.srf`).
+pub async fn fetch_ticket_not_rst(
+    http: &reqwest::Client,
+    not_rst_url: &str,
+    account: &str,
+    password: &Secret,
+) -> Result<Secret, PassportError> {
+    let request =
+        auth::not_rst_request(not_rst_url, account, password).map_err(PassportError::Protocol)?;
+    let (status, headers) = perform(http, &request).await?;
+    auth::parse_not_rst_response(status, &headers).map_err(ticket_error)
 }
 
 /// Gets a TWN ticket by the configured route: Passport 1.4 through the nexus (or
-/// `dalogin_url`), or `RST.srf`.
+/// `dalogin_url`), `RST.srf`, or `NotRST.srf` (which needs no challenge).
 pub async fn fetch_ticket_by_route(
     http: &reqwest::Client,
     route: &TicketRoute,
@@ -166,5 +192,6 @@ pub async fn fetch_ticket_by_route(
         TicketRoute::Rst { url } => {
             fetch_ticket_rst(http, url, account, password, tw_challenge).await
         }
+        TicketRoute::NotRst { url } => fetch_ticket_not_rst(http, url, account, password).await,
     }
 }

@@ -17,6 +17,13 @@ pub enum TicketRoute {
         /// The `RST.srf` URL.
         url: String,
     },
+    /// One bodiless `POST` to Escargot's `NotRST.srf` with the account and password in
+    /// `X-User`/`X-Password` headers; the ticket comes back in `X-Token` (Escargot only).
+    /// `url` may be a bare host or a full URL; without a path `/NotRST.srf` is used.
+    NotRst {
+        /// The `NotRST.srf` URL.
+        url: String,
+    },
 }
 
 /// Connection settings shared by every MSN session of the bridge.
@@ -28,7 +35,7 @@ pub struct MsnSettings {
     pub nexus_url: String,
     /// Skip the nexus and use this login URL (DALogin) directly.
     pub dalogin_url: Option<String>,
-    /// Passport 1.4 via the nexus (default) or `RST.srf`.
+    /// Passport 1.4 via the nexus (default), `RST.srf` or `NotRST.srf`.
     pub ticket_route: TicketRoute,
     /// Protocol versions offered in `VER`, best first (MSNP.md §12).
     pub versions: Vec<u8>,

@@ -15,7 +15,8 @@ use matrix_msn::msnp::{
 };
 use matrix_msn::net::{
     Backoff, EndReason, MsnSession, MsnSettings, NetError, NsClient, NsEvents, PassportError,
-    SbClient, SbEvents, SessionEvent, SwitchboardEvent, TicketRoute, fetch_ticket_rst, http_client,
+    SbClient, SbEvents, SessionEvent, SwitchboardEvent, TicketRoute, fetch_ticket_not_rst,
+    fetch_ticket_rst, http_client,
 };
 use matrix_msn::testkit::{MsnServer, MsnServerConfig, MsnServerHandle, ServerEvent};
 use msnp11_sdk::{Client, Event, MsnpStatus, PersonalMessage, PlainText, Switchboard};
@@ -463,19 +464,19 @@ async fn login_failures_are_typed() {
     assert_eq!(server.online(ALICE), None);
 }
 
-/// The `RST.srf` route to the TWN ticket (§2.4.3): the nexus is never asked (its URL
-/// points nowhere), the ticket from the SOAP answer logs in for old and new versions, a
-/// wrong password is the same typed error as on the nexus route, and a policy other than
-/// the NS's challenge is refused with a typed SOAP fault.
-#[tokio::test]
-async fn login_through_rst_srf() {
-    let server = server().await;
+/// A ticket route other than the nexus: logs Alice in and out over `route(url)` for
+/// MSNP8 and MSNP12 with the nexus URL pointing nowhere (so the route alone gives the
+/// ticket); then a wrong password over `route` at the bare `http://host:port` (the
+/// route's default path) is the same typed error as on the nexus route.
+async fn check_ticket_route(
+    server: &MsnServerHandle,
+    url: String,
+    route: impl Fn(String) -> TicketRoute,
+) {
     for v in [8u8, 12] {
-        let mut s = settings(&server, &[v]);
+        let mut s = settings(server, &[v]);
         s.nexus_url = "http://127.0.0.1:9/rdr/pprdr.asp".to_owned();
-        s.ticket_route = TicketRoute::Rst {
-            url: server.rst_url(),
-        };
+        s.ticket_route = route(url.clone());
         let (client, mut events) = connect(&s, ALICE).await;
         assert_eq!(client.version(), v);
         assert_eq!(server.online(ALICE).as_deref(), Some("NLN"));
@@ -495,11 +496,8 @@ async fn login_through_rst_srf() {
         }
     }
 
-    let mut s = settings(&server, &[12]);
-    // A bare host:port gets the default `/RST.srf` path.
-    s.ticket_route = TicketRoute::Rst {
-        url: format!("http://{}", server.http_addr()),
-    };
+    let mut s = settings(server, &[12]);
+    s.ticket_route = route(format!("http://{}", server.http_addr()));
     let wrong = connect_with(&s, ALICE, "wrong").await;
     assert!(
         matches!(
@@ -508,6 +506,15 @@ async fn login_through_rst_srf() {
         ),
         "{wrong:?}"
     );
+}
+
+/// The `RST.srf` route to the TWN ticket (§2.4.3): the ticket from the SOAP answer logs
+/// in for old and new versions, a wrong password is the typed error, and a policy other
+/// than the NS's challenge is refused with a typed SOAP fault.
+#[tokio::test]
+async fn login_through_rst_srf() {
+    let server = server().await;
+    check_ticket_route(&server, server.rst_url(), |url| TicketRoute::Rst { url }).await;
 
     let policy = fetch_ticket_rst(
         &http(),
@@ -527,6 +534,44 @@ async fn login_through_rst_srf() {
         ),
         "{policy:?}"
     );
+}
+
+/// Escargot's `NotRST.srf` route (§2.4.3): the `X-Token` logs in for old and new
+/// versions; the server answers `200` either way and a missing `X-Token` is the typed
+/// wrong-credentials error.
+#[tokio::test]
+async fn login_through_not_rst_srf() {
+    let server = server().await;
+    check_ticket_route(&server, server.not_rst_url(), |url| TicketRoute::NotRst {
+        url,
+    })
+    .await;
+
+    // The wire: 200 both ways, `X-Token` only for the right password.
+    for (password, token) in [(PASSWORD, true), ("wrong", false)] {
+        let response = http()
+            .post(server.not_rst_url())
+            .header("X-User", ALICE)
+            .header("X-Password", password)
+            .send()
+            .await
+            .expect("NotRST.srf answers");
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.headers().contains_key("X-Token"),
+            token,
+            "{password}"
+        );
+    }
+    let ticket = fetch_ticket_not_rst(
+        &http(),
+        &server.not_rst_url(),
+        ALICE,
+        &Secret::new(PASSWORD),
+    )
+    .await
+    .expect("ticket");
+    assert_eq!(ticket.expose().len(), 20);
 }
 
 // ----- 3. interop with msnp11-sdk ------------------------------------------------------
@@ -1053,8 +1098,14 @@ fn trace_log_holds_no_password_ticket_or_cookie() {
             is_text(e, ALICE, "a message body")
         })
         .await;
-        // A wrong password goes through the same code paths.
+        // A wrong password goes through the same code paths; NotRST.srf sends it in a
+        // request header.
         let _ = connect_with(&settings, CAROL, "wrong-Zq8!other").await;
+        let mut not_rst = settings.clone();
+        not_rst.ticket_route = TicketRoute::NotRst {
+            url: server.not_rst_url(),
+        };
+        let _ = connect_with(&not_rst, CAROL, "wrong-Zq8!other").await;
         alice.logout().await;
         bob.logout().await;
         [auth.expose().to_owned(), rng_auth.expose().to_owned()]

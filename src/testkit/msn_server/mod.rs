@@ -198,6 +198,12 @@ impl MsnServerHandle {
         format!("http://{}/RST.srf", self.shared.http_addr)
     }
 
+    /// `http://127.0.0.1:PORT/NotRST.srf` (Escargot's header route to a TWN ticket,
+    /// §2.4.3).
+    pub fn not_rst_url(&self) -> String {
+        format!("http://{}/NotRST.srf", self.shared.http_addr)
+    }
+
     /// Registers an account (or replaces its password and name). `friendly_name` is
     /// plain text; it is stored percent-encoded (§5.6).
     pub fn add_account(&self, email: &str, password: &str, friendly_name: &str) {

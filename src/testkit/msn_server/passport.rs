@@ -5,7 +5,9 @@
 //! `WWW-Authenticate: Passport1.4 da-status=failed`; and `POST /RST.srf` (§2.4.3,
 //! R2M-style): a WS-Trust envelope whose `messenger.msn.com` request must carry exactly
 //! the TWN policy this server's NS sends, answered by `BinarySecurityToken`s or a SOAP
-//! fault (`wsse:FailedAuthentication`, `S:Client`), as Escargot's templates do.
+//! fault (`wsse:FailedAuthentication`, `S:Client`), as Escargot's templates do; and
+//! Escargot's `POST /NotRST.srf` (§2.4.3): `X-User`/`X-Password` request headers,
+//! always `200`, with an `X-Token` header only when the password is right.
 //!
 //! Issues tickets into the shared state; the NS checks them verbatim at `USR … TWN S`.
 //! Credentials and tickets are never logged.
@@ -29,6 +31,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/rdr/pprdr.asp", get(nexus))
         .route("/login.srf", get(login))
         .route("/RST.srf", post(rst))
+        .route("/NotRST.srf", post(not_rst))
         .with_state(shared)
 }
 
@@ -79,6 +82,11 @@ fn unauthorized() -> Response {
 /// `USR … TWN S`). `None` (and a `LoginFailed` event) for a wrong account or password.
 fn issue_ticket(shared: &Shared, email: String, password: &str) -> Option<String> {
     let ticket = format!("t={}&p={}", random_token(20), random_token(20));
+    issue(shared, email, password, ticket)
+}
+
+/// Stores `ticket` for `email` if `password` is right (else `None` and `LoginFailed`).
+fn issue(shared: &Shared, email: String, password: &str, ticket: String) -> Option<String> {
     let mut state = shared.lock();
     let ok = state
         .accounts
@@ -117,6 +125,32 @@ async fn login(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respons
     match HeaderValue::from_str(&info) {
         Ok(v) => (StatusCode::OK, [("Authentication-Info", v)], "").into_response(),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// `POST /NotRST.srf` (§2.4.3, Escargot's `handle_not_rst`): the credentials come in
+/// `X-User`/`X-Password`, taken as they are; the answer is `200` either way, with
+/// `X-Token: <20-char token>` only for a right password.
+async fn not_rst(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    // UTF-8 allowed, as aiohttp decodes it.
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+    };
+    let token = match (text("X-User"), text("X-Password")) {
+        (Some(user), Some(password)) => issue(
+            &shared,
+            user.trim().to_lowercase(),
+            password,
+            random_token(20),
+        ),
+        _ => None,
+    };
+    match token.map(|t| HeaderValue::from_str(&t)) {
+        Some(Ok(v)) => (StatusCode::OK, [("X-Token", v)], "").into_response(),
+        Some(Err(_)) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        None => StatusCode::OK.into_response(),
     }
 }
 
