@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
 use matrix_msn::bridge::NOT_ALLOWED;
 use matrix_msn::config::{Config, PermissionLevel};
+use matrix_msn::testkit::synapse::{SHARED_SECRET, registration_mac};
 use matrix_sdk::config::SyncSettings;
 use matrix_sdk::room::Room;
 use matrix_sdk::ruma::events::room::member::{
@@ -112,14 +112,7 @@ pub(crate) async fn new_user(homeserver: &str, name: &str, password: &str) -> Us
         .await
         .expect("json");
     let nonce = nonce["nonce"].as_str().expect("nonce string").to_owned();
-    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(b"test_shared_secret").expect("hmac key");
-    mac.update(format!("{nonce}\0{name}\0{password}\0notadmin").as_bytes());
-    let mac: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let mac = registration_mac(SHARED_SECRET, &nonce, name, password, false);
     let resp = http
         .post(&url)
         .json(&json!({"nonce": nonce, "username": name, "password": password, "admin": false, "mac": mac}))
