@@ -8,11 +8,19 @@
 //!   plain MSN clients);
 //! * RSS per logged-in idle MSN account at 100, 1,000 and 10,000 accounts, and idle CPU.
 //!
+//! With `--synapse`, the throughput and latency part runs against a real Synapse instead
+//! of the stand-in (the idle stages are skipped): a dedicated one started with
+//! `scripts/synapse-up.sh` on `--synapse-port` (stopped with `synapse-down.sh` at the end),
+//! the bridge listening on the fixed `--bridge-port` its registration names, the Matrix
+//! users registered with Synapse's shared secret and observed through their own `/sync`
+//! (see `msn_load/synapse.rs`). The same code measures both modes (`msn_load/homeserver.rs`).
+//!
 //! ```text
 //! cargo run --release --bin msn-load -- [--users 50] [--messages 100] [--latency-samples 300]
 //!                                        [--idle 100,1000,10000] [--cpu-seconds 10]
 //!                                        [--idle-budget-seconds 900] [--skip-throughput]
 //!                                        [--skip-idle] [--db-dir DIR]
+//!                                        [--synapse [--synapse-port 18448] [--bridge-port 29555]]
 //! ```
 //!
 //! `MSN_LOAD_USERS`, `MSN_LOAD_MESSAGES` and `MSN_LOAD_IDLE` stand in for the flags.
@@ -20,7 +28,12 @@
 //! asserted: the figures are printed (targets: added p50 < 1 ms, >= 5,000 msg/s,
 //! <= 64 KB per idle account, idle CPU near zero).
 
-use std::collections::HashMap;
+#[path = "msn_load/homeserver.rs"]
+mod homeserver;
+#[path = "msn_load/synapse.rs"]
+mod synapse;
+
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -31,6 +44,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use matrix_msn::config::{Config, PermissionLevel};
+use matrix_msn::matrix::registration::Registration;
 use matrix_msn::msnp::{MsgPayload, NsConfig, NsEvent, SbConfig, SbEvent, Secret, TextFormat};
 use matrix_msn::net::{
     MsnSettings, NsClient, NsEvents, SbClient, SbEvents, SwitchboardEvent, http_client,
@@ -39,6 +53,9 @@ use matrix_msn::testkit::homeserver::{Call, Homeserver, HomeserverConfig};
 use matrix_msn::testkit::{MsnServer, MsnServerConfig};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+
+use homeserver::Hs;
+use synapse::{Synapse, SynapseProcess};
 
 const PASSWORD: &str = "pw-load";
 const DOMAIN: &str = "load.test";
@@ -72,9 +89,21 @@ struct Args {
     skip_throughput: bool,
     #[arg(long)]
     skip_idle: bool,
-    /// Where the bridge's SQLite database goes (default: the system temp dir).
+    /// Where the bridge's SQLite database goes (default: the system temp dir); with
+    /// --synapse, Synapse's data and the registration go there too.
     #[arg(long)]
     db_dir: Option<PathBuf>,
+    /// Measure throughput and latency through a real Synapse (started with
+    /// scripts/synapse-up.sh, stopped at the end) instead of the stand-in; the idle stages
+    /// are skipped in this mode.
+    #[arg(long)]
+    synapse: bool,
+    /// With --synapse: the port Synapse listens on (127.0.0.1).
+    #[arg(long, default_value_t = 18448)]
+    synapse_port: u16,
+    /// With --synapse: the fixed port the bridge listens on (named in its registration).
+    #[arg(long, default_value_t = 29555)]
+    bridge_port: u16,
     /// Internal: run the test MSN server (child process mode).
     #[arg(long, hide = true)]
     serve_msn: bool,
@@ -265,7 +294,7 @@ struct Seen {
     /// Matrix-bound load messages: sequence → (arrival, room).
     arrivals: HashMap<u64, (Instant, String)>,
     /// Rooms the bot joined.
-    bot_joined: u64,
+    bot_rooms: HashSet<String>,
     logged_in: u64,
     login_failed: u64,
     last_failure: Option<String>,
@@ -277,6 +306,13 @@ struct Observer {
 }
 
 impl Observer {
+    fn new() -> Arc<Self> {
+        Arc::new(Observer {
+            seen: Mutex::new(Seen::default()),
+            changed: Notify::new(),
+        })
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Seen> {
         self.seen.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -296,47 +332,56 @@ impl Observer {
             let _ = tokio::time::timeout(Duration::from_millis(100), notified).await;
         }
     }
+
+    /// A message the bridge sent into `room` (a load message, a login reply or other).
+    fn message(&self, at: Instant, room: &str, body: &str) {
+        if let Some(seq) = body
+            .strip_prefix("m2x ")
+            .and_then(|s| s.parse::<u64>().ok())
+        {
+            self.lock()
+                .arrivals
+                .entry(seq)
+                .or_insert_with(|| (at, room.to_owned()));
+        } else if body.starts_with("Logged in to MSN as ") {
+            self.lock().logged_in += 1;
+        } else if body.starts_with("Login failed") {
+            let mut s = self.lock();
+            s.login_failed += 1;
+            s.last_failure = Some(body.to_owned());
+        } else {
+            return;
+        }
+        self.changed.notify_waiters();
+    }
+
+    fn bot_joined(&self, room: &str) {
+        if self.lock().bot_rooms.insert(room.to_owned()) {
+            self.changed.notify_waiters();
+        }
+    }
 }
 
-fn observe(hs: &Homeserver, bot: String) -> Arc<Observer> {
-    let observer = Arc::new(Observer {
-        seen: Mutex::new(Seen::default()),
-        changed: Notify::new(),
-    });
+/// Feeds what the stand-in receives from the bridge into `observer`.
+fn observe(hs: &Homeserver, bot: String, observer: Arc<Observer>) {
     let mut rx = hs.subscribe();
-    let obs = observer.clone();
     tokio::spawn(async move {
         while let Some(received) = rx.recv().await {
-            let mut changed = true;
             match received.call {
                 Call::Message { room, content, .. } => {
                     let body = content["body"].as_str().unwrap_or_default();
-                    if let Some(seq) = body
-                        .strip_prefix("m2x ")
-                        .and_then(|s| s.parse::<u64>().ok())
-                    {
-                        obs.lock().arrivals.insert(seq, (received.at, room));
-                    } else if body.starts_with("Logged in to MSN as ") {
-                        obs.lock().logged_in += 1;
-                    } else if body.starts_with("Login failed") {
-                        let mut s = obs.lock();
-                        s.login_failed += 1;
-                        s.last_failure = Some(body.to_owned());
-                    } else {
-                        changed = false;
-                    }
+                    observer.message(received.at, &room, body);
                 }
                 Call::Membership {
-                    target, membership, ..
-                } if membership == "join" && target == bot => obs.lock().bot_joined += 1,
-                _ => changed = false,
-            }
-            if changed {
-                obs.changed.notify_waiters();
+                    room,
+                    target,
+                    membership,
+                    ..
+                } if membership == "join" && target == bot => observer.bot_joined(&room),
+                _ => {}
             }
         }
     });
-    observer
 }
 
 // ----- MSN-side load clients ----------------------------------------------------------------
@@ -530,14 +575,15 @@ struct Pair {
 }
 
 struct Bridge {
-    hs: Homeserver,
+    hs: Hs,
     observer: Arc<Observer>,
     shutdown: CancellationToken,
     running: matrix_msn::app::Running,
     bot: String,
 }
 
-fn bridge_config(hs_url: &str, db: &str, msn: &MsnChild) -> Result<Config> {
+/// The bridge's config; `port` fixes where it listens (else it picks a free port).
+fn bridge_config(hs_url: &str, db: &str, msn: &MsnChild, port: Option<u16>) -> Result<Config> {
     let text = include_str!("../../config.example.yaml");
     let mut config = Config::parse(text)?;
     config.homeserver.domain = "localhost".into();
@@ -545,8 +591,8 @@ fn bridge_config(hs_url: &str, db: &str, msn: &MsnChild) -> Result<Config> {
     config.appservice.as_token = "as-token-load-0123456789abcdef".into();
     config.appservice.hs_token = "hs-token-load-0123456789abcdef".into();
     config.appservice.hostname = "127.0.0.1".into();
-    config.appservice.port = 0;
-    config.appservice.address = "http://127.0.0.1:0".into();
+    config.appservice.port = port.unwrap_or(0);
+    config.appservice.address = format!("http://127.0.0.1:{}", config.appservice.port);
     config.database.uri = db.into();
     config.bridge.credentials_key = "5a".repeat(32);
     config.bridge.permissions = [("localhost".to_owned(), PermissionLevel::User)]
@@ -558,24 +604,56 @@ fn bridge_config(hs_url: &str, db: &str, msn: &MsnChild) -> Result<Config> {
     Ok(config)
 }
 
-async fn start_bridge(msn: &MsnChild, db: &str) -> Result<Bridge> {
-    // The stand-in must exist before the bridge (its URL is in the config), and the bridge
-    // decides its own port: the stand-in learns it once the bridge listens.
-    let probe = bridge_config("http://127.0.0.1:1", db, msn)?;
-    let bot = probe.bot_mxid();
-    let hs = Homeserver::start(HomeserverConfig::new(
-        "localhost",
-        &probe.appservice.as_token,
-        &probe.appservice.hs_token,
-        &bot,
-        &[&probe.puppet_namespace_regex()],
-    ))
-    .await?;
-    let observer = observe(&hs, bot.clone());
-    let config = bridge_config(&hs.url(), db, msn)?;
+/// Where the Synapse of `--synapse` is and the port the bridge must listen on.
+struct SynapseTarget {
+    url: String,
+    bridge_port: u16,
+}
+
+/// Writes the registration Synapse needs for the bridge `start_bridge` will run.
+fn write_registration(
+    msn: &MsnChild,
+    db: &str,
+    bridge_port: u16,
+    path: &std::path::Path,
+) -> Result<()> {
+    let config = bridge_config("http://127.0.0.1:1", db, msn, Some(bridge_port))?;
+    std::fs::write(path, Registration::from_config(&config).to_yaml()?)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+async fn start_bridge(msn: &MsnChild, db: &str, synapse: Option<&SynapseTarget>) -> Result<Bridge> {
+    let observer = Observer::new();
+    let (hs, config) = match synapse {
+        Some(target) => {
+            let config = bridge_config(&target.url, db, msn, Some(target.bridge_port))?;
+            let driver = Synapse::new(&target.url, &config.bot_mxid(), observer.clone())?;
+            (Hs::Synapse(Arc::new(driver)), config)
+        }
+        None => {
+            // The stand-in must exist before the bridge (its URL is in the config), and the
+            // bridge decides its own port: the stand-in learns it once the bridge listens.
+            let probe = bridge_config("http://127.0.0.1:1", db, msn, None)?;
+            let bot = probe.bot_mxid();
+            let hs = Homeserver::start(HomeserverConfig::new(
+                "localhost",
+                &probe.appservice.as_token,
+                &probe.appservice.hs_token,
+                &bot,
+                &[&probe.puppet_namespace_regex()],
+            ))
+            .await?;
+            observe(&hs, bot, observer.clone());
+            let config = bridge_config(&hs.url(), db, msn, None)?;
+            (Hs::StandIn(hs), config)
+        }
+    };
+    let bot = config.bot_mxid();
     let shutdown = CancellationToken::new();
     let mut running = matrix_msn::app::start(config, None, shutdown.clone()).await?;
-    hs.set_appservice_url(&format!("http://{}", running.local_addr));
+    if let Hs::StandIn(hs) = &hs {
+        hs.set_appservice_url(&format!("http://{}", running.local_addr));
+    }
     tokio::time::timeout(Duration::from_secs(60), running.ready.wait_for(|r| *r))
         .await
         .context("bridge not ready in 60 s")??;
@@ -595,17 +673,25 @@ async fn login_all(
     accounts: &[(String, String)],
     limit: Duration,
     progress: bool,
-) -> u64 {
+) -> Result<u64> {
     let (start_ok, start_failed) = {
         let s = bridge.observer.lock();
         (s.logged_in, s.login_failed)
     };
     let started = Instant::now();
-    for (mxid, account) in accounts {
-        let room = bridge.hs.user_creates_room(mxid, &[&bridge.bot], true);
+    let mut rooms = Vec::with_capacity(accounts.len());
+    for (mxid, _) in accounts {
+        rooms.push(bridge.hs.open_dm(mxid, &bridge.bot).await?);
+    }
+    bridge
+        .hs
+        .wait_bot_in(&bridge.observer, &rooms, limit)
+        .await?;
+    for ((mxid, account), room) in accounts.iter().zip(&rooms) {
         let _ = bridge
             .hs
-            .user_says(&room, mxid, &format!("login {account} {PASSWORD}"));
+            .say(room, mxid, &format!("login {account} {PASSWORD}"))
+            .await;
     }
     let target = start_ok + accounts.len() as u64;
     let deadline = started + limit;
@@ -623,7 +709,7 @@ async fn login_all(
                     bridge.observer.lock().last_failure
                 );
             }
-            return ok - start_ok;
+            return Ok(ok - start_ok);
         }
         if progress && last_report.elapsed() >= Duration::from_secs(15) {
             last_report = Instant::now();
@@ -670,6 +756,13 @@ async fn run(args: Args) -> Result<()> {
         })
         .unwrap_or_else(|| vec![100, 1_000, 10_000]);
     stages.sort_unstable();
+    if args.synapse {
+        if args.skip_throughput {
+            bail!("--synapse measures throughput and latency only: drop --skip-throughput");
+        }
+        // The idle stages measure the bridge process alone: the stand-in's run covers them.
+        stages.clear();
+    }
     let max_idle = if args.skip_idle {
         0
     } else {
@@ -682,7 +775,6 @@ async fn run(args: Args) -> Result<()> {
         fd_limit()
     );
     let mut msn = spawn_msn_server(pairs, max_idle)?;
-    let child_pid = msn.child.id();
     let dir = args
         .db_dir
         .clone()
@@ -690,7 +782,27 @@ async fn run(args: Args) -> Result<()> {
         .join(format!("msn-load-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let db = format!("sqlite:{}", dir.join("bridge.db").display());
-    let result = run_with(&args, &msn, child_pid, &db, pairs, messages, &stages).await;
+    let result = async {
+        // Dropped (Synapse stopped) before the directory holding its data is removed.
+        let mut synapse = None;
+        if args.synapse {
+            let registration = dir.join("registration.yaml");
+            write_registration(&msn, &db, args.bridge_port, &registration)?;
+            let (data, port) = (dir.join("synapse"), args.synapse_port);
+            eprintln!("starting Synapse on 127.0.0.1:{port} (scripts/synapse-up.sh)");
+            let process = tokio::task::spawn_blocking(move || {
+                SynapseProcess::start(&data, &registration, port, Duration::from_secs(300))
+            })
+            .await??;
+            synapse = Some(process);
+        }
+        let target = synapse.as_ref().map(|p| SynapseTarget {
+            url: p.url.clone(),
+            bridge_port: args.bridge_port,
+        });
+        run_with(&args, &msn, &db, pairs, messages, &stages, target).await
+    }
+    .await;
     drop(msn.child.stdin.take());
     let _ = tokio::task::spawn_blocking(move || msn.child.wait()).await;
     let _ = std::fs::remove_dir_all(&dir);
@@ -700,14 +812,15 @@ async fn run(args: Args) -> Result<()> {
 async fn run_with(
     args: &Args,
     msn: &MsnChild,
-    child_pid: u32,
     db: &str,
     pairs: usize,
     messages: usize,
     stages: &[usize],
+    synapse: Option<SynapseTarget>,
 ) -> Result<()> {
+    let child_pid = msn.child.id();
     let rss_start = rss_kb(None);
-    let bridge = start_bridge(msn, db).await?;
+    let bridge = start_bridge(msn, db, synapse.as_ref()).await?;
     let mut settings = MsnSettings::new(msn.dispatch.clone(), msn.nexus.clone());
     settings.connect_timeout = Duration::from_secs(10);
     settings.request_timeout = Duration::from_secs(20);
@@ -715,7 +828,8 @@ async fn run_with(
     let mut figures = Figures { lines: Vec::new() };
     println!();
     println!(
-        "== msn-load ({} cores, {} clock ticks/s) ==",
+        "== msn-load through {} ({} cores, {} clock ticks/s) ==",
+        bridge.hs.name(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         clock_ticks_per_second()
     );
@@ -736,7 +850,7 @@ async fn run_with(
     }
 
     if !args.skip_idle && !stages.is_empty() {
-        idle(&bridge, child_pid, stages, args, &mut figures).await;
+        idle(&bridge, child_pid, stages, args, &mut figures).await?;
     }
 
     println!();
@@ -744,15 +858,7 @@ async fn run_with(
     for line in &figures.lines {
         println!("{line}");
     }
-    let stats = bridge.hs.stats();
-    println!(
-        "stand-in: {} requests, {} messages, {} transactions / {} events pushed, {} push retries",
-        stats.requests,
-        stats.messages,
-        stats.transactions,
-        stats.pushed_events,
-        stats.push_failures
-    );
+    println!("{}", bridge.hs.summary());
     drop(keep);
     bridge.shutdown.cancel();
     if tokio::time::timeout(Duration::from_secs(120), bridge.running.wait())
@@ -839,7 +945,7 @@ async fn throughput(
     let accounts: Vec<(String, String)> = (0..pairs)
         .map(|i| (format!("@lu{i}:localhost"), user_account(i)))
         .collect();
-    let ok = login_all(bridge, &accounts, Duration::from_secs(300), false).await;
+    let ok = login_all(bridge, &accounts, Duration::from_secs(300), false).await?;
     if ok < pairs as u64 {
         bail!("only {ok} of {pairs} bridged users logged in");
     }
@@ -873,10 +979,7 @@ async fn throughput(
     for (i, ((client, sb), n)) in contacts.into_iter().zip(&warm).enumerate() {
         let portal = obs.lock().arrivals[n].1.clone();
         let mxid = accounts[i].0.clone();
-        bridge
-            .hs
-            .user_joins(&portal, &mxid)
-            .map_err(anyhow::Error::msg)?;
+        bridge.hs.join(&portal, &mxid).await?;
         list.push(Pair {
             mxid,
             _contact: client,
@@ -975,8 +1078,8 @@ async fn throughput(
         let t0 = Instant::now();
         bridge
             .hs
-            .user_says(&pair.portal, &pair.mxid, &format!("x2m {n}"))
-            .map_err(anyhow::Error::msg)?;
+            .say(&pair.portal, &pair.mxid, &format!("x2m {n}"))
+            .await?;
         if let Some(at) = to_msn.wait_seq(n, T).await {
             e2e.push(at - t0);
         } else {
@@ -991,14 +1094,15 @@ async fn throughput(
     let started = Instant::now();
     let mut pushed_at = HashMap::with_capacity(total);
     for m in 0..messages {
+        // One message from every user per round.
+        let mut round = Vec::with_capacity(pairs);
+        let now = Instant::now();
         for (i, pair) in list.iter().enumerate() {
             let n = first + (m * pairs + i) as u64;
-            pushed_at.insert(n, Instant::now());
-            bridge
-                .hs
-                .user_says(&pair.portal, &pair.mxid, &format!("x2m {n}"))
-                .map_err(anyhow::Error::msg)?;
+            pushed_at.insert(n, now);
+            round.push((pair.portal.clone(), pair.mxid.clone(), format!("x2m {n}")));
         }
+        bridge.hs.say_all(&round).await?;
     }
     let complete = to_msn
         .wait_count(before + total as u64, Duration::from_secs(600))
@@ -1025,7 +1129,10 @@ async fn throughput(
         format!("{} / {}  (n={})", ms(m2x.p50), ms(m2x.p99), m2x.n),
     );
     figures.row(
-        "MSN→Matrix bridge-added p50 / p99 (e2e − baseline)",
+        &format!(
+            "MSN→Matrix {} p50 / p99 (e2e − baseline)",
+            bridge.hs.added()
+        ),
         format!(
             "{} / {}",
             minus(m2x.p50, base.p50),
@@ -1049,7 +1156,10 @@ async fn throughput(
         format!("{} / {}  (n={})", ms(x2m.p50), ms(x2m.p99), x2m.n),
     );
     figures.row(
-        "Matrix→MSN bridge-added p50 / p99 (e2e − baseline)",
+        &format!(
+            "Matrix→MSN {} p50 / p99 (e2e − baseline)",
+            bridge.hs.added()
+        ),
         format!(
             "{} / {}",
             minus(x2m.p50, base.p50),
@@ -1077,7 +1187,7 @@ async fn idle(
     stages: &[usize],
     args: &Args,
     figures: &mut Figures,
-) {
+) -> Result<()> {
     // Let the throughput phase's work settle before the baseline.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let hz = clock_ticks_per_second() as f64;
@@ -1116,7 +1226,7 @@ async fn idle(
             .collect();
         let t = Instant::now();
         eprintln!("logging in idle accounts {done}..{stage}");
-        let ok = login_all(bridge, &accounts, remaining, true).await as usize;
+        let ok = login_all(bridge, &accounts, remaining, true).await? as usize;
         let took = t.elapsed();
         let reached = done + ok;
         tokio::time::sleep(Duration::from_secs(5)).await;
@@ -1155,6 +1265,7 @@ async fn idle(
             break;
         }
     }
+    Ok(())
 }
 
 /// Percent of one core used by this process and by the child over `seconds`.
