@@ -607,6 +607,7 @@ fn bridge_config(hs_url: &str, db: &str, msn: &MsnChild, port: Option<u16>) -> R
 /// Where the Synapse of `--synapse` is and the port the bridge must listen on.
 struct SynapseTarget {
     url: String,
+    pid: Option<u32>,
     bridge_port: u16,
 }
 
@@ -627,7 +628,12 @@ async fn start_bridge(msn: &MsnChild, db: &str, synapse: Option<&SynapseTarget>)
     let (hs, config) = match synapse {
         Some(target) => {
             let config = bridge_config(&target.url, db, msn, Some(target.bridge_port))?;
-            let driver = Synapse::new(&target.url, &config.bot_mxid(), observer.clone())?;
+            let driver = Synapse::new(
+                &target.url,
+                target.pid,
+                &config.bot_mxid(),
+                observer.clone(),
+            )?;
             (Hs::Synapse(Arc::new(driver)), config)
         }
         None => {
@@ -798,6 +804,7 @@ async fn run(args: Args) -> Result<()> {
         }
         let target = synapse.as_ref().map(|p| SynapseTarget {
             url: p.url.clone(),
+            pid: p.pid(),
             bridge_port: args.bridge_port,
         });
         run_with(&args, &msn, &db, pairs, messages, &stages, target).await
@@ -1010,6 +1017,7 @@ async fn throughput(
     let sent_at: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
     let first = seq.fetch_add(total as u64, Ordering::Relaxed);
     let started = Instant::now();
+    let m2x_cpu = CpuMeter::start(bridge.hs.server_pid());
     let mut tasks = tokio::task::JoinSet::new();
     let window = args.window.max(1);
     for (i, pair) in list.iter().enumerate() {
@@ -1047,6 +1055,7 @@ async fn throughput(
             range.clone().all(|n| s.arrivals.contains_key(&n))
         })
         .await;
+    let m2x_cpu = m2x_cpu.finish();
     let (arrived, last, loaded) = {
         let s = obs.lock();
         let sent = sent_at.lock().unwrap_or_else(|e| e.into_inner());
@@ -1093,6 +1102,7 @@ async fn throughput(
     let first = seq.fetch_add(total as u64, Ordering::Relaxed);
     let started = Instant::now();
     let mut pushed_at = HashMap::with_capacity(total);
+    let x2m_cpu = CpuMeter::start(bridge.hs.server_pid());
     for m in 0..messages {
         // One message from every user per round.
         let mut round = Vec::with_capacity(pairs);
@@ -1107,6 +1117,7 @@ async fn throughput(
     let complete = to_msn
         .wait_count(before + total as u64, Duration::from_secs(600))
         .await;
+    let x2m_cpu = x2m_cpu.finish();
     let (x_arrived, x_last, x_loaded) = {
         let got = to_msn.arrivals.lock().unwrap_or_else(|e| e.into_inner());
         let mut last = started;
@@ -1151,6 +1162,9 @@ async fn throughput(
         "MSN→Matrix e2e under that load p50 / p99",
         format!("{} / {}", ms(loaded.p50), ms(loaded.p99)),
     );
+    if let Some(cpu) = m2x_cpu {
+        figures.row("MSN→Matrix burst: CPU of a core", cpu);
+    }
     figures.row(
         "Matrix→MSN e2e unloaded p50 / p99",
         format!("{} / {}  (n={})", ms(x2m.p50), ms(x2m.p99), x2m.n),
@@ -1177,6 +1191,9 @@ async fn throughput(
         "Matrix→MSN e2e under that load p50 / p99",
         format!("{} / {}", ms(x_loaded.p50), ms(x_loaded.p99)),
     );
+    if let Some(cpu) = x2m_cpu {
+        figures.row("Matrix→MSN burst: CPU of a core", cpu);
+    }
     drop((base_a, base_b, base_sb, base_b_sb));
     Ok(list)
 }
@@ -1266,6 +1283,35 @@ async fn idle(
         }
     }
     Ok(())
+}
+
+/// CPU used over a stretch by this process (bridge, MSN clients) and a separate homeserver.
+struct CpuMeter {
+    at: Instant,
+    own: u64,
+    server: Option<(u32, u64)>,
+}
+
+impl CpuMeter {
+    fn start(server_pid: Option<u32>) -> Self {
+        CpuMeter {
+            at: Instant::now(),
+            own: cpu_ticks(None),
+            server: server_pid.map(|pid| (pid, cpu_ticks(Some(pid)))),
+        }
+    }
+
+    /// The shares of a core, when there is a separate homeserver to compare with.
+    fn finish(self) -> Option<String> {
+        let (pid, server) = self.server?;
+        let per_core = clock_ticks_per_second() as f64 * self.at.elapsed().as_secs_f64() / 100.0;
+        let share = |ticks: u64| ticks as f64 / per_core;
+        Some(format!(
+            "load process (bridge + MSN clients) {:.0}%, homeserver {:.0}%",
+            share(cpu_ticks(None).saturating_sub(self.own)),
+            share(cpu_ticks(Some(pid)).saturating_sub(server))
+        ))
+    }
 }
 
 /// Percent of one core used by this process and by the child over `seconds`.

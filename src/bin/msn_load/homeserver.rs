@@ -78,6 +78,14 @@ impl Hs {
         }
     }
 
+    /// The homeserver's process when it is not this one.
+    pub fn server_pid(&self) -> Option<u32> {
+        match self {
+            Hs::StandIn(_) => None,
+            Hs::Synapse(hs) => hs.pid(),
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Hs::StandIn(_) => "the homeserver stand-in",

@@ -81,6 +81,15 @@ impl SynapseProcess {
     }
 }
 
+impl SynapseProcess {
+    /// The pid Synapse wrote (it daemonizes, so it is not the script's child).
+    pub fn pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.dir.join("synapse.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+    }
+}
+
 impl Drop for SynapseProcess {
     fn drop(&mut self) {
         match Command::new(script("synapse-down.sh"))
@@ -101,6 +110,7 @@ pub struct Synapse {
     http: reqwest::Client,
     bot: String,
     observer: Arc<Observer>,
+    pid: Option<u32>,
     /// Access token per registered user.
     tokens: Mutex<HashMap<String, String>>,
     txn: AtomicU64,
@@ -117,18 +127,23 @@ impl Drop for Synapse {
 }
 
 impl Synapse {
-    pub fn new(url: &str, bot: &str, observer: Arc<Observer>) -> Result<Self> {
+    pub fn new(url: &str, pid: Option<u32>, bot: &str, observer: Arc<Observer>) -> Result<Self> {
         Ok(Self {
             url: url::Url::parse(url).with_context(|| format!("homeserver URL {url:?}"))?,
             http: reqwest::Client::builder().timeout(REQUEST).build()?,
             bot: bot.to_owned(),
             observer,
+            pid,
             tokens: Mutex::default(),
             txn: AtomicU64::new(0),
             requests: Arc::default(),
             syncs: Arc::default(),
             stop: CancellationToken::new(),
         })
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.pid
     }
 
     pub fn summary(&self) -> String {
