@@ -656,7 +656,13 @@ async fn start_bridge(msn: &MsnChild, db: &str, synapse: Option<&SynapseTarget>)
     };
     let bot = config.bot_mxid();
     let shutdown = CancellationToken::new();
-    let mut running = matrix_msn::app::start(config, None, shutdown.clone()).await?;
+    let port = config.appservice.port;
+    let mut running = matrix_msn::app::start(config, None, shutdown.clone())
+        .await
+        .with_context(|| match port {
+            0 => "starting the bridge".to_owned(),
+            _ => format!("starting the bridge on port {port} (--bridge-port)"),
+        })?;
     if let Hs::StandIn(hs) = &hs {
         hs.set_appservice_url(&format!("http://{}", running.local_addr));
     }
