@@ -112,6 +112,13 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         account: &str,
         password: &Password,
     ) -> Result<u8, String> {
+        // A few at a time: a burst of logins (many users at once) neither floods the MSN
+        // server nor lifts the bridge's memory high-water mark for good.
+        let _turn = self
+            .login_permits
+            .acquire()
+            .await
+            .map_err(|e| e.to_string())?;
         let mut profile = OwnProfile::default();
         if self.config.msn.sync_display_name {
             match self.matrix.displayname(mxid).await {
@@ -166,7 +173,9 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                         event = events.recv() => event,
                     };
                     let Some(event) = event else { break };
-                    bridge.on_remote(&user, &session, event).await;
+                    // Boxed: handling an event can go deep (a picture fetch, an upload),
+                    // and an idle session's task should not carry that state's size.
+                    Box::pin(bridge.on_remote(&user, &session, event)).await;
                 }
             }
             .instrument(span),

@@ -39,6 +39,9 @@ use remote::MsnConnector;
 pub use event::{MatrixEvent, Membership, MessageKind};
 pub use port::MatrixPort;
 
+/// MSN logins in progress at once, across users.
+pub const LOGINS_AT_ONCE: usize = 4;
+
 /// The refusal a user without permission gets, and nothing else.
 pub const NOT_ALLOWED: &str = "Sorry, you are not allowed to use this bridge.";
 
@@ -98,6 +101,8 @@ pub struct Bridge<M: MatrixPort, C: MsnConnector> {
     names: Mutex<HashMap<String, puppets::NameState>>,
     /// The picture (SHA1D) each puppet is known to show.
     avatars_shown: Mutex<HashMap<String, String>>,
+    /// Bounds MSN logins in progress at once ([`LOGINS_AT_ONCE`]).
+    login_permits: tokio::sync::Semaphore,
     /// Contacts whose display picture is being fetched now.
     avatar_fetches: Mutex<std::collections::HashSet<String>>,
     /// Bounds picture fetches from MSN across users ([`pictures::PICTURE_FETCHES`]).
@@ -149,6 +154,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             names: Mutex::new(HashMap::new()),
             avatars_shown: Mutex::new(HashMap::new()),
             avatar_fetches: Mutex::new(std::collections::HashSet::new()),
+            login_permits: tokio::sync::Semaphore::new(LOGINS_AT_ONCE),
             picture_permits: tokio::sync::Semaphore::new(pictures::PICTURE_FETCHES),
             own_avatars: Mutex::new(HashMap::new()),
             sequence: AtomicU64::new(0),

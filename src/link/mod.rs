@@ -178,7 +178,9 @@ impl LinkSession {
                         EndReason::LoggedOut => SessionEnd::LoggedOut,
                     }))
                 }
-                SessionEvent::Ns(ns) => self.on_ns(ns).await,
+                // Boxed: answering an invitation opens a switchboard (a deep future) that
+                // an idle session's task should not carry the size of.
+                SessionEvent::Ns(ns) => Box::pin(self.on_ns(ns)).await,
             };
             if let Some(remote) = remote
                 && out.send(remote).await.is_err()

@@ -130,6 +130,10 @@ impl Client {
             .user_agent(concat!("matrix-msn/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(120))
+            // Enough kept-alive connections for the worker's lanes in a steady flow; a
+            // burst's extra ones close once idle instead of holding sockets and buffers.
+            .pool_max_idle_per_host(16)
+            .pool_idle_timeout(Duration::from_secs(60))
             .build()
             .map_err(ClientError::Transport)?;
         Ok(Self {

@@ -39,9 +39,14 @@ pub fn http_client(
     extra_ca_pem: Option<&[u8]>,
     timeout: Duration,
 ) -> Result<reqwest::Client, PassportError> {
+    // Logins are rare once sessions are up: a couple of idle connections per host serve
+    // the next ones; many logins at once (a restart) must not leave a socket and its
+    // buffers pooled for each.
     let mut builder = reqwest::Client::builder()
         .timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(2)
+        .pool_idle_timeout(Duration::from_secs(30))
         .user_agent("MSMSGS");
     if let Some(pem) = extra_ca_pem {
         let cert = reqwest::Certificate::from_pem(pem).map_err(PassportError::BadCa)?;
