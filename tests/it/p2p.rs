@@ -153,14 +153,13 @@ async fn we_fetch_the_display_picture_of_an_msnp11_sdk_client() {
         // An object bob does not have: the SDK never answers (it ignores a context that
         // is not its own), so the fetch must end by itself; here through closing.
         let other = MsnObject::for_data(BOB, 3, "0", "", b"not bob's");
-        let sb2 = sb.clone();
-        let pending = tokio::spawn(async move { sb2.fetch(BOB, &other.to_xml()).await });
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        sb.close().await;
-        let res = timeout(T, pending)
-            .await
-            .expect("close hangs")
-            .expect("join");
+        // Polled in order: the fetch's request reaches the driver before the close.
+        let other_xml = other.to_xml();
+        let (res, ()) = timeout(T, async {
+            tokio::join!(sb.fetch(BOB, &other_xml), sb.close())
+        })
+        .await
+        .expect("close hangs");
         assert!(
             matches!(
                 res,
