@@ -150,13 +150,13 @@ pub async fn start(
     } else {
         None
     };
-    let wake = Arc::new(Notify::new());
+    let (feed, intake) = crate::bridge::event_feed();
     let (ready_tx, ready) = watch::channel(false);
     let state = AppState {
         store: store.clone(),
         hs_token: Arc::from(config.appservice.hs_token.as_str()),
         filter: Arc::new(filter),
-        wake: wake.clone(),
+        feed,
         ready: ready.clone(),
         pinged: Arc::new(Notify::new()),
         max_body_bytes: config.appservice.max_body_bytes,
@@ -194,7 +194,6 @@ pub async fn start(
         matrix: client.clone(),
         msn: link,
         credentials,
-        wake,
         metrics,
         shutdown: shutdown.clone(),
     });
@@ -203,7 +202,7 @@ pub async fn start(
     let worker_bridge = bridge.clone();
     let worker = tokio::spawn(
         async move {
-            let result = worker_bridge.run().await;
+            let result = worker_bridge.run(intake).await;
             worker_bridge.logout_all().await;
             result
         }

@@ -1,7 +1,9 @@
 //! The Matrix events the bridge core understands, in the core's own words. The Matrix layer
-//! turns wire JSON into these; they are what the durable event queue holds.
+//! turns wire JSON into these; they are what the durable event queue holds, and what it
+//! hands the core's worker once queued ([`event_feed`]).
 
 use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 
 /// What kind of text message a Matrix user sent.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,4 +102,24 @@ impl MatrixEvent {
             Self::Presence { .. } => "presence",
         }
     }
+}
+
+/// An event just written to the durable queue, at position `seq`.
+#[derive(Debug)]
+pub struct QueuedMatrixEvent {
+    pub seq: i64,
+    pub event: MatrixEvent,
+}
+
+/// Where the Matrix layer hands over events once their transaction is queued: the worker
+/// takes them from memory instead of reading back what was just written. The queue stays
+/// the record: what is not handled when the bridge stops is read from it after a restart.
+pub type EventFeed = mpsc::UnboundedSender<Vec<QueuedMatrixEvent>>;
+
+/// The worker's end of an [`EventFeed`].
+pub type EventIntake = mpsc::UnboundedReceiver<Vec<QueuedMatrixEvent>>;
+
+/// A new feed: the Matrix layer's end and the worker's.
+pub fn event_feed() -> (EventFeed, EventIntake) {
+    mpsc::unbounded_channel()
 }

@@ -15,6 +15,7 @@ pub mod event;
 pub mod formatting;
 pub mod ids;
 mod logins;
+mod message_log;
 pub mod pictures;
 pub mod port;
 mod portals;
@@ -27,7 +28,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -36,7 +36,9 @@ use crate::store::Store;
 use credentials::CredentialBox;
 use remote::MsnConnector;
 
-pub use event::{MatrixEvent, Membership, MessageKind};
+pub use event::{
+    EventFeed, EventIntake, MatrixEvent, Membership, MessageKind, QueuedMatrixEvent, event_feed,
+};
 pub use port::MatrixPort;
 
 /// MSN logins in progress at once, across users.
@@ -58,8 +60,6 @@ pub struct Parts<M: MatrixPort, C: MsnConnector> {
     pub matrix: Arc<M>,
     pub msn: Arc<C>,
     pub credentials: CredentialBox,
-    /// Notified whenever events are queued.
-    pub wake: Arc<Notify>,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub shutdown: CancellationToken,
 }
@@ -71,8 +71,9 @@ pub struct Bridge<M: MatrixPort, C: MsnConnector> {
     matrix: Arc<M>,
     msn: Arc<C>,
     credentials: CredentialBox,
-    wake: Arc<Notify>,
     metrics: Arc<crate::metrics::Metrics>,
+    /// The message map, written with group commit.
+    messages: message_log::MessageLog,
     handled: Arc<AtomicU64>,
     handled_messages: Arc<AtomicU64>,
     /// By Matrix user ID.
@@ -127,17 +128,16 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             matrix,
             msn,
             credentials,
-            wake,
             metrics,
             shutdown,
         } = parts;
         Arc::new(Self {
             config,
+            messages: message_log::MessageLog::start(store.clone()),
             store,
             matrix,
             msn,
             credentials,
-            wake,
             metrics,
             handled: Arc::new(AtomicU64::new(0)),
             handled_messages: Arc::new(AtomicU64::new(0)),

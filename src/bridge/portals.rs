@@ -236,7 +236,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                     msn_message_id: txn,
                     direction: "to_matrix".into(),
                 };
-                if let Err(e) = self.store.insert_message(&mapping).await {
+                if let Err(e) = self.messages.record(mapping).await {
                     tracing::error!(error = %e, "cannot store the message mapping");
                 }
             }
@@ -351,7 +351,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             msn_message_id: String::new(),
             direction: "to_msn".into(),
         };
-        match self.store.insert_message(&mapping).await {
+        match self.messages.record(mapping).await {
             Ok(true) => {}
             Ok(false) => {
                 tracing::debug!("event already bridged");

@@ -1,14 +1,16 @@
-//! The worker that drains the durable event queue. Events are handled in lanes: the events
+//! The worker that handles queued Matrix events. Events are handled in lanes: the events
 //! of one room (presence: of one user) in the order the homeserver sent them, different
 //! lanes side by side, at most [`LANES`] at a time. A slow room (a contact whose
 //! conversation is being opened, a homeserver call being retried) so holds up only itself.
 //!
-//! An event leaves the queue once handled (removals are batched: one statement for all the
-//! events finished meanwhile); whatever was queued and not handled when the bridge stopped
-//! is handled after the restart. At shutdown the lanes finish the event in hand, take no
-//! other, and the removals are written before [`Bridge::run`] returns.
+//! At start the worker reads what the durable queue still holds (events accepted but not
+//! handled before the last stop); after that, events come from the [`EventIntake`] as
+//! their transaction is queued, without a read back. An event leaves the queue once
+//! handled (removals are batched: one statement for all the events finished meanwhile).
+//! At shutdown the lanes finish the event in hand, take no other, and the removals are
+//! written before [`Bridge::run`] returns.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -16,9 +18,10 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+use super::event::EventIntake;
 use super::remote::MsnConnector;
 use super::{Bridge, MatrixEvent, MatrixPort};
-use crate::store::{QueuedEvent, StoreError};
+use crate::store::StoreError;
 
 /// How many queued events the worker takes per database read.
 const BATCH: i64 = 256;
@@ -26,7 +29,8 @@ const BATCH: i64 = 256;
 /// Most lanes handling an event at once.
 pub const LANES: usize = 32;
 
-type Work = (QueuedEvent, Option<MatrixEvent>);
+/// An event to handle, by queue position (`None`: it could not be decoded).
+type Work = (i64, Option<MatrixEvent>);
 
 /// One lane: its queue, and how many events it holds that are not handled yet.
 struct Lane {
@@ -42,20 +46,35 @@ struct LaneKit {
     finished: mpsc::UnboundedSender<i64>,
 }
 
+/// The lanes open now, and the tasks that run them.
+struct Lanes {
+    open: HashMap<String, Lane>,
+    tasks: JoinSet<()>,
+    kit: LaneKit,
+}
+
 impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
-    /// Drains the event queue until shutdown.
-    pub async fn run(self: &Arc<Self>) -> Result<(), StoreError> {
+    /// Handles queued events until shutdown: first the store's backlog, then `intake`.
+    pub async fn run(self: &Arc<Self>, intake: EventIntake) -> Result<(), StoreError> {
         let (finished, finished_rx) = mpsc::unbounded_channel();
         let finisher = tokio::spawn(self.clone().finish(finished_rx));
-        let kit = LaneKit {
-            permits: Arc::new(Semaphore::new(LANES)),
-            finished,
+        let mut lanes = Lanes {
+            open: HashMap::new(),
+            tasks: JoinSet::new(),
+            kit: LaneKit {
+                permits: Arc::new(Semaphore::new(LANES)),
+                finished,
+            },
         };
-        let mut tasks = JoinSet::new();
-        let result = self.dispatch(&kit, &mut tasks).await;
+        let result = self.dispatch(&mut lanes, intake).await;
         // Shutdown or a store failure: lanes finish the event in hand, then the removals
         // of everything handled are written.
-        drop(kit);
+        let Lanes {
+            open,
+            mut tasks,
+            kit,
+        } = lanes;
+        drop((open, kit));
         while tasks.join_next().await.is_some() {}
         let _ = finisher.await;
         result
@@ -63,30 +82,22 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
 
     async fn dispatch(
         self: &Arc<Self>,
-        kit: &LaneKit,
-        tasks: &mut JoinSet<()>,
+        lanes: &mut Lanes,
+        mut intake: EventIntake,
     ) -> Result<(), StoreError> {
-        let mut lanes: HashMap<String, Lane> = HashMap::new();
+        // The backlog. Events queued while it is read may be read here and also come
+        // through `intake`: those read here are skipped there. The set holds at most the
+        // backlog, which is what was left unhandled at the last stop.
+        let mut from_backlog = HashSet::new();
         let mut after = 0;
         loop {
-            let notified = self.wake.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            // Idle lanes end: their task sees its queue close once empty.
-            lanes.retain(|_, lane| lane.pending.load(Ordering::Acquire) > 0);
-            while tasks.try_join_next().is_some() {}
             let batch = self.store.queued_events_after(after, BATCH).await?;
             if batch.is_empty() {
-                tokio::select! {
-                    () = self.shutdown.cancelled() => return Ok(()),
-                    () = &mut notified => continue,
-                }
+                break;
             }
             for queued in batch {
-                if self.shutdown.is_cancelled() {
-                    return Ok(());
-                }
                 after = after.max(queued.seq);
+                from_backlog.insert(queued.seq);
                 let event = match serde_json::from_str::<MatrixEvent>(&queued.payload) {
                     Ok(event) => Some(event),
                     // Only this version writes the queue, so this means a downgrade or
@@ -96,20 +107,54 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                         None
                     }
                 };
-                let key = event
-                    .as_ref()
-                    .map(|e| e.lane().to_owned())
-                    .unwrap_or_default();
-                let lane = lanes
-                    .entry(key)
-                    .or_insert_with(|| self.start_lane(kit.clone(), tasks));
-                lane.pending.fetch_add(1, Ordering::AcqRel);
-                if lane.tx.send((queued, event)).is_err() {
-                    // Its task ended only at shutdown; the event stays queued for the restart.
+                if !self.assign(lanes, queued.seq, event) {
                     return Ok(());
                 }
             }
         }
+        loop {
+            let fresh = tokio::select! {
+                () = self.shutdown.cancelled() => return Ok(()),
+                fresh = intake.recv() => match fresh {
+                    Some(fresh) => fresh,
+                    None => return Ok(()),
+                },
+            };
+            // Idle lanes end: their task sees its queue close once empty.
+            lanes
+                .open
+                .retain(|_, lane| lane.pending.load(Ordering::Acquire) > 0);
+            while lanes.tasks.try_join_next().is_some() {}
+            for queued in fresh {
+                if from_backlog.remove(&queued.seq) {
+                    continue;
+                }
+                if !self.assign(lanes, queued.seq, Some(queued.event)) {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Puts an event in its lane (opening it if needed). `false` at shutdown: the event
+    /// then stays queued for the restart.
+    fn assign(self: &Arc<Self>, lanes: &mut Lanes, seq: i64, event: Option<MatrixEvent>) -> bool {
+        if self.shutdown.is_cancelled() {
+            return false;
+        }
+        let key = event
+            .as_ref()
+            .map(|e| e.lane().to_owned())
+            .unwrap_or_default();
+        let lane = match lanes.open.entry(key) {
+            std::collections::hash_map::Entry::Occupied(lane) => lane.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(self.start_lane(lanes.kit.clone(), &mut lanes.tasks))
+            }
+        };
+        lane.pending.fetch_add(1, Ordering::AcqRel);
+        // An error: its task ended, which it does only at shutdown.
+        lane.tx.send((seq, event)).is_ok()
     }
 
     fn start_lane(self: &Arc<Self>, kit: LaneKit, tasks: &mut JoinSet<()>) -> Lane {
@@ -118,30 +163,31 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         let bridge = self.clone();
         let count = pending.clone();
         tasks.spawn(async move {
-            while let Some((queued, event)) = rx.recv().await {
+            while let Some((seq, event)) = rx.recv().await {
                 if bridge.shutdown.is_cancelled() {
                     return;
                 }
                 let Ok(_permit) = kit.permits.acquire().await else {
                     return;
                 };
-                bridge.handle_queued(&queued, event).await;
-                let _ = kit.finished.send(queued.seq);
+                bridge.handle_queued(seq, event).await;
+                let _ = kit.finished.send(seq);
                 count.fetch_sub(1, Ordering::AcqRel);
             }
         });
         Lane { tx, pending }
     }
 
-    async fn handle_queued(self: &Arc<Self>, queued: &QueuedEvent, event: Option<MatrixEvent>) {
+    async fn handle_queued(self: &Arc<Self>, seq: i64, event: Option<MatrixEvent>) {
         if let Some(event) = event {
-            let span = tracing::info_span!("event", seq = queued.seq, kind = %queued.kind);
+            let is_message = matches!(event, MatrixEvent::Message { .. });
+            let span = tracing::info_span!("event", seq, kind = event.kind());
             self.handle_event(event).instrument(span).await;
+            if is_message {
+                self.handled_messages.fetch_add(1, Ordering::Relaxed);
+            }
         }
         self.handled.fetch_add(1, Ordering::Relaxed);
-        if queued.kind == "message" {
-            self.handled_messages.fetch_add(1, Ordering::Relaxed);
-        }
     }
 
     /// Removes handled events from the queue, all those finished meanwhile at once, until

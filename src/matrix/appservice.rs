@@ -4,8 +4,8 @@
 //! Owns: the routes, the `hs_token` check (constant time, `Authorization: Bearer`, with
 //! the legacy `access_token` query parameter accepted for older homeservers), body limits,
 //! Matrix-shaped error responses, and durable queueing of each transaction's events before
-//! it is acknowledged. Events are never processed inside the request: the core's worker is
-//! woken after the queue commit.
+//! it is acknowledged. Events are never processed inside the request: once the queue
+//! commit is done they are handed to the core's worker through its [`EventFeed`].
 
 use std::sync::Arc;
 
@@ -23,6 +23,7 @@ use tokio::sync::{Notify, watch};
 use tracing::Instrument;
 
 use super::transaction::{EchoFilter, TransactionError, parse_transaction};
+use crate::bridge::{EventFeed, QueuedMatrixEvent};
 use crate::store::Store;
 
 /// Shared state of the HTTP server.
@@ -31,8 +32,8 @@ pub struct AppState {
     pub store: Store,
     pub hs_token: Arc<str>,
     pub filter: Arc<EchoFilter>,
-    /// Woken after events are queued.
-    pub wake: Arc<Notify>,
+    /// Takes events once queued.
+    pub feed: EventFeed,
     /// Set once startup (homeserver ping, bot profile) has succeeded.
     pub ready: watch::Receiver<bool>,
     /// Set when the homeserver has pinged us (`POST /_matrix/app/v1/ping`).
@@ -175,15 +176,6 @@ async fn put_transaction(
                 MatrixError::new(StatusCode::BAD_REQUEST, "M_BAD_JSON", e.to_string())
             }
         })?;
-        if state
-            .store
-            .transaction_seen(&txn_id, &parsed.content_key)
-            .await
-            .map_err(internal)?
-        {
-            tracing::info!("replayed transaction ignored");
-            return Ok(Json(json!({})));
-        }
         let rows = parsed
             .events
             .iter()
@@ -193,21 +185,30 @@ async fn put_transaction(
                     .map_err(internal)
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let fresh = state
+        let Some(seqs) = state
             .store
             .enqueue_transaction(&txn_id, &parsed.content_key, &rows)
             .await
-            .map_err(internal)?;
+            .map_err(internal)?
+        else {
+            tracing::info!("replayed transaction ignored");
+            return Ok(Json(json!({})));
+        };
         tracing::debug!(
             queued = rows.len(),
             malformed = parsed.malformed,
             echoes = parsed.echoes,
             ignored = parsed.ignored,
-            fresh,
             "transaction accepted"
         );
-        if fresh && !rows.is_empty() {
-            state.wake.notify_one();
+        if !seqs.is_empty() {
+            let queued = seqs
+                .into_iter()
+                .zip(parsed.events)
+                .map(|(seq, event)| QueuedMatrixEvent { seq, event })
+                .collect();
+            // Closed only once the worker has stopped: the events wait in the queue.
+            let _ = state.feed.send(queued);
         }
         Ok(Json(json!({})))
     }

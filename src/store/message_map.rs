@@ -4,7 +4,9 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Store, StoreError, now_ms};
+use std::collections::HashSet;
+
+use super::{ROWS_PER_STATEMENT, Store, StoreError, now_ms, values_list};
 
 /// One part of a bridged message (a long Matrix message may become several MSN messages).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,21 +36,24 @@ impl MessageMapping {
 impl Store {
     /// Records a mapping; returns `false` if that (event, part) was already recorded.
     pub async fn insert_message(&self, m: &MessageMapping) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "INSERT INTO message_map (matrix_event_id, part, room_id, receiver, msn_message_id, direction, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (matrix_event_id, part) DO NOTHING",
-        )
-        .bind(&m.matrix_event_id)
-        .bind(m.part)
-        .bind(&m.room_id)
-        .bind(&m.receiver)
-        .bind(&m.msn_message_id)
-        .bind(&m.direction)
-        .bind(now_ms())
-        .execute(self.pool())
-        .await?
-        .rows_affected();
-        Ok(done == 1)
+        let inserted = self.insert_messages(std::slice::from_ref(m)).await?;
+        Ok(inserted.first().copied().unwrap_or(false))
+    }
+
+    /// Records mappings with one commit for all (the message map's group commit). Returns,
+    /// for each, whether it was new: `false` for an (event, part) recorded before, or
+    /// earlier in `ms`.
+    pub async fn insert_messages(&self, ms: &[MessageMapping]) -> Result<Vec<bool>, StoreError> {
+        if ms.len() <= ROWS_PER_STATEMENT {
+            return Ok(insert_rows(self.pool(), ms).await?);
+        }
+        let mut fresh = Vec::with_capacity(ms.len());
+        let mut tx = self.pool().begin().await?;
+        for part in ms.chunks(ROWS_PER_STATEMENT) {
+            fresh.extend(insert_rows(&mut *tx, part).await?);
+        }
+        tx.commit().await?;
+        Ok(fresh)
     }
 
     /// Every recorded part of a Matrix event, in order.
@@ -68,4 +73,47 @@ impl Store {
             .map(MessageMapping::from_row)
             .collect::<Result<_, _>>()?)
     }
+}
+
+/// One multi-row insert of `ms` (at most [`ROWS_PER_STATEMENT`]); which rows were new.
+async fn insert_rows<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    ms: &[MessageMapping],
+) -> Result<Vec<bool>, sqlx::Error> {
+    if ms.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "INSERT INTO message_map (matrix_event_id, part, room_id, receiver, msn_message_id, direction, created_at) \
+         VALUES {} ON CONFLICT (matrix_event_id, part) DO NOTHING RETURNING matrix_event_id, part",
+        values_list(ms.len(), 7)
+    );
+    let now = now_ms();
+    let mut query = sqlx::query(&sql);
+    for m in ms {
+        query = query
+            .bind(&m.matrix_event_id)
+            .bind(m.part)
+            .bind(&m.room_id)
+            .bind(&m.receiver)
+            .bind(&m.msn_message_id)
+            .bind(&m.direction)
+            .bind(now);
+    }
+    let mut inserted = query
+        .fetch_all(db)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok((
+                row.try_get::<String, _>("matrix_event_id")?,
+                row.try_get::<i64, _>("part")?,
+            ))
+        })
+        .collect::<Result<HashSet<_>, sqlx::Error>>()?;
+    // A key twice in one statement is inserted once: its first row is the new one.
+    Ok(ms
+        .iter()
+        .map(|m| inserted.remove(&(m.matrix_event_id.clone(), m.part)))
+        .collect())
 }

@@ -40,6 +40,8 @@ pub enum StoreError {
     Migrate(#[source] sqlx::migrate::MigrateError),
     #[error("database query failed: {0}")]
     Query(#[from] sqlx::Error),
+    #[error("the database writer has stopped")]
+    Closed,
 }
 
 /// A cheap, cloneable handle on the database.
@@ -74,6 +76,9 @@ impl Store {
         let (dialect, url) = normalise_uri(uri);
         let mut options = AnyPoolOptions::new().max_connections(max_connections.max(1));
         if dialect == Dialect::Sqlite {
+            // A local file does not drop connections: checking one before each use only
+            // adds a round trip to its thread to every query.
+            options = options.test_before_acquire(false);
             if url.contains(":memory:") {
                 // Every connection to :memory: is its own database: keep exactly one.
                 options = options
@@ -125,6 +130,30 @@ impl Store {
     }
 }
 
+/// Most rows one multi-row statement carries (3 or 7 parameters each: far under both
+/// SQLite's and PostgreSQL's parameter limits).
+pub(crate) const ROWS_PER_STATEMENT: usize = 256;
+
+/// `rows` parenthesised groups of `columns` numbered parameters, for a multi-row `VALUES`
+/// (or, with one row, an `IN` list): `values_list(2, 3)` is `($1, $2, $3), ($4, $5, $6)`.
+pub(crate) fn values_list(rows: usize, columns: usize) -> String {
+    let mut sql = String::with_capacity(rows * columns * 5);
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for column in 0..columns {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", row * columns + column + 1));
+        }
+        sql.push(')');
+    }
+    sql
+}
+
 /// Maps the config's database URI to a dialect and a URL sqlx understands.
 fn normalise_uri(uri: &str) -> (Dialect, String) {
     if uri.starts_with("postgres://") || uri.starts_with("postgresql://") {
@@ -170,5 +199,12 @@ mod tests {
         );
         assert_eq!(normalise_uri("sqlite::memory:").1, "sqlite::memory:");
         assert_eq!(normalise_uri("postgres://u:p@h/db").0, Dialect::Postgres);
+    }
+
+    #[test]
+    fn values_lists_number_parameters_row_by_row() {
+        assert_eq!(values_list(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(values_list(1, 2), "($1, $2)");
+        assert_eq!(values_list(0, 3), "");
     }
 }

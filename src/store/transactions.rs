@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use super::{Store, StoreError, now_ms};
+use super::{ROWS_PER_STATEMENT, Store, StoreError, now_ms, values_list};
 
 /// One event waiting to be handled: its queue position, kind and raw JSON.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -15,14 +15,14 @@ pub struct QueuedEvent {
 
 impl Store {
     /// Records transaction `txn_id` (with `content_key`, a digest of what it carries) and
-    /// queues its events, atomically. Returns `false` (and queues nothing) when that
-    /// transaction was seen before: a replay is a no-op.
+    /// queues its events, atomically. Returns the queue positions of `events`, in order, or
+    /// `None` (queueing nothing) when that transaction was seen before: a replay is a no-op.
     pub async fn enqueue_transaction(
         &self,
         txn_id: &str,
         content_key: &str,
         events: &[(String, String)],
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<Vec<i64>>, StoreError> {
         let mut tx = self.pool().begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO appservice_txn (txn_id, content_key, received_at) VALUES ($1, $2, $3) \
@@ -36,18 +36,31 @@ impl Store {
         .rows_affected();
         if inserted == 0 {
             tx.rollback().await?;
-            return Ok(false);
+            return Ok(None);
         }
-        for (kind, payload) in events {
-            sqlx::query("INSERT INTO event_queue (txn_id, kind, payload) VALUES ($1, $2, $3)")
-                .bind(txn_id)
-                .bind(kind)
-                .bind(payload)
-                .execute(&mut *tx)
-                .await?;
+        let mut seqs = Vec::with_capacity(events.len());
+        for part in events.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO event_queue (txn_id, kind, payload) VALUES {} RETURNING seq",
+                values_list(part.len(), 3)
+            );
+            let mut query = sqlx::query(&sql);
+            for (kind, payload) in part {
+                query = query.bind(txn_id).bind(kind).bind(payload);
+            }
+            let mut part_seqs = query
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|row| row.try_get::<i64, _>("seq"))
+                .collect::<Result<Vec<_>, _>>()?;
+            // One statement's rows take ascending positions in the order of its VALUES;
+            // RETURNING itself promises no order.
+            part_seqs.sort_unstable();
+            seqs.extend(part_seqs);
         }
         tx.commit().await?;
-        Ok(true)
+        Ok(Some(seqs))
     }
 
     /// The oldest queued events, at most `limit`, in arrival order.
@@ -87,11 +100,10 @@ impl Store {
 
     /// Removes handled events from the queue, in one statement per 256.
     pub async fn finish_events(&self, seqs: &[i64]) -> Result<(), StoreError> {
-        for part in seqs.chunks(256) {
-            let placeholders: Vec<String> = (1..=part.len()).map(|i| format!("${i}")).collect();
+        for part in seqs.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
-                "DELETE FROM event_queue WHERE seq IN ({})",
-                placeholders.join(", ")
+                "DELETE FROM event_queue WHERE seq IN {}",
+                values_list(1, part.len())
             );
             let mut query = sqlx::query(&sql);
             for seq in part {
@@ -100,22 +112,6 @@ impl Store {
             query.execute(self.pool()).await?;
         }
         Ok(())
-    }
-
-    /// Whether transaction `txn_id` with this content was already accepted.
-    pub async fn transaction_seen(
-        &self,
-        txn_id: &str,
-        content_key: &str,
-    ) -> Result<bool, StoreError> {
-        let row = sqlx::query(
-            "SELECT 1 AS one FROM appservice_txn WHERE txn_id = $1 AND content_key = $2",
-        )
-        .bind(txn_id)
-        .bind(content_key)
-        .fetch_optional(self.pool())
-        .await?;
-        Ok(row.is_some())
     }
 
     /// Whether any transaction with ID `txn_id` was accepted, whatever it carried.

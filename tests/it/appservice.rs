@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use matrix_msn::bridge::{EventIntake, MatrixEvent, event_feed};
 use matrix_msn::matrix::appservice::{AppState, router, token_matches};
 use matrix_msn::matrix::transaction::EchoFilter;
 use matrix_msn::store::Store;
@@ -14,7 +15,7 @@ const HS_TOKEN: &str = "hs_test_token_abcdef";
 struct Server {
     base: String,
     store: Store,
-    wake: Arc<Notify>,
+    intake: EventIntake,
     ready: watch::Sender<bool>,
     _shutdown: tokio_util::sync::CancellationToken,
 }
@@ -23,13 +24,13 @@ async fn serve(db: &std::path::Path) -> Server {
     let store = Store::connect(&format!("sqlite:{}", db.display()), 2)
         .await
         .expect("store");
-    let wake = Arc::new(Notify::new());
+    let (feed, intake) = event_feed();
     let (ready_tx, ready) = watch::channel(false);
     let state = AppState {
         store: store.clone(),
         hs_token: Arc::from(HS_TOKEN),
         filter: Arc::new(EchoFilter::new("@msnbot:localhost", "@msn_.+:localhost").expect("regex")),
-        wake: wake.clone(),
+        feed,
         ready,
         pinged: Arc::new(Notify::new()),
         max_body_bytes: 4096,
@@ -49,7 +50,7 @@ async fn serve(db: &std::path::Path) -> Server {
     Server {
         base: format!("http://{addr}"),
         store,
-        wake,
+        intake,
         ready: ready_tx,
         _shutdown: shutdown,
     }
@@ -148,14 +149,20 @@ fn token_comparison() {
 async fn transaction_is_queued_once_and_dedupe_survives_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("db");
-    let server = serve(&db).await;
-    let woken = server.wake.notified();
+    let mut server = serve(&db).await;
     let (status, body) = put(&server, "txn-1", Some(HS_TOKEN), message_txn("first")).await;
     assert_eq!((status, body), (200, json!({})));
-    woken.await;
     let queued = server.store.queued_events(10).await.expect("queue");
     assert_eq!(queued.len(), 1);
     assert!(queued[0].payload.contains("first"));
+    // The worker is handed the same event, at the same queue position.
+    let handed = server.intake.recv().await.expect("handed over");
+    assert_eq!(handed.len(), 1);
+    assert_eq!(handed[0].seq, queued[0].seq);
+    assert!(
+        matches!(&handed[0].event, MatrixEvent::Message { body, .. } if body == "first"),
+        "{handed:?}"
+    );
 
     // A replay (same ID, same events) is acknowledged and ignored.
     let (status, _) = put(&server, "txn-1", Some(HS_TOKEN), message_txn("first")).await;
@@ -163,6 +170,10 @@ async fn transaction_is_queued_once_and_dedupe_survives_restart() {
     assert_eq!(
         server.store.queued_events(10).await.expect("queue").len(),
         1
+    );
+    assert!(
+        server.intake.try_recv().is_err(),
+        "a replay is not handed over"
     );
 
     // A restart keeps the dedupe.

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use matrix_msn::bridge::NOT_ALLOWED;
+use matrix_msn::bridge::{MatrixEvent, MessageKind, NOT_ALLOWED};
 use matrix_msn::config::{Config, PermissionLevel};
 use matrix_msn::testkit::synapse::{SHARED_SECRET, registration_mac};
 use matrix_sdk::config::SyncSettings;
@@ -492,11 +492,42 @@ async fn e2e_replayed_transaction_is_processed_once_even_after_restart() {
     assert_eq!(handled_by(bridge).await, 2, "ping once, version once");
 
     // After a bridge restart the dedupe still holds.
-    let bridge = TestBridge::start(cfg).await;
+    let bridge = TestBridge::start(cfg.clone()).await;
     push_transaction(&txn, ping).await;
     bob.say(&room, "help").await;
     bob.notice(&room, "Commands").await;
     assert_eq!(handled_by(bridge).await, 1, "only help was handled");
+
+    // An event accepted but not handled before the bridge stopped waits in the queue: the
+    // next start handles it, once.
+    let store = matrix_msn::store::Store::connect(&db, 1)
+        .await
+        .expect("store");
+    let left = MatrixEvent::Message {
+        room_id: room.to_string(),
+        event_id: format!("${txn}-left"),
+        sender: bob.user_id.to_string(),
+        kind: MessageKind::Text,
+        body: "ping".into(),
+        html: None,
+        url: None,
+    };
+    let payload = serde_json::to_string(&left).expect("json");
+    store
+        .enqueue_transaction(&unique("left"), "k", &[("message".into(), payload)])
+        .await
+        .expect("queue")
+        .expect("a new transaction");
+    store.close().await;
+    let bridge = TestBridge::start(cfg).await;
+    bob.notice(&room, "Pong").await;
+    bob.say(&room, "version").await;
+    bob.notice(&room, "matrix-msn ").await;
+    assert_eq!(
+        handled_by(bridge).await,
+        2,
+        "the left-over ping once, version once"
+    );
 }
 
 /// Every log line the bridge (and the HTTP stack under it) writes at trace level, through a

@@ -48,29 +48,35 @@ async fn transactions_are_deduplicated_and_queued(store: &Store) {
         ("message".to_string(), r#"{"n":1}"#.to_string()),
         ("typing".to_string(), r#"{"n":2}"#.to_string()),
     ];
-    assert!(!store.transaction_seen("t1", "k1").await.unwrap());
-    assert!(
+    assert!(!store.transaction_id_seen("t1").await.unwrap());
+    let seqs = store
+        .enqueue_transaction("t1", "k1", &events)
+        .await
+        .unwrap()
+        .expect("a new transaction");
+    assert!(store.transaction_id_seen("t1").await.unwrap());
+    assert_eq!(
         store
             .enqueue_transaction("t1", "k1", &events)
             .await
-            .unwrap()
-    );
-    assert!(store.transaction_seen("t1", "k1").await.unwrap());
-    assert!(store.transaction_id_seen("t1").await.unwrap());
-    assert!(!store.transaction_seen("t1", "k2").await.unwrap());
-    assert!(
-        !store
-            .enqueue_transaction("t1", "k1", &events)
-            .await
             .unwrap(),
+        None,
         "replay is a no-op"
     );
-    assert!(store.enqueue_transaction("t2", "k1", &[]).await.unwrap());
+    assert_eq!(
+        store.enqueue_transaction("t2", "k1", &[]).await.unwrap(),
+        Some(vec![])
+    );
     let queued = store.queued_events(10).await.unwrap();
     assert_eq!(queued.len(), 2, "{queued:?}");
     assert_eq!(queued[0].payload, r#"{"n":1}"#);
     assert_eq!(queued[1].kind, "typing");
     assert!(queued[0].seq < queued[1].seq);
+    assert_eq!(
+        seqs,
+        vec![queued[0].seq, queued[1].seq],
+        "positions in order"
+    );
     store.finish_event(queued[0].seq).await.unwrap();
     let rest = store.queued_events(10).await.unwrap();
     assert_eq!(rest.len(), 1);
@@ -82,9 +88,20 @@ async fn transactions_are_deduplicated_and_queued(store: &Store) {
     let many: Vec<(String, String)> = (0..300)
         .map(|n| ("message".to_owned(), format!(r#"{{"n":{n}}}"#)))
         .collect();
-    assert!(store.enqueue_transaction("t3", "k1", &many).await.unwrap());
+    let seqs = store
+        .enqueue_transaction("t3", "k1", &many)
+        .await
+        .unwrap()
+        .expect("a new transaction");
     let queued = store.queued_events(1000).await.unwrap();
     assert_eq!(queued.len(), 300);
+    assert_eq!(seqs, queued.iter().map(|q| q.seq).collect::<Vec<_>>());
+    assert!(
+        queued
+            .iter()
+            .enumerate()
+            .all(|(n, q)| q.payload == format!(r#"{{"n":{n}}}"#))
+    );
     let later = store.queued_events_after(queued[9].seq, 5).await.unwrap();
     assert_eq!(later.first().map(|q| q.seq), Some(queued[10].seq));
     assert_eq!(later.len(), 5);
@@ -222,8 +239,25 @@ async fn message_map_is_idempotent(store: &Store) {
     assert!(store.insert_message(&second).await.unwrap());
     assert_eq!(
         store.messages_of_event("$e1").await.unwrap(),
-        vec![m, second]
+        vec![m.clone(), second.clone()]
     );
+
+    // Many at once (more than one statement's worth): says which were new, in order,
+    // counting a repeat within the batch as not new.
+    let mut batch: Vec<MessageMapping> = (0..300)
+        .map(|n| MessageMapping {
+            matrix_event_id: format!("$batch{n}"),
+            ..m.clone()
+        })
+        .collect();
+    batch.insert(5, m.clone());
+    batch.push(batch[7].clone());
+    let fresh = store.insert_messages(&batch).await.unwrap();
+    let expected: Vec<bool> = (0..batch.len())
+        .map(|i| i != 5 && i != batch.len() - 1)
+        .collect();
+    assert_eq!(fresh, expected);
+    assert_eq!(store.messages_of_event("$batch299").await.unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -245,11 +279,20 @@ async fn sqlite_state_survives_reopening() {
     let dir = tempfile::tempdir().expect("tempdir");
     let uri = format!("sqlite:{}", dir.path().join("msn.db").display());
     let store = Store::connect(&uri, 2).await.unwrap();
-    assert!(store.enqueue_transaction("42", "k", &[]).await.unwrap());
+    assert!(
+        store
+            .enqueue_transaction("42", "k", &[])
+            .await
+            .unwrap()
+            .is_some()
+    );
     store.close().await;
     let store = Store::connect(&uri, 2).await.unwrap();
-    assert!(store.transaction_seen("42", "k").await.unwrap());
-    assert!(!store.enqueue_transaction("42", "k", &[]).await.unwrap());
+    assert!(store.transaction_id_seen("42").await.unwrap());
+    assert_eq!(
+        store.enqueue_transaction("42", "k", &[]).await.unwrap(),
+        None
+    );
 }
 
 #[tokio::test]
