@@ -10,6 +10,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ruma::api::auth_scheme::{AuthScheme, SendAccessToken};
@@ -20,6 +21,8 @@ use ruma::api::{
 };
 use ruma::{OwnedUserId, UserId};
 use serde::Deserialize;
+use tokio::sync::Semaphore;
+use tracing::Instrument;
 
 /// Why a call to the homeserver failed.
 #[derive(Debug, thiserror::Error)]
@@ -77,10 +80,16 @@ impl Default for RetryPolicy {
     }
 }
 
+/// Most requests to the homeserver in flight at once (the worker's lanes and every
+/// session's messages from MSN share them); the others wait their turn.
+pub const REQUESTS_IN_FLIGHT: usize = 64;
+
 /// A cheap, cloneable client for one appservice.
 #[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
+    /// Bounds the requests in flight (and so the connections open) to the homeserver.
+    in_flight: Arc<Semaphore>,
     base_url: String,
     as_token: String,
     bot: OwnedUserId,
@@ -130,14 +139,15 @@ impl Client {
             .user_agent(concat!("matrix-msn/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(120))
-            // Enough kept-alive connections for the worker's lanes in a steady flow; a
-            // burst's extra ones close once idle instead of holding sockets and buffers.
-            .pool_max_idle_per_host(16)
+            // As many kept-alive connections as requests may be in flight: a steady flow
+            // reuses them instead of opening and closing one per request.
+            .pool_max_idle_per_host(REQUESTS_IN_FLIGHT)
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
             .map_err(ClientError::Transport)?;
         Ok(Self {
             http,
+            in_flight: Arc::new(Semaphore::new(REQUESTS_IN_FLIGHT)),
             base_url: base_url.trim_end_matches('/').to_owned(),
             as_token: as_token.to_owned(),
             bot,
@@ -188,8 +198,15 @@ impl Client {
         let (parts, body) = http_request.into_parts();
         let span =
             tracing::debug_span!("hs_request", method = %parts.method, path = %parts.uri.path());
-        let _guard = span.enter();
+        self.send_http::<R>(parts, body).instrument(span).await
+    }
 
+    /// Sends a built request, retrying what can be retried.
+    async fn send_http<R: OutgoingRequest>(
+        &self,
+        parts: http::request::Parts,
+        body: Vec<u8>,
+    ) -> Result<R::IncomingResponse, ClientError> {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
@@ -200,9 +217,13 @@ impl Client {
             for (name, value) in &parts.headers {
                 builder = builder.header(name, value);
             }
-            let outcome = match builder.send().await {
-                Ok(response) => self.read_response::<R>(response).await,
-                Err(e) => Err((ClientError::Transport(e), None)),
+            let outcome = {
+                // Only closed if never: the semaphore lives as long as the client.
+                let _permit = self.in_flight.acquire().await;
+                match builder.send().await {
+                    Ok(response) => self.read_response::<R>(response).await,
+                    Err(e) => Err((ClientError::Transport(e), None)),
+                }
             };
             match outcome {
                 Ok(response) => return Ok(response),
