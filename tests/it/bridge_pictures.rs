@@ -201,3 +201,38 @@ async fn puppet_avatar(bob: &User, room: &matrix_sdk::ruma::OwnedRoomId) -> Opti
         .expect("room members readable")?;
     member.avatar_url().map(ToString::to_string)
 }
+
+/// A custom emoticon from MSN reaches Matrix as an inline image (`data-mx-emoticon`) whose
+/// content is the emoticon's picture, fetched over MSNSLP and uploaded by the bridge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_custom_emoticons_arrive_as_inline_images() {
+    let Some((scene, bridge)) = scene().await else {
+        return;
+    };
+    let mut bob = new_user(&scene.hs, &unique("ebob"), "bob-password-8").await;
+    bob.log_in_to_msn().await;
+    let alice = crate::link::alice_writes_with_emoticon(&scene.msn, BOB).await;
+
+    let portal = bob.accept_invite().await;
+    let html = bob
+        .text_from(&portal, PUPPET_ALICE, "look (cat)!")
+        .await
+        .expect("formatted body");
+    let image = html
+        .split("<img ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no inline image in {html:?}"));
+    assert!(html.starts_with("look "), "{html}");
+    assert!(image.starts_with("data-mx-emoticon"), "{html}");
+    assert!(image.contains(r#"alt="(cat)""#), "{html}");
+    let mxc = image
+        .split_once(r#"src=""#)
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(src, _)| src)
+        .unwrap_or_else(|| panic!("no src in {html:?}"));
+    assert_eq!(
+        Http::new(&scene.hs, &bob).media(mxc, false).await,
+        alice.cat
+    );
+    bridge.stop().await;
+}

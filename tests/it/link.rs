@@ -117,22 +117,32 @@ async fn an_offline_contact_is_a_delivery_error_and_incoming_chats_are_events() 
     assert!(alice_info.is_friend);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn declared_emoticons_come_with_their_text_and_their_pictures_can_be_fetched() {
-    let server = sdk::server().await;
-    let (bob, mut events) = bob_link(&server).await;
-    // Alice is our own client here: msnp11-sdk cannot send emoticons.
-    let (alice, _alice_events, settings) = crate::p2p::connect(&server).await;
+/// Alice on our own client (msnp11-sdk cannot send emoticons): what must stay alive for
+/// her picture to be served, and the emoticon she used.
+pub(crate) struct EmoticonSender {
+    _ns: matrix_msn::net::NsClient,
+    _sb: SbClient,
+    /// The picture of `(cat)`.
+    pub(crate) cat: Vec<u8>,
+    pub(crate) object: MsnObject,
+}
+
+/// Alice opens a switchboard with `to` and writes "look (cat)!", with `(cat)` declared as
+/// a custom emoticon (and a `(dog)` the text does not use).
+pub(crate) async fn alice_writes_with_emoticon(
+    server: &matrix_msn::testkit::MsnServerHandle,
+    to: &str,
+) -> EmoticonSender {
+    let (alice, _alice_events, settings) = crate::p2p::connect(server).await;
     let (address, auth) = timeout(T, alice.request_switchboard())
         .await
         .expect("XFR hangs")
         .expect("XFR");
     let config = SbConfig::new("alice@example.com", alice.version());
-    let (sb, mut sb_events) =
-        SbClient::open(&settings, config, &address, &auth, &["bob@example.com"])
-            .await
-            .expect("SB open");
-    crate::support::wait_for(&mut sb_events, T, "bob joins", |e| {
+    let (sb, mut sb_events) = SbClient::open(&settings, config, &address, &auth, &[to])
+        .await
+        .expect("SB open");
+    crate::support::wait_for(&mut sb_events, T, "the contact joins", |e| {
         matches!(e, SwitchboardEvent::Session(SbEvent::Joined { .. }))
     })
     .await;
@@ -155,6 +165,20 @@ async fn declared_emoticons_come_with_their_text_and_their_pictures_can_be_fetch
     sb.send_text("look (cat)!".into(), TextFormat::default())
         .await
         .expect("text");
+    EmoticonSender {
+        _ns: alice,
+        _sb: sb,
+        cat,
+        object,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declared_emoticons_come_with_their_text_and_their_pictures_can_be_fetched() {
+    let server = sdk::server().await;
+    let (bob, mut events) = bob_link(&server).await;
+    let alice = alice_writes_with_emoticon(&server, "bob@example.com").await;
+    let (cat, object) = (&alice.cat, &alice.object);
 
     let (chat, from, emoticons) = loop {
         match timeout(T, events.recv()).await.expect("no message") {
