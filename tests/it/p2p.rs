@@ -50,38 +50,13 @@ pub(crate) async fn connect(server: &MsnServerHandle) -> (NsClient, NsEvents, Ms
     (client, events, settings)
 }
 
-async fn wait_ns<F: Fn(&NsEvent) -> bool>(rx: &mut NsEvents, what: &str, pred: F) -> NsEvent {
-    let fut = async {
-        while let Some(e) = rx.recv().await {
-            if pred(&e) {
-                return Some(e);
-            }
-        }
-        None
-    };
-    timeout(T, fut)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-        .unwrap_or_else(|| panic!("events ended waiting for {what}"))
-}
-
-async fn wait_p2p<F: Fn(&SwitchboardEvent) -> bool>(
-    rx: &mut SbEvents,
+/// The first event from `rx` matching `pred`, within [`T`].
+async fn wait<E, S: crate::support::EventSource<E>>(
+    rx: &mut S,
     what: &str,
-    pred: F,
-) -> SwitchboardEvent {
-    let fut = async {
-        while let Some(e) = rx.recv().await {
-            if pred(&e) {
-                return Some(e);
-            }
-        }
-        None
-    };
-    timeout(T, fut)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-        .unwrap_or_else(|| panic!("events ended waiting for {what}"))
+    pred: impl Fn(&E) -> bool,
+) -> E {
+    crate::support::wait_for(rx, T, what, pred).await
 }
 
 /// Opens a P2P-capable switchboard from alice to bob and waits for bob to join.
@@ -108,7 +83,7 @@ async fn open_with_bob(
     .expect("SB open hangs")
     .expect("SB open");
     let bob_sb = answered(bob_events).await;
-    wait_p2p(&mut events, "bob joins", |e| {
+    wait(&mut events, "bob joins", |e| {
         matches!(e, SwitchboardEvent::Session(SbEvent::Joined { participant, .. })
             if participant.email == BOB)
     })
@@ -130,7 +105,7 @@ async fn we_fetch_the_display_picture_of_an_msnp11_sdk_client() {
         online(&bob).await;
 
         let (alice, mut alice_events, settings) = connect(&server).await;
-        let presence = wait_ns(&mut alice_events, "bob's msnobj", |e| {
+        let presence = wait(&mut alice_events, "bob's msnobj", |e| {
             matches!(e, NsEvent::PresenceChanged(p)
                 if p.contact == BOB && p.msn_object.as_deref().is_some_and(|o| o.contains(&sha1d)))
         })
@@ -167,7 +142,7 @@ async fn we_fetch_the_display_picture_of_an_msnp11_sdk_client() {
             ),
             "{res:?}"
         );
-        wait_p2p(&mut events, "closed", |e| {
+        wait(&mut events, "closed", |e| {
             matches!(e, SwitchboardEvent::Session(SbEvent::Closed(_)))
         })
         .await;
@@ -209,7 +184,7 @@ async fn an_msnp11_sdk_client_fetches_our_display_picture() {
             unreachable!()
         };
         assert_eq!(data, pic, "{len} bytes");
-        wait_p2p(&mut events, "served", |e| {
+        wait(&mut events, "served", |e| {
             matches!(e, SwitchboardEvent::Transfer(P2pEvent::Served { complete: true, peer, .. })
                 if peer == BOB)
         })
