@@ -359,6 +359,9 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot record the message");
+                let why = "the bridge could not record it in its database (try again)";
+                self.report_undelivered(room_id, event_id, &notifier, why)
+                    .await;
                 return;
             }
         }
@@ -402,24 +405,23 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             self.metrics.message("to_msn");
         }
         if let Err(why) = outcome {
-            self.metrics.error("delivery");
-            tracing::info!(%why, "message not delivered to MSN");
-            let txn = format!("undelivered-{event_id}");
-            let notice = format!("⚠ Your message was not delivered to MSN: {why}.");
-            if let Err(e) = self
-                .matrix
-                .send_text(
-                    room_id,
-                    &MessageKind::Notice,
-                    &notice,
-                    None,
-                    &txn,
-                    &notifier,
-                )
-                .await
-            {
-                tracing::warn!(error = %e, "cannot report an undelivered message");
-            }
+            self.report_undelivered(room_id, event_id, &notifier, &why)
+                .await;
+        }
+    }
+
+    /// Tells the room, as `notifier`, that Matrix event `event_id` did not reach MSN.
+    async fn report_undelivered(&self, room_id: &str, event_id: &str, notifier: &str, why: &str) {
+        self.metrics.error("delivery");
+        tracing::info!(%why, "message not delivered to MSN");
+        let txn = format!("undelivered-{event_id}");
+        let notice = format!("⚠ Your message was not delivered to MSN: {why}.");
+        if let Err(e) = self
+            .matrix
+            .send_text(room_id, &MessageKind::Notice, &notice, None, &txn, notifier)
+            .await
+        {
+            tracing::warn!(error = %e, "cannot report an undelivered message");
         }
     }
 

@@ -391,6 +391,34 @@ async fn e2e_bridge_chat_with_an_msn_contact() {
         vec!["only once".to_string(), "after the replay".to_string()]
     );
 
+    // The database failing under the bridge: the message is not sent, and the room is
+    // told. (The message map's table is renamed away from a connection of its own.)
+    sqlx::any::install_default_drivers();
+    let db = sqlx::AnyPool::connect(&cfg.database.uri)
+        .await
+        .expect("database");
+    let rename = |from: &str, to: &str| format!("ALTER TABLE {from} RENAME TO {to}");
+    sqlx::query(&rename("message_map", "message_map_away"))
+        .execute(&db)
+        .await
+        .expect("rename");
+    bob.say(&portal, "lost in the database").await;
+    bob.wait_for("the database notice", |s| matches!(s, Seen::Notice { room, body, .. } if *room == portal && body.contains("not delivered") && body.contains("database"))).await;
+    sqlx::query(&rename("message_map_away", "message_map"))
+        .execute(&db)
+        .await
+        .expect("rename back");
+    db.close().await;
+    bob.say(&portal, "after the repair").await;
+    let next = sdk::wait_for(&mut alice_sb_events, "bob's next message", |e| {
+        matches!(e, Event::TextMessage { .. })
+    })
+    .await;
+    assert!(
+        matches!(&next, Event::TextMessage { message, .. } if message.text == "after the repair"),
+        "{next:?}"
+    );
+
     // The portal says which network it bridges (MSC2346).
     let reg = support::e2e_registration();
     let as_client = matrix_msn::matrix::client::Client::new(
