@@ -4,13 +4,16 @@
 //! and never holds whitespace or controls (it goes verbatim into `USR … TWN S`); any
 //! usable token embedded in a success response is found exactly, whatever decoys come
 //! first; XML escaping round-trips; the RST request carries the account, password and
-//! policy so that they parse back unchanged.
+//! policy so that they parse back unchanged; a `NotRST.srf` answer gives a ticket only
+//! with a success status, and its request's headers carry account and password verbatim
+//! (or the request is refused).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use matrix_msn::msnp::auth::{
-    self, LoginResponse, Secret, TWN_RST_ADDRESS, normalize_url, parse_login_response,
-    parse_passport_urls, parse_rst_response, rst_request, rst_twn_policy,
+    self, LoginResponse, Secret, TWN_RST_ADDRESS, normalize_url, not_rst_request,
+    parse_login_response, parse_not_rst_response, parse_passport_urls, parse_rst_response,
+    rst_request, rst_twn_policy,
 };
 use matrix_msn::msnp::xml;
 
@@ -76,6 +79,23 @@ fuzz_target!(|data: &[u8]| {
                 Err(_) => {}
             }
             let _ = auth::parse_nexus_response(&headers);
+            if let Ok(ticket) = parse_not_rst_response(status, &headers) {
+                check_ticket(&ticket);
+                assert!((200..300).contains(&status));
+            }
+            // The NotRST request: the fields go into headers as they are, or not at all.
+            let (account, password) = text.split_once('\u{1}').unwrap_or((&text, ""));
+            if let Ok(req) = not_rst_request("h.example", account, &Secret::new(password)) {
+                let get = |name: &str| {
+                    req.headers
+                        .iter()
+                        .find(|(n, _)| n == name)
+                        .map(|(_, v)| v.expose().to_owned())
+                };
+                assert_eq!(get("X-User").as_deref(), Some(account));
+                assert_eq!(get("X-Password").as_deref(), Some(password));
+                assert!(!account.contains(['\r', '\n']) && !password.contains(['\r', '\n']));
+            }
         }
         2 => {
             // Arbitrary response bodies.
