@@ -37,7 +37,8 @@ use credentials::CredentialBox;
 use remote::MsnConnector;
 
 pub use event::{
-    EventFeed, EventIntake, MatrixEvent, Membership, MessageKind, QueuedMatrixEvent, event_feed,
+    EventFeed, EventIntake, FeedTurn, MatrixEvent, Membership, MessageKind, QueuedMatrixEvent,
+    event_feed,
 };
 pub use port::MatrixPort;
 

@@ -185,6 +185,7 @@ async fn put_transaction(
                     .map_err(internal)
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let turn = state.feed.turn().await;
         let Some(seqs) = state
             .store
             .enqueue_transaction(&txn_id, &parsed.content_key, &rows)
@@ -201,15 +202,12 @@ async fn put_transaction(
             ignored = parsed.ignored,
             "transaction accepted"
         );
-        if !seqs.is_empty() {
-            let queued = seqs
-                .into_iter()
+        turn.hand_over(
+            seqs.into_iter()
                 .zip(parsed.events)
                 .map(|(seq, event)| QueuedMatrixEvent { seq, event })
-                .collect();
-            // Closed only once the worker has stopped: the events wait in the queue.
-            let _ = state.feed.send(queued);
-        }
+                .collect(),
+        );
         Ok(Json(json!({})))
     }
     .instrument(span)
