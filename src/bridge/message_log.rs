@@ -57,6 +57,13 @@ async fn write(store: Store, mut requests: mpsc::UnboundedReceiver<Request>) {
                     let _ = reply.send(Ok(fresh));
                 }
             }
+            // One bad mapping must not fail the others: each is written on its own, so
+            // only its own caller (or every caller, in a real outage) hears the error.
+            Err(_) if mappings.len() > 1 => {
+                for (mapping, reply) in mappings.iter().zip(replies) {
+                    let _ = reply.send(store.insert_message(mapping).await.map_err(Arc::new));
+                }
+            }
             Err(e) => {
                 let e = Arc::new(e);
                 for reply in replies {
@@ -64,5 +71,48 @@ async fn write(store: Store, mut requests: mpsc::UnboundedReceiver<Request>) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mapping(event: &str, room: &str) -> MessageMapping {
+        MessageMapping {
+            matrix_event_id: event.into(),
+            part: 0,
+            room_id: room.into(),
+            receiver: "@bob:localhost".into(),
+            msn_message_id: String::new(),
+            direction: "to_msn".into(),
+        }
+    }
+
+    /// Mappings asked for together share a write; a row the database refuses fails only
+    /// its own caller. (A trigger stands in for a row the database refuses, as
+    /// PostgreSQL refuses text holding a NUL.)
+    #[tokio::test(flavor = "current_thread")]
+    async fn one_refused_mapping_fails_only_its_caller() {
+        let store = Store::connect("sqlite::memory:", 1).await.expect("store");
+        sqlx::query(
+            "CREATE TRIGGER refuse BEFORE INSERT ON message_map WHEN NEW.room_id = '!bad' \
+             BEGIN SELECT RAISE(ABORT, 'refused'); END",
+        )
+        .execute(store.pool())
+        .await
+        .expect("trigger");
+        let log = MessageLog::start(store);
+        // All three are queued before the writer runs (one thread): one batch.
+        let (a, bad, b) = tokio::join!(
+            log.record(mapping("$a", "!ok")),
+            log.record(mapping("$bad", "!bad")),
+            log.record(mapping("$b", "!ok")),
+        );
+        assert!(matches!(a, Ok(true)), "{a:?}");
+        assert!(bad.is_err(), "{bad:?}");
+        assert!(matches!(b, Ok(true)), "{b:?}");
+        // Already recorded: not new.
+        assert!(matches!(log.record(mapping("$a", "!ok")).await, Ok(false)));
     }
 }

@@ -13,6 +13,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
@@ -25,6 +26,10 @@ use crate::store::StoreError;
 
 /// How many queued events the worker takes per database read.
 const BATCH: i64 = 256;
+
+/// The first and the longest wait before the backlog is read again after a failure.
+const BACKLOG_RETRY_FIRST: Duration = Duration::from_secs(1);
+const BACKLOG_RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// Most lanes handling an event at once.
 pub const LANES: usize = 32;
@@ -90,8 +95,23 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         // backlog, which is what was left unhandled at the last stop.
         let mut from_backlog = HashSet::new();
         let mut after = 0;
+        let mut retry = BACKLOG_RETRY_FIRST;
         loop {
-            let batch = self.store.queued_events_after(after, BATCH).await?;
+            let batch = match self.store.queued_events_after(after, BATCH).await {
+                Ok(batch) => batch,
+                // The store may be back in a moment: wait and read again rather than stop
+                // handling events while the homeserver goes on sending them.
+                Err(e) => {
+                    tracing::error!(error = %e, ?retry, "cannot read the event queue; retrying");
+                    self.metrics.error("store");
+                    tokio::select! {
+                        () = self.shutdown.cancelled() => return Ok(()),
+                        () = tokio::time::sleep(retry) => {}
+                    }
+                    retry = (retry * 2).min(BACKLOG_RETRY_MAX);
+                    continue;
+                }
+            };
             if batch.is_empty() {
                 break;
             }

@@ -23,8 +23,8 @@ use tokio::sync::{Notify, watch};
 use tracing::Instrument;
 
 use super::transaction::{EchoFilter, TransactionError, parse_transaction};
-use crate::bridge::{EventFeed, QueuedMatrixEvent};
-use crate::store::Store;
+use crate::bridge::{EventFeed, MatrixEvent, QueuedMatrixEvent};
+use crate::store::{Store, StoreError};
 
 /// Shared state of the HTTP server.
 #[derive(Clone)]
@@ -185,29 +185,27 @@ async fn put_transaction(
                     .map_err(internal)
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let turn = state.feed.turn().await;
-        let Some(seqs) = state
-            .store
-            .enqueue_transaction(&txn_id, &parsed.content_key, &rows)
-            .await
-            .map_err(internal)?
-        else {
+        let (queued, malformed, echoes, ignored) =
+            (rows.len(), parsed.malformed, parsed.echoes, parsed.ignored);
+        // Its own task: the homeserver hanging up cannot cancel it between the commit and
+        // the hand-over, which would leave committed events waiting for a restart.
+        let queueing = tokio::spawn(
+            queue_and_hand_over(
+                state.store.clone(),
+                state.feed.clone(),
+                txn_id,
+                parsed.content_key,
+                rows,
+                parsed.events,
+            )
+            .in_current_span(),
+        );
+        let fresh = queueing.await.map_err(internal)?.map_err(internal)?;
+        if fresh {
+            tracing::debug!(queued, malformed, echoes, ignored, "transaction accepted");
+        } else {
             tracing::info!("replayed transaction ignored");
-            return Ok(Json(json!({})));
-        };
-        tracing::debug!(
-            queued = rows.len(),
-            malformed = parsed.malformed,
-            echoes = parsed.echoes,
-            ignored = parsed.ignored,
-            "transaction accepted"
-        );
-        turn.hand_over(
-            seqs.into_iter()
-                .zip(parsed.events)
-                .map(|(seq, event)| QueuedMatrixEvent { seq, event })
-                .collect(),
-        );
+        }
         Ok(Json(json!({})))
     }
     .instrument(span)
@@ -216,6 +214,32 @@ async fn put_transaction(
         .transaction_seconds
         .observe(started.elapsed().as_secs_f64());
     result
+}
+
+/// Queues a transaction's events (unless it is a replay: `false`) and hands them to the
+/// worker, in one turn at the feed.
+async fn queue_and_hand_over(
+    store: Store,
+    feed: EventFeed,
+    txn_id: String,
+    content_key: String,
+    rows: Vec<(String, String)>,
+    events: Vec<MatrixEvent>,
+) -> Result<bool, StoreError> {
+    let turn = feed.turn().await;
+    let Some(seqs) = store
+        .enqueue_transaction(&txn_id, &content_key, &rows)
+        .await?
+    else {
+        return Ok(false);
+    };
+    turn.hand_over(
+        seqs.into_iter()
+            .zip(events)
+            .map(|(seq, event)| QueuedMatrixEvent { seq, event })
+            .collect(),
+    );
+    Ok(true)
 }
 
 fn internal(e: impl std::fmt::Display) -> MatrixError {

@@ -218,7 +218,7 @@ impl Client {
                 builder = builder.header(name, value);
             }
             let outcome = {
-                // Only closed if never: the semaphore lives as long as the client.
+                // Never closed (it lives as long as the client), so this cannot fail.
                 let _permit = self.in_flight.acquire().await;
                 match builder.send().await {
                     Ok(response) => self.read_response::<R>(response).await,

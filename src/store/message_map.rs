@@ -89,7 +89,9 @@ async fn insert_rows<'e>(
         values_list(ms.len(), 7)
     );
     let now = now_ms();
-    let mut query = sqlx::query(&sql);
+    // Only the one-row form is worth a place in the connection's statement cache: every
+    // batch size is another statement.
+    let mut query = sqlx::query(&sql).persistent(ms.len() == 1);
     for m in ms {
         query = query
             .bind(&m.matrix_event_id)

@@ -44,7 +44,8 @@ impl Store {
                 "INSERT INTO event_queue (txn_id, kind, payload) VALUES {} RETURNING seq",
                 values_list(part.len(), 3)
             );
-            let mut query = sqlx::query(&sql);
+            // Only the one-row form is worth a place in the statement cache.
+            let mut query = sqlx::query(&sql).persistent(part.len() == 1);
             for (kind, payload) in part {
                 query = query.bind(txn_id).bind(kind).bind(payload);
             }
@@ -105,7 +106,7 @@ impl Store {
                 "DELETE FROM event_queue WHERE seq IN {}",
                 values_list(1, part.len())
             );
-            let mut query = sqlx::query(&sql);
+            let mut query = sqlx::query(&sql).persistent(part.len() == 1);
             for seq in part {
                 query = query.bind(*seq);
             }
