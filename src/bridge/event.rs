@@ -1,11 +1,8 @@
 //! The Matrix events the bridge core understands, in the core's own words. The Matrix layer
 //! turns wire JSON into these; they are what the durable event queue holds, and what it
-//! hands the core's worker once queued ([`event_feed`]).
-
-use std::sync::Arc;
+//! hands the core's worker once queued (through [`super::feed`]).
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
 
 /// What kind of text message a Matrix user sent.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,60 +101,4 @@ impl MatrixEvent {
             Self::Presence { .. } => "presence",
         }
     }
-}
-
-/// An event just written to the durable queue, at position `seq`.
-#[derive(Debug)]
-pub struct QueuedMatrixEvent {
-    pub seq: i64,
-    pub event: MatrixEvent,
-}
-
-/// Where the Matrix layer hands over events once their transaction is queued: the worker
-/// takes them from memory instead of reading back what was just written. The queue stays
-/// the record: what is not handled when the bridge stops is read from it after a restart.
-#[derive(Clone, Debug)]
-pub struct EventFeed {
-    tx: mpsc::UnboundedSender<Vec<QueuedMatrixEvent>>,
-    turn: Arc<tokio::sync::Mutex<()>>,
-}
-
-/// A turn at the feed: while it is held no other transaction is queued and handed over,
-/// so events reach the worker in queue order even when transactions arrive side by side.
-pub struct FeedTurn<'a> {
-    tx: &'a mpsc::UnboundedSender<Vec<QueuedMatrixEvent>>,
-    _turn: tokio::sync::MutexGuard<'a, ()>,
-}
-
-impl EventFeed {
-    /// Waits for a turn: take it before queueing a transaction, hand over after.
-    pub async fn turn(&self) -> FeedTurn<'_> {
-        FeedTurn {
-            tx: &self.tx,
-            _turn: self.turn.lock().await,
-        }
-    }
-}
-
-impl FeedTurn<'_> {
-    /// Hands the worker events just queued (dropped when the worker has stopped: they
-    /// wait in the queue for the next start).
-    pub fn hand_over(self, events: Vec<QueuedMatrixEvent>) {
-        if !events.is_empty() {
-            let _ = self.tx.send(events);
-        }
-    }
-}
-
-/// The worker's end of an [`EventFeed`].
-pub type EventIntake = mpsc::UnboundedReceiver<Vec<QueuedMatrixEvent>>;
-
-/// A new feed: the Matrix layer's end and the worker's.
-pub fn event_feed() -> (EventFeed, EventIntake) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let feed = EventFeed {
-        tx,
-        turn: Arc::new(tokio::sync::Mutex::new(())),
-    };
-    (feed, rx)
 }

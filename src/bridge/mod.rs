@@ -12,6 +12,7 @@
 pub mod commands;
 pub mod credentials;
 pub mod event;
+pub mod feed;
 pub mod formatting;
 pub mod ids;
 mod logins;
@@ -36,10 +37,8 @@ use crate::store::Store;
 use credentials::CredentialBox;
 use remote::MsnConnector;
 
-pub use event::{
-    EventFeed, EventIntake, FeedTurn, MatrixEvent, Membership, MessageKind, QueuedMatrixEvent,
-    event_feed,
-};
+pub use event::{MatrixEvent, Membership, MessageKind};
+pub use feed::{EventFeed, EventIntake, QueuedMatrixEvent, event_feed, event_feed_with_room};
 pub use port::MatrixPort;
 
 /// MSN logins in progress at once, across users.

@@ -19,7 +19,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use super::event::EventIntake;
+use super::feed::{EventIntake, Room};
 use super::remote::MsnConnector;
 use super::{Bridge, MatrixEvent, MatrixPort};
 use crate::store::StoreError;
@@ -34,8 +34,9 @@ const BACKLOG_RETRY_MAX: Duration = Duration::from_secs(30);
 /// Most lanes handling an event at once.
 pub const LANES: usize = 32;
 
-/// An event to handle, by queue position (`None`: it could not be decoded).
-type Work = (i64, Option<MatrixEvent>);
+/// An event to handle: its queue position, the event (`None`: it could not be decoded),
+/// and whether it holds a place of the feed's [`Room`].
+type Work = (i64, Option<MatrixEvent>, bool);
 
 /// One lane: its queue, and how many events it holds that are not handled yet.
 struct Lane {
@@ -49,6 +50,7 @@ struct Lane {
 struct LaneKit {
     permits: Arc<Semaphore>,
     finished: mpsc::UnboundedSender<i64>,
+    room: Room,
 }
 
 /// The lanes open now, and the tasks that run them.
@@ -69,6 +71,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             kit: LaneKit {
                 permits: Arc::new(Semaphore::new(LANES)),
                 finished,
+                room: intake.room(),
             },
         };
         let result = self.dispatch(&mut lanes, intake).await;
@@ -116,6 +119,12 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 break;
             }
             for queued in batch {
+                // Read back, it takes a place like a fresh event: a long backlog is read
+                // as the lanes get through it, not all at once.
+                tokio::select! {
+                    () = self.shutdown.cancelled() => return Ok(()),
+                    () = lanes.kit.room.take_one() => {}
+                }
                 after = after.max(queued.seq);
                 from_backlog.insert(queued.seq);
                 let event = match serde_json::from_str::<MatrixEvent>(&queued.payload) {
@@ -127,7 +136,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                         None
                     }
                 };
-                if !self.assign(lanes, queued.seq, event) {
+                if !self.assign(lanes, (queued.seq, event, true)) {
                     return Ok(());
                 }
             }
@@ -147,9 +156,10 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             while lanes.tasks.try_join_next().is_some() {}
             for queued in fresh {
                 if from_backlog.remove(&queued.seq) {
+                    lanes.kit.room.give_back(queued.holds_room);
                     continue;
                 }
-                if !self.assign(lanes, queued.seq, Some(queued.event)) {
+                if !self.assign(lanes, (queued.seq, Some(queued.event), queued.holds_room)) {
                     return Ok(());
                 }
             }
@@ -158,11 +168,12 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
 
     /// Puts an event in its lane (opening it if needed). `false` at shutdown: the event
     /// then stays queued for the restart.
-    fn assign(self: &Arc<Self>, lanes: &mut Lanes, seq: i64, event: Option<MatrixEvent>) -> bool {
+    fn assign(self: &Arc<Self>, lanes: &mut Lanes, work: Work) -> bool {
         if self.shutdown.is_cancelled() {
             return false;
         }
-        let key = event
+        let key = work
+            .1
             .as_ref()
             .map(|e| e.lane().to_owned())
             .unwrap_or_default();
@@ -174,7 +185,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         };
         lane.pending.fetch_add(1, Ordering::AcqRel);
         // An error: its task ended, which it does only at shutdown.
-        lane.tx.send((seq, event)).is_ok()
+        lane.tx.send(work).is_ok()
     }
 
     fn start_lane(self: &Arc<Self>, kit: LaneKit, tasks: &mut JoinSet<()>) -> Lane {
@@ -183,7 +194,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         let bridge = self.clone();
         let count = pending.clone();
         tasks.spawn(async move {
-            while let Some((seq, event)) = rx.recv().await {
+            while let Some((seq, event, holds_room)) = rx.recv().await {
                 if bridge.shutdown.is_cancelled() {
                     return;
                 }
@@ -192,6 +203,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 };
                 bridge.handle_queued(seq, event).await;
                 let _ = kit.finished.send(seq);
+                kit.room.give_back(holds_room);
                 count.fetch_sub(1, Ordering::AcqRel);
             }
         });

@@ -23,7 +23,8 @@ use tokio::sync::{Notify, watch};
 use tracing::Instrument;
 
 use super::transaction::{EchoFilter, TransactionError, parse_transaction};
-use crate::bridge::{EventFeed, MatrixEvent, QueuedMatrixEvent};
+use crate::bridge::feed::RoomClaim;
+use crate::bridge::{EventFeed, MatrixEvent};
 use crate::store::{Store, StoreError};
 
 /// Shared state of the HTTP server.
@@ -189,14 +190,17 @@ async fn put_transaction(
             (rows.len(), parsed.malformed, parsed.echoes, parsed.ignored);
         // Its own task: the homeserver hanging up cannot cancel it between the commit and
         // the hand-over, which would leave committed events waiting for a restart.
+        // Room for the events among those not handled yet: waiting here holds the
+        // homeserver back (nothing is queued yet, so hanging up loses nothing).
+        let claim = state.feed.room_for(rows.len()).await;
         let queueing = tokio::spawn(
             queue_and_hand_over(
                 state.store.clone(),
                 state.feed.clone(),
                 txn_id,
                 parsed.content_key,
-                rows,
-                parsed.events,
+                (rows, parsed.events),
+                claim,
             )
             .in_current_span(),
         );
@@ -223,8 +227,8 @@ async fn queue_and_hand_over(
     feed: EventFeed,
     txn_id: String,
     content_key: String,
-    rows: Vec<(String, String)>,
-    events: Vec<MatrixEvent>,
+    (rows, events): (Vec<(String, String)>, Vec<MatrixEvent>),
+    claim: RoomClaim,
 ) -> Result<bool, StoreError> {
     let turn = feed.turn().await;
     let Some(seqs) = store
@@ -233,12 +237,7 @@ async fn queue_and_hand_over(
     else {
         return Ok(false);
     };
-    turn.hand_over(
-        seqs.into_iter()
-            .zip(events)
-            .map(|(seq, event)| QueuedMatrixEvent { seq, event })
-            .collect(),
-    );
+    turn.hand_over(seqs.into_iter().zip(events).collect(), claim);
     Ok(true)
 }
 

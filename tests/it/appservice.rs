@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use matrix_msn::bridge::{EventIntake, MatrixEvent, event_feed};
+use matrix_msn::bridge::{EventIntake, MatrixEvent, event_feed_with_room};
 use matrix_msn::matrix::appservice::{AppState, router, token_matches};
 use matrix_msn::matrix::transaction::EchoFilter;
 use matrix_msn::store::Store;
@@ -21,10 +21,15 @@ struct Server {
 }
 
 async fn serve(db: &std::path::Path) -> Server {
+    serve_with_room(db, 100).await
+}
+
+/// A server whose worker side has room for `room` unhandled events.
+async fn serve_with_room(db: &std::path::Path, room: usize) -> Server {
     let store = Store::connect(&format!("sqlite:{}", db.display()), 2)
         .await
         .expect("store");
-    let (feed, intake) = event_feed();
+    let (feed, intake) = event_feed_with_room(room);
     let (ready_tx, ready) = watch::channel(false);
     let state = AppState {
         store: store.clone(),
@@ -172,7 +177,7 @@ async fn transaction_is_queued_once_and_dedupe_survives_restart() {
         1
     );
     assert!(
-        server.intake.try_recv().is_err(),
+        server.intake.try_recv().is_none(),
         "a replay is not handed over"
     );
 
@@ -317,4 +322,39 @@ async fn queries_health_and_unknown_routes() {
         resp.json::<Value>().await.expect("json")["errcode"],
         "M_UNRECOGNIZED"
     );
+}
+
+/// With no room left among the unhandled events, a transaction waits (and the homeserver
+/// with it) until the worker has handled one; nothing is queued meanwhile.
+#[tokio::test]
+async fn a_transaction_waits_for_room_among_unhandled_events() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = serve_with_room(&dir.path().join("db"), 1).await;
+    let (status, _) = put(&server, "t-1", Some(HS_TOKEN), message_txn("first")).await;
+    assert_eq!(status, 200);
+    let first = server.intake.recv().await.expect("handed over");
+    assert!(first[0].holds_room);
+
+    let status = {
+        let second = put(&server, "t-2", Some(HS_TOKEN), message_txn("second"));
+        tokio::pin!(second);
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(300), &mut second)
+                .await
+                .is_err(),
+            "answered although the only place is taken"
+        );
+        assert_eq!(
+            server.store.queued_events(10).await.expect("queue").len(),
+            1,
+            "nothing queued while it waits"
+        );
+        // The worker handles the first event and gives its place back.
+        server.intake.room().give_back(first[0].holds_room);
+        second.await.0
+    };
+    assert_eq!(status, 200);
+    let handed = server.intake.recv().await.expect("handed over");
+    assert!(matches!(&handed[0].event, MatrixEvent::Message { body, .. } if body == "second"));
+    assert_eq!(server.intake.room().available(), 0);
 }
