@@ -278,6 +278,15 @@ impl LinkSession {
             .ok_or_else(|| DeliveryError("not connected to MSN right now".into()))
     }
 
+    /// The open conversation for `chat`, opened now if there is none.
+    async fn conversation(&self, chat: &Chat) -> Result<crate::net::SbClient, DeliveryError> {
+        let ns = self.ns()?;
+        self.conversations
+            .get_or_open(&ns, chat)
+            .await
+            .map_err(delivery)
+    }
+
     async fn list_command(
         &self,
         op: impl FnOnce(
@@ -293,15 +302,10 @@ impl LinkSession {
 
 impl MsnSessionPort for LinkSession {
     async fn send_text(&self, to: &Chat, text: RichText) -> Result<(), DeliveryError> {
-        let ns = self.ns()?;
         let format = text_format(&text.style);
         // A switchboard may close between our lookup and the send: one fresh retry.
         for attempt in 0..2 {
-            let sb = self
-                .conversations
-                .get_or_open(&ns, to)
-                .await
-                .map_err(delivery)?;
+            let sb = self.conversation(to).await?;
             match sb.send_text(text.text.clone(), format.clone()).await {
                 Ok(()) => return Ok(()),
                 Err(e @ (NetError::DriverGone | NetError::NotDelivered(_)))
@@ -316,22 +320,12 @@ impl MsnSessionPort for LinkSession {
     }
 
     async fn send_typing(&self, to: &Chat) -> Result<(), DeliveryError> {
-        let ns = self.ns()?;
-        let sb = self
-            .conversations
-            .get_or_open(&ns, to)
-            .await
-            .map_err(delivery)?;
+        let sb = self.conversation(to).await?;
         sb.send_typing().await.map_err(delivery)
     }
 
     async fn send_nudge(&self, to: &Chat) -> Result<(), DeliveryError> {
-        let ns = self.ns()?;
-        let sb = self
-            .conversations
-            .get_or_open(&ns, to)
-            .await
-            .map_err(delivery)?;
+        let sb = self.conversation(to).await?;
         sb.send_nudge().await.map_err(delivery)
     }
 
@@ -380,12 +374,7 @@ impl MsnSessionPort for LinkSession {
     }
 
     async fn invite(&self, to: &Chat, contact: &str) -> Result<(), DeliveryError> {
-        let ns = self.ns()?;
-        let sb = self
-            .conversations
-            .get_or_open(&ns, to)
-            .await
-            .map_err(delivery)?;
+        let sb = self.conversation(to).await?;
         sb.invite(contact.to_lowercase()).await.map_err(delivery)
     }
 
@@ -402,15 +391,7 @@ impl MsnSessionPort for LinkSession {
             .or_else(|| self.conversations.existing(&contact))
         {
             Some(sb) => (sb, false),
-            None => {
-                let ns = self.ns()?;
-                let sb = self
-                    .conversations
-                    .get_or_open(&ns, &contact)
-                    .await
-                    .map_err(delivery)?;
-                (sb, true)
-            }
+            None => (self.conversation(&contact).await?, true),
         };
         let fetched = sb.fetch(&from.to_lowercase(), &picture.locator).await;
         if opened_here {

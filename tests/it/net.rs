@@ -327,6 +327,24 @@ async fn sdk_say(sb: &Switchboard, body: &str) {
 
 // ----- 1. login -------------------------------------------------------------------------
 
+/// Alice logs out: her session closes as logged out, and the server sees her go.
+async fn log_out_alice(client: &NsClient, events: &mut NsEvents, server: &MsnServerHandle) {
+    let mut srv = server.subscribe();
+    timeout(T, client.logout()).await.expect("logout hangs");
+    wait_ns(events, "closed", |e| {
+        matches!(e, NsEvent::Closed(CloseReason::LoggedOut))
+    })
+    .await;
+    if server.online(ALICE).is_some() {
+        wait_server(
+            &mut srv,
+            "disconnect",
+            |e| matches!(e, ServerEvent::Disconnected { email } if email == ALICE),
+        )
+        .await;
+    }
+}
+
 #[tokio::test]
 async fn login_through_dispatch_for_every_version() {
     let server = server().await;
@@ -384,20 +402,7 @@ async fn login_through_dispatch_for_every_version() {
             c.phones.clear();
         }
         assert_eq!(now, then, "MSNP{v}");
-        timeout(T, client.logout()).await.expect("logout hangs");
-        wait_ns(&mut events, "closed", |e| {
-            matches!(e, NsEvent::Closed(CloseReason::LoggedOut))
-        })
-        .await;
-        let mut srv = server.subscribe();
-        if server.online(ALICE).is_some() {
-            wait_server(
-                &mut srv,
-                "disconnect",
-                |e| matches!(e, ServerEvent::Disconnected { email } if email == ALICE),
-            )
-            .await;
-        }
+        log_out_alice(&client, &mut events, &server).await;
     }
 }
 
@@ -480,20 +485,7 @@ async fn check_ticket_route(
         let (client, mut events) = connect(&s, ALICE).await;
         assert_eq!(client.version(), v);
         assert_eq!(server.online(ALICE).as_deref(), Some("NLN"));
-        timeout(T, client.logout()).await.expect("logout hangs");
-        wait_ns(&mut events, "closed", |e| {
-            matches!(e, NsEvent::Closed(CloseReason::LoggedOut))
-        })
-        .await;
-        let mut srv = server.subscribe();
-        if server.online(ALICE).is_some() {
-            wait_server(
-                &mut srv,
-                "disconnect",
-                |e| matches!(e, ServerEvent::Disconnected { email } if email == ALICE),
-            )
-            .await;
-        }
+        log_out_alice(&client, &mut events, server).await;
     }
 
     let mut s = settings(server, &[12]);
