@@ -6,6 +6,12 @@
 //! restart. A transaction is queued and handed over during one turn at the feed, so events
 //! reach the worker in queue order.
 //!
+//! The feed also knows which queued events the worker has been given and not yet removed
+//! from the queue (its turn guards that set; the worker takes a turn to remove them). So a
+//! transaction whose commit went through although it was reported failed (a connection
+//! lost at `COMMIT`) is not stranded: the homeserver retries it, the retry is a replay,
+//! and the replay hands over whatever of it is still queued and was never handed over.
+//!
 //! Backpressure: at most [`UNHANDLED`] events are between their commit and the end of
 //! their handling. A transaction that finds no room waits for it before it is queued, and
 //! the homeserver, waiting for its answer, sends no more meanwhile; the worker gives room
@@ -13,6 +19,7 @@
 //! down, a contact too slow to take messages) so cannot grow the bridge's memory without
 //! bound.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -61,7 +68,7 @@ impl Room {
 #[derive(Clone, Debug)]
 pub struct EventFeed {
     tx: mpsc::UnboundedSender<Vec<QueuedMatrixEvent>>,
-    turn: Arc<tokio::sync::Mutex<()>>,
+    turn: Turn,
     room: Room,
     capacity: usize,
 }
@@ -73,10 +80,15 @@ pub struct RoomClaim {
     places: usize,
 }
 
-/// A turn at the feed: while it is held no other transaction is queued and handed over.
+/// The feed's turn, guarding the queue positions handed to the worker and not yet removed
+/// from the queue.
+pub type Turn = Arc<tokio::sync::Mutex<HashSet<i64>>>;
+
+/// A turn at the feed: while it is held no other transaction is queued and handed over,
+/// and the worker removes nothing from the queue.
 pub struct FeedTurn<'a> {
     tx: &'a mpsc::UnboundedSender<Vec<QueuedMatrixEvent>>,
-    _turn: tokio::sync::MutexGuard<'a, ()>,
+    handed: tokio::sync::MutexGuard<'a, HashSet<i64>>,
 }
 
 impl EventFeed {
@@ -95,7 +107,7 @@ impl EventFeed {
     pub async fn turn(&self) -> FeedTurn<'_> {
         FeedTurn {
             tx: &self.tx,
-            _turn: self.turn.lock().await,
+            handed: self.turn.lock().await,
         }
     }
 }
@@ -103,22 +115,41 @@ impl EventFeed {
 impl FeedTurn<'_> {
     /// Hands the worker events just queued, in order, with the places claimed for them.
     /// (Dropped when the worker has stopped: they wait in the queue for the next start.)
-    pub fn hand_over(self, events: Vec<(i64, MatrixEvent)>, claim: RoomClaim) {
+    pub fn hand_over(mut self, events: Vec<(i64, MatrixEvent)>, claim: RoomClaim) {
         if let Some(permit) = claim.permit {
             permit.forget();
         }
+        self.send(events, claim.places);
+    }
+
+    /// Hands over those of `events` (still queued) that the worker was never given: what
+    /// a transaction reported failed although committed left behind. They hold no place.
+    pub fn hand_over_unseen(mut self, events: Vec<(i64, MatrixEvent)>) -> usize {
+        let unseen: Vec<_> = events
+            .into_iter()
+            .filter(|(seq, _)| !self.handed.contains(seq))
+            .collect();
+        let count = unseen.len();
+        self.send(unseen, 0);
+        count
+    }
+
+    /// Sends `events`, the first `places` of them holding a place, and notes them handed.
+    fn send(&mut self, events: Vec<(i64, MatrixEvent)>, places: usize) {
         if events.is_empty() {
             return;
         }
-        let queued = events
+        let queued: Vec<_> = events
             .into_iter()
             .enumerate()
             .map(|(i, (seq, event))| QueuedMatrixEvent {
                 seq,
                 event,
-                holds_room: i < claim.places,
+                holds_room: i < places,
             })
             .collect();
+        self.handed.extend(queued.iter().map(|q| q.seq));
+        // Fails only once the worker has stopped: the events wait for the next start.
         let _ = self.tx.send(queued);
     }
 }
@@ -128,6 +159,7 @@ impl FeedTurn<'_> {
 pub struct EventIntake {
     rx: mpsc::UnboundedReceiver<Vec<QueuedMatrixEvent>>,
     room: Room,
+    turn: Turn,
 }
 
 impl EventIntake {
@@ -145,6 +177,12 @@ impl EventIntake {
     pub fn room(&self) -> Room {
         self.room.clone()
     }
+
+    /// The feed's turn: the worker notes there what it reads back from the queue, and
+    /// takes it to remove handled events from the queue and from the set.
+    pub fn turn(&self) -> Turn {
+        self.turn.clone()
+    }
 }
 
 /// A new feed with room for [`UNHANDLED`] events: the Matrix layer's end and the worker's.
@@ -157,11 +195,12 @@ pub fn event_feed_with_room(capacity: usize) -> (EventFeed, EventIntake) {
     let capacity = capacity.max(1);
     let (tx, rx) = mpsc::unbounded_channel();
     let room = Room(Arc::new(Semaphore::new(capacity)));
+    let turn = Turn::default();
     let feed = EventFeed {
         tx,
-        turn: Arc::new(tokio::sync::Mutex::new(())),
+        turn: turn.clone(),
         room: room.clone(),
         capacity,
     };
-    (feed, EventIntake { rx, room })
+    (feed, EventIntake { rx, room, turn })
 }

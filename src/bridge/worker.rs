@@ -19,7 +19,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use super::feed::{EventIntake, Room};
+use super::feed::{EventIntake, Room, Turn};
 use super::remote::MsnConnector;
 use super::{Bridge, MatrixEvent, MatrixPort};
 use crate::store::StoreError;
@@ -64,7 +64,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     /// Handles queued events until shutdown: first the store's backlog, then `intake`.
     pub async fn run(self: &Arc<Self>, intake: EventIntake) -> Result<(), StoreError> {
         let (finished, finished_rx) = mpsc::unbounded_channel();
-        let finisher = tokio::spawn(self.clone().finish(finished_rx));
+        let finisher = tokio::spawn(self.clone().finish(finished_rx, intake.turn()));
         let mut lanes = Lanes {
             open: HashMap::new(),
             tasks: JoinSet::new(),
@@ -127,6 +127,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 }
                 after = after.max(queued.seq);
                 from_backlog.insert(queued.seq);
+                intake.turn().lock().await.insert(queued.seq);
                 let event = match serde_json::from_str::<MatrixEvent>(&queued.payload) {
                     Ok(event) => Some(event),
                     // Only this version writes the queue, so this means a downgrade or
@@ -224,15 +225,27 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
 
     /// Removes handled events from the queue, all those finished meanwhile at once, until
     /// every lane is gone.
-    async fn finish(self: Arc<Self>, mut finished: mpsc::UnboundedReceiver<i64>) {
+    /// During a turn at the feed, so that a replayed transaction looking for events never
+    /// handed over sees each event either queued and known as handed, or gone.
+    async fn finish(self: Arc<Self>, mut finished: mpsc::UnboundedReceiver<i64>, turn: Turn) {
         let mut seqs = Vec::new();
         while finished.recv_many(&mut seqs, BATCH as usize).await > 0 {
-            if let Err(e) = self.store.finish_events(&seqs).await {
-                // Handled but still queued: handled again after a restart, where the
-                // message map keeps a message from reaching MSN twice.
-                tracing::error!(error = %e, count = seqs.len(), "cannot remove handled events from the queue");
-                self.metrics.error("store");
+            let mut handed = turn.lock().await;
+            match self.store.finish_events(&seqs).await {
+                Ok(()) => {
+                    for seq in &seqs {
+                        handed.remove(seq);
+                    }
+                }
+                // Handled but still queued (and still known as handed): handled again
+                // after a restart, where the message map keeps a message from reaching
+                // MSN twice.
+                Err(e) => {
+                    tracing::error!(error = %e, count = seqs.len(), "cannot remove handled events from the queue");
+                    self.metrics.error("store");
+                }
             }
+            drop(handed);
             seqs.clear();
         }
     }

@@ -235,6 +235,24 @@ async fn queue_and_hand_over(
         .enqueue_transaction(&txn_id, &content_key, &rows)
         .await?
     else {
+        // A replay. Its events are normally handled or in hand; any still queued and
+        // never handed over (its first attempt was told the commit failed, although it
+        // went through) are handed over now.
+        let left = store.queued_events_of(&txn_id).await?;
+        let left = left
+            .into_iter()
+            .filter_map(|q| match serde_json::from_str::<MatrixEvent>(&q.payload) {
+                Ok(event) => Some((q.seq, event)),
+                Err(e) => {
+                    tracing::error!(error = %e, seq = q.seq, "queued event cannot be decoded");
+                    None
+                }
+            })
+            .collect();
+        let recovered = turn.hand_over_unseen(left);
+        if recovered > 0 {
+            tracing::warn!(recovered, "a replay found events never handed over");
+        }
         return Ok(false);
     };
     turn.hand_over(seqs.into_iter().zip(events).collect(), claim);

@@ -83,15 +83,18 @@ impl Store {
         .bind(limit)
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(QueuedEvent {
-                    seq: row.try_get("seq")?,
-                    kind: row.try_get("kind")?,
-                    payload: row.try_get("payload")?,
-                })
-            })
-            .collect()
+        rows.iter().map(queued_event).collect()
+    }
+
+    /// The events of transaction `txn_id` still queued, in arrival order.
+    pub async fn queued_events_of(&self, txn_id: &str) -> Result<Vec<QueuedEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, kind, payload FROM event_queue WHERE txn_id = $1 ORDER BY seq",
+        )
+        .bind(txn_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(queued_event).collect()
     }
 
     /// Removes a handled event from the queue.
@@ -123,4 +126,12 @@ impl Store {
             .await?;
         Ok(row.is_some())
     }
+}
+
+fn queued_event(row: &sqlx::any::AnyRow) -> Result<QueuedEvent, StoreError> {
+    Ok(QueuedEvent {
+        seq: row.try_get("seq")?,
+        kind: row.try_get("kind")?,
+        payload: row.try_get("payload")?,
+    })
 }

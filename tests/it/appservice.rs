@@ -358,3 +358,38 @@ async fn a_transaction_waits_for_room_among_unhandled_events() {
     assert!(matches!(&handed[0].event, MatrixEvent::Message { body, .. } if body == "second"));
     assert_eq!(server.intake.room().available(), 0);
 }
+
+/// A transaction whose commit went through although the handler was told it failed: its
+/// events are queued but were never handed to the worker. The homeserver's retry is a
+/// replay, and the replay hands them over, once.
+#[tokio::test]
+async fn a_replay_hands_over_events_its_first_attempt_left_behind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = serve(&dir.path().join("db")).await;
+    let body = message_txn("left behind");
+    let filter = EchoFilter::new("@msnbot:localhost", "@msn_.+:localhost").expect("regex");
+    let parsed = matrix_msn::matrix::transaction::parse_transaction(&body, &filter).expect("parse");
+    let rows: Vec<(String, String)> = parsed
+        .events
+        .iter()
+        .map(|e| (e.kind().to_owned(), serde_json::to_string(e).expect("json")))
+        .collect();
+    let seqs = server
+        .store
+        .enqueue_transaction("t-left", &parsed.content_key, &rows)
+        .await
+        .expect("queue")
+        .expect("new");
+
+    let (status, _) = put(&server, "t-left", Some(HS_TOKEN), body.clone()).await;
+    assert_eq!(status, 200);
+    let handed = server.intake.recv().await.expect("handed over");
+    assert_eq!(handed.len(), 1);
+    assert_eq!(handed[0].seq, seqs[0]);
+    assert!(!handed[0].holds_room);
+    assert!(matches!(&handed[0].event, MatrixEvent::Message { body, .. } if body == "left behind"));
+    // Once handed over, another replay hands over nothing.
+    let (status, _) = put(&server, "t-left", Some(HS_TOKEN), body).await;
+    assert_eq!(status, 200);
+    assert!(server.intake.try_recv().is_none());
+}

@@ -77,6 +77,8 @@ async fn transactions_are_deduplicated_and_queued(store: &Store) {
         vec![queued[0].seq, queued[1].seq],
         "positions in order"
     );
+    assert_eq!(store.queued_events_of("t1").await.unwrap(), queued);
+    assert!(store.queued_events_of("t2").await.unwrap().is_empty());
     store.finish_event(queued[0].seq).await.unwrap();
     let rest = store.queued_events(10).await.unwrap();
     assert_eq!(rest.len(), 1);
