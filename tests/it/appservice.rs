@@ -73,6 +73,15 @@ async fn put(server: &Server, txn: &str, token: Option<&str>, body: Vec<u8>) -> 
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
+/// The next events handed to the worker (they are handed over before the homeserver's
+/// answer, so they are there at once when they are there at all).
+async fn handed_over(intake: &mut EventIntake) -> Vec<matrix_msn::bridge::QueuedMatrixEvent> {
+    tokio::time::timeout(std::time::Duration::from_secs(5), intake.recv())
+        .await
+        .expect("nothing handed over")
+        .expect("feed closed")
+}
+
 fn message_txn(body: &str) -> Vec<u8> {
     serde_json::to_vec(&json!({"events": [{
         "type": "m.room.message", "room_id": "!r", "event_id": format!("$e-{body}"),
@@ -161,7 +170,7 @@ async fn transaction_is_queued_once_and_dedupe_survives_restart() {
     assert_eq!(queued.len(), 1);
     assert!(queued[0].payload.contains("first"));
     // The worker is handed the same event, at the same queue position.
-    let handed = server.intake.recv().await.expect("handed over");
+    let handed = handed_over(&mut server.intake).await;
     assert_eq!(handed.len(), 1);
     assert_eq!(handed[0].seq, queued[0].seq);
     assert!(
@@ -332,7 +341,7 @@ async fn a_transaction_waits_for_room_among_unhandled_events() {
     let mut server = serve_with_room(&dir.path().join("db"), 1).await;
     let (status, _) = put(&server, "t-1", Some(HS_TOKEN), message_txn("first")).await;
     assert_eq!(status, 200);
-    let first = server.intake.recv().await.expect("handed over");
+    let first = handed_over(&mut server.intake).await;
     assert!(first[0].holds_room);
 
     let status = {
@@ -354,7 +363,7 @@ async fn a_transaction_waits_for_room_among_unhandled_events() {
         second.await.0
     };
     assert_eq!(status, 200);
-    let handed = server.intake.recv().await.expect("handed over");
+    let handed = handed_over(&mut server.intake).await;
     assert!(matches!(&handed[0].event, MatrixEvent::Message { body, .. } if body == "second"));
     assert_eq!(server.intake.room().available(), 0);
 }
@@ -383,7 +392,7 @@ async fn a_replay_hands_over_events_its_first_attempt_left_behind() {
 
     let (status, _) = put(&server, "t-left", Some(HS_TOKEN), body.clone()).await;
     assert_eq!(status, 200);
-    let handed = server.intake.recv().await.expect("handed over");
+    let handed = handed_over(&mut server.intake).await;
     assert_eq!(handed.len(), 1);
     assert_eq!(handed[0].seq, seqs[0]);
     assert!(!handed[0].holds_room);
