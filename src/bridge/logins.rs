@@ -10,6 +10,7 @@ use tracing::Instrument;
 use super::credentials::Password;
 use super::remote::{MsnConnector, MsnSessionPort, OwnProfile, RemoteEvent, SessionEnd};
 use super::{Bridge, Login, MatrixPort, commands, lock};
+use crate::config::PermissionLevel;
 
 /// Login states as stored (`bridge_user.login_state`).
 pub(super) const CONNECTED: &str = "connected";
@@ -411,6 +412,11 @@ pub(super) async fn restore<M: MatrixPort, C: MsnConnector>(bridge: &Arc<Bridge<
     for user in users.into_iter().filter(|u| u.login_state == CONNECTED) {
         if bridge.shutdown.is_cancelled() {
             return;
+        }
+        if bridge.config.permission_of(&user.mxid) == PermissionLevel::None {
+            // The config no longer lets this user use the bridge.
+            tracing::info!(mxid = %user.mxid, "login not restored: no permission any more");
+            continue;
         }
         let Some((account, password)) = bridge.stored_login(&user.mxid).await else {
             continue;

@@ -294,9 +294,24 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         content: portals::Content<'_>,
     ) {
         let body = content.body;
+        let prefix = &self.config.bridge.command_prefix;
+        let level = self.config.permission_of(sender);
         let Ok(management_room) = self.management_room(sender).await else {
             return;
         };
+        if level == PermissionLevel::None {
+            // Not (or no longer) allowed by the config: nothing is bridged for them; a
+            // message in their portal comes back as undelivered, a command is refused.
+            let in_management_room = management_room.as_deref() == Some(room_id);
+            if !in_management_room && self.refuse_in_portal(room_id, event_id, sender).await {
+                return;
+            }
+            if commands::parse(body, prefix, in_management_room).is_some() {
+                let txn = format!("reply-{event_id}");
+                self.reply(room_id, &txn, NOT_ALLOWED, None).await;
+            }
+            return;
+        }
         let in_management_room = management_room.as_deref() == Some(room_id);
         if in_management_room {
             let waiting = lock(&self.awaiting_password).remove(sender);
@@ -312,16 +327,10 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         if !matches!(content.kind, MessageKind::Text | MessageKind::Notice) {
             return;
         }
-        let prefix = &self.config.bridge.command_prefix;
         let Some(invocation) = commands::parse(body, prefix, in_management_room) else {
             return;
         };
         let txn = format!("reply-{event_id}");
-        let level = self.config.permission_of(sender);
-        if level == PermissionLevel::None {
-            self.reply(room_id, &txn, NOT_ALLOWED, None).await;
-            return;
-        }
         let span = tracing::info_span!("command", name = %invocation.name, user = %sender);
         let context = commands::Context {
             room_id,

@@ -337,11 +337,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         let (body, html) = (content.body, content.html);
         let room_id = portal.room_id.as_deref().unwrap_or_default();
         let chat = Chat::from_key(&portal.msn_chat_id);
-        // Who reports a failure in the room: the contact's puppet in a DM, the bot in a group.
-        let notifier = match &chat {
-            Chat::Contact(contact) => self.puppet_id(contact),
-            Chat::Group(_) => self.matrix.bot().to_owned(),
-        };
+        let notifier = self.notifier(&chat);
         // Once per Matrix event, even when the homeserver sends it again.
         let mapping = MessageMapping {
             matrix_event_id: event_id.to_owned(),
@@ -408,6 +404,36 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             self.report_undelivered(room_id, event_id, &notifier, &why)
                 .await;
         }
+    }
+
+    /// Who reports a failure in a portal: the contact's puppet in a DM (the bot need not
+    /// be in it), the bot in a group.
+    fn notifier(&self, chat: &Chat) -> String {
+        match chat {
+            Chat::Contact(contact) => self.puppet_id(contact),
+            Chat::Group(_) => self.matrix.bot().to_owned(),
+        }
+    }
+
+    /// A message from someone the config does not (or no longer) let use the bridge: when
+    /// `room_id` is their portal they are told it was not delivered. Returns whether
+    /// `room_id` is a portal.
+    pub(super) async fn refuse_in_portal(
+        &self,
+        room_id: &str,
+        event_id: &str,
+        sender: &str,
+    ) -> bool {
+        let Some(portal) = self.portal_by_room(room_id).await else {
+            return false;
+        };
+        if portal.receiver == sender {
+            let notifier = self.notifier(&Chat::from_key(&portal.msn_chat_id));
+            let why = "you are not allowed to use this bridge";
+            self.report_undelivered(room_id, event_id, &notifier, why)
+                .await;
+        }
+        true
     }
 
     /// Tells the room, as `notifier`, that Matrix event `event_id` did not reach MSN.

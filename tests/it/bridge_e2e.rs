@@ -509,11 +509,35 @@ async fn e2e_bridge_chat_with_an_msn_contact() {
 
     // A bridge restart logs Bob back in and keeps the same portal.
     bridge.stop().await;
-    let bridge = TestBridge::start(cfg).await;
+    let bridge = TestBridge::start(cfg.clone()).await;
     bob_goes_and_comes_back(&mut alice_events, "bob signed out by the stop").await;
     alice_opens_and_says(&alice, "after the restart").await;
     bob.text_from(&portal, PUPPET_ALICE, "after the restart")
         .await;
+
+    // The config stops letting Bob use the bridge: after a restart his login is not
+    // restored, and what he writes in the portal comes back as not delivered.
+    bridge.stop().await;
+    sdk::wait_for(
+        &mut alice_events,
+        "bob signed out by the stop",
+        |e| matches!(e, Event::ContactOffline { email } if email == BOB),
+    )
+    .await;
+    let mut revoked = cfg.clone();
+    revoked.bridge.permissions = [("example.org".to_owned(), PermissionLevel::User)].into();
+    let bridge = TestBridge::start(revoked).await;
+    bob.say(&portal, "not for msn").await;
+    bob.wait_for("the refusal", |s| matches!(s, Seen::Notice { room, body, .. } if *room == portal && body.contains("not delivered") && body.contains("not allowed"))).await;
+    assert_eq!(msn.online(BOB), None, "not logged back in");
+    bridge.stop().await;
+    let bridge = TestBridge::start(cfg).await;
+    sdk::wait_for(
+        &mut alice_events,
+        "bob back with his permission",
+        |e| matches!(e, Event::PresenceUpdate { email, .. } if email == BOB),
+    )
+    .await;
 
     bob.say(&mgmt, "logout").await;
     bob.notice(&mgmt, "Logged out of MSN").await;
