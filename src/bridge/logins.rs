@@ -15,6 +15,10 @@ use crate::config::PermissionLevel;
 /// Login states as stored (`bridge_user.login_state`).
 pub(super) const CONNECTED: &str = "connected";
 const LOGGED_OUT: &str = "logged_out";
+/// `login <email>` was sent; the password is the next message.
+const AWAITING_PASSWORD: &str = "awaiting_password";
+/// How long the password of a two-step login is waited for.
+const PASSWORD_WAIT: Duration = Duration::from_secs(300);
 const BAD_CREDENTIALS: &str = "bad_credentials";
 const SIGNED_IN_ELSEWHERE: &str = "signed_in_elsewhere";
 
@@ -61,10 +65,61 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 String::new()
             }
             None => {
-                lock(&self.awaiting_password).insert(cx.sender.to_owned(), account.clone());
+                // Noted in the store too: a restart meanwhile must not leave the password
+                // to be read as a command (see `take_awaited_password`).
+                if let Err(e) = self
+                    .store
+                    .set_login(cx.sender, Some(&account), AWAITING_PASSWORD, None)
+                    .await
+                {
+                    tracing::warn!(error = %e, "cannot note the awaited password");
+                }
+                lock(&self.awaiting_password)
+                    .insert(cx.sender.to_owned(), (account.clone(), Instant::now()));
                 format!(
                     "Send the password of {account} as your next message here. I will redact it as soon as I read it."
                 )
+            }
+        }
+    }
+
+    /// A message in the management room while a password may be awaited. Returns whether
+    /// it was taken (as the password, or redacted as one that came too late: after a
+    /// bridge restart); `false` when it is to be read as a command.
+    pub(super) async fn take_awaited_password(
+        self: &Arc<Self>,
+        room_id: &str,
+        event_id: &str,
+        sender: &str,
+        body: &str,
+    ) -> bool {
+        let waiting = lock(&self.awaiting_password).remove(sender);
+        if waiting.is_some() {
+            // No longer awaited, whatever comes of this message.
+            let _ = self.store.set_login_state(sender, LOGGED_OUT).await;
+        }
+        match waiting {
+            Some((account, asked)) if asked.elapsed() <= PASSWORD_WAIT => {
+                self.redact_secret(room_id, event_id).await;
+                self.login_with_password(sender, room_id, event_id, &account, body.trim())
+                    .await;
+                true
+            }
+            // Too late: the message is read as a command.
+            Some(_) => false,
+            None => {
+                let noted = self.store.user(sender).await.ok().flatten();
+                if noted.is_none_or(|u| u.login_state != AWAITING_PASSWORD) {
+                    return false;
+                }
+                // The bridge restarted between `login <email>` and this message, which
+                // may be the password: take it out of the room, and start over.
+                self.redact_secret(room_id, event_id).await;
+                let _ = self.store.set_login_state(sender, LOGGED_OUT).await;
+                let txn = format!("reply-{event_id}");
+                let text = "The bridge restarted while it waited for your password, so I removed your message in case it was the password. Send `login <email>` again.";
+                self.reply(room_id, &txn, text, None).await;
+                true
             }
         }
     }

@@ -78,8 +78,9 @@ pub struct Bridge<M: MatrixPort, C: MsnConnector> {
     handled_messages: Arc<AtomicU64>,
     /// By Matrix user ID.
     logins: Mutex<HashMap<String, Login<C::Session>>>,
-    /// Users who sent `login <email>` and whose next message is the password.
-    awaiting_password: Mutex<HashMap<String, String>>,
+    /// Users who sent `login <email>` and whose next message is the password: the
+    /// account, and when it was asked for.
+    awaiting_password: Mutex<HashMap<String, (String, std::time::Instant)>>,
     /// Repeating typing notifications towards MSN, by portal room.
     typing: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
     /// The presence last set on each puppet: sent again only on change, and refreshed
@@ -314,11 +315,10 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         }
         let in_management_room = management_room.as_deref() == Some(room_id);
         if in_management_room {
-            let waiting = lock(&self.awaiting_password).remove(sender);
-            if let Some(account) = waiting {
-                self.redact_secret(room_id, event_id).await;
-                self.login_with_password(sender, room_id, event_id, &account, body.trim())
-                    .await;
+            if self
+                .take_awaited_password(room_id, event_id, sender, body)
+                .await
+            {
                 return;
             }
         } else if self.relay_to_msn(room_id, event_id, sender, &content).await {
@@ -385,10 +385,10 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 Some(s) => format!(" Did you mean `{s}`?"),
                 None => String::new(),
             };
+            // The word is not repeated: it may be a password sent where none was awaited.
             return (
                 format!(
-                    "Unknown command `{}`.{hint} Send `help` for the list of commands.",
-                    invocation.name
+                    "That is not a command I know.{hint} Send `help` for the list of commands."
                 ),
                 None,
             );

@@ -557,7 +557,7 @@ async fn e2e_login_failures_are_explained() {
     };
     let _turn = TURN.lock().await;
     let (_msn, _dir, cfg) = world(&hs).await;
-    let bridge = TestBridge::start(cfg).await;
+    let bridge = TestBridge::start(cfg.clone()).await;
     let mut bob = new_user(&hs, &unique("mbob"), "bob-password-8").await;
     let mgmt = bob.open_management_room().await;
 
@@ -579,6 +579,21 @@ async fn e2e_login_failures_are_explained() {
     bob.notice(&mgmt, "does not look like an MSN address").await;
     bob.say(&mgmt, "status").await;
     bob.notice(&mgmt, "Not logged in").await;
+
+    // The bridge restarts between `login <email>` and the password: the password is not
+    // read as a command (nor repeated) but removed, and Bob is asked to start over.
+    bob.say(&mgmt, &format!("login {BOB}")).await;
+    bob.notice(&mgmt, "Send the password").await;
+    bridge.stop().await;
+    let bridge = TestBridge::start(cfg).await;
+    let secret = bob.say_id(&mgmt, "late-password").await;
+    bob.wait_for(
+        "the late password redacted",
+        |s| matches!(s, Seen::Redacted { event_id, .. } if *event_id == secret),
+    )
+    .await;
+    let reply = bob.notice(&mgmt, "restarted while it waited").await;
+    assert!(!reply.contains("late-password"), "{reply}");
     bridge.stop().await;
 }
 

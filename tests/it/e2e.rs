@@ -355,8 +355,9 @@ async fn management_room_scenario(homeserver: &str, db: &str) {
     bob.say(&room, "!msn version").await;
     bob.notice(&room, "matrix-msn ").await;
     bob.say(&room, "pnig").await;
-    let reply = bob.notice(&room, "Unknown command").await;
+    let reply = bob.notice(&room, "not a command I know").await;
     assert!(reply.contains("Did you mean `ping`"), "{reply}");
+    assert!(!reply.contains("pnig"), "the word is not repeated: {reply}");
     bridge.stop().await;
 }
 
