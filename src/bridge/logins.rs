@@ -210,11 +210,15 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         if let Some(shown) = shown_avatar {
             lock(&self.own_avatars).insert(mxid.to_owned(), shown);
         }
+        let generation = self
+            .sequence
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         lock(&self.logins).insert(
             mxid.to_owned(),
             Login {
                 account: account.to_owned(),
                 session: session.clone(),
+                generation,
             },
         );
         let bridge = self.clone();
@@ -231,7 +235,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                     let Some(event) = event else { break };
                     // Boxed: handling an event can go deep (a picture fetch, an upload),
                     // and an idle session's task should not carry that state's size.
-                    Box::pin(bridge.on_remote(&user, &session, event)).await;
+                    Box::pin(bridge.on_remote(&user, (&session, generation), event)).await;
                 }
             }
             .instrument(span),
@@ -319,7 +323,12 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     }
 
     /// Events of one user's MSN session, in order.
-    async fn on_remote(self: &Arc<Self>, mxid: &str, session: &C::Session, event: RemoteEvent) {
+    async fn on_remote(
+        self: &Arc<Self>,
+        mxid: &str,
+        (session, generation): (&C::Session, u64),
+        event: RemoteEvent,
+    ) {
         match event {
             RemoteEvent::Connected { protocol_version } => {
                 tracing::info!(protocol_version, "MSN session connected");
@@ -356,7 +365,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                     .await;
                 }
             }
-            RemoteEvent::Ended(end) => self.on_session_end(mxid, end).await,
+            RemoteEvent::Ended(end) => self.on_session_end(mxid, generation, end).await,
             RemoteEvent::Contacts(contacts) => {
                 for contact in contacts.iter().filter(|c| c.is_friend) {
                     self.sync_contact(contact).await;
@@ -427,8 +436,21 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         result
     }
 
-    async fn on_session_end(&self, mxid: &str, end: SessionEnd) {
-        lock(&self.logins).remove(mxid);
+    async fn on_session_end(&self, mxid: &str, generation: u64, end: SessionEnd) {
+        {
+            let mut logins = lock(&self.logins);
+            match logins.get(mxid) {
+                Some(login) if login.generation != generation => {
+                    // A later session of this user is live: this end is old news.
+                    tracing::debug!("an earlier session ended");
+                    return;
+                }
+                Some(_) => {
+                    logins.remove(mxid);
+                }
+                None => {}
+            }
+        }
         self.set_connected(mxid, false, |_| false);
         let (state, text) = match &end {
             SessionEnd::LoginRefused(why) => (

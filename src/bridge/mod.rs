@@ -51,6 +51,9 @@ pub const NOT_ALLOWED: &str = "Sorry, you are not allowed to use this bridge.";
 struct Login<S> {
     account: String,
     session: S,
+    /// Tells this session from a later one of the same user (a `reconnect`, a new login):
+    /// the end of an old session must not remove the new one.
+    generation: u64,
 }
 
 /// What a core is made of.
@@ -111,7 +114,8 @@ pub struct Bridge<M: MatrixPort, C: MsnConnector> {
     picture_permits: tokio::sync::Semaphore,
     /// The avatar (`mxc://`, empty for none) last made each user's MSN display picture.
     own_avatars: Mutex<HashMap<String, String>>,
-    /// Makes transaction IDs of messages from MSN unique within this run.
+    /// Makes transaction IDs of messages from MSN, and login generations, unique within
+    /// this run.
     sequence: AtomicU64,
     shutdown: CancellationToken,
 }

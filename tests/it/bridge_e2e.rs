@@ -507,6 +507,21 @@ async fn e2e_bridge_chat_with_an_msn_contact() {
         "{text}"
     );
 
+    // `reconnect` replaces the session: Bob goes and comes back, and the new session is
+    // the one in use (the end of the old one does not take it away).
+    bob.say(&mgmt, "reconnect").await;
+    bob.notice(&mgmt, "Reconnected to MSN as").await;
+    bob_goes_and_comes_back(&mut alice_events, "reconnect").await;
+    alice_opens_and_says(&alice, "after the reconnect").await;
+    bob.text_from(&portal, PUPPET_ALICE, "after the reconnect")
+        .await;
+    bob.say(&mgmt, "status").await;
+    let status = bob.notice(&mgmt, ": connected, MSNP").await;
+    assert!(
+        status.contains(&format!("server {}", msn.dispatch_addr())),
+        "{status}"
+    );
+
     // A bridge restart logs Bob back in and keeps the same portal.
     bridge.stop().await;
     let bridge = TestBridge::start(cfg.clone()).await;
