@@ -150,6 +150,7 @@ pub async fn start(
     } else {
         None
     };
+    let credentials = CredentialBox::from_hex(&config.bridge.credentials_key)?;
     let (feed, intake) = crate::bridge::event_feed();
     let (ready_tx, ready) = watch::channel(false);
     let state = AppState {
@@ -157,6 +158,7 @@ pub async fn start(
         hs_token: Arc::from(config.appservice.hs_token.as_str()),
         filter: Arc::new(filter),
         feed,
+        seal: credentials.clone(),
         ready: ready.clone(),
         pinged: Arc::new(Notify::new()),
         max_body_bytes: config.appservice.max_body_bytes,
@@ -182,7 +184,6 @@ pub async fn start(
             .await
     });
 
-    let credentials = CredentialBox::from_hex(&config.bridge.credentials_key)?;
     let link = Arc::new(MsnLink::new(
         msn_settings(&config)?,
         Duration::from_secs(config.msn.reconnect_initial_seconds),

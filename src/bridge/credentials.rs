@@ -1,12 +1,17 @@
 //! What the bridge needs to log a user in again after a restart, encrypted at rest with
 //! the key from the config (`bridge.credentials_key`): ChaCha20-Poly1305, a fresh random
 //! nonce per record, stored as `nonce || ciphertext`. Plaintext never reaches the store or
-//! a log line (`Debug` is redacted).
+//! a log line (`Debug` is redacted). The same box seals the events waiting in the durable
+//! queue (a `login <email> <password>` command is one of them), as text:
+//! [`SEALED_TEXT`] and the record in base64.
 
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 
 const NONCE_LEN: usize = 12;
+
+/// How a sealed text starts; text without it was stored before queued events were sealed.
+pub const SEALED_TEXT: &str = "sealed:v1:";
 
 /// Why credentials could not be sealed or opened.
 #[derive(Debug, thiserror::Error)]
@@ -68,18 +73,47 @@ impl CredentialBox {
     }
 
     pub fn seal(&self, password: &Password) -> Result<Vec<u8>, CredentialsError> {
+        self.seal_bytes(password.expose().as_bytes())
+    }
+
+    pub fn open(&self, record: &[u8]) -> Result<Password, CredentialsError> {
+        self.open_utf8(record).map(Password)
+    }
+
+    /// Seals `text` (a queued event) into text to store.
+    pub fn seal_text(&self, text: &str) -> Result<String, CredentialsError> {
+        use base64::Engine as _;
+        let record = self.seal_bytes(text.as_bytes())?;
+        let encoded = base64::engine::general_purpose::STANDARD_NO_PAD.encode(record);
+        Ok(format!("{SEALED_TEXT}{encoded}"))
+    }
+
+    /// Opens what [`CredentialBox::seal_text`] stored. Text without the [`SEALED_TEXT`]
+    /// mark was stored before queued events were sealed, and is returned as it is.
+    pub fn open_text(&self, stored: &str) -> Result<String, CredentialsError> {
+        use base64::Engine as _;
+        let Some(encoded) = stored.strip_prefix(SEALED_TEXT) else {
+            return Ok(stored.to_owned());
+        };
+        let record = base64::engine::general_purpose::STANDARD_NO_PAD
+            .decode(encoded)
+            .map_err(|_| CredentialsError::Undecryptable)?;
+        self.open_utf8(&record)
+    }
+
+    fn seal_bytes(&self, plain: &[u8]) -> Result<Vec<u8>, CredentialsError> {
         let mut nonce = [0u8; NONCE_LEN];
         getrandom::fill(&mut nonce).map_err(|_| CredentialsError::Random)?;
         let sealed = self
             .cipher
-            .encrypt(Nonce::from_slice(&nonce), password.expose().as_bytes())
+            .encrypt(Nonce::from_slice(&nonce), plain)
             .map_err(|_| CredentialsError::Undecryptable)?;
         let mut out = nonce.to_vec();
         out.extend_from_slice(&sealed);
         Ok(out)
     }
 
-    pub fn open(&self, record: &[u8]) -> Result<Password, CredentialsError> {
+    fn open_utf8(&self, record: &[u8]) -> Result<String, CredentialsError> {
         if record.len() < NONCE_LEN {
             return Err(CredentialsError::Undecryptable);
         }
@@ -88,9 +122,7 @@ impl CredentialBox {
             .cipher
             .decrypt(Nonce::from_slice(nonce), sealed)
             .map_err(|_| CredentialsError::Undecryptable)?;
-        String::from_utf8(plain)
-            .map(Password)
-            .map_err(|_| CredentialsError::Undecryptable)
+        String::from_utf8(plain).map_err(|_| CredentialsError::Undecryptable)
     }
 }
 
@@ -136,5 +168,19 @@ mod tests {
         let b = CredentialBox::from_hex(KEY).expect("key");
         assert!(!format!("{b:?}").contains("0102"));
         assert_eq!(format!("{:?}", Password::new("pw")), "Password(<redacted>)");
+    }
+
+    #[test]
+    fn sealed_text_round_trips_and_old_plain_text_still_opens() {
+        let b = CredentialBox::from_hex(KEY).expect("key");
+        let event = r#"{"type":"message","body":"login bob@example.com hunter2-secret"}"#;
+        let sealed = b.seal_text(event).expect("seal");
+        assert!(sealed.starts_with(SEALED_TEXT));
+        assert!(!sealed.contains("hunter2"), "{sealed}");
+        assert_eq!(b.open_text(&sealed).expect("open"), event);
+        assert_eq!(b.open_text(event).expect("plain"), event);
+        let other = CredentialBox::from_hex(&"ab".repeat(32)).expect("key");
+        assert!(other.open_text(&sealed).is_err());
+        assert!(b.open_text(&format!("{SEALED_TEXT}not base64!")).is_err());
     }
 }

@@ -102,3 +102,23 @@ impl MatrixEvent {
         }
     }
 }
+
+/// Why an event from the durable queue cannot be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum QueuedEventError {
+    #[error("cannot open it: {0}")]
+    Sealed(#[from] super::credentials::CredentialsError),
+    #[error("cannot decode it: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+impl MatrixEvent {
+    /// An event as the durable queue holds it: sealed JSON (or plain JSON, from before
+    /// queued events were sealed).
+    pub fn from_queue(
+        seal: &super::credentials::CredentialBox,
+        payload: &str,
+    ) -> Result<Self, QueuedEventError> {
+        Ok(serde_json::from_str(&seal.open_text(payload)?)?)
+    }
+}

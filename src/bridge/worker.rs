@@ -128,12 +128,12 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 after = after.max(queued.seq);
                 from_backlog.insert(queued.seq);
                 intake.turn().lock().await.insert(queued.seq);
-                let event = match serde_json::from_str::<MatrixEvent>(&queued.payload) {
+                let event = match MatrixEvent::from_queue(&self.credentials, &queued.payload) {
                     Ok(event) => Some(event),
-                    // Only this version writes the queue, so this means a downgrade or
-                    // corruption: say so and move on rather than block later events.
+                    // A downgrade, another key or corruption: say so and move on rather
+                    // than block later events.
                     Err(e) => {
-                        tracing::error!(error = %e, seq = queued.seq, "queued event cannot be decoded; dropped");
+                        tracing::error!(error = %e, seq = queued.seq, "queued event cannot be read; dropped");
                         None
                     }
                 };

@@ -23,6 +23,7 @@ use tokio::sync::{Notify, watch};
 use tracing::Instrument;
 
 use super::transaction::{EchoFilter, TransactionError, parse_transaction};
+use crate::bridge::credentials::CredentialBox;
 use crate::bridge::feed::RoomClaim;
 use crate::bridge::{EventFeed, MatrixEvent};
 use crate::store::{Store, StoreError};
@@ -35,6 +36,8 @@ pub struct AppState {
     pub filter: Arc<EchoFilter>,
     /// Takes events once queued.
     pub feed: EventFeed,
+    /// Seals events before they are queued (a message may hold a password).
+    pub seal: CredentialBox,
     /// Set once startup (homeserver ping, bot profile) has succeeded.
     pub ready: watch::Receiver<bool>,
     /// Set when the homeserver has pinged us (`POST /_matrix/app/v1/ping`).
@@ -181,11 +184,11 @@ async fn put_transaction(
             .events
             .iter()
             .map(|event| {
-                serde_json::to_string(event)
-                    .map(|payload| (event.kind().to_owned(), payload))
-                    .map_err(internal)
+                let json = serde_json::to_string(event).map_err(internal)?;
+                let payload = state.seal.seal_text(&json).map_err(internal)?;
+                Ok((event.kind().to_owned(), payload))
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, MatrixError>>()?;
         let (queued, malformed, echoes, ignored) =
             (rows.len(), parsed.malformed, parsed.echoes, parsed.ignored);
         // Its own task: the homeserver hanging up cannot cancel it between the commit and
@@ -196,7 +199,7 @@ async fn put_transaction(
         let queueing = tokio::spawn(
             queue_and_hand_over(
                 state.store.clone(),
-                state.feed.clone(),
+                (state.feed.clone(), state.seal.clone()),
                 txn_id,
                 parsed.content_key,
                 (rows, parsed.events),
@@ -224,7 +227,7 @@ async fn put_transaction(
 /// worker, in one turn at the feed.
 async fn queue_and_hand_over(
     store: Store,
-    feed: EventFeed,
+    (feed, seal): (EventFeed, CredentialBox),
     txn_id: String,
     content_key: String,
     (rows, events): (Vec<(String, String)>, Vec<MatrixEvent>),
@@ -241,10 +244,10 @@ async fn queue_and_hand_over(
         let left = store.queued_events_of(&txn_id).await?;
         let left = left
             .into_iter()
-            .filter_map(|q| match serde_json::from_str::<MatrixEvent>(&q.payload) {
+            .filter_map(|q| match MatrixEvent::from_queue(&seal, &q.payload) {
                 Ok(event) => Some((q.seq, event)),
                 Err(e) => {
-                    tracing::error!(error = %e, seq = q.seq, "queued event cannot be decoded");
+                    tracing::error!(error = %e, seq = q.seq, "queued event cannot be read");
                     None
                 }
             })

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use matrix_msn::bridge::credentials::{CredentialBox, SEALED_TEXT};
 use matrix_msn::bridge::{EventIntake, MatrixEvent, event_feed_with_room};
 use matrix_msn::matrix::appservice::{AppState, router, token_matches};
 use matrix_msn::matrix::transaction::EchoFilter;
@@ -11,6 +12,23 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 
 const HS_TOKEN: &str = "hs_test_token_abcdef";
+
+fn seal() -> CredentialBox {
+    CredentialBox::from_hex(&"2a".repeat(32)).expect("key")
+}
+
+/// The event a queued payload holds (queued events are sealed: never plain text).
+fn opened(payload: &str) -> MatrixEvent {
+    assert!(payload.starts_with(SEALED_TEXT), "not sealed: {payload}");
+    MatrixEvent::from_queue(&seal(), payload).expect("open")
+}
+
+fn body_of(event: &MatrixEvent) -> &str {
+    match event {
+        MatrixEvent::Message { body, .. } => body,
+        other => panic!("not a message: {other:?}"),
+    }
+}
 
 struct Server {
     base: String,
@@ -36,6 +54,7 @@ async fn serve_with_room(db: &std::path::Path, room: usize) -> Server {
         hs_token: Arc::from(HS_TOKEN),
         filter: Arc::new(EchoFilter::new("@msnbot:localhost", "@msn_.+:localhost").expect("regex")),
         feed,
+        seal: seal(),
         ready,
         pinged: Arc::new(Notify::new()),
         max_body_bytes: 4096,
@@ -168,7 +187,7 @@ async fn transaction_is_queued_once_and_dedupe_survives_restart() {
     assert_eq!((status, body), (200, json!({})));
     let queued = server.store.queued_events(10).await.expect("queue");
     assert_eq!(queued.len(), 1);
-    assert!(queued[0].payload.contains("first"));
+    assert_eq!(body_of(&opened(&queued[0].payload)), "first");
     // The worker is handed the same event, at the same queue position.
     let handed = handed_over(&mut server.intake).await;
     assert_eq!(handed.len(), 1);
@@ -198,7 +217,7 @@ async fn transaction_is_queued_once_and_dedupe_survives_restart() {
     assert_eq!(status, 200);
     let queued = server.store.queued_events(10).await.expect("queue");
     assert_eq!(queued.len(), 1, "{queued:?}");
-    assert!(queued[0].payload.contains("first"));
+    assert_eq!(body_of(&opened(&queued[0].payload)), "first");
 
     // The same ID with other events is another transaction: Synapse numbers them afresh
     // after it restarts.

@@ -226,6 +226,17 @@ async fn e2e_bridge_chat_with_an_msn_contact() {
     .await;
     bob.notice(&mgmt, "Logged in to MSN as bob@example.com (MSNP")
         .await;
+    // The command held the password: no file of the database ever had it in plain text
+    // (queued events are sealed, the stored login too).
+    let db = std::path::PathBuf::from(cfg.database.uri.trim_start_matches("sqlite:"));
+    for suffix in ["", "-wal", "-shm"] {
+        let file = format!("{}{suffix}", db.display());
+        let bytes = std::fs::read(&file).unwrap_or_default();
+        assert!(
+            !bytes.windows(16).any(|w| w == b"login bob@exampl"),
+            "the login command is in {file} in plain text"
+        );
+    }
     sdk::wait_for(&mut alice_events, "bob online", |e| matches!(e, Event::PresenceUpdate { email, .. } | Event::InitialPresenceUpdate { email, .. } if email == BOB)).await;
     bob.say(&mgmt, "status").await;
     bob.notice(&mgmt, "connected, MSNP12").await;
