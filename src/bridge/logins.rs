@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use tracing::Instrument;
 
 use super::credentials::Password;
-use super::remote::{MsnConnector, MsnSessionPort, OwnProfile, RemoteEvent, SessionEnd};
+use super::remote::{
+    LoginFailure, MsnConnector, MsnSessionPort, OwnProfile, RemoteEvent, SessionEnd,
+};
 use super::{Bridge, Login, MatrixPort, commands, lock};
 use crate::config::PermissionLevel;
 
@@ -167,14 +169,14 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         mxid: &str,
         account: &str,
         password: &Password,
-    ) -> Result<u8, String> {
+    ) -> Result<u8, LoginFailure> {
         // A few at a time: a burst of logins (many users at once) neither floods the MSN
         // server nor lifts the bridge's memory high-water mark for good.
         let _turn = self
             .login_permits
             .acquire()
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| LoginFailure::Other(e.to_string()))?;
         let mut profile = OwnProfile::default();
         if self.config.msn.sync_display_name {
             match self.matrix.displayname(mxid).await {
@@ -193,12 +195,11 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         // What the MSN picture shows, unknown while the avatar could not be downloaded.
         let shown_avatar = (avatar.is_none() || profile.picture.is_some())
             .then(|| avatar.clone().unwrap_or_default());
-        let (session, mut events) = self
-            .msn
-            .login(account, password.expose(), profile)
-            .await
-            .map_err(|e| e.to_string())?;
-        let sealed = self.credentials.seal(password).map_err(|e| e.to_string())?;
+        let (session, mut events) = self.msn.login(account, password.expose(), profile).await?;
+        let sealed = self
+            .credentials
+            .seal(password)
+            .map_err(|e| LoginFailure::Other(e.to_string()))?;
         if let Err(e) = self
             .store
             .set_login(mxid, Some(account), CONNECTED, Some(&sealed))
@@ -477,7 +478,9 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     }
 }
 
-/// Logs back in every stored login that was connected, one at a time.
+/// Logs back in every stored login that was connected: started a few a second (the
+/// logins themselves run at most [`LOGINS_AT_ONCE`] at a time), each retried with backoff
+/// while the MSN server cannot be reached.
 pub(super) async fn restore<M: MatrixPort, C: MsnConnector>(bridge: &Arc<Bridge<M, C>>) {
     let users = match bridge.store.users().await {
         Ok(users) => users,
@@ -486,6 +489,7 @@ pub(super) async fn restore<M: MatrixPort, C: MsnConnector>(bridge: &Arc<Bridge<
             return;
         }
     };
+    let mut restoring = tokio::task::JoinSet::new();
     for user in users.into_iter().filter(|u| u.login_state == CONNECTED) {
         if bridge.shutdown.is_cancelled() {
             return;
@@ -498,17 +502,69 @@ pub(super) async fn restore<M: MatrixPort, C: MsnConnector>(bridge: &Arc<Bridge<
         let Some((account, password)) = bridge.stored_login(&user.mxid).await else {
             continue;
         };
-        match bridge.connect(&user.mxid, &account, &password).await {
-            Ok(version) => tracing::info!(mxid = %user.mxid, version, "login restored"),
-            Err(e) => {
-                tracing::warn!(mxid = %user.mxid, error = %e, "cannot restore a login");
-                bridge
-                    .tell_user(&user.mxid, &format!("After a bridge restart, logging in to MSN as {account} failed: {e}. Send `reconnect` to try again."))
-                    .await;
+        let span = tracing::info_span!("restore", mxid = %user.mxid);
+        restoring.spawn(restore_one(bridge.clone(), user.mxid, account, password).instrument(span));
+        // Paced, so a restart does not hammer the MSN server.
+        tokio::time::sleep(RESTORE_PACE).await;
+    }
+    while restoring.join_next().await.is_some() {}
+}
+
+/// Between the starts of two restored logins.
+const RESTORE_PACE: Duration = Duration::from_millis(50);
+
+async fn restore_one<M: MatrixPort, C: MsnConnector>(
+    bridge: Arc<Bridge<M, C>>,
+    mxid: String,
+    account: String,
+    password: Password,
+) {
+    let mut delay = Duration::from_secs(bridge.config.msn.reconnect_initial_seconds);
+    let longest = Duration::from_secs(bridge.config.msn.reconnect_max_seconds);
+    let mut told = false;
+    loop {
+        let e = match bridge.connect(&mxid, &account, &password).await {
+            Ok(version) => {
+                tracing::info!(version, "login restored");
+                if told {
+                    bridge
+                        .tell_user(&mxid, &format!("Logged in to MSN as {account} again."))
+                        .await;
+                }
+                return;
             }
+            Err(e) => e,
+        };
+        tracing::warn!(error = %e, "cannot restore a login");
+        if !matches!(e, LoginFailure::Unreachable(_) | LoginFailure::Other(_)) {
+            bridge
+                .tell_user(&mxid, &format!("After a bridge restart, logging in to MSN as {account} failed: {e}. Send `reconnect` to try again."))
+                .await;
+            return;
         }
-        // Pace the logins so a restart does not hammer the MSN server.
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        if !told {
+            told = true;
+            bridge
+                .tell_user(&mxid, &format!("After a bridge restart, logging in to MSN as {account} failed: {e}. Trying again until it works (or send `logout`)."))
+                .await;
+        }
+        tokio::select! {
+            () = bridge.shutdown.cancelled() => return,
+            () = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(longest);
+        // The user may have logged in again, or out, meanwhile.
+        let still_wanted = !lock(&bridge.logins).contains_key(&mxid)
+            && bridge
+                .store
+                .user(&mxid)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|u| u.login_state == CONNECTED);
+        if !still_wanted {
+            return;
+        }
     }
 }
 

@@ -723,3 +723,61 @@ async fn e2e_a_burst_of_renames_changes_the_puppet_once() {
     .await;
     bridge.stop().await;
 }
+
+/// Forwards every connection to `listener` to `target` (the way back to the MSN server).
+async fn forward(listener: tokio::net::TcpListener, target: std::net::SocketAddr) {
+    while let Ok((mut inbound, _)) = listener.accept().await {
+        tokio::spawn(async move {
+            if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            }
+        });
+    }
+}
+
+/// The MSN server cannot be reached when the bridge restarts: the login is retried with
+/// backoff (the user is told once) and is back as soon as the server is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_restored_logins_are_retried_until_msn_is_back() {
+    let Some(hs) = support::homeserver_url() else {
+        return;
+    };
+    let _turn = TURN.lock().await;
+    let (msn, _dir, cfg) = world(&hs).await;
+    let (_alice, mut alice_events) = msn_contact(&msn, ALICE).await;
+    let bridge = TestBridge::start(cfg.clone()).await;
+    let mut bob = new_user(&hs, &unique("rbob"), "bob-password-10").await;
+    let mgmt = bob.log_in_to_msn().await;
+    bridge.stop().await;
+    sdk::wait_for(
+        &mut alice_events,
+        "bob signed out by the stop",
+        |e| matches!(e, Event::ContactOffline { email } if email == BOB),
+    )
+    .await;
+
+    // The bridge starts again while the MSN server's address leads nowhere.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let mut away = cfg.clone();
+    away.msn.server = format!("127.0.0.1:{port}");
+    let bridge = TestBridge::start(away).await;
+    bob.notice(&mgmt, "Trying again until it works").await;
+
+    // The address leads to the server again: the next try logs Bob back in.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("bind the old port");
+    tokio::spawn(forward(listener, msn.dispatch_addr()));
+    bob.notice(&mgmt, "Logged in to MSN as bob@example.com again")
+        .await;
+    sdk::wait_for(
+        &mut alice_events,
+        "bob back",
+        |e| matches!(e, Event::PresenceUpdate { email, .. } if email == BOB),
+    )
+    .await;
+    bridge.stop().await;
+}
