@@ -161,16 +161,21 @@ pub(crate) async fn msn_contact(
 
 /// Alice (MSN) sees Bob go offline and come back (`what` names the cause in failures).
 async fn bob_goes_and_comes_back(alice_events: &mut sdk::Events, what: &str) {
-    sdk::wait_for(
-        alice_events,
-        &format!("bob offline: {what}"),
-        |e| matches!(e, Event::ContactOffline { email } if email == BOB),
-    )
-    .await;
+    bob_goes(alice_events, what).await;
     sdk::wait_for(
         alice_events,
         &format!("bob back: {what}"),
         |e| matches!(e, Event::PresenceUpdate { email, .. } if email == BOB),
+    )
+    .await;
+}
+
+/// Alice sees Bob go offline.
+async fn bob_goes(alice_events: &mut sdk::Events, what: &str) {
+    sdk::wait_for(
+        alice_events,
+        &format!("bob offline: {what}"),
+        |e| matches!(e, Event::ContactOffline { email } if email == BOB),
     )
     .await;
 }
@@ -544,12 +549,7 @@ async fn e2e_bridge_chat_with_an_msn_contact() {
     // The config stops letting Bob use the bridge: after a restart his login is not
     // restored, and what he writes in the portal comes back as not delivered.
     bridge.stop().await;
-    sdk::wait_for(
-        &mut alice_events,
-        "bob signed out by the stop",
-        |e| matches!(e, Event::ContactOffline { email } if email == BOB),
-    )
-    .await;
+    bob_goes(&mut alice_events, "bob signed out by the stop").await;
     let mut revoked = cfg.clone();
     revoked.bridge.permissions = [("example.org".to_owned(), PermissionLevel::User)].into();
     let bridge = TestBridge::start(revoked).await;
@@ -567,12 +567,7 @@ async fn e2e_bridge_chat_with_an_msn_contact() {
 
     bob.say(&mgmt, "logout").await;
     bob.notice(&mgmt, "Logged out of MSN").await;
-    sdk::wait_for(
-        &mut alice_events,
-        "bob offline",
-        |e| matches!(e, Event::ContactOffline { email } if email == BOB),
-    )
-    .await;
+    bob_goes(&mut alice_events, "bob offline").await;
     bridge.stop().await;
 }
 
@@ -749,12 +744,7 @@ async fn e2e_restored_logins_are_retried_until_msn_is_back() {
     let mut bob = new_user(&hs, &unique("rbob"), "bob-password-10").await;
     let mgmt = bob.log_in_to_msn().await;
     bridge.stop().await;
-    sdk::wait_for(
-        &mut alice_events,
-        "bob signed out by the stop",
-        |e| matches!(e, Event::ContactOffline { email } if email == BOB),
-    )
-    .await;
+    bob_goes(&mut alice_events, "bob signed out by the stop").await;
 
     // The bridge starts again while the MSN server's address leads nowhere.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
