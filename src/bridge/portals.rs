@@ -588,7 +588,12 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             return "You are not logged in.".into();
         };
         let result = match what {
-            "add" | "accept" => session.add_contact(&contact).await,
+            "add" => session.add_contact(&contact).await,
+            // Allowed to see the user and talk to them (AL), and added back (FL).
+            "accept" => match session.unblock(&contact).await {
+                Ok(()) => session.add_contact(&contact).await,
+                Err(e) => Err(e),
+            },
             "remove" => session.remove_contact(&contact).await,
             "block" => session.block(&contact).await,
             _ => session.unblock(&contact).await,

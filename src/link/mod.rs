@@ -350,27 +350,35 @@ impl MsnSessionPort for LinkSession {
     }
 
     async fn add_contact(&self, address: &str) -> Result<(), DeliveryError> {
-        let address = address.to_owned();
-        self.list_command(move |s, now| s.add_contact(now, List::Forward, &address, None, None))
-            .await
+        let owned = address.to_owned();
+        self.list_command(move |s, now| s.add_contact(now, List::Forward, &owned, None, None))
+            .await?;
+        self.update(address, |c| c.is_friend = true);
+        Ok(())
     }
 
     async fn remove_contact(&self, address: &str) -> Result<(), DeliveryError> {
-        let address = address.to_owned();
-        self.list_command(move |s, now| s.remove_contact(now, List::Forward, &address, None))
-            .await
+        let owned = address.to_owned();
+        self.list_command(move |s, now| s.remove_contact(now, List::Forward, &owned, None))
+            .await?;
+        self.update(address, |c| c.is_friend = false);
+        Ok(())
     }
 
     async fn block(&self, address: &str) -> Result<(), DeliveryError> {
-        let address = address.to_owned();
-        self.list_command(move |s, now| s.block(now, &address))
-            .await
+        let owned = address.to_owned();
+        self.list_command(move |s, now| s.block(now, &owned))
+            .await?;
+        self.update(address, |c| c.blocked = true);
+        Ok(())
     }
 
     async fn unblock(&self, address: &str) -> Result<(), DeliveryError> {
-        let address = address.to_owned();
-        self.list_command(move |s, now| s.unblock(now, &address))
-            .await
+        let owned = address.to_owned();
+        self.list_command(move |s, now| s.unblock(now, &owned))
+            .await?;
+        self.update(address, |c| c.blocked = false);
+        Ok(())
     }
 
     async fn invite(&self, to: &Chat, contact: &str) -> Result<(), DeliveryError> {

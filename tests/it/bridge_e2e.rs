@@ -771,3 +771,64 @@ async fn e2e_restored_logins_are_retried_until_msn_is_back() {
     .await;
     bridge.stop().await;
 }
+
+/// Someone new adds Bob on MSN: Bob is told, with the commands to answer; `accept` puts
+/// them on his allow and forward lists, and `contacts`, `block`, `unblock` and `remove`
+/// do what they say, on the server's lists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_contact_list_changes_from_the_management_room() {
+    use matrix_msn::testkit::Lists;
+    let Some((scene, bridge)) = scene().await else {
+        return;
+    };
+    let (hs, msn) = (scene.hs.as_str(), &scene.msn);
+    const DAVE: &str = "dave@example.com";
+    msn.add_account(DAVE, "secret", "Dave");
+    let mut bob = new_user(hs, &unique("cbob"), "bob-password-11").await;
+    let mgmt = bob.log_in_to_msn().await;
+
+    let (dave, _dave_events) = msn_contact(msn, DAVE).await;
+    timeout(
+        sdk::T,
+        dave.add_contact(BOB, "Bob", msnp11_sdk::MsnpList::ForwardList),
+    )
+    .await
+    .expect("ADC hangs")
+    .expect("ADC");
+    let told = bob
+        .notice(&mgmt, "added you to their MSN contact list")
+        .await;
+    assert!(told.contains(&format!("accept {DAVE}")), "{told}");
+    assert!(told.contains(&format!("block {DAVE}")), "{told}");
+
+    bob.say(&mgmt, &format!("accept {DAVE}")).await;
+    bob.notice(&mgmt, &format!("{DAVE} is added")).await;
+    let lists = msn.lists(BOB, DAVE);
+    assert!(
+        lists.contains(Lists::FL) && lists.contains(Lists::AL),
+        "{lists:?}"
+    );
+
+    bob.say(&mgmt, "contacts").await;
+    let contacts = bob.notice(&mgmt, DAVE).await;
+    assert!(contacts.contains(ALICE), "{contacts}");
+
+    bob.say(&mgmt, &format!("block {DAVE}")).await;
+    bob.notice(&mgmt, &format!("{DAVE} is blocked")).await;
+    let lists = msn.lists(BOB, DAVE);
+    assert!(
+        lists.contains(Lists::BL) && !lists.contains(Lists::AL),
+        "{lists:?}"
+    );
+    bob.say(&mgmt, &format!("unblock {DAVE}")).await;
+    bob.notice(&mgmt, &format!("{DAVE} is unblocked")).await;
+    let lists = msn.lists(BOB, DAVE);
+    assert!(
+        lists.contains(Lists::AL) && !lists.contains(Lists::BL),
+        "{lists:?}"
+    );
+    bob.say(&mgmt, &format!("remove {DAVE}")).await;
+    bob.notice(&mgmt, &format!("{DAVE} is removed")).await;
+    assert!(!msn.lists(BOB, DAVE).contains(Lists::FL));
+    bridge.stop().await;
+}
