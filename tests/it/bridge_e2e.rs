@@ -435,6 +435,35 @@ async fn e2e_bridge_chat_with_an_msn_contact() {
         "{next:?}"
     );
 
+    // An emote and a notice reach MSN as text (the emote as "* …"); a message longer than
+    // one MSN message arrives whole, in parts, in order.
+    let room = bob.client.get_room(&portal).expect("portal known");
+    for content in [
+        RoomMessageEventContent::emote_plain("waves"),
+        RoomMessageEventContent::notice_plain("a notice"),
+    ] {
+        room.send(content).await.expect("send");
+    }
+    let long: String = (0..400).map(|n| format!("{n:04} ")).collect();
+    bob.say(&portal, &long).await;
+    let mut texts = Vec::new();
+    let mut joined = String::new();
+    while joined.len() < long.len() {
+        let e = sdk::wait_for(&mut alice_sb_events, "bob's messages", |e| {
+            matches!(e, Event::TextMessage { .. })
+        })
+        .await;
+        if let Event::TextMessage { message, .. } = e {
+            if texts.len() < 2 {
+                texts.push(message.text);
+            } else {
+                joined.push_str(&message.text);
+            }
+        }
+    }
+    assert_eq!(texts, ["* waves", "a notice"]);
+    assert_eq!(joined, long, "the long message, whole and in order");
+
     // The portal says which network it bridges (MSC2346).
     let reg = support::e2e_registration();
     let as_client = matrix_msn::matrix::client::Client::new(
