@@ -435,6 +435,18 @@ async fn e2e_bridge_chat_with_an_msn_contact() {
         "{next:?}"
     );
 
+    // Bob's Matrix display name becomes his MSN friendly name.
+    bob.client
+        .account()
+        .set_display_name(Some("Bobby on Matrix"))
+        .await
+        .expect("set display name");
+    sdk::wait_for(&mut alice_events, "bob's new friendly name", |e| {
+        matches!(e, Event::PresenceUpdate { email, display_name, .. }
+            if email == BOB && display_name == "Bobby on Matrix")
+    })
+    .await;
+
     // An emote and a notice reach MSN as text (the emote as "* …"); a message longer than
     // one MSN message arrives whole, in parts, in order.
     let room = bob.client.get_room(&portal).expect("portal known");
