@@ -231,8 +231,8 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 avatar_url,
                 ..
             } if sender == target => {
-                if let Some(name) = displayname {
-                    self.on_own_displayname(&sender, &name).await;
+                if displayname.is_some() {
+                    self.on_own_displayname(&sender).await;
                 }
                 self.on_own_avatar(&sender, avatar_url.as_deref()).await;
             }

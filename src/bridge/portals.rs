@@ -363,16 +363,8 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         }
         // `!msn nudge` in a chat room sends a nudge instead of text.
         let prefix = &self.config.bridge.command_prefix;
-        if matches!(content.kind, MessageKind::Text)
-            && super::commands::parse(body, prefix, false).is_some_and(|c| c.name == "nudge")
-        {
-            if let Some(session) = self.session_of(sender)
-                && let Err(e) = session.send_nudge(&chat).await
-            {
-                tracing::info!(error = %e, "nudge not delivered");
-            }
-            return;
-        }
+        let nudge = matches!(content.kind, MessageKind::Text)
+            && super::commands::parse(body, prefix, false).is_some_and(|c| c.name == "nudge");
         let text = match &content.kind {
             MessageKind::Text | MessageKind::Notice => from_matrix(body, html),
             MessageKind::Emote => {
@@ -389,14 +381,13 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             },
         };
         let outcome = match self.session_of(sender) {
-            Some(session) => session
-                .send_text(&chat, text)
-                .await
-                .map_err(|e| e.to_string()),
-            None => {
-                Err("you are not logged in to MSN (send `login` in your management room)".into())
-            }
-        };
+            Some(session) if nudge => session.send_nudge(&chat).await,
+            Some(session) => session.send_text(&chat, text).await,
+            None => Err(super::remote::DeliveryError(
+                "you are not logged in to MSN (send `login` in your management room)".into(),
+            )),
+        }
+        .map_err(|e| e.to_string());
         if outcome.is_ok() {
             self.metrics.message("to_msn");
         }
@@ -503,14 +494,24 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     }
 
     /// A logged-in user's new Matrix display name becomes their MSN friendly name.
-    pub(super) async fn on_own_displayname(&self, mxid: &str, name: &str) {
-        if !self.config.msn.sync_display_name || name.trim().is_empty() {
+    /// The user's own membership changed somewhere (a rename, a join). A member event
+    /// may carry a name for that room only, so the global display name is read and used.
+    pub(super) async fn on_own_displayname(&self, mxid: &str) {
+        if !self.config.msn.sync_display_name {
             return;
         }
         let Some(session) = self.session_of(mxid) else {
             return;
         };
-        if let Err(e) = session.set_friendly_name(name).await {
+        let name = match self.matrix.displayname(mxid).await {
+            Ok(Some(name)) if !name.trim().is_empty() => name,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read the user's display name");
+                return;
+            }
+        };
+        if let Err(e) = session.set_friendly_name(&name).await {
             tracing::debug!(error = %e, "cannot set the MSN friendly name");
         }
     }

@@ -609,6 +609,9 @@ async fn e2e_bridge_chat_with_an_msn_contact() {
     bob.say(&mgmt, "logout").await;
     bob.notice(&mgmt, "Logged out of MSN").await;
     bob_goes(&mut alice_events, "bob offline").await;
+    // Logged out, a nudge cannot go: the portal says so.
+    bob.say(&portal, "!msn nudge").await;
+    bob.wait_for("the undelivered nudge", |s| matches!(s, Seen::Notice { room, body, .. } if *room == portal && body.contains("not delivered") && body.contains("not logged in"))).await;
     bridge.stop().await;
 }
 
