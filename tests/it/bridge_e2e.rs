@@ -288,6 +288,30 @@ async fn e2e_bridge_chat_with_an_msn_contact() {
         .expect("presence");
     assert_eq!(presence.presence, PresenceState::Online);
     assert_eq!(presence.status_msg.as_deref(), Some("Eating cake"));
+    // Busy on MSN is unavailable in Matrix, the status saying so beside the message;
+    // appearing offline (HDN) is offline.
+    timeout(sdk::T, alice.set_presence(MsnpStatus::Busy))
+        .await
+        .expect("CHG hangs")
+        .expect("CHG");
+    bob.wait_for("alice busy", |s| {
+        matches!(s, Seen::Presence { user, presence: PresenceState::Unavailable, status_msg: Some(m) }
+            if *user == puppet_id && m == "Busy: Eating cake")
+    })
+    .await;
+    timeout(sdk::T, alice.set_presence(MsnpStatus::AppearOffline))
+        .await
+        .expect("CHG hangs")
+        .expect("CHG");
+    bob.wait_for("alice appearing offline", |s| {
+        matches!(s, Seen::Presence { user, presence: PresenceState::Offline, .. } if *user == puppet_id)
+    })
+    .await;
+    sdk::online(&alice).await;
+    bob.wait_for("alice back online", |s| {
+        matches!(s, Seen::Presence { user, presence: PresenceState::Online, .. } if *user == puppet_id)
+    })
+    .await;
 
     // Bob answers from Matrix, with formatting.
     bob.client
