@@ -74,7 +74,7 @@ pub struct Running {
     /// How many of those were room messages.
     pub handled_messages: Arc<std::sync::atomic::AtomicU64>,
     server: tokio::task::JoinHandle<Result<(), std::io::Error>>,
-    worker: tokio::task::JoinHandle<Result<(), StoreError>>,
+    worker: tokio::task::JoinHandle<()>,
     startup: tokio::task::JoinHandle<()>,
     metrics_server: Option<tokio::task::JoinHandle<()>>,
     store: Store,
@@ -94,9 +94,8 @@ impl Running {
             Ok(result) => result.map_err(RunError::Serve)?,
             Err(e) => tracing::error!(error = %e, "HTTP server task panicked"),
         }
-        match worker {
-            Ok(result) => result?,
-            Err(e) => tracing::error!(error = %e, "worker task panicked"),
+        if let Err(e) = worker {
+            tracing::error!(error = %e, "worker task panicked");
         }
         Ok(())
     }
@@ -203,9 +202,8 @@ pub async fn start(
     let worker_bridge = bridge.clone();
     let worker = tokio::spawn(
         async move {
-            let result = worker_bridge.run(intake).await;
+            worker_bridge.run(intake).await;
             worker_bridge.logout_all().await;
-            result
         }
         .instrument(tracing::info_span!("worker")),
     );

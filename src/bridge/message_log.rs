@@ -9,8 +9,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::store::{MessageMapping, Store, StoreError};
 
-/// Most mappings in one write.
-const MOST_AT_ONCE: usize = 256;
+/// Most mappings in one write: one statement's worth.
+const MOST_AT_ONCE: usize = crate::store::ROWS_PER_STATEMENT;
 
 /// What a waiting caller hears: whether its mapping was new, or why it was not written
 /// (shared by every mapping of the failed write).

@@ -304,10 +304,10 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         let Ok(management_room) = self.management_room(sender).await else {
             return;
         };
+        let in_management_room = management_room.as_deref() == Some(room_id);
         if level == PermissionLevel::None {
             // Not (or no longer) allowed by the config: nothing is bridged for them; a
             // message in their portal comes back as undelivered, a command is refused.
-            let in_management_room = management_room.as_deref() == Some(room_id);
             if !in_management_room && self.refuse_in_portal(room_id, event_id, sender).await {
                 return;
             }
@@ -317,7 +317,6 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             }
             return;
         }
-        let in_management_room = management_room.as_deref() == Some(room_id);
         if in_management_room {
             if self
                 .take_awaited_password(room_id, event_id, sender, body)

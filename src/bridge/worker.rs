@@ -22,7 +22,6 @@ use tracing::Instrument;
 use super::feed::{EventIntake, Room, Turn};
 use super::remote::MsnConnector;
 use super::{Bridge, MatrixEvent, MatrixPort};
-use crate::store::StoreError;
 
 /// How many queued events the worker takes per database read.
 const BATCH: i64 = 256;
@@ -62,7 +61,7 @@ struct Lanes {
 
 impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     /// Handles queued events until shutdown: first the store's backlog, then `intake`.
-    pub async fn run(self: &Arc<Self>, intake: EventIntake) -> Result<(), StoreError> {
+    pub async fn run(self: &Arc<Self>, intake: EventIntake) {
         let (finished, finished_rx) = mpsc::unbounded_channel();
         let finisher = tokio::spawn(self.clone().finish(finished_rx, intake.turn()));
         let mut lanes = Lanes {
@@ -74,9 +73,9 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 room: intake.room(),
             },
         };
-        let result = self.dispatch(&mut lanes, intake).await;
-        // Shutdown or a store failure: lanes finish the event in hand, then the removals
-        // of everything handled are written.
+        self.dispatch(&mut lanes, intake).await;
+        // Shutdown: lanes finish the event in hand, then the removals of everything
+        // handled are written.
         let Lanes {
             open,
             mut tasks,
@@ -85,14 +84,9 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         drop((open, kit));
         while tasks.join_next().await.is_some() {}
         let _ = finisher.await;
-        result
     }
 
-    async fn dispatch(
-        self: &Arc<Self>,
-        lanes: &mut Lanes,
-        mut intake: EventIntake,
-    ) -> Result<(), StoreError> {
+    async fn dispatch(self: &Arc<Self>, lanes: &mut Lanes, mut intake: EventIntake) {
         // The backlog. Events queued while it is read may be read here and also come
         // through `intake`: those read here are skipped there. The set holds at most the
         // backlog, which is what was left unhandled at the last stop.
@@ -108,7 +102,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                     tracing::error!(error = %e, ?retry, "cannot read the event queue; retrying");
                     self.metrics.error("store");
                     tokio::select! {
-                        () = self.shutdown.cancelled() => return Ok(()),
+                        () = self.shutdown.cancelled() => return,
                         () = tokio::time::sleep(retry) => {}
                     }
                     retry = (retry * 2).min(BACKLOG_RETRY_MAX);
@@ -122,7 +116,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 // Read back, it takes a place like a fresh event: a long backlog is read
                 // as the lanes get through it, not all at once.
                 tokio::select! {
-                    () = self.shutdown.cancelled() => return Ok(()),
+                    () = self.shutdown.cancelled() => return,
                     () = lanes.kit.room.take_one() => {}
                 }
                 after = after.max(queued.seq);
@@ -138,16 +132,16 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                     }
                 };
                 if !self.assign(lanes, (queued.seq, event, true)) {
-                    return Ok(());
+                    return;
                 }
             }
         }
         loop {
             let fresh = tokio::select! {
-                () = self.shutdown.cancelled() => return Ok(()),
+                () = self.shutdown.cancelled() => return,
                 fresh = intake.recv() => match fresh {
                     Some(fresh) => fresh,
-                    None => return Ok(()),
+                    None => return,
                 },
             };
             // Idle lanes end: their task sees its queue close once empty.
@@ -161,7 +155,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                     continue;
                 }
                 if !self.assign(lanes, (queued.seq, Some(queued.event), queued.holds_room)) {
-                    return Ok(());
+                    return;
                 }
             }
         }

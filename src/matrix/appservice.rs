@@ -191,11 +191,11 @@ async fn put_transaction(
             .collect::<Result<Vec<_>, MatrixError>>()?;
         let (queued, malformed, echoes, ignored) =
             (rows.len(), parsed.malformed, parsed.echoes, parsed.ignored);
-        // Its own task: the homeserver hanging up cannot cancel it between the commit and
-        // the hand-over, which would leave committed events waiting for a restart.
         // Room for the events among those not handled yet: waiting here holds the
         // homeserver back (nothing is queued yet, so hanging up loses nothing).
         let claim = state.feed.room_for(rows.len()).await;
+        // Its own task: the homeserver hanging up cannot cancel it between the commit and
+        // the hand-over, which would leave committed events waiting for a restart.
         let queueing = tokio::spawn(
             queue_and_hand_over(
                 state.store.clone(),
