@@ -123,7 +123,8 @@ pub struct MsnConfig {
     /// A PEM file with an extra CA certificate to trust for Passport HTTPS; empty for none.
     #[serde(default)]
     pub extra_ca_file: String,
-    /// The MSN status while the user's Matrix presence is offline: `hidden` or `online`.
+    /// The MSN status while the user's Matrix presence is offline: `away` (contacts can
+    /// still write), `online` or `hidden` (contacts cannot start a conversation).
     #[serde(default)]
     pub offline_status: OfflineStatus,
     /// Keep the MSN friendly name in step with the Matrix display name.
@@ -134,17 +135,31 @@ pub struct MsnConfig {
     pub reconnect_initial_seconds: u64,
     #[serde(default = "default_reconnect_max")]
     pub reconnect_max_seconds: u64,
+    /// How long a Matrix message waits for the user's MSN session to come back (a login
+    /// being restored after a bridge restart, a reconnect) before it is reported
+    /// undelivered, in seconds.
+    #[serde(default = "default_delivery_wait")]
+    pub delivery_wait_seconds: u64,
+    /// How long one switchboard step (`XFR SB`, `USR`, `CAL` until the contact joins,
+    /// `ANS`) may take before that switchboard is given up and a fresh one opened, in
+    /// seconds.
+    #[serde(default = "default_switchboard_step")]
+    pub switchboard_step_seconds: u64,
 }
 
 /// What "offline in Matrix" means on MSN.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OfflineStatus {
-    /// Appear offline (HDN) but keep receiving messages.
+    /// Away (AWY): contacts see the user away and can still start a conversation.
     #[default]
-    Hidden,
+    Away,
     /// Stay online.
     Online,
+    /// Appear offline (HDN): contacts see the user offline and cannot start a
+    /// conversation (the server answers `217`); conversations already open go on, and
+    /// the bridge goes online again as soon as the user writes.
+    Hidden,
 }
 
 /// How the bridge reaches the homeserver.
@@ -324,6 +339,12 @@ fn default_reconnect_initial() -> u64 {
 }
 fn default_reconnect_max() -> u64 {
     300
+}
+fn default_delivery_wait() -> u64 {
+    120
+}
+fn default_switchboard_step() -> u64 {
+    5
 }
 fn default_log_level() -> String {
     "info".into()
@@ -559,6 +580,12 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "msn.reconnect_max_seconds",
                 reason: "delays must be positive and the cap at least the first delay".into(),
+            });
+        }
+        if msn.switchboard_step_seconds == 0 {
+            return Err(ConfigError::Invalid {
+                key: "msn.switchboard_step_seconds",
+                reason: "must be at least 1".into(),
             });
         }
         Ok(())

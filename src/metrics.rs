@@ -1,8 +1,9 @@
 //! Prometheus metrics: what the bridge counts, and the text exposition served on its own
 //! listener (`metrics.listen`, off by default), so the appservice port never exposes them.
 //!
-//! Counted: connected MSN sessions, messages bridged per direction, transaction handling
-//! time, MSN reconnects by cause, P2P transfers, errors by kind.
+//! Counted: connected MSN sessions, messages bridged per direction, portals whose messages
+//! wait for a session to come back, transaction handling time, MSN reconnects by cause, P2P
+//! transfers, errors by kind.
 
 use std::sync::Arc;
 
@@ -48,6 +49,7 @@ pub struct Metrics {
     registry: Registry,
     pub msn_sessions: Gauge,
     pub messages: Family<Direction, Counter>,
+    pub portals_waiting: Gauge,
     pub transaction_seconds: Histogram,
     pub reconnects: Family<Cause, Counter>,
     pub p2p_transfers: Family<Transfer, Counter>,
@@ -68,6 +70,12 @@ impl Metrics {
             "messages_bridged",
             "Messages bridged, by direction",
             messages.clone(),
+        );
+        let portals_waiting = Gauge::default();
+        registry.register(
+            "portals_waiting_for_session",
+            "Portals whose Matrix messages wait for their user's MSN session to come back",
+            portals_waiting.clone(),
         );
         let transaction_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
         registry.register(
@@ -93,6 +101,7 @@ impl Metrics {
             registry,
             msn_sessions,
             messages,
+            portals_waiting,
             transaction_seconds,
             reconnects,
             p2p_transfers,

@@ -8,11 +8,13 @@ use std::time::{Duration, Instant};
 use tracing::Instrument;
 
 use super::credentials::Password;
+use super::readiness::Phase;
 use super::remote::{
     LoginFailure, MsnConnector, MsnSessionPort, OwnProfile, RemoteEvent, SessionEnd,
 };
 use super::{Bridge, Login, MatrixPort, commands, lock};
 use crate::config::PermissionLevel;
+use crate::store::BridgeUser;
 
 /// Login states as stored (`bridge_user.login_state`).
 pub(super) const CONNECTED: &str = "connected";
@@ -43,6 +45,13 @@ fn looks_like_address(s: &str) -> bool {
 }
 
 impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
+    /// Whether a restart logs `user` back in: they were logged in, and the config still
+    /// lets them use the bridge.
+    pub(super) fn restorable(&self, user: &BridgeUser) -> bool {
+        user.login_state == CONNECTED
+            && self.config.permission_of(&user.mxid) != PermissionLevel::None
+    }
+
     pub(super) async fn cmd_login(
         self: &Arc<Self>,
         cx: &commands::Context<'_>,
@@ -143,6 +152,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             None,
         )
         .await;
+        self.set_phase(mxid, Phase::Coming);
         match self.connect(mxid, account, &Password::new(password)).await {
             Ok(version) => {
                 let text = format!(
@@ -152,6 +162,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 self.reply(room_id, &txn("done"), &text, None).await;
             }
             Err(e) => {
+                self.set_phase(mxid, Phase::Down);
                 self.reply(
                     room_id,
                     &txn("failed"),
@@ -177,7 +188,10 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             .acquire()
             .await
             .map_err(|e| LoginFailure::Other(e.to_string()))?;
-        let mut profile = OwnProfile::default();
+        let mut profile = OwnProfile {
+            status: self.current_own_status(mxid).await,
+            ..OwnProfile::default()
+        };
         if self.config.msn.sync_display_name {
             match self.matrix.displayname(mxid).await {
                 Ok(name) => profile.friendly_name = name.filter(|n| !n.trim().is_empty()),
@@ -195,6 +209,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         // What the MSN picture shows, unknown while the avatar could not be downloaded.
         let shown_avatar = (avatar.is_none() || profile.picture.is_some())
             .then(|| avatar.clone().unwrap_or_default());
+        let profile_status = profile.status;
         let (session, mut events) = self.msn.login(account, password.expose(), profile).await?;
         let sealed = self
             .credentials
@@ -208,6 +223,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             tracing::error!(error = %e, "cannot store the login");
         }
         let version = session.protocol_version();
+        lock(&self.own_statuses).insert(mxid.to_owned(), profile_status);
         if let Some(shown) = shown_avatar {
             lock(&self.own_avatars).insert(mxid.to_owned(), shown);
         }
@@ -222,6 +238,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 generation,
             },
         );
+        self.set_phase(mxid, Phase::Up);
         let bridge = self.clone();
         let user = mxid.to_owned();
         let span = tracing::info_span!("user", mxid = %user);
@@ -246,6 +263,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
 
     pub(super) async fn cmd_logout(&self, mxid: &str) -> String {
         let login = lock(&self.logins).remove(mxid);
+        self.set_phase(mxid, Phase::Down);
         self.set_connected(mxid, false, |memo| {
             *memo = StatusMemo::default();
             false
@@ -298,16 +316,21 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
 
     pub(super) async fn cmd_reconnect(self: &Arc<Self>, cx: &commands::Context<'_>) -> String {
         let existing = lock(&self.logins).remove(cx.sender);
+        self.set_phase(cx.sender, Phase::Coming);
         if let Some(login) = existing {
             login.session.logout().await;
         }
-        match self.stored_login(cx.sender).await {
+        let outcome = match self.stored_login(cx.sender).await {
             Some((account, password)) => match self.connect(cx.sender, &account, &password).await {
-                Ok(version) => format!("Reconnected to MSN as {account} (MSNP{version})."),
-                Err(e) => format!("Reconnecting failed: {e}."),
+                Ok(version) => Ok(format!("Reconnected to MSN as {account} (MSNP{version}).")),
+                Err(e) => Err(format!("Reconnecting failed: {e}.")),
             },
-            None => "There is no stored login to reconnect with. Send `login <email>`.".into(),
-        }
+            None => Err("There is no stored login to reconnect with. Send `login <email>`.".into()),
+        };
+        outcome.unwrap_or_else(|failed| {
+            self.set_phase(cx.sender, Phase::Down);
+            failed
+        })
     }
 
     async fn stored_login(&self, mxid: &str) -> Option<(String, Password)> {
@@ -333,6 +356,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         match event {
             RemoteEvent::Connected { protocol_version } => {
                 tracing::info!(protocol_version, "MSN session connected");
+                self.set_phase(mxid, Phase::Up);
                 let _ = self.store.set_login_state(mxid, CONNECTED).await;
                 let was_lost =
                     self.set_connected(mxid, true, |memo| std::mem::take(&mut memo.told_lost));
@@ -346,6 +370,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 reason,
             } => {
                 tracing::info!(attempt, ?delay, %reason, "MSN session reconnecting");
+                self.set_phase(mxid, Phase::Coming);
                 self.metrics.reconnect(&reason);
                 let tell = self.set_connected(mxid, false, |memo| {
                     let quiet = memo
@@ -452,6 +477,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 None => {}
             }
         }
+        self.set_phase(mxid, Phase::Down);
         self.set_connected(mxid, false, |_| false);
         let (state, text) = match &end {
             SessionEnd::LoginRefused(why) => (
@@ -494,12 +520,13 @@ pub(super) async fn restore<M: MatrixPort, C: MsnConnector>(bridge: &Arc<Bridge<
         if bridge.shutdown.is_cancelled() {
             return;
         }
-        if bridge.config.permission_of(&user.mxid) == PermissionLevel::None {
+        if !bridge.restorable(&user) {
             // The config no longer lets this user use the bridge.
             tracing::info!(mxid = %user.mxid, "login not restored: no permission any more");
             continue;
         }
         let Some((account, password)) = bridge.stored_login(&user.mxid).await else {
+            bridge.set_phase(&user.mxid, Phase::Down);
             continue;
         };
         let span = tracing::info_span!("restore", mxid = %user.mxid);
@@ -537,6 +564,7 @@ async fn restore_one<M: MatrixPort, C: MsnConnector>(
         };
         tracing::warn!(error = %e, "cannot restore a login");
         if !matches!(e, LoginFailure::Unreachable(_) | LoginFailure::Other(_)) {
+            bridge.set_phase(&mxid, Phase::Down);
             bridge
                 .tell_user(&mxid, &format!("After a bridge restart, logging in to MSN as {account} failed: {e}. Send `reconnect` to try again."))
                 .await;

@@ -22,6 +22,7 @@ pub mod port;
 mod portals;
 pub mod presence;
 mod puppets;
+mod readiness;
 pub mod remote;
 mod worker;
 
@@ -91,6 +92,11 @@ pub struct Bridge<M: MatrixPort, C: MsnConnector> {
     presence: Mutex<HashMap<String, (presence::MatrixPresence, Option<String>)>>,
     /// Per user: whether the session is connected, and the connection notices sent.
     status: Mutex<HashMap<String, logins::StatusMemo>>,
+    /// Per user: where the MSN session is, watched by the messages waiting for it.
+    phases: Mutex<HashMap<String, tokio::sync::watch::Sender<readiness::Phase>>>,
+    /// Per user: the MSN status the bridge last set (a user who writes while hidden is
+    /// brought online first).
+    own_statuses: Mutex<HashMap<String, remote::OwnStatus>>,
     /// Puppets shown typing, by (room, puppet): a message then clears it.
     puppets_typing: Mutex<std::collections::HashSet<(String, String)>>,
     /// Management rooms by Matrix user: a read-through cache of the store.
@@ -151,6 +157,8 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             typing: Mutex::new(HashMap::new()),
             presence: Mutex::new(HashMap::new()),
             status: Mutex::new(HashMap::new()),
+            phases: Mutex::new(HashMap::new()),
+            own_statuses: Mutex::new(HashMap::new()),
             puppets_typing: Mutex::new(std::collections::HashSet::new()),
             portal_rooms: Mutex::new(HashMap::new()),
             management_rooms: Mutex::new(HashMap::new()),
@@ -237,6 +245,9 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 self.on_own_avatar(&sender, avatar_url.as_deref()).await;
             }
             MatrixEvent::Typing { room_id, user_ids } => self.on_typing(&room_id, &user_ids).await,
+            MatrixEvent::Receipt {
+                room_id, user_id, ..
+            } => self.on_receipt(&room_id, &user_id).await,
             MatrixEvent::Presence {
                 user_id, presence, ..
             } => self.on_presence(&user_id, &presence).await,

@@ -117,6 +117,13 @@ pub trait MatrixPort: Send + Sync + 'static {
         reason: &str,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
+    /// A user's current presence; `None` when the homeserver names a state the core does
+    /// not know.
+    fn presence(
+        &self,
+        user_id: &str,
+    ) -> impl Future<Output = Result<Option<super::presence::MatrixPresence>, Self::Error>> + Send;
+
     /// A user's display name, if they have one.
     fn displayname(
         &self,

@@ -9,8 +9,8 @@ use std::time::Duration;
 use tracing::Instrument;
 
 use super::formatting::{InlineImage, RichText, from_matrix, to_matrix};
-use super::presence::own_status;
-use super::remote::{Chat, MsnConnector, MsnSessionPort};
+use super::presence::{MatrixPresence, own_status};
+use super::remote::{Chat, MsnConnector, MsnSessionPort, OwnStatus};
 use super::{Bridge, MatrixPort, MessageKind, lock};
 use crate::store::{MessageMapping, Portal};
 
@@ -380,6 +380,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 style: Default::default(),
             },
         };
+        self.user_is_active(sender).await;
         let outcome = match self.session_of(sender) {
             Some(session) if nudge => session.send_nudge(&chat).await,
             Some(session) => session.send_text(&chat, text).await,
@@ -443,7 +444,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     }
 
     /// The portal bridged by `room_id`, if it is one (read through a cache).
-    async fn portal_by_room(&self, room_id: &str) -> Option<Portal> {
+    pub(super) async fn portal_by_room(&self, room_id: &str) -> Option<Portal> {
         if let Some(portal) = lock(&self.portals_by_room).get(room_id) {
             return Some(portal.clone());
         }
@@ -466,6 +467,9 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             return;
         };
         let typing = user_ids.contains(&portal.receiver);
+        if typing {
+            self.user_is_active(&portal.receiver).await;
+        }
         let mut tasks = lock(&self.typing);
         match (typing, tasks.get(room_id).is_some_and(|t| !t.is_finished())) {
             (true, false) => {
@@ -490,6 +494,17 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 }
             }
             (true, true) => {}
+        }
+    }
+
+    /// The user read a portal: they are active.
+    pub(super) async fn on_receipt(&self, room_id: &str, user_id: &str) {
+        if self
+            .portal_by_room(room_id)
+            .await
+            .is_some_and(|p| p.receiver == user_id)
+        {
+            self.user_is_active(user_id).await;
         }
     }
 
@@ -518,14 +533,46 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
 
     /// A logged-in user's Matrix presence becomes their MSN status.
     pub(super) async fn on_presence(&self, user_id: &str, presence: &str) {
-        let Some(session) = self.session_of(user_id) else {
+        let Some(presence) = MatrixPresence::parse(presence) else {
             return;
         };
-        let Some(status) = own_status(presence, self.config.msn.offline_status) else {
+        self.set_own_status(
+            user_id,
+            own_status(presence, self.config.msn.offline_status),
+        )
+        .await;
+    }
+
+    /// The MSN status for the user's presence as the homeserver has it now (asked at
+    /// login: after a restart nothing says it yet); online when it cannot say.
+    pub(super) async fn current_own_status(&self, mxid: &str) -> OwnStatus {
+        match self.matrix.presence(mxid).await {
+            Ok(Some(presence)) => own_status(presence, self.config.msn.offline_status),
+            Ok(None) => OwnStatus::Online,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read the user's presence");
+                OwnStatus::Online
+            }
+        }
+    }
+
+    async fn set_own_status(&self, mxid: &str, status: OwnStatus) {
+        let Some(session) = self.session_of(mxid) else {
             return;
         };
+        lock(&self.own_statuses).insert(mxid.to_owned(), status);
         if let Err(e) = session.set_status(status).await {
             tracing::debug!(error = %e, "cannot set the MSN status");
+        }
+    }
+
+    /// The user writes, types or reads in a portal: they are active, and a hidden user
+    /// can open no conversation on MSN, so a hidden session goes online first.
+    pub(super) async fn user_is_active(&self, mxid: &str) {
+        let hidden = lock(&self.own_statuses).get(mxid) == Some(&OwnStatus::Hidden);
+        if hidden {
+            tracing::info!("the user is active: online instead of hidden");
+            self.set_own_status(mxid, OwnStatus::Online).await;
         }
     }
 

@@ -12,6 +12,18 @@ pub enum MatrixPresence {
     Offline,
 }
 
+impl MatrixPresence {
+    /// The state a presence event names (`None`: one the core does not know).
+    pub fn parse(presence: &str) -> Option<Self> {
+        match presence {
+            "online" => Some(Self::Online),
+            "unavailable" => Some(Self::Unavailable),
+            "offline" => Some(Self::Offline),
+            _ => None,
+        }
+    }
+}
+
 /// A contact's presence and status message in Matrix: online for NLN; unavailable (with
 /// the MSN status named) for busy, idle, away and the rest; offline for FLN and hidden. The
 /// personal message, when set, is the status message.
@@ -35,15 +47,14 @@ pub fn contact_presence(contact: &ContactInfo) -> (MatrixPresence, Option<String
     (presence, status)
 }
 
-/// The MSN status for a user's Matrix presence (`online`, `unavailable`, `offline`);
-/// `None` when nothing should change.
-pub fn own_status(matrix_presence: &str, offline: OfflineStatus) -> Option<OwnStatus> {
+/// The MSN status for a user's Matrix presence.
+pub fn own_status(matrix_presence: MatrixPresence, offline: OfflineStatus) -> OwnStatus {
     match (matrix_presence, offline) {
-        ("online", _) => Some(OwnStatus::Online),
-        ("unavailable", _) => Some(OwnStatus::Away),
-        ("offline", OfflineStatus::Hidden) => Some(OwnStatus::Hidden),
-        ("offline", OfflineStatus::Online) => Some(OwnStatus::Online),
-        _ => None,
+        (MatrixPresence::Online, _) => OwnStatus::Online,
+        (MatrixPresence::Unavailable, _) => OwnStatus::Away,
+        (MatrixPresence::Offline, OfflineStatus::Away) => OwnStatus::Away,
+        (MatrixPresence::Offline, OfflineStatus::Online) => OwnStatus::Online,
+        (MatrixPresence::Offline, OfflineStatus::Hidden) => OwnStatus::Hidden,
     }
 }
 
@@ -92,22 +103,26 @@ mod tests {
 
     #[test]
     fn matrix_presence_maps_to_msn() {
+        use MatrixPresence::*;
+        assert_eq!(own_status(Online, OfflineStatus::Hidden), OwnStatus::Online);
         assert_eq!(
-            own_status("online", OfflineStatus::Hidden),
-            Some(OwnStatus::Online)
+            own_status(Unavailable, OfflineStatus::Hidden),
+            OwnStatus::Away
         );
         assert_eq!(
-            own_status("unavailable", OfflineStatus::Hidden),
-            Some(OwnStatus::Away)
+            own_status(Offline, OfflineStatus::Hidden),
+            OwnStatus::Hidden
         );
         assert_eq!(
-            own_status("offline", OfflineStatus::Hidden),
-            Some(OwnStatus::Hidden)
+            own_status(Offline, OfflineStatus::Online),
+            OwnStatus::Online
         );
+        // The default: contacts can still write to a user whose client is closed.
         assert_eq!(
-            own_status("offline", OfflineStatus::Online),
-            Some(OwnStatus::Online)
+            own_status(Offline, OfflineStatus::default()),
+            OwnStatus::Away
         );
-        assert_eq!(own_status("busy", OfflineStatus::Online), None);
+        assert_eq!(MatrixPresence::parse("offline"), Some(Offline));
+        assert_eq!(MatrixPresence::parse("busy"), None);
     }
 }

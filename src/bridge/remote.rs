@@ -41,8 +41,9 @@ impl Availability {
 }
 
 /// The user's own status on MSN.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum OwnStatus {
+    #[default]
     Online,
     Away,
     Hidden,
@@ -80,6 +81,8 @@ pub struct Emoticon {
 /// What the user looks like on MSN, restored after every reconnect.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OwnProfile {
+    /// The status signed in with.
+    pub status: OwnStatus,
     pub friendly_name: Option<String>,
     pub personal_message: Option<String>,
     /// The display picture's bytes (the user's Matrix avatar).

@@ -62,6 +62,7 @@ struct Lanes {
 impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     /// Handles queued events until shutdown: first the store's backlog, then `intake`.
     pub async fn run(self: &Arc<Self>, intake: EventIntake) {
+        self.expect_restored_logins().await;
         let (finished, finished_rx) = mpsc::unbounded_channel();
         let finisher = tokio::spawn(self.clone().finish(finished_rx, intake.turn()));
         let mut lanes = Lanes {
@@ -192,6 +193,15 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             while let Some((seq, event, holds_room)) = rx.recv().await {
                 if bridge.shutdown.is_cancelled() {
                     return;
+                }
+                // A message whose MSN session is coming back waits here, holding no
+                // permit (the lane's later events wait behind it).
+                if let Some(event) = &event {
+                    bridge.hold_until_ready(event).await;
+                    if bridge.shutdown.is_cancelled() {
+                        // Still queued: handled after the restart.
+                        return;
+                    }
                 }
                 let Ok(_permit) = kit.permits.acquire().await else {
                     return;

@@ -113,6 +113,7 @@ impl MsnConnector for MsnLink {
         let mut config = NsConfig::new(account);
         config.versions = self.settings.versions.clone();
         config.friendly_name = profile.friendly_name;
+        config.initial_status = own_status(profile.status);
         config.personal_message = profile.personal_message;
         let own_picture = profile
             .picture

@@ -7,10 +7,10 @@ use std::time::Duration;
 use ruma::api::client::{
     account::register, appservice::request_ping, authenticated_media::get_content,
     authenticated_media::get_content_thumbnail, media::create_content, membership::invite_user,
-    message::send_message_event, presence::set_presence, profile::get_avatar_url,
-    profile::get_display_name, profile::set_avatar_url, profile::set_display_name,
-    redact::redact_event, room::create_room, state::get_state_event_for_key,
-    state::send_state_event, typing::create_typing_event,
+    message::send_message_event, presence::get_presence, presence::set_presence,
+    profile::get_avatar_url, profile::get_display_name, profile::set_avatar_url,
+    profile::set_display_name, redact::redact_event, room::create_room,
+    state::get_state_event_for_key, state::send_state_event, typing::create_typing_event,
 };
 use ruma::events::{MessageLikeEventType, StateEventType};
 use ruma::presence::PresenceState;
@@ -245,6 +245,13 @@ impl Client {
         let mut request = set_presence::v3::Request::new(who.clone(), state);
         request.status_msg = status_msg.map(str::to_owned);
         self.send(request, Some(&who)).await.map(|_| ())
+    }
+
+    /// `GET /_matrix/client/v3/presence/{userId}/status`, as the bot (which shares the
+    /// user's management room, so the homeserver shows it their presence).
+    pub async fn get_presence(&self, user_id: &str) -> Result<PresenceState, ClientError> {
+        let request = get_presence::v3::Request::new(user(user_id)?);
+        Ok(self.send(request, None).await?.presence)
     }
 
     /// `GET /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}`: the content, or

@@ -168,6 +168,12 @@ impl MatrixPort for Client {
         Client::redact(self, room_id, event_id, Some(reason), None).await
     }
 
+    async fn presence(&self, user_id: &str) -> Result<Option<MatrixPresence>, ClientError> {
+        Ok(MatrixPresence::parse(
+            self.get_presence(user_id).await?.as_str(),
+        ))
+    }
+
     async fn displayname(&self, user_id: &str) -> Result<Option<String>, ClientError> {
         self.get_displayname(&user(user_id)?).await
     }

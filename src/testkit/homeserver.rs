@@ -636,7 +636,10 @@ fn router(inner: Shared) -> Router {
             &format!("{client}/rooms/{{room}}/typing/{{user}}"),
             put(typing),
         )
-        .route(&format!("{client}/presence/{{user}}/status"), put(presence))
+        .route(
+            &format!("{client}/presence/{{user}}/status"),
+            put(presence).get(get_presence),
+        )
         .route(
             &format!("{client}/rooms/{{room}}/state/{{event_type}}"),
             get(get_state_empty).put(put_state_empty),
@@ -1145,6 +1148,19 @@ async fn presence(
         status_msg,
     });
     Json(json!({})).into_response()
+}
+
+/// `GET /presence/{userId}/status`: the stand-in keeps no presence, so everyone is
+/// offline, which is what Synapse says of a user whose client is not syncing.
+async fn get_presence(Path(user): Path<String>) -> Response {
+    if ruma::UserId::parse(&user).is_err() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "M_INVALID_PARAM",
+            "Invalid user ID",
+        );
+    }
+    Json(json!({ "presence": "offline" })).into_response()
 }
 
 fn read_state(inner: &Inner, user: &str, room: &str, event_type: &str, key: &str) -> Response {

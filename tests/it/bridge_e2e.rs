@@ -76,7 +76,7 @@ pub(crate) async fn world(
     (msn, dir, cfg)
 }
 
-async fn metrics_text(config: &matrix_msn::config::Config) -> String {
+pub(crate) async fn metrics_text(config: &matrix_msn::config::Config) -> String {
     reqwest::get(format!("http://{}/metrics", config.metrics.listen))
         .await
         .expect("metrics reachable")
@@ -86,7 +86,7 @@ async fn metrics_text(config: &matrix_msn::config::Config) -> String {
 }
 
 /// The value of one sample line, e.g. `matrix_msn_messages_bridged_total{direction="to_msn"}`.
-fn sample(text: &str, name: &str) -> f64 {
+pub(crate) fn sample(text: &str, name: &str) -> f64 {
     text.lines()
         .find_map(|l| {
             l.strip_prefix(name)
@@ -171,7 +171,7 @@ async fn bob_goes_and_comes_back(alice_events: &mut sdk::Events, what: &str) {
 }
 
 /// Alice sees Bob go offline.
-async fn bob_goes(alice_events: &mut sdk::Events, what: &str) {
+pub(crate) async fn bob_goes(alice_events: &mut sdk::Events, what: &str) {
     sdk::wait_for(
         alice_events,
         &format!("bob offline: {what}"),
@@ -181,7 +181,7 @@ async fn bob_goes(alice_events: &mut sdk::Events, what: &str) {
 }
 
 /// Alice opens a fresh conversation with Bob and says `text`.
-async fn alice_opens_and_says(alice: &msnp11_sdk::Client, text: &str) {
+pub(crate) async fn alice_opens_and_says(alice: &msnp11_sdk::Client, text: &str) {
     let sb = timeout(sdk::T, alice.create_session(BOB))
         .await
         .expect("XFR timed out")
@@ -788,7 +788,7 @@ async fn e2e_a_burst_of_renames_changes_the_puppet_once() {
 }
 
 /// Forwards every connection to `listener` to `target` (the way back to the MSN server).
-async fn forward(listener: tokio::net::TcpListener, target: std::net::SocketAddr) {
+pub(crate) async fn forward(listener: tokio::net::TcpListener, target: std::net::SocketAddr) {
     while let Ok((mut inbound, _)) = listener.accept().await {
         tokio::spawn(async move {
             if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {

@@ -442,13 +442,18 @@ async fn e2e_user_without_permission_is_refused() {
     bridge.stop().await;
 }
 
-/// PUTs a transaction to the bridge the way the homeserver does.
+/// PUTs a transaction of timeline events to the bridge the way the homeserver does.
 pub(crate) async fn push_transaction(txn: &str, events: Value) {
+    push_body(txn, json!({ "events": events })).await;
+}
+
+/// PUTs a transaction with this body (timeline and ephemeral events) to the bridge.
+pub(crate) async fn push_body(txn: &str, body: Value) {
     let reg = support::e2e_registration();
     let resp = reqwest::Client::new()
         .put(format!("{}/_matrix/app/v1/transactions/{txn}", reg.url))
         .bearer_auth(&reg.hs_token)
-        .json(&json!({ "events": events }))
+        .json(&body)
         .send()
         .await
         .expect("push");

@@ -8,6 +8,7 @@
 mod appservice;
 mod bridge_e2e;
 mod bridge_pictures;
+mod bridge_reliability;
 mod cli;
 mod client_retry;
 mod deploy;

@@ -214,3 +214,20 @@ pub async fn wait_for<T, S: EventSource<T>>(
         Err(_) => panic!("timed out waiting for {what}"),
     }
 }
+
+/// Polls `check` (a reading of state that has no event to await, such as a metric) until
+/// it holds, for at most 30 s; panics naming `what` otherwise.
+pub async fn poll_until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
