@@ -97,8 +97,11 @@ impl Conversations {
                 (members.into_keys().collect(), Some(id.clone()))
             }
         };
-        let (address, auth) = ns.request_switchboard().await?;
-        let config = SbConfig::new(self.account.clone(), ns.version());
+        let step = self.settings.switchboard_step;
+        let (address, auth) = tokio::time::timeout(step, ns.request_switchboard())
+            .await
+            .map_err(|_| NetError::Timeout)??;
+        let config = self.sb_config(ns.version());
         let refs: Vec<&str> = invitees.iter().map(String::as_str).collect();
         let (sb, events) = SbClient::open(&self.settings, config, &address, &auth, &refs).await?;
         self.serve_own_picture(&sb).await;
@@ -115,12 +118,22 @@ impl Conversations {
         auth: &Secret,
         session_id: &str,
     ) -> Result<(), NetError> {
-        let config = SbConfig::new(self.account.clone(), version);
+        let config = self.sb_config(version);
         let (sb, events) =
             SbClient::answer(&self.settings, config, address, auth, session_id).await?;
         self.serve_own_picture(&sb).await;
         self.adopt(Chat::Contact(inviter.to_owned()).key(), None, sb, events);
         Ok(())
+    }
+
+    /// A switchboard's settings: each step (`USR`/`ANS`, `CAL` until the contact joins)
+    /// gets [`MsnSettings::switchboard_step`], so a switchboard that hangs is given up
+    /// quickly and its waiting messages fail as never sent.
+    fn sb_config(&self, version: u8) -> SbConfig {
+        let mut config = SbConfig::new(self.account.clone(), version);
+        config.request_timeout = self.settings.switchboard_step;
+        config.join_timeout = self.settings.switchboard_step;
+        config
     }
 
     /// Makes `picture` the user's display picture on every switchboard, open or to come.

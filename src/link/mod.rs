@@ -87,6 +87,19 @@ fn login_failure(e: NetError) -> LoginFailure {
     }
 }
 
+/// Tries at sending one text: on the chat's switchboard, and on a fresh one when the
+/// first never sent it.
+const SEND_ATTEMPTS: usize = 2;
+
+/// Whether a failed send certainly never reached the server, so sending again cannot
+/// duplicate it: it waited for a switchboard that was given up, or its driver was gone.
+fn never_sent(e: &NetError) -> bool {
+    matches!(
+        e,
+        NetError::NotDelivered(crate::msnp::SendFailure::NotSent) | NetError::DriverGone
+    )
+}
+
 fn delivery(e: NetError) -> DeliveryError {
     DeliveryError(match e {
         NetError::NotDelivered(_) => {
@@ -281,11 +294,12 @@ impl LinkSession {
 
     /// The open conversation for `chat`, opened now if there is none.
     async fn conversation(&self, chat: &Chat) -> Result<crate::net::SbClient, DeliveryError> {
-        let ns = self.ns()?;
-        self.conversations
-            .get_or_open(&ns, chat)
-            .await
-            .map_err(delivery)
+        self.open_conversation(chat).await.map_err(delivery)
+    }
+
+    async fn open_conversation(&self, chat: &Chat) -> Result<crate::net::SbClient, NetError> {
+        let ns = self.session.client().ok_or(NetError::DriverGone)?;
+        self.conversations.get_or_open(&ns, chat).await
     }
 
     async fn list_command(
@@ -302,22 +316,34 @@ impl LinkSession {
 }
 
 impl MsnSessionPort for LinkSession {
+    /// Sends on the chat's switchboard; when that one was given up before the text went
+    /// out (a step unanswered in time, MSNP.md §2.8; or it closed under us), once more on
+    /// a fresh one. A text that may have reached the server is never sent twice.
     async fn send_text(&self, to: &Chat, text: RichText) -> Result<(), DeliveryError> {
         let format = text_format(&text.style);
-        // A switchboard may close between our lookup and the send: one fresh retry.
-        for attempt in 0..2 {
-            let sb = self.conversation(to).await?;
+        let mut last = NetError::Timeout;
+        for _ in 0..SEND_ATTEMPTS {
+            let sb = match self.open_conversation(to).await {
+                Ok(sb) => sb,
+                // `XFR SB` unanswered in time: ask for another switchboard.
+                Err(e @ NetError::Timeout) => {
+                    tracing::info!("no switchboard in time; asking again");
+                    last = e;
+                    continue;
+                }
+                Err(e) => return Err(delivery(e)),
+            };
             match sb.send_text(text.text.clone(), format.clone()).await {
                 Ok(()) => return Ok(()),
-                Err(e @ (NetError::DriverGone | NetError::NotDelivered(_)))
-                    if attempt == 0 && !sb.is_open() =>
-                {
-                    tracing::debug!(error = %e, "conversation closed under us; reopening");
+                Err(e) if never_sent(&e) => {
+                    tracing::info!(error = %e, "the switchboard was given up before the text went out; opening a fresh one");
+                    sb.close().await;
+                    last = e;
                 }
                 Err(e) => return Err(delivery(e)),
             }
         }
-        Err(DeliveryError("the conversation kept closing".into()))
+        Err(delivery(last))
     }
 
     async fn send_typing(&self, to: &Chat) -> Result<(), DeliveryError> {

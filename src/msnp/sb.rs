@@ -113,8 +113,12 @@ pub enum SendFailure {
     Timeout,
     /// A numeric error for the `MSG` (e.g. 282).
     Error(u16),
-    /// The switchboard closed before the message was sent or acknowledged.
+    /// The switchboard closed after the message was sent, before it was acknowledged: it
+    /// may have arrived.
     Closed,
+    /// The switchboard closed before the message was sent (it was still waiting for the
+    /// session to be ready): sending it on another switchboard cannot duplicate it.
+    NotSent,
 }
 
 /// Why the switchboard ended.
@@ -421,16 +425,21 @@ impl SbSession {
         }
         self.phase = Phase::Closed;
         self.commands.clear();
-        let mut failed: Vec<MessageId> = self.in_flight.values().map(|m| m.id).collect();
-        failed.extend(self.queue.iter().map(|(id, _, _)| *id));
+        let mut failed: Vec<(MessageId, SendFailure)> = self
+            .in_flight
+            .values()
+            .map(|m| (m.id, SendFailure::Closed))
+            .collect();
+        failed.extend(
+            self.queue
+                .iter()
+                .map(|(id, _, _)| (*id, SendFailure::NotSent)),
+        );
         self.in_flight.clear();
         self.queue.clear();
-        failed.sort();
-        for id in failed {
-            self.events.push_back(SbEvent::Failed {
-                id,
-                reason: SendFailure::Closed,
-            });
+        failed.sort_by_key(|(id, _)| *id);
+        for (id, reason) in failed {
+            self.events.push_back(SbEvent::Failed { id, reason });
         }
         self.events.push_back(SbEvent::Closed(reason));
     }

@@ -430,6 +430,10 @@ impl Driver {
             .map(tokio::time::Instant::from_std)
             .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
             tokio::select! {
+                // Input first: a close (`BYE`, `OUT`, EOF) already received must be seen
+                // before a new message is put on the wire, so that the message fails as
+                // never sent (and goes on a fresh switchboard) instead of in flight.
+                biased;
                 read = self.wire.read_frame(self.version) => match read {
                     Ok(Some(frame)) => self.session.handle_frame(Instant::now(), frame),
                     Ok(None) => self.session.handle_connection_lost(Instant::now()),

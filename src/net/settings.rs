@@ -44,6 +44,10 @@ pub struct MsnSettings {
     pub connect_timeout: Duration,
     /// How long a request (a command, a login step) may wait for its answer.
     pub request_timeout: Duration,
+    /// How long one step of opening a switchboard (`XFR SB`, `USR`/`ANS`, `CAL` until
+    /// the contact joins) may take before that switchboard is given up (MSNP.md §2.8:
+    /// some servers never answer now and then).
+    pub switchboard_step: Duration,
     pub limits: Limits,
 }
 
@@ -59,6 +63,7 @@ impl MsnSettings {
             extra_ca_pem: None,
             connect_timeout: Duration::from_secs(15),
             request_timeout: Duration::from_secs(30),
+            switchboard_step: Duration::from_secs(5),
             limits: Limits::default(),
         }
     }

@@ -72,14 +72,23 @@ async fn a_closed_switchboard_is_reopened_for_the_next_message() {
     let mut sb_events = sdk::collect_sb(&sb);
     sdk::got_text(&mut sb_events, "bob@example.com", "first").await;
 
-    // The server closes Bob's switchboards between two messages.
+    // The server closes Bob's switchboards between two messages. The second may race
+    // the close: written before Bob's side saw it, it may or may not have reached the
+    // server, and then it is reported, not sent twice; seen in time, it goes on a fresh
+    // switchboard. Either way the next text opens a fresh one and arrives.
     server.close_switchboards("bob@example.com");
-    bob.send_text(&Chat::Contact("alice@example.com".into()), plain("second"))
+    let second = bob
+        .send_text(&Chat::Contact("alice@example.com".into()), plain("second"))
+        .await;
+    bob.send_text(&Chat::Contact("alice@example.com".into()), plain("third"))
         .await
-        .expect("second delivered");
+        .expect("third delivered");
     let sb2 = sdk::answered(&mut alice_events).await;
     let mut sb2_events = sdk::collect_sb(&sb2);
-    sdk::got_text(&mut sb2_events, "bob@example.com", "second").await;
+    if second.is_ok() {
+        sdk::got_text(&mut sb2_events, "bob@example.com", "second").await;
+    }
+    sdk::got_text(&mut sb2_events, "bob@example.com", "third").await;
 }
 
 #[tokio::test]
@@ -203,4 +212,53 @@ async fn declared_emoticons_come_with_their_text_and_their_pictures_can_be_fetch
         .expect("fetch hangs")
         .expect("fetch");
     assert_eq!(got.as_ref(), cat.as_slice());
+}
+
+/// A switchboard that never answers `USR` (R2M now and then, MSNP.md §2.8) is given up
+/// after one step's time, and the text goes on a fresh one: it arrives once, and quickly
+/// enough for `T` (it waited 35 s and failed before).
+#[tokio::test]
+async fn a_hanging_switchboard_is_replaced_and_the_text_sent_once() {
+    let server = sdk::server().await;
+    let (alice, mut alice_events) = sdk::login(&server, "alice@example.com").await;
+    sdk::online(&alice).await;
+    let mut settings = MsnSettings::new(server.dispatch_addr().to_string(), server.nexus_url());
+    settings.switchboard_step = Duration::from_secs(1);
+    let link = MsnLink::new(
+        settings,
+        Duration::from_millis(50),
+        Duration::from_millis(200),
+    )
+    .expect("link");
+    let (bob, _events) = timeout(
+        T,
+        link.login("bob@example.com", "secret", OwnProfile::default()),
+    )
+    .await
+    .expect("login timed out")
+    .expect("login");
+
+    server.hang_switchboards(1);
+    timeout(
+        T,
+        bob.send_text(&Chat::Contact("alice@example.com".into()), plain("once")),
+    )
+    .await
+    .expect("sent within the test's patience")
+    .expect("delivered on the second switchboard");
+    let sb = sdk::answered(&mut alice_events).await;
+    let mut sb_events = sdk::collect_sb(&sb);
+    sdk::got_text(&mut sb_events, "bob@example.com", "once").await;
+    bob.send_text(&Chat::Contact("alice@example.com".into()), plain("next"))
+        .await
+        .expect("next delivered");
+    // The next text on the same conversation: "once" came only once before it.
+    let next = sdk::wait_for(&mut sb_events, "the next text", |e| {
+        matches!(e, msnp11_sdk::Event::TextMessage { .. })
+    })
+    .await;
+    assert!(
+        matches!(&next, msnp11_sdk::Event::TextMessage { message, .. } if message.text == "next"),
+        "{next:?}"
+    );
 }

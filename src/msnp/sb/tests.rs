@@ -319,9 +319,10 @@ fn failed_calls_and_auth() {
                 contact: "alice@example.com".into(),
                 code: Some(217)
             },
+            // Never sent: safe to send again on a fresh switchboard.
             SbEvent::Failed {
                 id: MessageId(1),
-                reason: SendFailure::Closed
+                reason: SendFailure::NotSent
             },
             SbEvent::Closed(SbCloseReason::NobodyJoined),
         ]
@@ -423,4 +424,62 @@ fn long_text_is_split_and_chunks_reassembled() {
             reason: SendFailure::Closed
         }
     );
+}
+
+#[test]
+fn an_unanswered_usr_or_join_fails_queued_messages_as_not_sent() {
+    // R2M sometimes never answers `USR` (§2.8): after the step timeout the session is
+    // given up, and the text waiting for it was never on the wire.
+    let now = Instant::now();
+    let step = Duration::from_secs(5);
+    let mut config = SbConfig::new("bridge@example.com", 12);
+    config.request_timeout = step;
+    config.join_timeout = step;
+    let mut s = match SbSession::outgoing(
+        config.clone(),
+        now,
+        &Secret::new(COOKIE),
+        &["alice@example.com"],
+    ) {
+        Ok(s) => s,
+        Err(e) => panic!("{e}"),
+    };
+    let ids = s.send_text(now, "hi", &TextFormat::default());
+    let Ok(ids) = ids else { panic!("{ids:?}") };
+    assert!(sent(&mut s).starts_with("USR 1 "));
+    s.handle_timeout(now + step - Duration::from_millis(1));
+    assert!(!s.is_closed());
+    s.handle_timeout(now + step);
+    assert!(s.is_closed());
+    assert_eq!(
+        events(&mut s),
+        vec![
+            SbEvent::Failed {
+                id: ids[0],
+                reason: SendFailure::NotSent
+            },
+            SbEvent::Closed(SbCloseReason::Timeout),
+        ]
+    );
+
+    // `USR` answered, but the contact never joins: the same after the join wait.
+    let mut s = match SbSession::outgoing(config, now, &Secret::new(COOKIE), &["alice@example.com"])
+    {
+        Ok(s) => s,
+        Err(e) => panic!("{e}"),
+    };
+    let Ok(ids) = s.send_text(now, "hi", &TextFormat::default()) else {
+        panic!("send_text")
+    };
+    feed(&mut s, now, "USR 1 OK bridge@example.com B\r\n");
+    s.handle_timeout(now + step);
+    let ev = events(&mut s);
+    assert!(
+        ev.contains(&SbEvent::Failed {
+            id: ids[0],
+            reason: SendFailure::NotSent
+        }),
+        "{ev:?}"
+    );
+    assert!(s.is_closed());
 }

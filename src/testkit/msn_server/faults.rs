@@ -1,6 +1,7 @@
 //! Fault injection switches shared by every connection of one test server: reply delay,
-//! split writes, and per-account "read but never answer" (MSNP.md §2.8 observed
-//! behaviours: switchboards that never answer, partial lines over TCP).
+//! split writes, per-account "read but never answer", and switchboards that hang at their
+//! first step (MSNP.md §2.8 observed behaviours: switchboards that never answer `USR`,
+//! partial lines over TCP).
 //!
 //! Only flags and durations; the connection code in `conn`, `ns` and `sb` consults them.
 
@@ -15,6 +16,9 @@ pub(crate) struct Faults {
     delay_micros: AtomicU64,
     split_writes: AtomicBool,
     silenced: Mutex<HashSet<String>>,
+    /// How many of the next switchboard sessions hang: `USR`/`ANS` and everything after
+    /// it go unanswered (R2M's race).
+    hanging_switchboards: AtomicU64,
 }
 
 impl Faults {
@@ -43,6 +47,18 @@ impl Faults {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .contains(email)
+    }
+
+    /// Sets how many of the next switchboard sessions hang.
+    pub fn set_hanging_switchboards(&self, count: u64) {
+        self.hanging_switchboards.store(count, Ordering::Relaxed);
+    }
+
+    /// Whether the switchboard session starting now hangs (taking one of the count).
+    pub fn take_hanging_switchboard(&self) -> bool {
+        self.hanging_switchboards
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
     }
 
     pub fn set_silenced(&self, email: &str, on: bool) {

@@ -402,6 +402,12 @@ impl MsnServerHandle {
         self.shared.faults.set_silenced(&key(email), on);
     }
 
+    /// Fault: the next `count` switchboard connections hang at their first step: `USR` or
+    /// `ANS` is read and never answered, nor anything after it (R2M now and then, §2.8).
+    pub fn hang_switchboards(&self, count: u64) {
+        self.shared.faults.set_hanging_switchboards(count);
+    }
+
     /// Fault: removes the account from every switchboard session, cutting its SB
     /// sockets; the other participants get `BYE email 1`.
     pub fn close_switchboards(&self, email: &str) {

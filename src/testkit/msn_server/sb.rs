@@ -32,6 +32,7 @@ pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>) {
         email: None,
         session: None,
         version: 12,
+        hung: false,
     };
     let auth_deadline = tokio::time::sleep(shared.config.sb_auth_timeout);
     tokio::pin!(auth_deadline);
@@ -59,6 +60,8 @@ struct Sb {
     session: Option<u64>,
     /// The NS version of the user when the cookie was issued (JOI/IRO forms).
     version: u8,
+    /// Reads on but answers nothing (the hanging-switchboards fault).
+    hung: bool,
 }
 
 /// The caps of a user's NS session, `0` when unknown.
@@ -89,6 +92,15 @@ impl Sb {
         if let Some(email) = &self.email
             && self.shared.faults.is_silenced(email)
         {
+            return Flow::Continue;
+        }
+        if self.session.is_none()
+            && matches!(frame.verb.as_str(), "USR" | "ANS")
+            && self.shared.faults.take_hanging_switchboard()
+        {
+            self.hung = true;
+        }
+        if self.hung {
             return Flow::Continue;
         }
         let trid = frame.trid;
