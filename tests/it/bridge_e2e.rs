@@ -27,10 +27,7 @@ fn bridge_config(hs: &str, db: &str, msn: &MsnServerHandle) -> matrix_msn::confi
     config.msn.reconnect_initial_seconds = 1;
     config.msn.reconnect_max_seconds = 2;
     // A port that was free a moment ago for the metrics listener.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+    let port = support::free_port();
     config.metrics.enabled = true;
     config.metrics.listen = format!("127.0.0.1:{port}");
     config
@@ -815,10 +812,7 @@ async fn e2e_restored_logins_are_retried_until_msn_is_back() {
     bob_goes(&mut alice_events, "bob signed out by the stop").await;
 
     // The bridge starts again while the MSN server's address leads nowhere.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+    let port = support::free_port();
     let mut away = cfg.clone();
     away.msn.server = format!("127.0.0.1:{port}");
     let bridge = TestBridge::start(away).await;

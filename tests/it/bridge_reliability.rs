@@ -1,23 +1,59 @@
 //! The bridge end to end when things go wrong (real Synapse, the test MSN server, an
 //! msnp11-sdk contact): nothing a user writes is lost while a session comes back.
 
-use matrix_msn::config::OfflineStatus;
+use matrix_msn::config::{Config, OfflineStatus};
+use matrix_msn::testkit::MsnServerHandle;
+use matrix_sdk::ruma::OwnedRoomId;
 use msnp11_sdk::{Event, MsnpStatus};
 
 use crate::bridge_e2e::{
     ALICE, BOB, PUPPET_ALICE, alice_opens_and_says, bob_goes, forward, metrics_text, msn_contact,
     sample, world,
 };
-use crate::e2e::{TURN, new_user, unique};
+use crate::e2e::{TURN, User, new_user, unique};
 use crate::support::{self, TestBridge};
 use crate::testkit_msnp11_sdk as sdk;
 
-/// A port nothing listens on (a moment ago).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
+/// Where these tests start: Bob logged in from Matrix, with a portal in which Alice (MSN)
+/// has said hello. Holds the turn at the shared homeserver while it lives.
+struct Chatting {
+    msn: MsnServerHandle,
+    cfg: Config,
+    /// Alice's MSN client, kept signed in.
+    _alice: msnp11_sdk::Client,
+    alice_events: sdk::Events,
+    bridge: TestBridge,
+    bob: User,
+    mgmt: OwnedRoomId,
+    portal: OwnedRoomId,
+    _dir: tempfile::TempDir,
+    _turn: tokio::sync::MutexGuard<'static, ()>,
+}
+
+/// [`Chatting`], or `None` without a homeserver to test against.
+async fn chatting(name: &str) -> Option<Chatting> {
+    let hs = support::homeserver_url()?;
+    let turn = TURN.lock().await;
+    let (msn, dir, cfg) = world(&hs).await;
+    let (alice, alice_events) = msn_contact(&msn, ALICE).await;
+    let bridge = TestBridge::start(cfg.clone()).await;
+    let mut bob = new_user(&hs, &unique(name), "bob-password-12").await;
+    let mgmt = bob.log_in_to_msn().await;
+    alice_opens_and_says(&alice, "hello").await;
+    let portal = bob.accept_invite().await;
+    bob.text_from(&portal, PUPPET_ALICE, "hello").await;
+    Some(Chatting {
+        msn,
+        cfg,
+        _alice: alice,
+        alice_events,
+        bridge,
+        bob,
+        mgmt,
+        portal,
+        _dir: dir,
+        _turn: turn,
+    })
 }
 
 /// Messages written while the bridge is down, and while the restored login cannot reach
@@ -26,18 +62,21 @@ fn free_port() -> u16 {
 /// messages after a restart were handled before the login was restored).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_messages_wait_for_the_restored_login() {
-    let Some(hs) = support::homeserver_url() else {
+    // Bound first: the fields not taken here (Alice's client, the database, the
+    // turn) live to the end of the test.
+    let Some(scene) = chatting("hbob").await else {
         return;
     };
-    let _turn = TURN.lock().await;
-    let (msn, _dir, cfg) = world(&hs).await;
-    let (alice, mut alice_events) = msn_contact(&msn, ALICE).await;
-    let bridge = TestBridge::start(cfg.clone()).await;
-    let mut bob = new_user(&hs, &unique("hbob"), "bob-password-12").await;
-    let mgmt = bob.log_in_to_msn().await;
-    alice_opens_and_says(&alice, "hello").await;
-    let portal = bob.accept_invite().await;
-    bob.text_from(&portal, PUPPET_ALICE, "hello").await;
+    let Chatting {
+        msn,
+        cfg,
+        mut alice_events,
+        bridge,
+        mut bob,
+        mgmt,
+        portal,
+        ..
+    } = scene;
 
     // The bridge stops; Bob writes; Synapse holds the messages.
     bridge.stop().await;
@@ -46,7 +85,7 @@ async fn e2e_messages_wait_for_the_restored_login() {
     bob.say(&portal, "held 2").await;
 
     // It comes back while the MSN server cannot be reached; Bob writes on.
-    let port = free_port();
+    let port = support::free_port();
     let mut away = cfg.clone();
     away.msn.server = format!("127.0.0.1:{port}");
     let bridge = TestBridge::start(away).await;
@@ -106,19 +145,19 @@ async fn push_presence(user: &str, presence: &str) {
 /// every message of a hidden session failed with "XFR SB while hidden").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_offline_is_away_and_a_hidden_user_who_writes_goes_online() {
-    let Some(hs) = support::homeserver_url() else {
+    let Some(scene) = chatting("pbob").await else {
         return;
     };
-    let _turn = TURN.lock().await;
-    let (msn, _dir, cfg) = world(&hs).await;
-    let (alice, mut alice_events) = msn_contact(&msn, ALICE).await;
-    let bridge = TestBridge::start(cfg.clone()).await;
-    let mut bob = new_user(&hs, &unique("pbob"), "bob-password-13").await;
+    let Chatting {
+        msn,
+        cfg,
+        mut alice_events,
+        bridge,
+        bob,
+        portal,
+        ..
+    } = scene;
     let bob_id = bob.user_id.to_string();
-    bob.log_in_to_msn().await;
-    alice_opens_and_says(&alice, "hello").await;
-    let portal = bob.accept_invite().await;
-    bob.text_from(&portal, PUPPET_ALICE, "hello").await;
 
     // By default, Matrix offline is Away on MSN.
     push_presence(&bob_id, "offline").await;
