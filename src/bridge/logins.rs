@@ -473,11 +473,13 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 }
                 Some(_) => {
                     logins.remove(mxid);
+                    self.set_phase(mxid, Phase::Down);
                 }
+                // Already taken away (a logout, a `reconnect`): whoever did says where the
+                // user's session is.
                 None => {}
             }
         }
-        self.set_phase(mxid, Phase::Down);
         self.set_connected(mxid, false, |_| false);
         let (state, text) = match &end {
             SessionEnd::LoginRefused(why) => (
