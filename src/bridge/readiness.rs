@@ -33,15 +33,10 @@ pub(super) enum Phase {
 impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     /// Records where `mxid`'s session is, waking the messages that wait for it.
     pub(super) fn set_phase(&self, mxid: &str, phase: Phase) {
-        let mut phases = lock(&self.phases);
-        match phases.get(mxid) {
-            Some(tx) => {
-                tx.send_replace(phase);
-            }
-            None => {
-                phases.insert(mxid.to_owned(), watch::Sender::new(phase));
-            }
-        }
+        lock(&self.phases)
+            .entry(mxid.to_owned())
+            .or_insert_with(|| watch::Sender::new(phase))
+            .send_replace(phase);
     }
 
     fn watch_phase(&self, mxid: &str) -> watch::Receiver<Phase> {

@@ -784,8 +784,26 @@ async fn e2e_a_burst_of_renames_changes_the_puppet_once() {
     bridge.stop().await;
 }
 
+/// A copy of `cfg` whose MSN server address leads nowhere (yet), and the port it names.
+pub(crate) fn msn_unreachable(
+    cfg: &matrix_msn::config::Config,
+) -> (matrix_msn::config::Config, u16) {
+    let port = support::free_port();
+    let mut away = cfg.clone();
+    away.msn.server = format!("127.0.0.1:{port}");
+    (away, port)
+}
+
+/// From now on, `port` (of [`msn_unreachable`]) leads to the MSN server again.
+pub(crate) async fn msn_reachable_again(port: u16, msn: &MsnServerHandle) {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("bind the old port");
+    tokio::spawn(forward(listener, msn.dispatch_addr()));
+}
+
 /// Forwards every connection to `listener` to `target` (the way back to the MSN server).
-pub(crate) async fn forward(listener: tokio::net::TcpListener, target: std::net::SocketAddr) {
+async fn forward(listener: tokio::net::TcpListener, target: std::net::SocketAddr) {
     while let Ok((mut inbound, _)) = listener.accept().await {
         tokio::spawn(async move {
             if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
@@ -812,17 +830,12 @@ async fn e2e_restored_logins_are_retried_until_msn_is_back() {
     bob_goes(&mut alice_events, "bob signed out by the stop").await;
 
     // The bridge starts again while the MSN server's address leads nowhere.
-    let port = support::free_port();
-    let mut away = cfg.clone();
-    away.msn.server = format!("127.0.0.1:{port}");
+    let (away, port) = msn_unreachable(&cfg);
     let bridge = TestBridge::start(away).await;
     bob.notice(&mgmt, "Trying again until it works").await;
 
     // The address leads to the server again: the next try logs Bob back in.
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .expect("bind the old port");
-    tokio::spawn(forward(listener, msn.dispatch_addr()));
+    msn_reachable_again(port, &msn).await;
     bob.notice(&mgmt, "Logged in to MSN as bob@example.com again")
         .await;
     sdk::wait_for(

@@ -7,8 +7,8 @@ use matrix_sdk::ruma::OwnedRoomId;
 use msnp11_sdk::{Event, MsnpStatus};
 
 use crate::bridge_e2e::{
-    ALICE, BOB, PUPPET_ALICE, alice_opens_and_says, bob_goes, forward, metrics_text, msn_contact,
-    sample, world,
+    ALICE, BOB, PUPPET_ALICE, alice_opens_and_says, bob_goes, metrics_text, msn_contact,
+    msn_reachable_again, msn_unreachable, sample, world,
 };
 use crate::e2e::{TURN, User, new_user, unique};
 use crate::support::{self, TestBridge};
@@ -62,52 +62,36 @@ async fn chatting(name: &str) -> Option<Chatting> {
 /// messages after a restart were handled before the login was restored).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_messages_wait_for_the_restored_login() {
-    // Bound first: the fields not taken here (Alice's client, the database, the
-    // turn) live to the end of the test.
-    let Some(scene) = chatting("hbob").await else {
+    let Some(mut s) = chatting("hbob").await else {
         return;
     };
-    let Chatting {
-        msn,
-        cfg,
-        mut alice_events,
-        bridge,
-        mut bob,
-        mgmt,
-        portal,
-        ..
-    } = scene;
 
     // The bridge stops; Bob writes; Synapse holds the messages.
-    bridge.stop().await;
-    bob_goes(&mut alice_events, "bob signed out by the stop").await;
-    bob.say(&portal, "held 1").await;
-    bob.say(&portal, "held 2").await;
+    s.bridge.stop().await;
+    bob_goes(&mut s.alice_events, "bob signed out by the stop").await;
+    s.bob.say(&s.portal, "held 1").await;
+    s.bob.say(&s.portal, "held 2").await;
 
     // It comes back while the MSN server cannot be reached; Bob writes on.
-    let port = support::free_port();
-    let mut away = cfg.clone();
-    away.msn.server = format!("127.0.0.1:{port}");
+    let (away, port) = msn_unreachable(&s.cfg);
     let bridge = TestBridge::start(away).await;
-    bob.say(&portal, "held 3").await;
-    bob.notice(&mgmt, "Trying again until it works").await;
-    bob.say(&portal, "held 4").await;
+    s.bob.say(&s.portal, "held 3").await;
+    s.bob.notice(&s.mgmt, "Trying again until it works").await;
+    s.bob.say(&s.portal, "held 4").await;
     // They reached the bridge, and wait there (without the wait, they come back as "not
     // logged in" and the gauge stays at zero).
     let waiting = "matrix_msn_portals_waiting_for_session";
     support::poll_until("the portal waiting for the login", || async {
-        sample(&metrics_text(&cfg).await, waiting) >= 1.0
+        sample(&metrics_text(&s.cfg).await, waiting) >= 1.0
     })
     .await;
 
     // MSN is reachable again: the login is restored and the messages go, in order.
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .expect("bind the old port");
-    tokio::spawn(forward(listener, msn.dispatch_addr()));
-    bob.notice(&mgmt, "Logged in to MSN as bob@example.com again")
+    msn_reachable_again(port, &s.msn).await;
+    s.bob
+        .notice(&s.mgmt, "Logged in to MSN as bob@example.com again")
         .await;
-    let sb = sdk::answered(&mut alice_events).await;
+    let sb = sdk::answered(&mut s.alice_events).await;
     let mut sb_events = sdk::collect_sb(&sb);
     let mut seen = Vec::new();
     while seen.len() < 4 {
@@ -145,60 +129,51 @@ async fn push_presence(user: &str, presence: &str) {
 /// every message of a hidden session failed with "XFR SB while hidden").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_offline_is_away_and_a_hidden_user_who_writes_goes_online() {
-    let Some(scene) = chatting("pbob").await else {
+    let Some(mut s) = chatting("pbob").await else {
         return;
     };
-    let Chatting {
-        msn,
-        cfg,
-        mut alice_events,
-        bridge,
-        bob,
-        portal,
-        ..
-    } = scene;
-    let bob_id = bob.user_id.to_string();
+    let bob_id = s.bob.user_id.to_string();
 
     // By default, Matrix offline is Away on MSN.
     push_presence(&bob_id, "offline").await;
-    sdk::wait_for(&mut alice_events, "bob away", |e| {
+    sdk::wait_for(&mut s.alice_events, "bob away", |e| {
         matches!(e, Event::PresenceUpdate { email, presence, .. }
             if email == BOB && matches!(presence.status, MsnpStatus::Away))
     })
     .await;
-    assert_eq!(msn.online(BOB).as_deref(), Some("AWY"));
-    bridge.stop().await;
-    bob_goes(&mut alice_events, "bob signed out by the stop").await;
+    assert_eq!(s.msn.online(BOB).as_deref(), Some("AWY"));
+    s.bridge.stop().await;
+    bob_goes(&mut s.alice_events, "bob signed out by the stop").await;
 
     // Asked for: hidden while offline. The restored login asks Synapse, where Bob is
     // online (his client syncs), so he comes back online; then his clients go quiet.
-    let mut hiding = cfg.clone();
+    let mut hiding = s.cfg.clone();
     hiding.msn.offline_status = OfflineStatus::Hidden;
     let bridge = TestBridge::start(hiding).await;
-    sdk::wait_for(&mut alice_events, "bob back online", |e| {
+    sdk::wait_for(&mut s.alice_events, "bob back online", |e| {
         matches!(e, Event::PresenceUpdate { email, presence, .. }
             if email == BOB && matches!(presence.status, MsnpStatus::Online))
     })
     .await;
     push_presence(&bob_id, "offline").await;
-    bob_goes(&mut alice_events, "bob hidden").await;
-    assert_eq!(msn.online(BOB).as_deref(), Some("HDN"));
+    bob_goes(&mut s.alice_events, "bob hidden").await;
+    assert_eq!(s.msn.online(BOB).as_deref(), Some("HDN"));
 
     // Bob writes: a fresh conversation is needed, so he goes online first, and Alice gets
     // it. (The message is handed to the bridge directly: sent through Synapse, it would
     // also make Synapse report Bob online, which is not what is tested here.)
-    msn.close_switchboards(BOB);
+    s.msn.close_switchboards(BOB);
     let txn = unique("hidden");
     crate::e2e::push_transaction(
         &txn,
-        serde_json::json!([{ "type": "m.room.message", "room_id": portal.as_str(),
+        serde_json::json!([{ "type": "m.room.message", "room_id": s.portal.as_str(),
             "event_id": format!("${txn}"), "sender": bob_id,
             "content": { "msgtype": "m.text", "body": "written while hidden" } }]),
     )
     .await;
-    let sb = sdk::answered(&mut alice_events).await;
+    let sb = sdk::answered(&mut s.alice_events).await;
     let mut sb_events = sdk::collect_sb(&sb);
     sdk::got_text(&mut sb_events, BOB, "written while hidden").await;
-    assert_eq!(msn.online(BOB).as_deref(), Some("NLN"));
+    assert_eq!(s.msn.online(BOB).as_deref(), Some("NLN"));
     bridge.stop().await;
 }
