@@ -2,7 +2,7 @@
 //! listener (`metrics.listen`, off by default), so the appservice port never exposes them.
 //!
 //! Counted: connected MSN sessions, messages bridged per direction, portals whose messages
-//! wait for a session to come back, transaction handling time, MSN reconnects by cause, P2P
+//! wait for a session to come back, users whose outbox waits for the homeserver, transaction handling time, MSN reconnects by cause, P2P
 //! transfers, errors by kind.
 
 use std::sync::Arc;
@@ -50,6 +50,7 @@ pub struct Metrics {
     pub msn_sessions: Gauge,
     pub messages: Family<Direction, Counter>,
     pub portals_waiting: Gauge,
+    pub outbox_retrying: Gauge,
     pub transaction_seconds: Histogram,
     pub reconnects: Family<Cause, Counter>,
     pub p2p_transfers: Family<Transfer, Counter>,
@@ -77,6 +78,12 @@ impl Metrics {
             "Portals whose Matrix messages wait for their user's MSN session to come back",
             portals_waiting.clone(),
         );
+        let outbox_retrying = Gauge::default();
+        registry.register(
+            "outbox_retrying",
+            "Users whose events from MSN wait for the homeserver to take them (retrying)",
+            outbox_retrying.clone(),
+        );
         let transaction_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
         registry.register(
             "transaction_seconds",
@@ -102,6 +109,7 @@ impl Metrics {
             msn_sessions,
             messages,
             portals_waiting,
+            outbox_retrying,
             transaction_seconds,
             reconnects,
             p2p_transfers,

@@ -17,6 +17,7 @@ pub mod formatting;
 pub mod ids;
 mod logins;
 mod message_log;
+mod outbox;
 pub mod pictures;
 pub mod port;
 mod portals;
@@ -94,6 +95,8 @@ pub struct Bridge<M: MatrixPort, C: MsnConnector> {
     status: Mutex<HashMap<String, logins::StatusMemo>>,
     /// Per user: where the MSN session is, watched by the messages waiting for it.
     phases: Mutex<HashMap<String, tokio::sync::watch::Sender<readiness::Phase>>>,
+    /// Per user: wakes the delivery of their outbox (events from MSN for Matrix).
+    outboxes: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
     /// Per user: the MSN status the bridge last set (a user who writes while hidden is
     /// brought online first).
     own_statuses: Mutex<HashMap<String, remote::OwnStatus>>,
@@ -159,6 +162,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             status: Mutex::new(HashMap::new()),
             phases: Mutex::new(HashMap::new()),
             own_statuses: Mutex::new(HashMap::new()),
+            outboxes: Mutex::new(HashMap::new()),
             puppets_typing: Mutex::new(std::collections::HashSet::new()),
             portal_rooms: Mutex::new(HashMap::new()),
             management_rooms: Mutex::new(HashMap::new()),

@@ -15,6 +15,17 @@ pub struct BridgeInfo {
     pub channel_name: String,
 }
 
+/// A text, emote or notice to send.
+#[derive(Clone, Copy, Debug)]
+pub struct OutgoingText<'a> {
+    pub kind: &'a super::MessageKind,
+    pub body: &'a str,
+    pub html: Option<&'a str>,
+    /// When it was written (milliseconds since the Unix epoch), for an event that reaches
+    /// the homeserver late (appservice timestamp massaging); `None`: now.
+    pub at_ms: Option<i64>,
+}
+
 /// Calls the core makes on the homeserver. User IDs are strings here: the core checks
 /// nothing about their grammar, the implementation does.
 pub trait MatrixPort: Send + Sync + 'static {
@@ -86,12 +97,14 @@ pub trait MatrixPort: Send + Sync + 'static {
     fn send_text(
         &self,
         room_id: &str,
-        kind: &super::MessageKind,
-        body: &str,
-        html: Option<&str>,
+        text: OutgoingText<'_>,
         txn_id: &str,
         as_user: &str,
     ) -> impl Future<Output = Result<String, Self::Error>> + Send;
+
+    /// Whether a call that failed with `error` may work later (the homeserver away or
+    /// overloaded), as opposed to a refusal that will not change.
+    fn is_transient(error: &Self::Error) -> bool;
 
     /// Shows `user_id` typing in a room for `timeout`, or stops it (`None`).
     fn set_typing(

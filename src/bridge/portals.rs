@@ -9,10 +9,23 @@ use std::time::Duration;
 use tracing::Instrument;
 
 use super::formatting::{InlineImage, RichText, from_matrix, to_matrix};
+use super::outbox::{Outgoing, Shape};
+use super::port::OutgoingText;
 use super::presence::{MatrixPresence, own_status};
 use super::remote::{Chat, MsnConnector, MsnSessionPort, OwnStatus};
 use super::{Bridge, MatrixPort, MessageKind, lock};
 use crate::store::{MessageMapping, Portal};
+
+/// An event from MSN for `chat`'s portal, sent by `from`'s puppet.
+fn outgoing(chat: &Chat, from: &str, shape: Shape, body: String, html: Option<String>) -> Outgoing {
+    Outgoing {
+        chat: chat.key(),
+        from: from.to_owned(),
+        shape,
+        body,
+        html,
+    }
+}
 
 /// A Matrix message's content as the core relays it.
 pub(super) struct Content<'a> {
@@ -35,7 +48,12 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
 
     /// The portal room of `mxid`'s `chat`; created when `create` is set (a DM with the
     /// contact's puppet, or a group room the bot creates).
-    async fn portal_room(&self, mxid: &str, chat: &Chat, create: bool) -> Option<String> {
+    pub(super) async fn portal_room(
+        &self,
+        mxid: &str,
+        chat: &Chat,
+        create: bool,
+    ) -> Option<String> {
         let key = chat.key();
         if let Some(room) = self.stored_portal_room(mxid, &key).await {
             return Some(room);
@@ -199,53 +217,18 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         }
     }
 
-    /// A message from MSN into its portal, as the contact's puppet.
+    /// A message from MSN into its portal, as the contact's puppet (through the outbox).
     pub(super) async fn relay_to_matrix(
-        &self,
+        self: &Arc<Self>,
         mxid: &str,
         chat: &Chat,
         from: &str,
         text: RichText,
         images: &[InlineImage],
     ) {
-        let Some(room) = self.portal_room(mxid, chat, true).await else {
-            return;
-        };
-        let puppet = self.puppet_id(from);
         let (body, html) = to_matrix(&text, images);
-        let txn = self.next_txn("msn");
-        match self
-            .matrix
-            .send_text(
-                &room,
-                &MessageKind::Text,
-                &body,
-                html.as_deref(),
-                &txn,
-                &puppet,
-            )
-            .await
-        {
-            Ok(event_id) => {
-                self.metrics.message("to_matrix");
-                let mapping = MessageMapping {
-                    matrix_event_id: event_id,
-                    part: 0,
-                    room_id: room.clone(),
-                    receiver: mxid.to_owned(),
-                    msn_message_id: txn,
-                    direction: "to_matrix".into(),
-                };
-                if let Err(e) = self.messages.record(mapping).await {
-                    tracing::error!(error = %e, "cannot store the message mapping");
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot bridge a message from MSN"),
-        }
-        // The message ends the typing it announced (only sent when typing was shown).
-        if lock(&self.puppets_typing).remove(&(room.clone(), puppet.clone())) {
-            let _ = self.matrix.set_typing(&room, &puppet, None).await;
-        }
+        self.post_to_matrix(mxid, outgoing(chat, from, Shape::Text, body, html))
+            .await;
     }
 
     pub(super) async fn relay_typing(&self, mxid: &str, chat: &Chat, from: &str) {
@@ -263,47 +246,21 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         }
     }
 
-    pub(super) async fn relay_nudge(&self, mxid: &str, chat: &Chat, from: &str) {
-        let Some(room) = self.portal_room(mxid, chat, true).await else {
-            return;
-        };
-        let txn = self.next_txn("nudge");
-        if let Err(e) = self
-            .matrix
-            .send_text(
-                &room,
-                &MessageKind::Emote,
-                "sent you a nudge!",
-                None,
-                &txn,
-                &self.puppet_id(from),
-            )
-            .await
-        {
-            tracing::warn!(error = %e, "cannot bridge a nudge");
-        }
+    pub(super) async fn relay_nudge(self: &Arc<Self>, mxid: &str, chat: &Chat, from: &str) {
+        let nudge = outgoing(chat, from, Shape::Emote, "sent you a nudge!".into(), None);
+        self.post_to_matrix(mxid, nudge).await;
     }
 
-    pub(super) async fn relay_unsupported(&self, mxid: &str, chat: &Chat, from: &str, what: &str) {
-        let Some(room) = self.portal_room(mxid, chat, true).await else {
-            return;
-        };
-        let txn = self.next_txn("unsupported");
+    pub(super) async fn relay_unsupported(
+        self: &Arc<Self>,
+        mxid: &str,
+        chat: &Chat,
+        from: &str,
+        what: &str,
+    ) {
         let text = format!("sent something the bridge cannot show yet: {what}");
-        if let Err(e) = self
-            .matrix
-            .send_text(
-                &room,
-                &MessageKind::Notice,
-                &text,
-                None,
-                &txn,
-                &self.puppet_id(from),
-            )
-            .await
-        {
-            tracing::warn!(error = %e, "cannot bridge a notice");
-        }
+        self.post_to_matrix(mxid, outgoing(chat, from, Shape::Notice, text, None))
+            .await;
     }
 
     /// A Matrix message in a portal, to MSN. Returns `false` when `room_id` is no portal.
@@ -436,7 +393,17 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         let notice = format!("⚠ Your message was not delivered to MSN: {why}.");
         if let Err(e) = self
             .matrix
-            .send_text(room_id, &MessageKind::Notice, &notice, None, &txn, notifier)
+            .send_text(
+                room_id,
+                OutgoingText {
+                    kind: &MessageKind::Notice,
+                    body: &notice,
+                    html: None,
+                    at_ms: None,
+                },
+                &txn,
+                notifier,
+            )
             .await
         {
             tracing::warn!(error = %e, "cannot report an undelivered message");

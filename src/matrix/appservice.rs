@@ -306,7 +306,13 @@ async fn post_ping(State(state): State<AppState>) -> Json<serde_json::Value> {
 
 async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     let ready = *state.ready.borrow() && state.store.ping().await;
-    if ready {
+    if ready && state.metrics.outbox_retrying.get() > 0 {
+        // Still taking transactions, but events from MSN wait for the homeserver.
+        (
+            StatusCode::OK,
+            "ready, degraded: events from MSN are waiting for the homeserver",
+        )
+    } else if ready {
         (StatusCode::OK, "ready")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready")

@@ -52,6 +52,16 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// Whether the call may work later: the homeserver could not be reached, was
+    /// overloaded (429) or failed (5xx), also after the retries here ran out.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Transport(_) | Self::GaveUp { .. } => true,
+            Self::Matrix { status, .. } => *status == 429 || *status >= 500,
+            Self::Build(_) | Self::Response(_) => false,
+        }
+    }
+
     /// The Matrix `errcode`, if the homeserver sent one.
     pub fn errcode(&self) -> Option<&str> {
         match self {

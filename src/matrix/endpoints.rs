@@ -199,13 +199,19 @@ impl Client {
         content: &Value,
         txn_id: &str,
         as_user: Option<&str>,
+        at_ms: Option<i64>,
     ) -> Result<String, ClientError> {
-        let request = send_message_event::v3::Request::new_raw(
+        let mut request = send_message_event::v3::Request::new_raw(
             room(room_id)?,
             OwnedTransactionId::from(txn_id),
             MessageLikeEventType::RoomMessage,
             raw(content)?,
         );
+        // Appservice timestamp massaging (`ts`): the event shows when it was written.
+        request.timestamp = at_ms
+            .and_then(|ms| u64::try_from(ms).ok())
+            .and_then(ruma::UInt::new)
+            .map(ruma::MilliSecondsSinceUnixEpoch);
         let sender = as_user.map(user).transpose()?;
         let response = self.send(request, sender.as_deref()).await?;
         Ok(response.event_id.to_string())

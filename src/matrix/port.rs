@@ -9,7 +9,7 @@ use ruma::{OwnedRoomId, OwnedTransactionId, OwnedUserId};
 
 use super::client::{Client, ClientError};
 use super::endpoints::Presence;
-use crate::bridge::port::BridgeInfo;
+use crate::bridge::port::{BridgeInfo, OutgoingText};
 use crate::bridge::presence::MatrixPresence;
 use crate::bridge::{MatrixPort, MessageKind};
 
@@ -120,12 +120,16 @@ impl MatrixPort for Client {
     async fn send_text(
         &self,
         room_id: &str,
-        kind: &MessageKind,
-        body: &str,
-        html: Option<&str>,
+        text: OutgoingText<'_>,
         txn_id: &str,
         as_user_id: &str,
     ) -> Result<String, ClientError> {
+        let OutgoingText {
+            kind,
+            body,
+            html,
+            at_ms,
+        } = text;
         let msgtype = match kind {
             MessageKind::Text => "m.text",
             MessageKind::Emote => "m.emote",
@@ -137,8 +141,12 @@ impl MatrixPort for Client {
             content["format"] = "org.matrix.custom.html".into();
             content["formatted_body"] = html.into();
         }
-        self.send_message(room_id, &content, txn_id, Some(as_user_id))
+        self.send_message(room_id, &content, txn_id, Some(as_user_id), at_ms)
             .await
+    }
+
+    fn is_transient(error: &ClientError) -> bool {
+        error.is_transient()
     }
 
     async fn set_typing(

@@ -7,6 +7,7 @@
 //! Must not import: the Matrix HTTP layer, MSNP wire types.
 
 mod message_map;
+mod outbox;
 mod pictures;
 mod portals;
 mod puppets;
@@ -19,6 +20,7 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
 pub use message_map::MessageMapping;
+pub use outbox::OutboxEntry;
 pub use portals::Portal;
 pub use puppets::Puppet;
 pub use transactions::QueuedEvent;

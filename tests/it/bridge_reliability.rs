@@ -5,12 +5,13 @@ use matrix_msn::config::{Config, OfflineStatus};
 use matrix_msn::testkit::MsnServerHandle;
 use matrix_sdk::ruma::OwnedRoomId;
 use msnp11_sdk::{Event, MsnpStatus};
+use tokio::time::timeout;
 
 use crate::bridge_e2e::{
     ALICE, BOB, PUPPET_ALICE, alice_opens_and_says, bob_goes, metrics_text, msn_contact,
     msn_reachable_again, msn_unreachable, sample, world,
 };
-use crate::e2e::{TURN, User, new_user, unique};
+use crate::e2e::{Seen, TURN, User, new_user, unique};
 use crate::support::{self, TestBridge};
 use crate::testkit_msnp11_sdk as sdk;
 
@@ -19,8 +20,8 @@ use crate::testkit_msnp11_sdk as sdk;
 struct Chatting {
     msn: MsnServerHandle,
     cfg: Config,
-    /// Alice's MSN client, kept signed in.
-    _alice: msnp11_sdk::Client,
+    /// Alice's MSN client, signed in.
+    alice: msnp11_sdk::Client,
     alice_events: sdk::Events,
     bridge: TestBridge,
     bob: User,
@@ -32,9 +33,15 @@ struct Chatting {
 
 /// [`Chatting`], or `None` without a homeserver to test against.
 async fn chatting(name: &str) -> Option<Chatting> {
+    chatting_with(name, |_| {}).await
+}
+
+/// [`chatting`] with the bridge's config changed by `tweak` first.
+async fn chatting_with(name: &str, tweak: impl FnOnce(&mut Config)) -> Option<Chatting> {
     let hs = support::homeserver_url()?;
     let turn = TURN.lock().await;
-    let (msn, dir, cfg) = world(&hs).await;
+    let (msn, dir, mut cfg) = world(&hs).await;
+    tweak(&mut cfg);
     let (alice, alice_events) = msn_contact(&msn, ALICE).await;
     let bridge = TestBridge::start(cfg.clone()).await;
     let mut bob = new_user(&hs, &unique(name), "bob-password-12").await;
@@ -45,7 +52,7 @@ async fn chatting(name: &str) -> Option<Chatting> {
     Some(Chatting {
         msn,
         cfg,
-        _alice: alice,
+        alice,
         alice_events,
         bridge,
         bob,
@@ -175,5 +182,113 @@ async fn e2e_offline_is_away_and_a_hidden_user_who_writes_goes_online() {
     let mut sb_events = sdk::collect_sb(&sb);
     sdk::got_text(&mut sb_events, BOB, "written while hidden").await;
     assert_eq!(s.msn.online(BOB).as_deref(), Some("NLN"));
+    bridge.stop().await;
+}
+
+/// The texts Alice's puppet writes in `portal`, as Bob sees them, until `last` (included),
+/// with their `origin_server_ts`.
+async fn alice_texts_until(bob: &mut User, portal: &OwnedRoomId, last: &str) -> Vec<(String, u64)> {
+    let mut texts = Vec::new();
+    loop {
+        let seen = bob
+            .wait_for(&format!("Alice's texts up to {last:?}"), |s| {
+                matches!(s, Seen::Text { room, sender, .. } if room == portal && sender.as_str() == PUPPET_ALICE)
+            })
+            .await;
+        if let Seen::Text { body, at_ms, .. } = seen {
+            let done = body == last;
+            texts.push((body, at_ms));
+            if done {
+                return texts;
+            }
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Nothing from MSN is lost while the homeserver is away (found against real servers: a
+/// message was dropped after about 8 s of Synapse being stopped). Messages from Alice wait
+/// in the bridge's durable outbox, retried while the way to Synapse is cut (the bridge
+/// says it is degraded), and arrive in order, each once, showing the time Alice wrote
+/// them; also when the bridge restarts in the middle of the outage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_messages_from_msn_wait_out_a_homeserver_outage_and_a_restart() {
+    let Some(hs) = support::homeserver_url() else {
+        return;
+    };
+    let synapse: std::net::SocketAddr = hs
+        .trim_start_matches("http://")
+        .parse()
+        .expect("Synapse's address");
+    let mut gate = support::Gate::open_to(synapse).await;
+    let gate_url = gate.url();
+    let Some(mut s) = chatting_with("obob", |cfg| cfg.homeserver.address = gate_url).await else {
+        return;
+    };
+    let retrying = "matrix_msn_outbox_retrying";
+    let alice_sb = timeout(sdk::T, s.alice.create_session(BOB))
+        .await
+        .expect("XFR timed out")
+        .expect("switchboard");
+    let mut alice_sb_events = sdk::collect_sb(&alice_sb);
+    sdk::joined(&mut alice_sb_events, BOB).await;
+
+    // The way to Synapse is cut while Alice writes.
+    gate.cut().await;
+    for text in ["outage 1", "outage 2", "outage 3"] {
+        sdk::say(&alice_sb, text).await;
+    }
+    support::poll_until("the outbox retrying", || async {
+        sample(&metrics_text(&s.cfg).await, retrying) >= 1.0
+    })
+    .await;
+    let reg = support::e2e_registration();
+    let health = reqwest::get(format!("{}/health/ready", reg.url))
+        .await
+        .expect("health")
+        .text()
+        .await
+        .expect("health text");
+    assert!(health.contains("degraded"), "{health}");
+    let reopened_at = now_ms();
+    gate.reopen().await;
+    let texts = alice_texts_until(&mut s.bob, &s.portal, "outage 3").await;
+    let bodies: Vec<&str> = texts.iter().map(|(b, _)| b.as_str()).collect();
+    assert_eq!(bodies, ["outage 1", "outage 2", "outage 3"]);
+    assert!(
+        texts.iter().all(|(_, at)| *at < reopened_at),
+        "the events show when Alice wrote them, not when Synapse took them: {texts:?} (reopened at {reopened_at})"
+    );
+
+    // Cut again; Alice writes; the bridge restarts before the way is back.
+    gate.cut().await;
+    for text in ["restart 1", "restart 2"] {
+        sdk::say(&alice_sb, text).await;
+    }
+    support::poll_until("the outbox retrying again", || async {
+        sample(&metrics_text(&s.cfg).await, retrying) >= 1.0
+    })
+    .await;
+    s.bridge.stop().await;
+    bob_goes(&mut s.alice_events, "bob signed out by the stop").await;
+    gate.reopen().await;
+    let bridge = TestBridge::start(s.cfg.clone()).await;
+    sdk::wait_for(
+        &mut s.alice_events,
+        "bob back",
+        |e| matches!(e, Event::PresenceUpdate { email, .. } if email == BOB),
+    )
+    .await;
+    alice_opens_and_says(&s.alice, "after the restart").await;
+    let texts = alice_texts_until(&mut s.bob, &s.portal, "after the restart").await;
+    let bodies: Vec<&str> = texts.iter().map(|(b, _)| b.as_str()).collect();
+    assert_eq!(bodies, ["restart 1", "restart 2", "after the restart"]);
     bridge.stop().await;
 }

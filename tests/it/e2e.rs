@@ -50,6 +50,8 @@ pub(crate) enum Seen {
         sender: OwnedUserId,
         body: String,
         html: Option<String>,
+        /// `origin_server_ts`, in milliseconds.
+        at_ms: u64,
     },
     Typing {
         room: OwnedRoomId,
@@ -163,6 +165,7 @@ pub(crate) async fn new_user(homeserver: &str, name: &str, password: &str) -> Us
                         sender: ev.sender.clone(),
                         body: t.body.clone(),
                         html: t.formatted.as_ref().map(|f| f.body.clone()),
+                        at_ms: ev.origin_server_ts.0.into(),
                     });
                 }
                 _ => {}
@@ -660,11 +663,11 @@ async fn e2e_client_calls_as_bot_and_puppet() {
 
     let content = json!({"msgtype": "m.text", "body": "hi *bob*", "format": "org.matrix.custom.html", "formatted_body": "hi <b>bob</b>"});
     let first = client
-        .send_message(&room, &content, "txn-hello", Some(&puppet))
+        .send_message(&room, &content, "txn-hello", Some(&puppet), None)
         .await
         .expect("send");
     let again = client
-        .send_message(&room, &content, "txn-hello", Some(&puppet))
+        .send_message(&room, &content, "txn-hello", Some(&puppet), None)
         .await
         .expect("retry");
     assert_eq!(first, again, "the same transaction ID gives the same event");

@@ -41,6 +41,28 @@ async fn suite(store: &Store) {
     picture_cache_round_trip(store).await;
     portals_round_trip(store).await;
     message_map_is_idempotent(store).await;
+    outbox_keeps_order_per_receiver(store).await;
+}
+
+async fn outbox_keeps_order_per_receiver(store: &Store) {
+    let bob = "@bob:localhost";
+    let a = store.outbox_push(bob, "first").await.unwrap();
+    let other = store.outbox_push("@eve:localhost", "hers").await.unwrap();
+    let b = store.outbox_push(bob, "second").await.unwrap();
+    assert!(a < other && other < b);
+    let waiting = store.outbox_of(bob, 0, 10).await.unwrap();
+    let payloads: Vec<&str> = waiting.iter().map(|e| e.payload.as_str()).collect();
+    assert_eq!(payloads, ["first", "second"]);
+    assert!(waiting.iter().all(|e| e.created_at > 0));
+    assert_eq!(store.outbox_of(bob, a, 10).await.unwrap().len(), 1);
+    let mut receivers = store.outbox_receivers().await.unwrap();
+    receivers.sort();
+    assert_eq!(receivers, ["@bob:localhost", "@eve:localhost"]);
+    for seq in [a, other, b] {
+        store.outbox_remove(seq).await.unwrap();
+    }
+    assert!(store.outbox_of(bob, 0, 10).await.unwrap().is_empty());
+    assert!(store.outbox_receivers().await.unwrap().is_empty());
 }
 
 async fn transactions_are_deduplicated_and_queued(store: &Store) {

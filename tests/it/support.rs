@@ -239,3 +239,69 @@ pub fn free_port() -> u16 {
         .expect("free port")
         .port()
 }
+
+/// A TCP way to a server that a test can cut and restore, as a homeserver restart or a
+/// network cut does: while cut, connections are refused and the open ones are dropped.
+pub struct Gate {
+    port: u16,
+    target: std::net::SocketAddr,
+    cut: CancellationToken,
+    listening: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Gate {
+    /// A gate on a free loopback port to `target`, open.
+    pub async fn open_to(target: std::net::SocketAddr) -> Self {
+        let mut gate = Self {
+            port: free_port(),
+            target,
+            cut: CancellationToken::new(),
+            listening: None,
+        };
+        gate.reopen().await;
+        gate
+    }
+
+    /// `http://127.0.0.1:PORT`: the gate as a base URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Refuses new connections (the port is closed once this returns) and drops the open
+    /// ones.
+    pub async fn cut(&mut self) {
+        self.cut.cancel();
+        if let Some(listening) = self.listening.take() {
+            let _ = listening.await;
+        }
+    }
+
+    /// Lets connections through again, on the same port.
+    pub async fn reopen(&mut self) {
+        self.cut = CancellationToken::new();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .expect("bind the gate's port");
+        let (cut, target) = (self.cut.clone(), self.target);
+        self.listening = Some(tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    () = cut.cancelled() => return,
+                    accepted = listener.accept() => accepted,
+                };
+                let Ok((mut inbound, _)) = accepted else {
+                    return;
+                };
+                let cut = cut.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        tokio::select! {
+                            () = cut.cancelled() => {}
+                            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        }
+                    }
+                });
+            }
+        }));
+    }
+}

@@ -1,0 +1,261 @@
+//! Events from MSN on their way to Matrix (messages, nudges, notices of what the bridge
+//! cannot show): written to the durable outbox before anything else is done with them,
+//! then delivered by one task per Matrix user, in the order they came. A delivery that
+//! fails because the homeserver is away or overloaded is retried with backoff for as long
+//! as it takes (the `matrix_msn_outbox_retrying` gauge and `/health/ready` say so
+//! meanwhile), so neither a homeserver restart nor a bridge restart loses one. Each event
+//! is sent with the time it came (appservice `ts`) and a transaction ID made from its
+//! outbox position, so a retry, even after a restart, never duplicates it.
+//!
+//! Must not import: Matrix or MSNP wire types (it uses the core's ports).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+use super::port::OutgoingText;
+use super::remote::{Chat, MsnConnector};
+use super::{Bridge, MatrixPort, MessageKind, lock};
+use crate::store::{MessageMapping, OutboxEntry};
+
+/// Outbox rows read at once.
+const BATCH: i64 = 64;
+/// The first and the longest wait before a failed delivery is tried again.
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(60);
+
+/// What an event from MSN becomes in its portal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum Shape {
+    /// The contact's message (recorded in the message map).
+    Text,
+    /// An emote (a nudge).
+    Emote,
+    /// A notice (what the bridge cannot show).
+    Notice,
+}
+
+/// One event for a portal, as the outbox keeps it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct Outgoing {
+    /// The portal's chat key.
+    pub chat: String,
+    /// The contact's MSN address: their puppet sends it.
+    pub from: String,
+    pub shape: Shape,
+    pub body: String,
+    pub html: Option<String>,
+}
+
+/// Why an event could not be delivered now.
+enum Failed {
+    /// The homeserver may take it later.
+    Transient(String),
+    /// It never will (the room refuses the puppet, the event is malformed): dropped.
+    Permanent(String),
+}
+
+impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
+    /// Writes an event for `mxid`'s portal to the outbox and wakes its delivery. Awaited
+    /// by the session's event loop, so one user's events are written in the order they
+    /// came. Only a failing database loses one, and that is logged.
+    pub(super) async fn post_to_matrix(self: &Arc<Self>, mxid: &str, outgoing: Outgoing) {
+        let sealed = serde_json::to_string(&outgoing)
+            .map_err(|e| e.to_string())
+            .and_then(|json| self.credentials.seal_text(&json).map_err(|e| e.to_string()));
+        let stored = match sealed {
+            Ok(sealed) => self
+                .store
+                .outbox_push(mxid, &sealed)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        match stored {
+            Ok(_) => self.wake_outbox(mxid),
+            Err(e) => {
+                self.metrics.error("store");
+                tracing::error!(error = %e, "cannot queue an event from MSN for Matrix; it is lost");
+            }
+        }
+    }
+
+    /// Starts (or wakes) the delivery of `mxid`'s outbox.
+    pub(super) fn wake_outbox(self: &Arc<Self>, mxid: &str) {
+        let (wake, started) = {
+            let mut all = lock(&self.outboxes);
+            match all.get(mxid) {
+                Some(wake) => (wake.clone(), false),
+                None => {
+                    let wake = Arc::new(Notify::new());
+                    all.insert(mxid.to_owned(), wake.clone());
+                    (wake, true)
+                }
+            }
+        };
+        if started {
+            let span = tracing::info_span!("outbox", mxid = %mxid);
+            tokio::spawn(tracing::Instrument::instrument(
+                self.clone().deliver_outbox(mxid.to_owned(), wake.clone()),
+                span,
+            ));
+        }
+        wake.notify_one();
+    }
+
+    /// Resumes the outboxes an earlier run left events in.
+    pub(super) async fn resume_outboxes(self: &Arc<Self>) {
+        match self.store.outbox_receivers().await {
+            Ok(receivers) => {
+                for mxid in receivers {
+                    self.wake_outbox(&mxid);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot read the outbox to resume it"),
+        }
+    }
+
+    /// Delivers `mxid`'s outbox in order until shutdown, waiting for `wake` when empty.
+    async fn deliver_outbox(self: Arc<Self>, mxid: String, wake: Arc<Notify>) {
+        let mut after = 0;
+        let mut delay = RETRY_FIRST;
+        loop {
+            let batch = match self.store.outbox_of(&mxid, after, BATCH).await {
+                Ok(batch) => batch,
+                Err(e) => {
+                    tracing::error!(error = %e, ?delay, "cannot read the outbox; retrying");
+                    if !self.pause(&mut delay).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            if batch.is_empty() {
+                tokio::select! {
+                    () = self.shutdown.cancelled() => return,
+                    () = wake.notified() => continue,
+                }
+            }
+            for entry in batch {
+                if !self.deliver_entry(&mxid, &entry).await {
+                    return;
+                }
+                after = entry.seq;
+            }
+        }
+    }
+
+    /// Delivers one entry, retrying for as long as the homeserver may take it, then
+    /// removes it. `false` at shutdown (the entry stays for the restart).
+    async fn deliver_entry(&self, mxid: &str, entry: &OutboxEntry) -> bool {
+        let mut delay = RETRY_FIRST;
+        let mut retrying = false;
+        let outcome = loop {
+            let failed = match self.open_outgoing(&entry.payload) {
+                Ok(outgoing) => match self.deliver(mxid, entry, &outgoing).await {
+                    Ok(()) => break Ok(()),
+                    Err(failed) => failed,
+                },
+                Err(e) => Failed::Permanent(format!("cannot read it back: {e}")),
+            };
+            match failed {
+                Failed::Permanent(why) => break Err(why),
+                Failed::Transient(why) => {
+                    if !retrying {
+                        retrying = true;
+                        self.metrics.outbox_retrying.inc();
+                    }
+                    tracing::warn!(%why, ?delay, seq = entry.seq, "the homeserver does not take an event from MSN yet; retrying");
+                    if !self.pause(&mut delay).await {
+                        self.metrics.outbox_retrying.dec();
+                        return false;
+                    }
+                }
+            }
+        };
+        if retrying {
+            self.metrics.outbox_retrying.dec();
+        }
+        if let Err(why) = outcome {
+            self.metrics.error("to_matrix");
+            tracing::error!(%why, seq = entry.seq, "an event from MSN cannot be bridged; dropped");
+        }
+        if let Err(e) = self.store.outbox_remove(entry.seq).await {
+            // Sent again after a restart: its transaction ID makes that a no-op.
+            tracing::error!(error = %e, "cannot remove a delivered event from the outbox");
+        }
+        true
+    }
+
+    /// Waits `delay` (doubling it for next time, up to [`RETRY_MAX`]); `false` at shutdown.
+    async fn pause(&self, delay: &mut Duration) -> bool {
+        let wait = *delay;
+        *delay = (*delay * 2).min(RETRY_MAX);
+        tokio::select! {
+            () = self.shutdown.cancelled() => false,
+            () = tokio::time::sleep(wait) => true,
+        }
+    }
+
+    fn open_outgoing(&self, payload: &str) -> Result<Outgoing, String> {
+        let json = self
+            .credentials
+            .open_text(payload)
+            .map_err(|e| e.to_string())?;
+        serde_json::from_str(&json).map_err(|e| e.to_string())
+    }
+
+    /// Sends one event into its portal (created if needed) as the contact's puppet.
+    async fn deliver(
+        &self,
+        mxid: &str,
+        entry: &OutboxEntry,
+        outgoing: &Outgoing,
+    ) -> Result<(), Failed> {
+        let chat = Chat::from_key(&outgoing.chat);
+        // A portal that cannot be made now (the homeserver away) may be made later.
+        let Some(room) = self.portal_room(mxid, &chat, true).await else {
+            return Err(Failed::Transient("the portal cannot be made".into()));
+        };
+        let puppet = self.puppet_id(&outgoing.from);
+        let kind = match outgoing.shape {
+            Shape::Text => MessageKind::Text,
+            Shape::Emote => MessageKind::Emote,
+            Shape::Notice => MessageKind::Notice,
+        };
+        let text = OutgoingText {
+            kind: &kind,
+            body: &outgoing.body,
+            html: outgoing.html.as_deref(),
+            at_ms: Some(entry.created_at),
+        };
+        let txn = format!("msn-outbox-{}-{}", entry.seq, entry.created_at);
+        let event_id = match self.matrix.send_text(&room, text, &txn, &puppet).await {
+            Ok(event_id) => event_id,
+            Err(e) if M::is_transient(&e) => return Err(Failed::Transient(e.to_string())),
+            Err(e) => return Err(Failed::Permanent(e.to_string())),
+        };
+        if outgoing.shape == Shape::Text {
+            self.metrics.message("to_matrix");
+            let mapping = MessageMapping {
+                matrix_event_id: event_id,
+                part: 0,
+                room_id: room.clone(),
+                receiver: mxid.to_owned(),
+                msn_message_id: txn,
+                direction: "to_matrix".into(),
+            };
+            if let Err(e) = self.messages.record(mapping).await {
+                tracing::error!(error = %e, "cannot store the message mapping");
+            }
+            // The message ends the typing it announced (only sent when typing was shown).
+            if lock(&self.puppets_typing).remove(&(room.clone(), puppet.clone())) {
+                let _ = self.matrix.set_typing(&room, &puppet, None).await;
+            }
+        }
+        Ok(())
+    }
+}
