@@ -163,6 +163,9 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         members: &[(String, String)],
     ) {
         let key = chat.key();
+        for (address, name) in members {
+            self.remember_member(mxid, chat, address, Some(name)).await;
+        }
         let existing = self.stored_portal_room(mxid, &key).await;
         match existing {
             Some(room) => {
@@ -181,12 +184,14 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     }
 
     pub(super) async fn on_group_joined(&self, mxid: &str, chat: &Chat, address: &str, name: &str) {
+        self.remember_member(mxid, chat, address, Some(name)).await;
         if let Some(room) = self.portal_room(mxid, chat, true).await {
             self.puppet_joins(&room, address, name).await;
         }
     }
 
     pub(super) async fn on_group_left(&self, mxid: &str, chat: &Chat, address: &str) {
+        self.remember_member(mxid, chat, address, None).await;
         if let Some(room) = self.portal_room(mxid, chat, false).await {
             let puppet = self.puppet_id(address);
             if let Err(e) = self
@@ -196,6 +201,32 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             {
                 tracing::debug!(error = %e, "the puppet cannot leave the portal");
             }
+        }
+    }
+
+    /// Keeps a group's membership in the store: `name` for a member who is in, `None` for
+    /// one who left.
+    async fn remember_member(&self, mxid: &str, chat: &Chat, address: &str, name: Option<&str>) {
+        let key = chat.key();
+        let stored = match name {
+            Some(name) => self.store.add_group_member(&key, mxid, address, name).await,
+            None => self.store.remove_group_member(&key, mxid, address).await,
+        };
+        if let Err(e) = stored {
+            tracing::error!(error = %e, "cannot store a group's members");
+        }
+    }
+
+    /// Makes a group's stored members known to `session` (a new session, after a restart,
+    /// has not seen the group).
+    async fn recall_group(&self, session: &C::Session, mxid: &str, chat: &Chat) {
+        if !matches!(chat, Chat::Group(_)) {
+            return;
+        }
+        match self.store.group_members(&chat.key(), mxid).await {
+            Ok(members) if !members.is_empty() => session.recall_group(chat, members),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "cannot read a group's members"),
         }
     }
 
@@ -338,7 +369,11 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             },
         };
         self.user_is_active(sender).await;
-        let outcome = match self.session_of(sender) {
+        let session = self.session_of(sender);
+        if let Some(session) = &session {
+            self.recall_group(session, sender, &chat).await;
+        }
+        let outcome = match session {
             Some(session) if nudge => session.send_nudge(&chat).await,
             Some(session) => session.send_text(&chat, text).await,
             None => Err(super::remote::DeliveryError(
@@ -436,6 +471,10 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         let typing = user_ids.contains(&portal.receiver);
         if typing {
             self.user_is_active(&portal.receiver).await;
+            if let Some(session) = self.session_of(&portal.receiver) {
+                let chat = Chat::from_key(&portal.msn_chat_id);
+                self.recall_group(&session, &portal.receiver, &chat).await;
+            }
         }
         let mut tasks = lock(&self.typing);
         match (typing, tasks.get(room_id).is_some_and(|t| !t.is_finished())) {

@@ -227,6 +227,10 @@ pub trait MsnSessionPort: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), DeliveryError>> + Send;
     fn send_typing(&self, to: &Chat) -> impl Future<Output = Result<(), DeliveryError>> + Send;
     fn send_nudge(&self, to: &Chat) -> impl Future<Output = Result<(), DeliveryError>> + Send;
+    /// Makes a group's members known to the session (as remembered by the core), so that
+    /// a session that has not seen the group (a new one, after a restart) can call them
+    /// together again. Members the session already knows for it are kept.
+    fn recall_group(&self, group: &Chat, members: Vec<(String, String)>);
     /// Invites a contact into a chat: a one-to-one chat becomes a group.
     fn invite(
         &self,

@@ -109,6 +109,14 @@ impl Conversations {
         Ok(sb)
     }
 
+    /// Remembers group `id`'s members unless this session knows them already.
+    pub(super) fn recall_group(&self, id: &str, members: Vec<(String, String)>) {
+        self.lock()
+            .groups
+            .entry(id.to_owned())
+            .or_insert_with(|| members.into_iter().collect());
+    }
+
     /// Answers an invitation (`RNG`) from `inviter`.
     pub(super) async fn answer(
         &self,

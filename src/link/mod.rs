@@ -346,6 +346,12 @@ impl MsnSessionPort for LinkSession {
         Err(delivery(last))
     }
 
+    fn recall_group(&self, group: &Chat, members: Vec<(String, String)>) {
+        if let Chat::Group(id) = group {
+            self.conversations.recall_group(id, members);
+        }
+    }
+
     async fn send_typing(&self, to: &Chat) -> Result<(), DeliveryError> {
         let sb = self.conversation(to).await?;
         sb.send_typing().await.map_err(delivery)

@@ -6,6 +6,7 @@
 //! are integers (milliseconds since the Unix epoch).
 //! Must not import: the Matrix HTTP layer, MSNP wire types.
 
+mod group_members;
 mod message_map;
 mod outbox;
 mod pictures;

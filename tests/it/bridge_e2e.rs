@@ -38,6 +38,8 @@ fn bridge_config(hs: &str, db: &str, msn: &MsnServerHandle) -> matrix_msn::confi
 pub(crate) struct Scene {
     pub(crate) hs: String,
     pub(crate) msn: MsnServerHandle,
+    /// The bridge's config (to start it again).
+    pub(crate) cfg: matrix_msn::config::Config,
     _dir: tempfile::TempDir,
     _turn: tokio::sync::MutexGuard<'static, ()>,
 }
@@ -47,10 +49,11 @@ pub(crate) async fn scene() -> Option<(Scene, TestBridge)> {
     let hs = support::homeserver_url()?;
     let turn = TURN.lock().await;
     let (msn, dir, cfg) = world(&hs).await;
-    let bridge = TestBridge::start(cfg).await;
+    let bridge = TestBridge::start(cfg.clone()).await;
     let scene = Scene {
         hs,
         msn,
+        cfg,
         _dir: dir,
         _turn: turn,
     };
@@ -689,8 +692,9 @@ async fn e2e_three_party_switchboard_becomes_a_group_portal() {
         return;
     };
     let (hs, msn) = (scene.hs.as_str(), &scene.msn);
-    let (alice, _alice_events) = msn_contact(msn, ALICE).await;
+    let (alice, mut alice_events) = msn_contact(msn, ALICE).await;
     let (_carol, mut carol_events) = msn_contact(msn, CAROL).await;
+    let cfg = &scene.cfg;
 
     let mut bob = new_user(hs, &unique("mbob"), "bob-password-7").await;
     bob.log_in_to_msn().await;
@@ -726,6 +730,24 @@ async fn e2e_three_party_switchboard_becomes_a_group_portal() {
     bob.say(&group, "hi both").await;
     sdk::got_text(&mut alice_sb_events, BOB, "hi both").await;
     sdk::got_text(&mut carol_sb_events, BOB, "hi both").await;
+
+    // After a bridge restart the group is called together again from the stored members
+    // (they were only in the old session's memory, and the message came back undelivered).
+    bridge.stop().await;
+    let bridge = TestBridge::start(cfg.clone()).await;
+    sdk::wait_for(
+        &mut alice_events,
+        "bob back",
+        |e| matches!(e, Event::PresenceUpdate { email, .. } if email == BOB),
+    )
+    .await;
+    bob.say(&group, "still both").await;
+    let alice_sb = sdk::answered(&mut alice_events).await;
+    let mut alice_sb_events = sdk::collect_sb(&alice_sb);
+    let carol_sb = sdk::answered(&mut carol_events).await;
+    let mut carol_sb_events = sdk::collect_sb(&carol_sb);
+    sdk::got_text(&mut alice_sb_events, BOB, "still both").await;
+    sdk::got_text(&mut carol_sb_events, BOB, "still both").await;
 
     // Carol leaves: her puppet leaves the group portal.
     timeout(sdk::T, carol_sb.disconnect())

@@ -42,6 +42,39 @@ async fn suite(store: &Store) {
     portals_round_trip(store).await;
     message_map_is_idempotent(store).await;
     outbox_keeps_order_per_receiver(store).await;
+    group_members_round_trip(store).await;
+}
+
+async fn group_members_round_trip(store: &Store) {
+    let (group, bob) = ("group:1-0", "@bob:localhost");
+    store
+        .add_group_member(group, bob, "carol@example.com", "Carol")
+        .await
+        .unwrap();
+    store
+        .add_group_member(group, bob, "alice@example.com", "Al")
+        .await
+        .unwrap();
+    store
+        .add_group_member(group, bob, "alice@example.com", "Alice")
+        .await
+        .unwrap();
+    store
+        .add_group_member(group, "@eve:localhost", "dan@example.com", "Dan")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.group_members(group, bob).await.unwrap(),
+        [
+            ("alice@example.com".to_owned(), "Alice".to_owned()),
+            ("carol@example.com".to_owned(), "Carol".to_owned())
+        ]
+    );
+    store
+        .remove_group_member(group, bob, "carol@example.com")
+        .await
+        .unwrap();
+    assert_eq!(store.group_members(group, bob).await.unwrap().len(), 1);
 }
 
 async fn outbox_keeps_order_per_receiver(store: &Store) {
