@@ -87,8 +87,8 @@ fn login_failure(e: NetError) -> LoginFailure {
     }
 }
 
-/// Tries at sending one text: on the chat's switchboard, and on a fresh one when the
-/// first never sent it.
+/// Tries at sending one text or nudge: on the chat's switchboard, and on a fresh one when
+/// the first never sent it.
 const SEND_ATTEMPTS: usize = 2;
 
 /// Whether a failed send certainly never reached the server, so sending again cannot
@@ -302,6 +302,39 @@ impl LinkSession {
         self.conversations.get_or_open(&ns, chat).await
     }
 
+    /// Runs `send` on the chat's switchboard; when that one was given up before anything
+    /// went out (a step unanswered in time, MSNP.md §2.8; or it closed under us), once
+    /// more on a fresh one. What may have reached the server is never sent twice.
+    async fn on_switchboard<F, Fut>(&self, to: &Chat, send: F) -> Result<(), DeliveryError>
+    where
+        F: Fn(crate::net::SbClient) -> Fut,
+        Fut: std::future::Future<Output = Result<(), NetError>>,
+    {
+        let mut last = NetError::Timeout;
+        for _ in 0..SEND_ATTEMPTS {
+            let sb = match self.open_conversation(to).await {
+                Ok(sb) => sb,
+                // `XFR SB` unanswered in time: ask for another switchboard.
+                Err(e @ NetError::Timeout) => {
+                    tracing::info!("no switchboard in time; asking again");
+                    last = e;
+                    continue;
+                }
+                Err(e) => return Err(delivery(e)),
+            };
+            match send(sb.clone()).await {
+                Ok(()) => return Ok(()),
+                Err(e) if never_sent(&e) => {
+                    tracing::info!(error = %e, "the switchboard was given up before anything went out; opening a fresh one");
+                    sb.close().await;
+                    last = e;
+                }
+                Err(e) => return Err(delivery(e)),
+            }
+        }
+        Err(delivery(last))
+    }
+
     async fn list_command(
         &self,
         op: impl FnOnce(
@@ -316,34 +349,13 @@ impl LinkSession {
 }
 
 impl MsnSessionPort for LinkSession {
-    /// Sends on the chat's switchboard; when that one was given up before the text went
-    /// out (a step unanswered in time, MSNP.md §2.8; or it closed under us), once more on
-    /// a fresh one. A text that may have reached the server is never sent twice.
     async fn send_text(&self, to: &Chat, text: RichText) -> Result<(), DeliveryError> {
         let format = text_format(&text.style);
-        let mut last = NetError::Timeout;
-        for _ in 0..SEND_ATTEMPTS {
-            let sb = match self.open_conversation(to).await {
-                Ok(sb) => sb,
-                // `XFR SB` unanswered in time: ask for another switchboard.
-                Err(e @ NetError::Timeout) => {
-                    tracing::info!("no switchboard in time; asking again");
-                    last = e;
-                    continue;
-                }
-                Err(e) => return Err(delivery(e)),
-            };
-            match sb.send_text(text.text.clone(), format.clone()).await {
-                Ok(()) => return Ok(()),
-                Err(e) if never_sent(&e) => {
-                    tracing::info!(error = %e, "the switchboard was given up before the text went out; opening a fresh one");
-                    sb.close().await;
-                    last = e;
-                }
-                Err(e) => return Err(delivery(e)),
-            }
-        }
-        Err(delivery(last))
+        self.on_switchboard(to, |sb| {
+            let (text, format) = (text.text.clone(), format.clone());
+            async move { sb.send_text(text, format).await }
+        })
+        .await
     }
 
     fn recall_group(&self, group: &Chat, members: Vec<(String, String)>) {
@@ -357,9 +369,15 @@ impl MsnSessionPort for LinkSession {
         sb.send_typing().await.map_err(delivery)
     }
 
+    /// A nudge has no acknowledgement: it waits for the contact to be in the
+    /// conversation, so that one who cannot be reached (offline, a switchboard that
+    /// hangs) is reported like a text.
     async fn send_nudge(&self, to: &Chat) -> Result<(), DeliveryError> {
-        let sb = self.conversation(to).await?;
-        sb.send_nudge().await.map_err(delivery)
+        self.on_switchboard(to, |sb| async move {
+            sb.ready().await?;
+            sb.send_nudge().await
+        })
+        .await
     }
 
     async fn set_status(&self, status: OwnStatus) -> Result<(), DeliveryError> {

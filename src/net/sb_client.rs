@@ -49,6 +49,11 @@ enum Request {
     Participants {
         reply: oneshot::Sender<Vec<Participant>>,
     },
+    /// Answered once the conversation is ready (someone joined); dropped if it closes
+    /// first.
+    WhenReady {
+        reply: oneshot::Sender<()>,
+    },
     Fetch {
         contact: String,
         msnobj: String,
@@ -130,6 +135,7 @@ impl SbClient {
             fetches: HashMap::new(),
             p2p_in_flight: HashSet::new(),
             next_p2p_send: Instant::now(),
+            ready_waiters: Vec::new(),
         };
         tokio::spawn(driver.run(rx).instrument(span));
         Ok((
@@ -202,6 +208,15 @@ impl SbClient {
             .await
     }
 
+    /// Resolves once the conversation is ready (the contact joined, or we joined theirs);
+    /// a switchboard that closes first (nobody joined, a step unanswered) gives
+    /// [`SendFailure::NotSent`]: whatever waited for it was never on the wire.
+    pub async fn ready(&self) -> Result<(), NetError> {
+        let rx = self.request(|reply| Request::WhenReady { reply }).await?;
+        rx.await
+            .map_err(|_| NetError::NotDelivered(SendFailure::NotSent))
+    }
+
     /// Who is in the conversation now.
     pub async fn participants(&self) -> Result<Vec<Participant>, NetError> {
         let rx = self
@@ -268,6 +283,8 @@ struct Driver {
     p2p_in_flight: HashSet<MessageId>,
     /// Earliest time for the next P2P `MSG` ([`P2P_MIN_INTERVAL`]).
     next_p2p_send: Instant,
+    /// Waiting for the conversation to be ready ([`SbClient::ready`]).
+    ready_waiters: Vec<oneshot::Sender<()>>,
 }
 
 impl Driver {
@@ -359,7 +376,14 @@ impl Driver {
                         .await;
                     return false;
                 }
-                other => self.emit(SwitchboardEvent::Session(other)).await,
+                other => {
+                    if matches!(other, SbEvent::Ready { .. }) {
+                        for waiter in self.ready_waiters.drain(..) {
+                            let _ = waiter.send(());
+                        }
+                    }
+                    self.emit(SwitchboardEvent::Session(other)).await
+                }
             }
         }
         true
@@ -376,6 +400,10 @@ impl Driver {
             Request::Participants { reply } => {
                 let _ = reply.send(self.session.participants().to_vec());
             }
+            Request::WhenReady { reply } if self.session.is_ready() => {
+                let _ = reply.send(());
+            }
+            Request::WhenReady { reply } => self.ready_waiters.push(reply),
             Request::Fetch {
                 contact,
                 msnobj,

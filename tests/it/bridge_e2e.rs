@@ -404,6 +404,9 @@ async fn e2e_bridge_chat_with_an_msn_contact() {
         .expect("join portal");
     bob.say(&carol_portal, "are you there?").await;
     bob.wait_for("the undelivered notice", |s| matches!(s, Seen::Notice { room, body, .. } if *room == carol_portal && body.contains("not delivered"))).await;
+    // So does a nudge, which has no acknowledgement on MSN.
+    bob.say(&carol_portal, "!msn nudge").await;
+    bob.wait_for("the undelivered nudge", |s| matches!(s, Seen::Notice { room, body, .. } if *room == carol_portal && body.contains("not delivered") && body.contains("did not receive"))).await;
 
     // A transaction the homeserver sends twice reaches MSN once.
     let txn = unique("replay");
