@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use super::convert::{rich_text, used_emoticons};
 use crate::bridge::remote::{Chat, RemoteEvent};
 use crate::msnp::message::EmoticonDecl;
-use crate::msnp::p2p::MsnObject;
+use crate::msnp::p2p::{DeclineReason, MsnObject, P2pEvent};
 use crate::msnp::{MsgPayload, SbConfig, SbEvent, Secret};
 use crate::net::{MsnSettings, NetError, NsClient, SbClient, SbEvents, SwitchboardEvent};
 
@@ -42,6 +42,9 @@ pub(super) struct Conversations {
     account: String,
     events: mpsc::Sender<RemoteEvent>,
     next_group: Arc<AtomicU64>,
+    /// Woken when a contact asks for a picture of ours we do not have: they missed the
+    /// announcement of the current one.
+    stale_picture: Arc<tokio::sync::Notify>,
 }
 
 impl Conversations {
@@ -56,7 +59,14 @@ impl Conversations {
             account,
             events,
             next_group: Arc::new(AtomicU64::new(0)),
+            stale_picture: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// Resolves when a contact asked for a picture of ours that we do not have (an old
+    /// one, or `<msnobj/>`): the server did not tell them about the current one.
+    pub(super) async fn stale_picture_asked(&self) {
+        self.stale_picture.notified().await;
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -225,6 +235,14 @@ impl Relay {
         while let Some(event) = events.recv().await {
             let event = match event {
                 SwitchboardEvent::Session(event) => event,
+                SwitchboardEvent::Transfer(P2pEvent::Declined {
+                    peer,
+                    reason: DeclineReason::UnknownObject,
+                }) => {
+                    tracing::info!(%peer, "a contact asked for a picture we do not have; announcing ours again");
+                    self.conversations.stale_picture.notify_one();
+                    continue;
+                }
                 SwitchboardEvent::Transfer(transfer) => {
                     tracing::debug!(?transfer, "picture transfer");
                     continue;

@@ -170,7 +170,19 @@ impl LinkSession {
 
     /// Translates the session's events into the core's, answering invitations on the way.
     async fn pump(self, mut events: mpsc::Receiver<SessionEvent>, out: mpsc::Sender<RemoteEvent>) {
-        while let Some(event) = events.recv().await {
+        loop {
+            let event = tokio::select! {
+                event = events.recv() => match event {
+                    Some(event) => event,
+                    None => break,
+                },
+                () = self.conversations.stale_picture_asked() => {
+                    if let Err(e) = self.session.reannounce_msn_object().await {
+                        tracing::debug!(error = %e, "cannot announce the picture again");
+                    }
+                    continue;
+                }
+            };
             let remote = match event {
                 SessionEvent::Connected { version } => Some(RemoteEvent::Connected {
                     protocol_version: version,

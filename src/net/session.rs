@@ -54,6 +54,8 @@ struct Profile {
     friendly_name: Option<String>,
     personal_message: Option<String>,
     msn_object: Option<String>,
+    /// The msnobj last announced again with a status change ([`MsnSession::reannounce_msn_object`]).
+    reannounced: Option<String>,
 }
 
 /// A handle on a reconnecting session. Cheap to clone.
@@ -89,6 +91,7 @@ impl MsnSession {
             friendly_name: config.friendly_name.clone(),
             personal_message: config.personal_message.clone(),
             msn_object: config.msn_object.clone(),
+            reannounced: None,
         };
         let inner = Arc::new(Inner {
             client: client_rx,
@@ -143,6 +146,39 @@ impl MsnSession {
         };
         self.connected()?
             .command(move |s, now| s.set_status(now, status, caps, msn_object.as_deref()))
+            .await
+    }
+
+    /// Announces the current msnobj again with a brief status change (a `CHG` to another
+    /// status and one back, both carrying it), for servers that tell contacts only about
+    /// status changes (Escargot, MSNP.md §2.8): a contact asking for an object we no
+    /// longer have missed the same-status `CHG` that announced the new one. Once per
+    /// msnobj, so a contact asking again cannot make the user's status flicker over and
+    /// over; nothing while hidden or without a picture.
+    pub async fn reannounce_msn_object(&self) -> Result<(), NetError> {
+        let (status, caps, msnobj) = {
+            let mut p = self.inner.profile.lock().await;
+            let Some(msnobj) = p.msn_object.clone() else {
+                return Ok(());
+            };
+            if p.status == Status::Hidden || p.reannounced.as_ref() == Some(&msnobj) {
+                return Ok(());
+            }
+            p.reannounced = Some(msnobj.clone());
+            (p.status, p.capabilities, msnobj)
+        };
+        let brief = if status == Status::Online {
+            Status::Idle
+        } else {
+            Status::Online
+        };
+        let client = self.connected()?;
+        let obj = msnobj.clone();
+        client
+            .command(move |s, now| s.set_status(now, brief, caps, Some(&obj)))
+            .await?;
+        client
+            .command(move |s, now| s.set_status(now, status, caps, Some(&msnobj)))
             .await
     }
 

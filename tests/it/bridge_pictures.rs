@@ -4,6 +4,7 @@
 //! avatar becomes their MSN display picture, which the contact's client fetches over
 //! MSNSLP.
 
+use matrix_msn::testkit::ServerEvent;
 use matrix_sdk::ruma::events::room::member::MembershipState;
 use msnp11_sdk::Event;
 use serde_json::Value;
@@ -11,6 +12,7 @@ use tokio::time::timeout;
 
 use crate::bridge_e2e::{ALICE, BOB, PUPPET_ALICE, scene};
 use crate::e2e::{Seen, User, new_user, unique};
+use crate::support;
 use crate::testkit_msnp11_sdk as sdk;
 
 /// An 8×8 orange PNG: a real image, so the homeserver can make thumbnails of it.
@@ -233,6 +235,106 @@ async fn e2e_custom_emoticons_arrive_as_inline_images() {
     assert_eq!(
         Http::new(&scene.hs, &bob).media(mxc, false).await,
         alice.cat
+    );
+    bridge.stop().await;
+}
+
+/// Bob's msnobj as Alice last saw it in his presence (`None`: no msnobj at all).
+fn msnobj_of(event: &Event) -> Option<Option<String>> {
+    match event {
+        Event::PresenceUpdate {
+            email, presence, ..
+        }
+        | Event::InitialPresenceUpdate {
+            email, presence, ..
+        } if email == BOB => Some(presence.msn_object_string.clone()),
+        _ => None,
+    }
+}
+
+/// On a server that tells contacts only about status changes (Escargot, MSNP.md §2.8), a
+/// new picture announced with an unchanged status goes unseen: the contact still has the
+/// empty `<msnobj/>` and asks for that. The bridge declines it, as it must, and announces
+/// its picture again with a brief status change; the contact then fetches the new one.
+/// (Found against a real server: the user's Matrix avatar never reached the contact.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_a_new_picture_reaches_contacts_where_only_status_changes_are_relayed() {
+    let Some((scene, bridge)) = scene().await else {
+        return;
+    };
+    let (hs, msn) = (scene.hs.as_str(), &scene.msn);
+    msn.escargot_presence(true);
+    let (alice, mut alice_events) = sdk::login(msn, ALICE).await;
+    sdk::online(&alice).await;
+    let mut bob = new_user(hs, &unique("ebob"), "bob-password-14").await;
+    bob.log_in_to_msn().await;
+    let seen = sdk::wait_for(&mut alice_events, "bob online", |e| msnobj_of(e).is_some()).await;
+    let stale = msnobj_of(&seen)
+        .flatten()
+        .expect("Escargot names an empty msnobj");
+
+    // Bob sets a Matrix avatar: the bridge's same-status CHG is not relayed.
+    let mut server_events = msn.subscribe();
+    let http = Http::new(hs, &bob);
+    let avatar = http.set_avatar(&AVATAR_PNG).await;
+    support::wait_for(
+        &mut server_events,
+        sdk::T,
+        "bob's CHG with his picture",
+        |e| {
+            matches!(e, ServerEvent::Frame { email: Some(email), frame }
+            if email == BOB && frame.verb == "CHG" && frame.args.len() >= 3)
+        },
+    )
+    .await;
+    let served = [
+        http.media(&avatar, true).await,
+        http.media(&avatar, false).await,
+    ];
+    // Alice asks for the picture she knows of: declined, and announced again.
+    let alice_sb = timeout(sdk::T, alice.create_session(BOB))
+        .await
+        .expect("XFR timed out")
+        .expect("switchboard");
+    let mut alice_sb_events = sdk::collect_sb(&alice_sb);
+    sdk::joined(&mut alice_sb_events, BOB).await;
+    // (The SDK hears no answer to a declined request: it runs beside the wait.)
+    let seen = {
+        let request = alice_sb.request_contact_display_picture(BOB, &stale);
+        tokio::pin!(request);
+        let new_msnobj = sdk::wait_for(&mut alice_events, "bob's new msnobj", |e| {
+            msnobj_of(e).flatten().is_some_and(|obj| obj != stale)
+        });
+        tokio::pin!(new_msnobj);
+        let mut asked = false;
+        loop {
+            tokio::select! {
+                seen = &mut new_msnobj => break seen,
+                _ = &mut request, if !asked => asked = true,
+            }
+        }
+    };
+    let msnobj = msnobj_of(&seen).flatten().expect("msnobj");
+    timeout(
+        sdk::T,
+        alice_sb.request_contact_display_picture(BOB, &msnobj),
+    )
+    .await
+    .expect("SDK fetch hangs")
+    .expect("SDK fetch");
+    let got = sdk::wait_for(
+        &mut alice_sb_events,
+        "bob's picture",
+        |e| matches!(e, Event::DisplayPicture { email, .. } if email == BOB),
+    )
+    .await;
+    let Event::DisplayPicture { data, .. } = got else {
+        unreachable!()
+    };
+    assert!(
+        served.contains(&data),
+        "alice got {} bytes that are not bob's avatar",
+        data.len()
     );
     bridge.stop().await;
 }

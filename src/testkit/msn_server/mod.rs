@@ -402,6 +402,13 @@ impl MsnServerHandle {
         self.shared.faults.set_silenced(&key(email), on);
     }
 
+    /// Presence as Escargot 2025 (on) or R2M (off, the default) does it: Escargot does not
+    /// relay a `CHG` that keeps the status (a new msnobj alone goes unseen) and reports a
+    /// user without a picture with the literal `<msnobj/>` (MSNP.md §2.8).
+    pub fn escargot_presence(&self, on: bool) {
+        self.shared.lock().escargot_presence = on;
+    }
+
     /// Fault: the next `count` switchboard connections hang at their first step: `USR` or
     /// `ANS` is read and never answered, nor anything after it (R2M now and then, §2.8).
     pub fn hang_switchboards(&self, count: u64) {

@@ -502,6 +502,7 @@ impl Ns {
         };
         let first = session.status.is_none();
         let was_visible = session.visible_status().is_some();
+        let same_status = session.status.as_deref() == Some(status);
         session.status = Some(status.to_owned());
         session.caps = caps.to_owned();
         session.msnobj = msnobj.map(str::to_owned);
@@ -514,7 +515,10 @@ impl Ns {
             self.initial_presence(&state, &me, trid);
             self.last_challenge = Instant::now();
         }
-        fan_out(&state, &me, was_visible);
+        // Escargot tells contacts only about status changes (§2.8).
+        if !(state.escargot_presence && same_status) {
+            fan_out(&state, &me, was_visible);
+        }
         drop(state);
         self.shared.emit(ServerEvent::StatusChanged {
             email: me,

@@ -9,6 +9,9 @@ use crate::msnp::verb::Verb;
 
 use super::state::State;
 
+/// `<msnobj/>`, percent-encoded as msnobj arguments are on the wire.
+const EMPTY_MSNOBJ: &str = "%3Cmsnobj%2F%3E";
+
 /// `ILN trid …` (when `trid` is set) or `NLN …` for `user`, plus `UBX` for MSNP11+.
 /// Empty when `user` appears offline.
 pub(crate) fn online_frames(
@@ -29,11 +32,14 @@ pub(crate) fn online_frames(
         state.name_of(user),
         session.caps.clone(),
     ];
-    // MSNP8 has no msnobj; 9–12 carry it when set (R2M omits it otherwise, §5.4).
-    if version >= 9
-        && let Some(obj) = &session.msnobj
-    {
-        args.push(obj.clone());
+    // MSNP8 has no msnobj; 9–12 carry it when set (R2M omits it otherwise, Escargot
+    // names an empty one, §2.8, §5.4).
+    if version >= 9 {
+        match &session.msnobj {
+            Some(obj) => args.push(obj.clone()),
+            None if state.escargot_presence => args.push(EMPTY_MSNOBJ.to_owned()),
+            None => {}
+        }
     }
     let presence = match trid {
         Some(trid) => Frame::command(Verb::ILN, trid, args),

@@ -134,6 +134,10 @@ pub(crate) struct State {
     pub ns_conns: HashMap<u64, ConnTx>,
     /// Every live switchboard connection, keyed by connection id.
     pub sb_conns: HashMap<u64, (Option<String>, ConnTx)>,
+    /// Presence as Escargot 2025 does it (MSNP.md §2.8): a `CHG` that keeps the status is
+    /// not relayed, and a user without a picture is reported with the literal
+    /// `<msnobj/>`. Off: as R2M, which relays every visible `CHG` and omits the msnobj.
+    pub escargot_presence: bool,
 }
 
 impl State {
