@@ -550,15 +550,27 @@ async fn e2e_logs_never_contain_secrets() {
     // Current-thread runtime: every task of this test logs on this thread.
     let capture = support::LogCapture::start();
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = format!("sqlite:{}", dir.path().join("msn.db").display());
-    let cfg = config(&hs, &db, &[("localhost", PermissionLevel::User)]);
+    let (msn, _dir, cfg) = crate::bridge_e2e::world(&hs).await;
+    let msn_password = "msn-password-Zq8!that-must-not-leak";
+    msn.add_account("dave@example.com", msn_password, "Dave");
     let bridge = TestBridge::start(cfg.clone()).await;
     let password = "bob-password-that-must-not-leak";
     let mut bob = new_user(&hs, &unique("bob"), password).await;
     let room = bob.open_management_room().await;
     bob.say(&room, "ping").await;
     bob.notice(&room, "Pong").await;
+    // An MSN login through the bridge, one step (the password in the command) and two.
+    bob.say(&room, &format!("login dave@example.com {msn_password}"))
+        .await;
+    bob.notice(&room, "Logged in to MSN as dave@example.com")
+        .await;
+    bob.say(&room, "logout").await;
+    bob.notice(&room, "Logged out of MSN").await;
+    bob.say(&room, "login dave@example.com").await;
+    bob.notice(&room, "Send the password").await;
+    bob.say(&room, msn_password).await;
+    bob.notice(&room, "Logged in to MSN as dave@example.com")
+        .await;
     // A token in the legacy query form, and a wrong one.
     let reg = support::e2e_registration();
     let http = reqwest::Client::new();
@@ -579,13 +591,24 @@ async fn e2e_logs_never_contain_secrets() {
         "the capture works: {} bytes",
         logs.len()
     );
+    assert!(
+        logs.contains("USR"),
+        "the capture holds the MSN wire trace: {} bytes",
+        logs.len()
+    );
     for secret in [
         cfg.appservice.as_token.as_str(),
         cfg.appservice.hs_token.as_str(),
+        cfg.bridge.credentials_key.as_str(),
         password,
+        msn_password,
         "wrong-token-also-secret",
     ] {
         assert!(!logs.contains(secret), "a secret reached the logs");
+    }
+    // Passport tickets look like `t=…&p=…`; the login header carries `pwd=`.
+    for needle in ["&p=", "from-PP", "pwd=", "Passport1.4 OrgVerb"] {
+        assert!(!logs.contains(needle), "{needle:?} found in the logs");
     }
 }
 

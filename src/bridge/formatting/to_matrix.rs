@@ -149,6 +149,57 @@ mod tests {
         );
     }
 
+    /// Whatever an MSN contact sends (text, or an emoticon's shortcut), the HTML holds no
+    /// markup but the bridge's own: the style tags, line breaks and emoticon images, with
+    /// everything from MSN escaped inside them. No markdown is rendered either: the text
+    /// stays as it is in `body`.
+    #[test]
+    fn nothing_from_msn_becomes_markup() {
+        let ours = regex::Regex::new(concat!(
+            r##"</?(strong|em|u|del)>|<font color="#[0-9a-f]{6}">|</font>|<br>"##,
+            r##"|<img data-mx-emoticon src="[^"<>]*" alt="[^"<>]*" title="[^"<>]*" height="32">"##,
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let hostile = [
+            "<script>alert(1)</script>",
+            "<img src=x onerror=alert(1)>",
+            "**bold** _it_ [link](javascript:alert(1)) `code` # title",
+            "&lt;b&gt; &amp; &#60;i&#62;",
+            "\"quoted\" 'single' </font></strong>",
+            "<a href=\"https://evil.example\">click</a>",
+            "(cat)<b onmouseover=x>(cat)\n<br>",
+        ];
+        let styles = [
+            Style::default(),
+            Style {
+                bold: true,
+                italic: true,
+                color: Some((1, 2, 3)),
+                ..Style::default()
+            },
+        ];
+        let images = [
+            image("(cat)", "mxc://x/c\"><script>"),
+            image("<b", "mxc://x/b"),
+        ];
+        for text in hostile {
+            for style in &styles {
+                let message = RichText {
+                    text: text.into(),
+                    style: style.clone(),
+                };
+                let (body, html) = to_matrix(&message, &images);
+                assert_eq!(body, text, "the body is the text as sent");
+                let Some(html) = html else { continue };
+                let rest = ours.replace_all(&html, "");
+                assert!(
+                    !rest.contains('<') && !rest.contains('>'),
+                    "markup from MSN in {html:?}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn black_is_the_default_colour() {
         let style = Style {
