@@ -395,12 +395,12 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             RemoteEvent::Contacts(contacts) => {
                 for contact in contacts.iter().filter(|c| c.is_friend) {
                     self.sync_contact(contact).await;
-                    self.sync_avatar(session, contact);
+                    self.sync_avatar(mxid, session, contact);
                 }
             }
             RemoteEvent::ContactChanged(contact) => {
                 self.sync_contact(&contact).await;
-                self.sync_avatar(session, &contact);
+                self.sync_avatar(mxid, session, &contact);
             }
             RemoteEvent::AddedBy { address, name } => {
                 let prefix = &self.config.bridge.command_prefix;

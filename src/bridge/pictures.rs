@@ -13,6 +13,7 @@ use std::sync::Arc;
 use tracing::Instrument;
 
 use super::formatting::InlineImage;
+use super::remote::OwnStatus;
 use super::remote::{
     Availability, Chat, ContactInfo, Emoticon, MsnConnector, MsnSessionPort, PictureRef,
 };
@@ -42,11 +43,21 @@ pub fn picture_type(data: &[u8]) -> &'static str {
 impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     /// Starts bringing the puppet's avatar in line with the contact's display picture,
     /// unless that already runs for this contact.
-    pub(super) fn sync_avatar(self: &Arc<Self>, session: &C::Session, contact: &ContactInfo) {
+    pub(super) fn sync_avatar(
+        self: &Arc<Self>,
+        mxid: &str,
+        session: &C::Session,
+        contact: &ContactInfo,
+    ) {
         let Some(picture) = contact.picture.clone() else {
             return;
         };
         if contact.availability == Availability::Offline {
+            return;
+        }
+        // MSN opens no conversation (so no picture transfer) for a hidden user: the fetch
+        // waits until the user is visible again (`avatars_after_hiding`).
+        if lock(&self.own_statuses).get(mxid) == Some(&OwnStatus::Hidden) {
             return;
         }
         let address = contact.address.to_lowercase();
@@ -65,6 +76,19 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             }
             .instrument(span),
         );
+    }
+
+    /// The user is visible again: the pictures of contacts skipped while hidden are
+    /// fetched now (those already shown are skipped again, cheaply).
+    pub(super) async fn avatars_after_hiding(self: &Arc<Self>, mxid: &str, session: &C::Session) {
+        match session.contacts().await {
+            Ok(contacts) => {
+                for contact in contacts.iter().filter(|c| c.is_friend) {
+                    self.sync_avatar(mxid, session, contact);
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot list the contacts"),
+        }
     }
 
     async fn update_avatar(&self, session: &C::Session, address: &str, picture: &PictureRef) {

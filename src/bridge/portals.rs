@@ -296,7 +296,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
 
     /// A Matrix message in a portal, to MSN. Returns `false` when `room_id` is no portal.
     pub(super) async fn relay_to_msn(
-        &self,
+        self: &Arc<Self>,
         room_id: &str,
         event_id: &str,
         sender: &str,
@@ -316,7 +316,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     }
 
     async fn deliver_to_msn(
-        &self,
+        self: &Arc<Self>,
         portal: Portal,
         event_id: &str,
         sender: &str,
@@ -504,7 +504,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     }
 
     /// The user read a portal: they are active.
-    pub(super) async fn on_receipt(&self, room_id: &str, user_id: &str) {
+    pub(super) async fn on_receipt(self: &Arc<Self>, room_id: &str, user_id: &str) {
         if self
             .portal_by_room(room_id)
             .await
@@ -538,7 +538,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     }
 
     /// A logged-in user's Matrix presence becomes their MSN status.
-    pub(super) async fn on_presence(&self, user_id: &str, presence: &str) {
+    pub(super) async fn on_presence(self: &Arc<Self>, user_id: &str, presence: &str) {
         let Some(presence) = MatrixPresence::parse(presence) else {
             return;
         };
@@ -562,19 +562,22 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         }
     }
 
-    async fn set_own_status(&self, mxid: &str, status: OwnStatus) {
+    async fn set_own_status(self: &Arc<Self>, mxid: &str, status: OwnStatus) {
         let Some(session) = self.session_of(mxid) else {
             return;
         };
-        lock(&self.own_statuses).insert(mxid.to_owned(), status);
+        let was = lock(&self.own_statuses).insert(mxid.to_owned(), status);
         if let Err(e) = session.set_status(status).await {
             tracing::debug!(error = %e, "cannot set the MSN status");
+        }
+        if was == Some(OwnStatus::Hidden) && status != OwnStatus::Hidden {
+            self.avatars_after_hiding(mxid, &session).await;
         }
     }
 
     /// The user writes, types or reads in a portal: they are active, and a hidden user
     /// can open no conversation on MSN, so a hidden session goes online first.
-    pub(super) async fn user_is_active(&self, mxid: &str) {
+    pub(super) async fn user_is_active(self: &Arc<Self>, mxid: &str) {
         let hidden = lock(&self.own_statuses).get(mxid) == Some(&OwnStatus::Hidden);
         if hidden {
             tracing::info!("the user is active: online instead of hidden");

@@ -292,3 +292,44 @@ async fn e2e_messages_from_msn_wait_out_a_homeserver_outage_and_a_restart() {
     assert_eq!(bodies, ["restart 1", "restart 2", "after the restart"]);
     bridge.stop().await;
 }
+
+/// A contact's picture that changes while the user is hidden still reaches the puppet:
+/// MSN opens no conversation (so no picture transfer) for a hidden user, so the fetch
+/// waits until the user is visible again instead of failing for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_a_contact_picture_waits_out_the_user_hiding() {
+    let Some(mut s) = chatting_with("vbob", |cfg| {
+        cfg.msn.offline_status = OfflineStatus::Hidden;
+    })
+    .await
+    else {
+        return;
+    };
+    let bob_id = s.bob.user_id.to_string();
+    push_presence(&bob_id, "offline").await;
+    bob_goes(&mut s.alice_events, "bob hidden").await;
+
+    // Alice shows a picture (announced with her next status change) while Bob hides,
+    // and no conversation is open to fetch it over.
+    s.msn.close_switchboards(BOB);
+    timeout(sdk::T, s.alice.set_display_picture(sdk::picture(2_000, 3)))
+        .await
+        .expect("set picture hangs")
+        .expect("set picture");
+    timeout(sdk::T, s.alice.set_presence(MsnpStatus::Away))
+        .await
+        .expect("CHG hangs")
+        .expect("CHG");
+    assert_eq!(s.msn.online(BOB).as_deref(), Some("HDN"));
+
+    // Bob is back: Alice's puppet gets her picture.
+    push_presence(&bob_id, "online").await;
+    let portal = s.portal.clone();
+    s.bob
+        .wait_for("alice's puppet with an avatar", |seen| {
+            matches!(seen, Seen::Member { room, target, avatar_url: Some(_), .. }
+                if *room == portal && target == PUPPET_ALICE)
+        })
+        .await;
+    s.bridge.stop().await;
+}
