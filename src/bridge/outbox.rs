@@ -139,17 +139,32 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                     () = wake.notified() => continue,
                 }
             }
+            // Removed a batch at a time: one statement for the batch, not one per event.
+            // An event delivered but not yet removed when the bridge stops is sent again
+            // after the restart with the same transaction ID, which the homeserver
+            // recognises.
+            let mut delivered = Vec::with_capacity(batch.len());
+            let mut stopping = false;
             for entry in batch {
                 if !self.deliver_entry(&mxid, &entry).await {
-                    return;
+                    stopping = true;
+                    break;
                 }
                 after = entry.seq;
+                delivered.push(entry.seq);
+            }
+            if let Err(e) = self.store.outbox_remove(&delivered).await {
+                tracing::error!(error = %e, "cannot remove delivered events from the outbox");
+            }
+            if stopping {
+                return;
             }
         }
     }
 
-    /// Delivers one entry, retrying for as long as the homeserver may take it, then
-    /// removes it. `false` at shutdown (the entry stays for the restart).
+    /// Delivers one entry, retrying for as long as the homeserver may take it (an entry
+    /// the homeserver will never take is dropped). `false` at shutdown (the entry stays
+    /// for the restart).
     async fn deliver_entry(&self, mxid: &str, entry: &OutboxEntry) -> bool {
         let mut delay = RETRY_FIRST;
         let mut retrying = false;
@@ -182,10 +197,6 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         if let Err(why) = outcome {
             self.metrics.error("to_matrix");
             tracing::error!(%why, seq = entry.seq, "an event from MSN cannot be bridged; dropped");
-        }
-        if let Err(e) = self.store.outbox_remove(entry.seq).await {
-            // Sent again after a restart: its transaction ID makes that a no-op.
-            tracing::error!(error = %e, "cannot remove a delivered event from the outbox");
         }
         true
     }

@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use super::{Store, StoreError, now_ms};
+use super::{ROWS_PER_STATEMENT, Store, StoreError, now_ms, values_list};
 
 /// One event from MSN waiting for the homeserver.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,12 +66,19 @@ impl Store {
             .collect::<Result<_, _>>()?)
     }
 
-    /// Removes a delivered event.
-    pub async fn outbox_remove(&self, seq: i64) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM outbox WHERE seq = $1")
-            .bind(seq)
-            .execute(self.pool())
-            .await?;
+    /// Removes delivered events.
+    pub async fn outbox_remove(&self, seqs: &[i64]) -> Result<(), StoreError> {
+        for part in seqs.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "DELETE FROM outbox WHERE seq IN {}",
+                values_list(1, part.len())
+            );
+            let mut query = sqlx::query(&sql).persistent(part.len() == 1);
+            for seq in part {
+                query = query.bind(*seq);
+            }
+            query.execute(self.pool()).await?;
+        }
         Ok(())
     }
 }

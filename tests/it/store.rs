@@ -91,9 +91,7 @@ async fn outbox_keeps_order_per_receiver(store: &Store) {
     let mut receivers = store.outbox_receivers().await.unwrap();
     receivers.sort();
     assert_eq!(receivers, ["@bob:localhost", "@eve:localhost"]);
-    for seq in [a, other, b] {
-        store.outbox_remove(seq).await.unwrap();
-    }
+    store.outbox_remove(&[a, other, b]).await.unwrap();
     assert!(store.outbox_of(bob, 0, 10).await.unwrap().is_empty());
     assert!(store.outbox_receivers().await.unwrap().is_empty());
 }
