@@ -334,7 +334,7 @@ impl Observer {
     }
 
     /// A message the bridge sent into `room` (a load message, a login reply or other).
-    fn message(&self, at: Instant, room: &str, body: &str) {
+    fn message(&self, at: Instant, room: &str, body: &str, _event_id: &str) {
         if let Some(seq) = body
             .strip_prefix("m2x ")
             .and_then(|s| s.parse::<u64>().ok())
@@ -370,7 +370,7 @@ fn observe(hs: &Homeserver, bot: String, observer: Arc<Observer>) {
             match received.call {
                 Call::Message { room, content, .. } => {
                     let body = content["body"].as_str().unwrap_or_default();
-                    observer.message(received.at, &room, body);
+                    observer.message(received.at, &room, body, "");
                 }
                 Call::Membership {
                     room,

@@ -170,7 +170,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         let mut retrying = false;
         let outcome = loop {
             let failed = match self.open_outgoing(&entry.payload) {
-                Ok(outgoing) => match self.deliver(mxid, entry, &outgoing).await {
+                Ok(outgoing) => match self.deliver(mxid, entry, &outgoing, retrying).await {
                     Ok(()) => break Ok(()),
                     Err(failed) => failed,
                 },
@@ -219,12 +219,16 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         serde_json::from_str(&json).map_err(|e| e.to_string())
     }
 
-    /// Sends one event into its portal (created if needed) as the contact's puppet.
+    /// Sends one event into its portal (created if needed) as the contact's puppet. Sent
+    /// `again`, it first looks whether the earlier attempt went through after all: a
+    /// homeserver that restarts forgets the transaction IDs it saw, and an answer lost on
+    /// the way back must not make the event appear twice.
     async fn deliver(
         &self,
         mxid: &str,
         entry: &OutboxEntry,
         outgoing: &Outgoing,
+        again: bool,
     ) -> Result<(), Failed> {
         let chat = Chat::from_key(&outgoing.chat);
         // A portal that cannot be made now (the homeserver away) may be made later.
@@ -237,14 +241,31 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             Shape::Emote => MessageKind::Emote,
             Shape::Notice => MessageKind::Notice,
         };
+        let txn = format!("msn-outbox-{}-{}", entry.seq, entry.created_at);
         let text = OutgoingText {
             kind: &kind,
             body: &outgoing.body,
             html: outgoing.html.as_deref(),
             at_ms: Some(entry.created_at),
+            mark: Some(&txn),
         };
-        let txn = format!("msn-outbox-{}-{}", entry.seq, entry.created_at);
-        let event_id = match self.matrix.send_text(&room, text, &txn, &puppet).await {
+        let already = if again {
+            self.matrix
+                .find_marked(&room, &puppet, &txn)
+                .await
+                .ok()
+                .flatten()
+        } else {
+            None
+        };
+        let sent = match already {
+            Some(event_id) => {
+                tracing::info!("an earlier attempt went through; not sent again");
+                Ok(event_id)
+            }
+            None => self.matrix.send_text(&room, text, &txn, &puppet).await,
+        };
+        let event_id = match sent {
             Ok(event_id) => event_id,
             Err(e) if M::is_transient(&e) => return Err(Failed::Transient(e.to_string())),
             Err(e) => return Err(Failed::Permanent(e.to_string())),

@@ -24,6 +24,9 @@ pub struct OutgoingText<'a> {
     /// When it was written (milliseconds since the Unix epoch), for an event that reaches
     /// the homeserver late (appservice timestamp massaging); `None`: now.
     pub at_ms: Option<i64>,
+    /// A mark carried in the event's content, by which [`MatrixPort::find_marked`] can
+    /// tell later whether it was sent.
+    pub mark: Option<&'a str>,
 }
 
 /// Calls the core makes on the homeserver. User IDs are strings here: the core checks
@@ -101,6 +104,16 @@ pub trait MatrixPort: Send + Sync + 'static {
         txn_id: &str,
         as_user: &str,
     ) -> impl Future<Output = Result<String, Self::Error>> + Send;
+
+    /// The event `as_user` sent into `room_id` with `mark` (see [`OutgoingText::mark`]),
+    /// looking back over the room's latest events: after a send whose answer was lost
+    /// (the homeserver restarted), whether it went through after all.
+    fn find_marked(
+        &self,
+        room_id: &str,
+        as_user: &str,
+        mark: &str,
+    ) -> impl Future<Output = Result<Option<String>, Self::Error>> + Send;
 
     /// Whether a call that failed with `error` may work later (the homeserver away or
     /// overloaded), as opposed to a refusal that will not change.

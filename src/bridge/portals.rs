@@ -12,7 +12,7 @@ use super::formatting::{InlineImage, RichText, from_matrix, to_matrix};
 use super::outbox::{Outgoing, Shape};
 use super::port::OutgoingText;
 use super::presence::{MatrixPresence, own_status};
-use super::remote::{Chat, MsnConnector, MsnSessionPort, OwnStatus};
+use super::remote::{Chat, DeliveryError, MsnConnector, MsnSessionPort, OwnStatus};
 use super::{Bridge, MatrixPort, MessageKind, lock};
 use crate::store::{MessageMapping, Portal};
 
@@ -369,24 +369,40 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             },
         };
         self.user_is_active(sender).await;
-        let session = self.session_of(sender);
-        if let Some(session) = &session {
-            self.recall_group(session, sender, &chat).await;
+        let mut outcome = self.send_to_msn(sender, &chat, nudge, &text).await;
+        if outcome == Err(DeliveryError::NotConnected) {
+            // The connection dropped under it (nothing was sent): it waits for the session
+            // as a message that came while it was away does, and goes once more.
+            self.wait_for_session(sender).await;
+            outcome = self.send_to_msn(sender, &chat, nudge, &text).await;
         }
-        let outcome = match session {
-            Some(session) if nudge => session.send_nudge(&chat).await,
-            Some(session) => session.send_text(&chat, text).await,
-            None => Err(super::remote::DeliveryError(
-                "you are not logged in to MSN (send `login` in your management room)".into(),
-            )),
-        }
-        .map_err(|e| e.to_string());
+        let outcome = outcome.map_err(|e| e.to_string());
         if outcome.is_ok() {
             self.metrics.message("to_msn");
         }
         if let Err(why) = outcome {
             self.report_undelivered(room_id, event_id, &notifier, &why)
                 .await;
+        }
+    }
+
+    async fn send_to_msn(
+        &self,
+        sender: &str,
+        chat: &Chat,
+        nudge: bool,
+        text: &RichText,
+    ) -> Result<(), DeliveryError> {
+        let Some(session) = self.session_of(sender) else {
+            return Err(DeliveryError::Failed(
+                "you are not logged in to MSN (send `login` in your management room)".into(),
+            ));
+        };
+        self.recall_group(&session, sender, chat).await;
+        if nudge {
+            session.send_nudge(chat).await
+        } else {
+            session.send_text(chat, text.clone()).await
         }
     }
 
@@ -435,6 +451,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                     body: &notice,
                     html: None,
                     at_ms: None,
+                    mark: None,
                 },
                 &txn,
                 notifier,

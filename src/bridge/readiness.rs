@@ -77,6 +77,15 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         if portal.receiver != *sender {
             return;
         }
+        self.wait_for_session(sender).await;
+    }
+
+    /// Waits until `mxid`'s session can take a message, or is gone, or
+    /// [`MsnConfig::delivery_wait_seconds`] passed.
+    pub(super) async fn wait_for_session(&self, sender: &str) {
+        if self.is_ready_or_gone(sender) {
+            return;
+        }
         let wait = Duration::from_secs(self.config.msn.delivery_wait_seconds);
         let mut phase = self.watch_phase(sender);
         self.metrics.portals_waiting.inc();

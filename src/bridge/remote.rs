@@ -185,8 +185,13 @@ pub enum RemoteEvent {
 
 /// Why something could not be delivered to MSN, in words for a notice.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct DeliveryError(pub String);
+pub enum DeliveryError {
+    /// The session has no connection to MSN now (it is reconnecting): nothing was sent.
+    #[error("not connected to MSN right now")]
+    NotConnected,
+    #[error("{0}")]
+    Failed(String),
+}
 
 /// Why a login failed, in words for a notice.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

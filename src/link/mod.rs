@@ -101,7 +101,10 @@ fn never_sent(e: &NetError) -> bool {
 }
 
 fn delivery(e: NetError) -> DeliveryError {
-    DeliveryError(match e {
+    if matches!(e, NetError::DriverGone | NetError::Closed(_)) {
+        return DeliveryError::NotConnected;
+    }
+    DeliveryError::Failed(match e {
         NetError::NotDelivered(_) => {
             "the contact did not receive it (offline, or the conversation closed)".into()
         }
@@ -109,7 +112,6 @@ fn delivery(e: NetError) -> DeliveryError {
             format!("the MSN server refused it (error {code}: {description})")
         }
         NetError::Timeout => "the MSN server did not answer in time".into(),
-        NetError::DriverGone | NetError::Closed(_) => "not connected to MSN right now".into(),
         other => other.to_string(),
     })
 }
@@ -299,9 +301,7 @@ impl LinkSession {
     }
 
     fn ns(&self) -> Result<crate::net::NsClient, DeliveryError> {
-        self.session
-            .client()
-            .ok_or_else(|| DeliveryError("not connected to MSN right now".into()))
+        self.session.client().ok_or(DeliveryError::NotConnected)
     }
 
     /// The open conversation for `chat`, opened now if there is none.
@@ -469,8 +469,8 @@ impl MsnSessionPort for LinkSession {
             // Opened only for the picture: leave rather than hold it open until idle.
             sb.close().await;
         }
-        let (_, data) =
-            fetched.map_err(|e| DeliveryError(format!("the picture could not be fetched: {e}")))?;
+        let (_, data) = fetched
+            .map_err(|e| DeliveryError::Failed(format!("the picture could not be fetched: {e}")))?;
         Ok(data)
     }
 

@@ -193,6 +193,36 @@ impl Client {
         R::PathBuilder: PathInput,
         for<'a> R::Authentication: AuthScheme<Input<'a> = SendAccessToken<'a>>,
     {
+        self.send_attempts(request, as_user, self.retry.max_attempts)
+            .await
+    }
+
+    /// [`Client::send`] without retries, for a caller that retries itself (and first
+    /// checks whether the earlier attempt went through).
+    pub async fn send_once<R>(
+        &self,
+        request: R,
+        as_user: Option<&UserId>,
+    ) -> Result<R::IncomingResponse, ClientError>
+    where
+        R: OutgoingRequest,
+        R::PathBuilder: PathInput,
+        for<'a> R::Authentication: AuthScheme<Input<'a> = SendAccessToken<'a>>,
+    {
+        self.send_attempts(request, as_user, 1).await
+    }
+
+    async fn send_attempts<R>(
+        &self,
+        request: R,
+        as_user: Option<&UserId>,
+        max_attempts: u32,
+    ) -> Result<R::IncomingResponse, ClientError>
+    where
+        R: OutgoingRequest,
+        R::PathBuilder: PathInput,
+        for<'a> R::Authentication: AuthScheme<Input<'a> = SendAccessToken<'a>>,
+    {
         let identity = match as_user {
             Some(user) if user != self.bot => AppserviceUserIdentity::new(user),
             _ => AppserviceUserIdentity::default(),
@@ -208,14 +238,17 @@ impl Client {
         let (parts, body) = http_request.into_parts();
         let span =
             tracing::debug_span!("hs_request", method = %parts.method, path = %parts.uri.path());
-        self.send_http::<R>(parts, body).instrument(span).await
+        self.send_http::<R>(parts, body, max_attempts)
+            .instrument(span)
+            .await
     }
 
-    /// Sends a built request, retrying what can be retried.
+    /// Sends a built request, retrying what can be retried, in at most `max_attempts`.
     async fn send_http<R: OutgoingRequest>(
         &self,
         parts: http::request::Parts,
         body: Vec<u8>,
+        max_attempts: u32,
     ) -> Result<R::IncomingResponse, ClientError> {
         let mut attempt = 0u32;
         loop {
@@ -246,7 +279,7 @@ impl Client {
                     if !retryable {
                         return Err(error);
                     }
-                    if attempt >= self.retry.max_attempts {
+                    if attempt >= max_attempts {
                         return Err(ClientError::GaveUp {
                             attempts: attempt,
                             last: Box::new(error),

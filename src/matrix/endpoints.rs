@@ -7,9 +7,9 @@ use std::time::Duration;
 use ruma::api::client::{
     account::register, appservice::request_ping, authenticated_media::get_content,
     authenticated_media::get_content_thumbnail, media::create_content, membership::invite_user,
-    message::send_message_event, presence::get_presence, presence::set_presence,
-    profile::get_avatar_url, profile::get_display_name, profile::set_avatar_url,
-    profile::set_display_name, redact::redact_event, room::create_room,
+    message::get_message_events, message::send_message_event, presence::get_presence,
+    presence::set_presence, profile::get_avatar_url, profile::get_display_name,
+    profile::set_avatar_url, profile::set_display_name, redact::redact_event, room::create_room,
     state::get_state_event_for_key, state::send_state_event, typing::create_typing_event,
 };
 use ruma::events::{MessageLikeEventType, StateEventType};
@@ -201,6 +201,20 @@ impl Client {
         as_user: Option<&str>,
         at_ms: Option<i64>,
     ) -> Result<String, ClientError> {
+        self.send_message_with(room_id, content, txn_id, as_user, at_ms, false)
+            .await
+    }
+
+    /// [`Client::send_message`]; `once`: without retries (see [`Client::send_once`]).
+    pub async fn send_message_with(
+        &self,
+        room_id: &str,
+        content: &Value,
+        txn_id: &str,
+        as_user: Option<&str>,
+        at_ms: Option<i64>,
+        once: bool,
+    ) -> Result<String, ClientError> {
         let mut request = send_message_event::v3::Request::new_raw(
             room(room_id)?,
             OwnedTransactionId::from(txn_id),
@@ -213,7 +227,11 @@ impl Client {
             .and_then(ruma::UInt::new)
             .map(ruma::MilliSecondsSinceUnixEpoch);
         let sender = as_user.map(user).transpose()?;
-        let response = self.send(request, sender.as_deref()).await?;
+        let response = if once {
+            self.send_once(request, sender.as_deref()).await?
+        } else {
+            self.send(request, sender.as_deref()).await?
+        };
         Ok(response.event_id.to_string())
     }
 
@@ -251,6 +269,25 @@ impl Client {
         let mut request = set_presence::v3::Request::new(who.clone(), state);
         request.status_msg = status_msg.map(str::to_owned);
         self.send(request, Some(&who)).await.map(|_| ())
+    }
+
+    /// `GET /_matrix/client/v3/rooms/{roomId}/messages?dir=b&limit=N`, as `as_user`: the
+    /// room's latest timeline events, newest first, as JSON.
+    pub async fn latest_events(
+        &self,
+        room_id: &str,
+        as_user: &str,
+        limit: u32,
+    ) -> Result<Vec<Value>, ClientError> {
+        let mut request = get_message_events::v3::Request::backward(room(room_id)?);
+        request.limit = limit.into();
+        let who = user(as_user)?;
+        let response = self.send(request, Some(&who)).await?;
+        Ok(response
+            .chunk
+            .iter()
+            .filter_map(|raw| raw.deserialize_as::<Value>().ok())
+            .collect())
     }
 
     /// `GET /_matrix/client/v3/presence/{userId}/status`, as the bot (which shares the

@@ -13,6 +13,11 @@ use crate::bridge::port::{BridgeInfo, OutgoingText};
 use crate::bridge::presence::MatrixPresence;
 use crate::bridge::{MatrixPort, MessageKind};
 
+/// The content key of [`OutgoingText::mark`] (namespaced, as custom keys must be).
+const MARK_KEY: &str = "net.matrix_msn.mark";
+/// How many of a room's latest events [`MatrixPort::find_marked`] reads.
+const MARK_LOOK_BACK: u32 = 50;
+
 pub(super) fn room(room_id: &str) -> Result<OwnedRoomId, ClientError> {
     // Room IDs are opaque (room version 12 has no server part): only the sigil is checked.
     OwnedRoomId::try_from(room_id)
@@ -129,6 +134,7 @@ impl MatrixPort for Client {
             body,
             html,
             at_ms,
+            mark,
         } = text;
         let msgtype = match kind {
             MessageKind::Text => "m.text",
@@ -141,8 +147,38 @@ impl MatrixPort for Client {
             content["format"] = "org.matrix.custom.html".into();
             content["formatted_body"] = html.into();
         }
-        self.send_message(room_id, &content, txn_id, Some(as_user_id), at_ms)
-            .await
+        // A marked message is retried by its sender, who looks for the mark first (a
+        // retry here would not).
+        if let Some(mark) = mark {
+            content[MARK_KEY] = mark.into();
+        }
+        self.send_message_with(
+            room_id,
+            &content,
+            txn_id,
+            Some(as_user_id),
+            at_ms,
+            mark.is_some(),
+        )
+        .await
+    }
+
+    async fn find_marked(
+        &self,
+        room_id: &str,
+        as_user_id: &str,
+        mark: &str,
+    ) -> Result<Option<String>, ClientError> {
+        let events = self
+            .latest_events(room_id, as_user_id, MARK_LOOK_BACK)
+            .await?;
+        Ok(events.iter().find_map(|event| {
+            let marked = event["sender"].as_str() == Some(as_user_id)
+                && event["content"][MARK_KEY].as_str() == Some(mark);
+            marked
+                .then(|| event["event_id"].as_str().map(str::to_owned))
+                .flatten()
+        }))
     }
 
     fn is_transient(error: &ClientError) -> bool {

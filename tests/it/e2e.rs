@@ -694,6 +694,39 @@ async fn e2e_client_calls_as_bot_and_puppet() {
         .await
         .expect("retry");
     assert_eq!(first, again, "the same transaction ID gives the same event");
+    // A marked message is found again by its mark (how a resend after a lost answer
+    // learns it went through), and only by its own.
+    use matrix_msn::bridge::MatrixPort as _;
+    use matrix_msn::bridge::port::OutgoingText;
+    let marked = client
+        .send_text(
+            &room,
+            OutgoingText {
+                kind: &matrix_msn::bridge::MessageKind::Text,
+                body: "marked",
+                html: None,
+                at_ms: None,
+                mark: Some("mark-1"),
+            },
+            "txn-marked",
+            &puppet,
+        )
+        .await
+        .expect("send marked");
+    assert_eq!(
+        client
+            .find_marked(&room, &puppet, "mark-1")
+            .await
+            .expect("look back"),
+        Some(marked)
+    );
+    assert_eq!(
+        client
+            .find_marked(&room, &puppet, "mark-2")
+            .await
+            .expect("look back"),
+        None
+    );
     let seen = bob
         .wait_for(
             "the puppet's message",

@@ -102,7 +102,7 @@ async fn an_offline_contact_is_a_delivery_error_and_incoming_chats_are_events() 
         )
         .await
         .expect_err("carol is offline");
-    assert!(!err.0.is_empty());
+    assert!(!err.to_string().is_empty());
     // A nudge has no acknowledgement, but it is not lost silently either.
     let err = timeout(
         T,
@@ -111,7 +111,7 @@ async fn an_offline_contact_is_a_delivery_error_and_incoming_chats_are_events() 
     .await
     .expect("the nudge's fate in time")
     .expect_err("carol is offline");
-    assert!(err.0.contains("did not receive"), "{err}");
+    assert!(err.to_string().contains("did not receive"), "{err}");
 
     let (alice, _alice_events) = sdk::login(&server, "alice@example.com").await;
     sdk::online(&alice).await;

@@ -43,16 +43,40 @@ impl SynapseProcess {
     /// Starts Synapse from `dir` on `port` with `registration`, waiting at most `limit`
     /// (the script installs Synapse first if it is not cached).
     pub fn start(dir: &Path, registration: &Path, port: u16, limit: Duration) -> Result<Self> {
+        Self::run_up(dir, registration, port, limit, false)
+    }
+
+    /// Stops this Synapse and starts it again on its data (a restart, as an upgrade does).
+    #[allow(dead_code)] // msn-fault's; msn-load includes this file too.
+    pub fn restart(&mut self, registration: &Path, port: u16, limit: Duration) -> Result<()> {
+        self.stop();
+        let again = Self::run_up(&self.dir, registration, port, limit, true)?;
+        self.url = again.url.clone();
+        // `again` and `self` name the same Synapse: only one may stop it.
+        std::mem::forget(again);
+        Ok(())
+    }
+
+    fn run_up(
+        dir: &Path,
+        registration: &Path,
+        port: u16,
+        limit: Duration,
+        keep_data: bool,
+    ) -> Result<Self> {
         std::fs::create_dir_all(dir)?;
         let out_path = dir.join("synapse-up.out");
-        let mut child = Command::new(script("synapse-up.sh"))
+        let mut command = Command::new(script("synapse-up.sh"));
+        command
             .arg(dir)
             .arg(registration)
             .env("SYNAPSE_PORT", port.to_string())
             .stdin(Stdio::null())
-            .stdout(File::create(&out_path)?)
-            .spawn()
-            .context("running scripts/synapse-up.sh")?;
+            .stdout(File::create(&out_path)?);
+        if keep_data {
+            command.env("SYNAPSE_KEEP_DATA", "1");
+        }
+        let mut child = command.spawn().context("running scripts/synapse-up.sh")?;
         // From here on, whatever happens, the drop guard runs synapse-down.sh.
         let mut started = Self {
             dir: dir.to_owned(),
@@ -92,6 +116,12 @@ impl SynapseProcess {
 
 impl Drop for SynapseProcess {
     fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl SynapseProcess {
+    fn stop(&self) {
         match Command::new(script("synapse-down.sh"))
             .arg(&self.dir)
             .stdin(Stdio::null())
@@ -267,7 +297,13 @@ impl Synapse {
 
     pub async fn say(&self, room: &str, mxid: &str, body: &str) -> Result<()> {
         let txn = format!("load{}", self.txn.fetch_add(1, Ordering::Relaxed));
-        let url = self.endpoint(&["rooms", room, "send", "m.room.message", &txn])?;
+        self.say_with_txn(room, mxid, body, &txn).await
+    }
+
+    /// [`Synapse::say`] with the client's own transaction ID, so that sending again after
+    /// a failure cannot post the message twice.
+    pub async fn say_with_txn(&self, room: &str, mxid: &str, body: &str, txn: &str) -> Result<()> {
+        let url = self.endpoint(&["rooms", room, "send", "m.room.message", txn])?;
         let content = json!({"msgtype": "m.text", "body": body});
         self.call(Some(mxid), self.http.put(url).json(&content))
             .await
@@ -409,7 +445,8 @@ impl SyncLoop {
         match event["type"].as_str() {
             Some("m.room.message") if sender != self.mxid => {
                 let body = event["content"]["body"].as_str().unwrap_or_default();
-                self.observer.message(at, room, body);
+                let event_id = event["event_id"].as_str().unwrap_or_default();
+                self.observer.message(at, room, body, event_id);
             }
             Some("m.room.member")
                 if event["state_key"].as_str() == Some(self.bot.as_str())

@@ -69,6 +69,11 @@ pub struct MsnServerConfig {
     pub sb_auth_timeout: Duration,
     /// Parser limits for client frames.
     pub limits: Limits,
+    /// The dispatch server's port on 127.0.0.1 (0: any free port). Fixed, a restarted
+    /// server is found where clients left it (the NS and SB ports they learn anew).
+    pub dispatch_port: u16,
+    /// The HTTP (Passport) port on 127.0.0.1 (0: any free port).
+    pub http_port: u16,
 }
 
 impl Default for MsnServerConfig {
@@ -82,6 +87,8 @@ impl Default for MsnServerConfig {
             sb_cookie_lifetime: Duration::from_secs(120),
             sb_auth_timeout: Duration::from_secs(60),
             limits: Limits::default(),
+            dispatch_port: 0,
+            http_port: 0,
         }
     }
 }
@@ -91,13 +98,14 @@ impl Default for MsnServerConfig {
 pub struct MsnServer;
 
 impl MsnServer {
-    /// Binds the dispatch, NS, SB and HTTP listeners on `127.0.0.1:0` and starts serving.
-    /// Everything stops when the handle is dropped or [`MsnServerHandle::shutdown`] runs.
+    /// Binds the dispatch, NS, SB and HTTP listeners on 127.0.0.1 (the dispatch and HTTP
+    /// ports as configured, the others free) and starts serving. Everything stops when the
+    /// handle is dropped or [`MsnServerHandle::shutdown`] runs.
     pub async fn start(config: MsnServerConfig) -> std::io::Result<MsnServerHandle> {
-        let ds = TcpListener::bind("127.0.0.1:0").await?;
+        let ds = TcpListener::bind(("127.0.0.1", config.dispatch_port)).await?;
         let ns = TcpListener::bind("127.0.0.1:0").await?;
         let sb = TcpListener::bind("127.0.0.1:0").await?;
-        let http = TcpListener::bind("127.0.0.1:0").await?;
+        let http = TcpListener::bind(("127.0.0.1", config.http_port)).await?;
         let shared = Arc::new(Shared::new(
             config,
             ds.local_addr()?,
