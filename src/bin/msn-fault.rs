@@ -245,8 +245,8 @@ struct Seen {
     texts: HashMap<String, Vec<Instant>>,
     /// The events seen, so each is counted once.
     events: HashSet<String>,
-    /// "Not delivered" notices: room and instant.
-    refusals: Vec<(String, Instant)>,
+    /// "Not delivered" notices: their text.
+    refusals: Vec<String>,
     /// The portal of each user, found by its first message (`hello <i>`).
     portals: HashMap<usize, String>,
     bot_rooms: HashSet<String>,
@@ -267,7 +267,7 @@ impl Observer {
         if body.starts_with("x2m ") {
             seen.texts.entry(body.to_owned()).or_default().push(at);
         } else if body.contains("was not delivered") {
-            seen.refusals.push((room.to_owned(), at));
+            seen.refusals.push(body.to_owned());
         } else if let Some(i) = body
             .strip_prefix("hello ")
             .and_then(|i| i.parse::<usize>().ok())
@@ -617,6 +617,21 @@ async fn inject(world: &mut World, fault: &str) -> Result<()> {
     Ok(())
 }
 
+/// The reasons of the "not delivered" notices since `from`, counted.
+fn refusal_reasons(world: &World, from: usize) -> Vec<String> {
+    let mut counted: HashMap<String, usize> = HashMap::new();
+    for body in world.observer.lock().refusals.iter().skip(from) {
+        let reason = body.split(": ").skip(1).collect::<Vec<_>>().join(": ");
+        *counted.entry(reason).or_default() += 1;
+    }
+    let mut lines: Vec<String> = counted
+        .into_iter()
+        .map(|(reason, n)| format!("{n} × {reason}"))
+        .collect();
+    lines.sort();
+    lines
+}
+
 async fn run_fault(world: &mut World, case: usize, fault: &str) -> Result<(Flow, Flow)> {
     let (users, per_user) = (world.args.users, world.args.messages);
     let total = users * per_user;
@@ -720,6 +735,9 @@ async fn run_fault(world: &mut World, case: usize, fault: &str) -> Result<(Flow,
     to_msn.settle(&m2x_sends, &inbox, fault_at);
     let texts = world.observer.lock().texts.clone();
     to_matrix.settle(&x2m_sends, &texts, fault_at);
+    for reason in refusal_reasons(world, refusals_before) {
+        eprintln!("msn-fault: {fault}: not delivered to MSN: {reason}");
+    }
     Ok((to_msn, to_matrix))
 }
 
