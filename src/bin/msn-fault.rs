@@ -708,7 +708,8 @@ async fn run_fault(world: &mut World, case: usize, fault: &str) -> Result<(Flow,
         failed: x2m_failed,
         ..Flow::default()
     };
-    loop {
+    // Counts both directions against what arrived so far.
+    let measure = |to_msn: &mut Flow, to_matrix: &mut Flow| {
         to_msn.failed = world.observer.lock().refusals.len() - refusals_before;
         let inbox = world
             .inbox
@@ -719,6 +720,9 @@ async fn run_fault(world: &mut World, case: usize, fault: &str) -> Result<(Flow,
         to_msn.settle(&m2x_sends, &inbox, fault_at);
         let texts = world.observer.lock().texts.clone();
         to_matrix.settle(&x2m_sends, &texts, fault_at);
+    };
+    loop {
+        measure(&mut to_msn, &mut to_matrix);
         if (to_msn.lost == 0 && to_matrix.lost == 0) || Instant::now() >= deadline {
             break;
         }
@@ -726,15 +730,7 @@ async fn run_fault(world: &mut World, case: usize, fault: &str) -> Result<(Flow,
     }
     // Late duplicates show up after the last original: look once more a little later.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let inbox = world
-        .inbox
-        .texts
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    to_msn.settle(&m2x_sends, &inbox, fault_at);
-    let texts = world.observer.lock().texts.clone();
-    to_matrix.settle(&x2m_sends, &texts, fault_at);
+    measure(&mut to_msn, &mut to_matrix);
     for reason in refusal_reasons(world, refusals_before) {
         eprintln!("msn-fault: {fault}: not delivered to MSN: {reason}");
     }

@@ -270,6 +270,9 @@ pub struct SbSession {
     in_flight: BTreeMap<u32, InFlight>,
     queue: VecDeque<(MessageId, Bytes, AckMode)>,
     invitees: Vec<String>,
+    /// Called contacts (lowercase) that have neither joined nor failed yet: messages wait
+    /// for every one of them, so that none of a group misses the first ones.
+    awaiting: Vec<String>,
     participants: Vec<Participant>,
     assembler: ChunkAssembler,
     join_deadline: Option<Instant>,
@@ -304,6 +307,7 @@ impl SbSession {
             in_flight: BTreeMap::new(),
             queue: VecDeque::new(),
             invitees: Vec::new(),
+            awaiting: Vec::new(),
             participants: Vec::new(),
             join_deadline: None,
             last_activity: now,
@@ -496,8 +500,22 @@ impl SbSession {
     }
 
     fn check_nobody(&mut self) {
-        if self.phase == Phase::Calling && self.participants.is_empty() && !self.calls_pending() {
+        if self.phase == Phase::Calling
+            && self.participants.is_empty()
+            && !self.calls_pending()
+            && self.awaiting.is_empty()
+        {
             self.close(SbCloseReason::NobodyJoined, true);
+        }
+    }
+
+    /// A called contact joined or failed: once none is awaited and someone is in, the
+    /// queued messages go (to everyone who came).
+    fn settle_call(&mut self, now: Instant, contact: &str) {
+        self.awaiting.retain(|c| !c.eq_ignore_ascii_case(contact));
+        if self.phase == Phase::Calling && !self.participants.is_empty() && self.awaiting.is_empty()
+        {
+            self.become_ready(now);
         }
     }
 
@@ -526,6 +544,7 @@ impl SbSession {
                     return;
                 }
                 Some((Cmd::Call(contact), _)) => {
+                    self.settle_call(now, &contact);
                     self.events.push_back(SbEvent::CallFailed {
                         contact,
                         code: None,
@@ -536,8 +555,13 @@ impl SbSession {
         }
         self.check_nobody();
         if self.phase == Phase::Calling && self.join_deadline.is_some_and(|d| d <= now) {
-            self.close(SbCloseReason::NobodyJoined, true);
-            return;
+            if self.participants.is_empty() {
+                self.close(SbCloseReason::NobodyJoined, true);
+                return;
+            }
+            // Some came, the others are not coming: go with those who are in.
+            self.awaiting.clear();
+            self.become_ready(now);
         }
         let expired: Vec<u32> = self
             .in_flight
@@ -571,7 +595,7 @@ impl SbSession {
             return;
         }
         if let Verb::Error(code) = frame.verb {
-            self.on_error(code, frame.trid);
+            self.on_error(now, code, frame.trid);
             return;
         }
         match frame.verb.as_str() {
@@ -581,6 +605,7 @@ impl SbSession {
                 }
                 self.phase = Phase::Calling;
                 self.join_deadline = Some(now + self.config.join_timeout);
+                self.awaiting = self.invitees.iter().map(|i| i.to_lowercase()).collect();
                 for contact in std::mem::take(&mut self.invitees) {
                     self.command(now, Verb::CAL, vec![contact.clone()], Cmd::Call(contact));
                 }
@@ -598,10 +623,9 @@ impl SbSession {
             }
             "JOI" => {
                 if let Some(p) = parse_participant(frame.args.iter()) {
+                    let email = p.email.clone();
                     self.add_participant(p, false);
-                    if self.phase == Phase::Calling && !self.participants.is_empty() {
-                        self.become_ready(now);
-                    }
+                    self.settle_call(now, &email);
                 }
             }
             "IRO" if self.phase == Phase::Auth || self.phase == Phase::Roster => {
@@ -664,7 +688,7 @@ impl SbSession {
         }
     }
 
-    fn on_error(&mut self, code: u16, trid: Option<u32>) {
+    fn on_error(&mut self, now: Instant, code: u16, trid: Option<u32>) {
         let Some(t) = trid else {
             self.events
                 .push_back(SbEvent::ServerError { trid: None, code });
@@ -680,6 +704,7 @@ impl SbSession {
         match self.commands.remove(&t) {
             Some((Cmd::Auth, _)) => self.close(SbCloseReason::AuthFailed { code }, false),
             Some((Cmd::Call(contact), _)) => {
+                self.settle_call(now, &contact);
                 self.events.push_back(SbEvent::CallFailed {
                     contact,
                     code: Some(code),

@@ -137,6 +137,26 @@ impl Store {
 /// SQLite's and PostgreSQL's parameter limits).
 pub(crate) const ROWS_PER_STATEMENT: usize = 256;
 
+impl Store {
+    /// Deletes the rows of `table` whose `seq` is one of `seqs`, one statement per
+    /// [`ROWS_PER_STATEMENT`]. `table` is one of this module's own names, never input.
+    pub(crate) async fn delete_seqs(&self, table: &str, seqs: &[i64]) -> Result<(), StoreError> {
+        for part in seqs.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "DELETE FROM {table} WHERE seq IN {}",
+                values_list(1, part.len())
+            );
+            // Only the one-row form is worth a place in the statement cache.
+            let mut query = sqlx::query(&sql).persistent(part.len() == 1);
+            for seq in part {
+                query = query.bind(*seq);
+            }
+            query.execute(self.pool()).await?;
+        }
+        Ok(())
+    }
+}
+
 /// `rows` parenthesised groups of `columns` numbered parameters, for a multi-row `VALUES`
 /// (or, with one row, an `IN` list): `values_list(2, 3)` is `($1, $2, $3), ($4, $5, $6)`.
 pub(crate) fn values_list(rows: usize, columns: usize) -> String {

@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use super::{ROWS_PER_STATEMENT, Store, StoreError, now_ms, values_list};
+use super::{Store, StoreError, now_ms};
 
 /// One event from MSN waiting for the homeserver.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,17 +68,6 @@ impl Store {
 
     /// Removes delivered events.
     pub async fn outbox_remove(&self, seqs: &[i64]) -> Result<(), StoreError> {
-        for part in seqs.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "DELETE FROM outbox WHERE seq IN {}",
-                values_list(1, part.len())
-            );
-            let mut query = sqlx::query(&sql).persistent(part.len() == 1);
-            for seq in part {
-                query = query.bind(*seq);
-            }
-            query.execute(self.pool()).await?;
-        }
-        Ok(())
+        self.delete_seqs("outbox", seqs).await
     }
 }

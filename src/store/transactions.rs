@@ -104,18 +104,7 @@ impl Store {
 
     /// Removes handled events from the queue, in one statement per 256.
     pub async fn finish_events(&self, seqs: &[i64]) -> Result<(), StoreError> {
-        for part in seqs.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "DELETE FROM event_queue WHERE seq IN {}",
-                values_list(1, part.len())
-            );
-            let mut query = sqlx::query(&sql).persistent(part.len() == 1);
-            for seq in part {
-                query = query.bind(*seq);
-            }
-            query.execute(self.pool()).await?;
-        }
-        Ok(())
+        self.delete_seqs("event_queue", seqs).await
     }
 
     /// Whether any transaction with ID `txn_id` was accepted, whatever it carried.

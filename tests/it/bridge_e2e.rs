@@ -180,14 +180,22 @@ pub(crate) async fn bob_goes(alice_events: &mut sdk::Events, what: &str) {
     .await;
 }
 
-/// Alice opens a fresh conversation with Bob and says `text`.
-pub(crate) async fn alice_opens_and_says(alice: &msnp11_sdk::Client, text: &str) {
+/// Alice opens a fresh conversation with Bob, once he joined it.
+pub(crate) async fn alice_opens(
+    alice: &msnp11_sdk::Client,
+) -> (msnp11_sdk::Switchboard, sdk::Events) {
     let sb = timeout(sdk::T, alice.create_session(BOB))
         .await
         .expect("XFR timed out")
         .expect("switchboard");
     let mut events = sdk::collect_sb(&sb);
     sdk::joined(&mut events, BOB).await;
+    (sb, events)
+}
+
+/// Alice opens a fresh conversation with Bob and says `text`.
+pub(crate) async fn alice_opens_and_says(alice: &msnp11_sdk::Client, text: &str) {
+    let (sb, _events) = alice_opens(alice).await;
     sdk::say(&sb, text).await;
 }
 

@@ -10,7 +10,7 @@ use msnp11_sdk::Event;
 use serde_json::Value;
 use tokio::time::timeout;
 
-use crate::bridge_e2e::{ALICE, BOB, PUPPET_ALICE, scene};
+use crate::bridge_e2e::{ALICE, BOB, PUPPET_ALICE, alice_opens, scene};
 use crate::e2e::{Seen, User, new_user, unique};
 use crate::support;
 use crate::testkit_msnp11_sdk as sdk;
@@ -139,33 +139,8 @@ async fn e2e_display_pictures_both_ways() {
         unreachable!()
     };
     let msnobj = presence.msn_object_string.expect("msnobj");
-    let alice_sb = timeout(sdk::T, alice.create_session(BOB))
-        .await
-        .expect("XFR timed out")
-        .expect("switchboard");
-    let mut alice_sb_events = sdk::collect_sb(&alice_sb);
-    sdk::joined(&mut alice_sb_events, BOB).await;
-    timeout(
-        sdk::T,
-        alice_sb.request_contact_display_picture(BOB, &msnobj),
-    )
-    .await
-    .expect("SDK fetch hangs")
-    .expect("SDK fetch");
-    let got = sdk::wait_for(
-        &mut alice_sb_events,
-        "bob's picture",
-        |e| matches!(e, Event::DisplayPicture { email, .. } if email == BOB),
-    )
-    .await;
-    let Event::DisplayPicture { data, .. } = got else {
-        unreachable!()
-    };
-    assert!(
-        served.contains(&data),
-        "alice got {} bytes that are not bob's avatar",
-        data.len()
-    );
+    let (alice_sb, mut alice_sb_events) = alice_opens(&alice).await;
+    alice_fetches_bobs_picture(&alice_sb, &mut alice_sb_events, &msnobj, &served).await;
 
     // Alice writes; in the portal her puppet shows her MSN picture, byte for byte.
     sdk::say(&alice_sb, "see my picture").await;
@@ -239,6 +214,37 @@ async fn e2e_custom_emoticons_arrive_as_inline_images() {
     bridge.stop().await;
 }
 
+/// Alice's client fetches Bob's picture `msnobj` over MSNSLP and gets one of `served`
+/// (his avatar as the homeserver's thumbnail, or the original where it made none).
+async fn alice_fetches_bobs_picture(
+    alice_sb: &msnp11_sdk::Switchboard,
+    alice_sb_events: &mut sdk::Events,
+    msnobj: &str,
+    served: &[Vec<u8>],
+) {
+    timeout(
+        sdk::T,
+        alice_sb.request_contact_display_picture(BOB, msnobj),
+    )
+    .await
+    .expect("SDK fetch hangs")
+    .expect("SDK fetch");
+    let got = sdk::wait_for(
+        alice_sb_events,
+        "bob's picture",
+        |e| matches!(e, Event::DisplayPicture { email, .. } if email == BOB),
+    )
+    .await;
+    let Event::DisplayPicture { data, .. } = got else {
+        unreachable!()
+    };
+    assert!(
+        served.contains(&data),
+        "alice got {} bytes that are not bob's avatar",
+        data.len()
+    );
+}
+
 /// Bob's msnobj as Alice last saw it in his presence (`None`: no msnobj at all).
 fn msnobj_of(event: &Event) -> Option<Option<String>> {
     match event {
@@ -292,12 +298,7 @@ async fn e2e_a_new_picture_reaches_contacts_where_only_status_changes_are_relaye
         http.media(&avatar, false).await,
     ];
     // Alice asks for the picture she knows of: declined, and announced again.
-    let alice_sb = timeout(sdk::T, alice.create_session(BOB))
-        .await
-        .expect("XFR timed out")
-        .expect("switchboard");
-    let mut alice_sb_events = sdk::collect_sb(&alice_sb);
-    sdk::joined(&mut alice_sb_events, BOB).await;
+    let (alice_sb, mut alice_sb_events) = alice_opens(&alice).await;
     // (The SDK hears no answer to a declined request: it runs beside the wait.)
     let seen = {
         let request = alice_sb.request_contact_display_picture(BOB, &stale);
@@ -315,26 +316,6 @@ async fn e2e_a_new_picture_reaches_contacts_where_only_status_changes_are_relaye
         }
     };
     let msnobj = msnobj_of(&seen).flatten().expect("msnobj");
-    timeout(
-        sdk::T,
-        alice_sb.request_contact_display_picture(BOB, &msnobj),
-    )
-    .await
-    .expect("SDK fetch hangs")
-    .expect("SDK fetch");
-    let got = sdk::wait_for(
-        &mut alice_sb_events,
-        "bob's picture",
-        |e| matches!(e, Event::DisplayPicture { email, .. } if email == BOB),
-    )
-    .await;
-    let Event::DisplayPicture { data, .. } = got else {
-        unreachable!()
-    };
-    assert!(
-        served.contains(&data),
-        "alice got {} bytes that are not bob's avatar",
-        data.len()
-    );
+    alice_fetches_bobs_picture(&alice_sb, &mut alice_sb_events, &msnobj, &served).await;
     bridge.stop().await;
 }

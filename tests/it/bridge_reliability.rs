@@ -8,8 +8,8 @@ use msnp11_sdk::{Event, MsnpStatus};
 use tokio::time::timeout;
 
 use crate::bridge_e2e::{
-    ALICE, BOB, PUPPET_ALICE, alice_opens_and_says, bob_goes, metrics_text, msn_contact,
-    msn_reachable_again, msn_unreachable, sample, world,
+    ALICE, BOB, PUPPET_ALICE, alice_opens, alice_opens_and_says, bob_goes, metrics_text,
+    msn_contact, msn_reachable_again, msn_unreachable, sample, world,
 };
 use crate::e2e::{Seen, TURN, User, new_user, unique};
 use crate::support::{self, TestBridge};
@@ -233,12 +233,7 @@ async fn e2e_messages_from_msn_wait_out_a_homeserver_outage_and_a_restart() {
         return;
     };
     let retrying = "matrix_msn_outbox_retrying";
-    let alice_sb = timeout(sdk::T, s.alice.create_session(BOB))
-        .await
-        .expect("XFR timed out")
-        .expect("switchboard");
-    let mut alice_sb_events = sdk::collect_sb(&alice_sb);
-    sdk::joined(&mut alice_sb_events, BOB).await;
+    let (alice_sb, _alice_sb_events) = alice_opens(&s.alice).await;
 
     // The way to Synapse is cut while Alice writes.
     gate.cut().await;

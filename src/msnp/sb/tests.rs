@@ -483,3 +483,53 @@ fn an_unanswered_usr_or_join_fails_queued_messages_as_not_sent() {
     );
     assert!(s.is_closed());
 }
+
+#[test]
+fn a_group_call_waits_for_every_invitee_before_the_first_message() {
+    // A group called together again: a message sent at once must reach every member,
+    // not only the first to join (each JOI comes on its own).
+    let now = Instant::now();
+    let mut s = outgoing(now, &["alice@example.com", "carol@example.com"]);
+    let Ok(ids) = s.send_text(now, "hi both", &TextFormat::default()) else {
+        panic!("send_text")
+    };
+    feed(&mut s, now, "USR 1 OK bridge@example.com B\r\n");
+    assert_eq!(
+        sent(&mut s),
+        "USR 1 bridge@example.com 8327461923.1849.2847\r\nCAL 2 alice@example.com\r\nCAL 3 carol@example.com\r\n"
+    );
+    feed(&mut s, now, "CAL 2 RINGING 1\r\nCAL 3 RINGING 1\r\n");
+    feed(&mut s, now, "JOI alice@example.com Alice 0\r\n");
+    assert!(!s.is_ready(), "carol is still coming");
+    assert_eq!(sent(&mut s), "");
+    feed(&mut s, now, "JOI carol@example.com Carol 0\r\n");
+    assert!(s.is_ready());
+    assert!(sent(&mut s).starts_with("MSG 4 A "));
+    assert_eq!(ids.len(), 1);
+
+    // One joins and the other is refused (offline): the message goes to the one in.
+    let mut s = outgoing(now, &["alice@example.com", "carol@example.com"]);
+    let _ = s.send_text(now, "hi", &TextFormat::default());
+    feed(&mut s, now, "USR 1 OK bridge@example.com B\r\n");
+    feed(
+        &mut s,
+        now,
+        "CAL 2 RINGING 1\r\nJOI alice@example.com Alice 0\r\n",
+    );
+    assert!(!s.is_ready());
+    feed(&mut s, now, "217 3\r\n");
+    assert!(s.is_ready());
+
+    // One joins, the other rings and never comes: the join wait lets the message go.
+    let mut s = outgoing(now, &["alice@example.com", "carol@example.com"]);
+    let _ = s.send_text(now, "hi", &TextFormat::default());
+    feed(&mut s, now, "USR 1 OK bridge@example.com B\r\n");
+    feed(
+        &mut s,
+        now,
+        "CAL 2 RINGING 1\r\nCAL 3 RINGING 1\r\nJOI alice@example.com Alice 0\r\n",
+    );
+    assert!(!s.is_ready());
+    s.handle_timeout(now + SbConfig::new("x", 12).join_timeout);
+    assert!(s.is_ready() && !s.is_closed());
+}
