@@ -339,7 +339,14 @@ impl LinkSession {
                 Err(e) if never_sent(&e) => {
                     tracing::info!(error = %e, "the switchboard was given up before anything went out; opening a fresh one");
                     sb.close().await;
-                    last = e;
+                    // A switchboard's driver gone while the session is up: the
+                    // conversation closed (nobody joined), not the connection to MSN.
+                    last = match e {
+                        NetError::DriverGone if self.session.client().is_some() => {
+                            NetError::NotDelivered(crate::msnp::SendFailure::NotSent)
+                        }
+                        e => e,
+                    };
                 }
                 Err(e) => return Err(delivery(e)),
             }
