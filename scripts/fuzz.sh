@@ -54,8 +54,10 @@ for target in "${targets[@]}"; do
   status=$?
   set -e
   # libFuzzer's final stats: "stat::number_of_executed_units: N" (per job).
-  execs=$(grep -ho 'stat::number_of_executed_units: *[0-9]*' "$out" fuzz-*.log 2>/dev/null |
-    awk '{ s += $2 } END { print s + 0 }')
+  # (With several jobs each writes fuzz-<n>.log here; with one, only $out exists.)
+  execs=$(cat "$out" fuzz-*.log 2>/dev/null |
+    grep -o 'stat::number_of_executed_units: *[0-9]*' |
+    awk '{ s += $2 } END { print s + 0 }' || true)
   rm -f fuzz-*.log
   crashes=$(find "$artifacts" -type f \( -name 'crash-*' -o -name 'leak-*' -o -name 'oom-*' -o -name 'timeout-*' \) | wc -l)
   rate=$(( execs / (seconds > 0 ? seconds : 1) ))
