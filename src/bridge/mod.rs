@@ -97,6 +97,9 @@ pub struct Bridge<M: MatrixPort, C: MsnConnector> {
     phases: Mutex<HashMap<String, tokio::sync::watch::Sender<readiness::Phase>>>,
     /// Per user: wakes the delivery of their outbox (events from MSN for Matrix).
     outboxes: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
+    /// When this core started (ms since the epoch): outbox events written before may
+    /// have been sent by an earlier run.
+    started_ms: i64,
     /// Per user: the MSN status the bridge last set (a user who writes while hidden is
     /// brought online first).
     own_statuses: Mutex<HashMap<String, remote::OwnStatus>>,
@@ -163,6 +166,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             phases: Mutex::new(HashMap::new()),
             own_statuses: Mutex::new(HashMap::new()),
             outboxes: Mutex::new(HashMap::new()),
+            started_ms: crate::store::now_ms(),
             puppets_typing: Mutex::new(std::collections::HashSet::new()),
             portal_rooms: Mutex::new(HashMap::new()),
             management_rooms: Mutex::new(HashMap::new()),

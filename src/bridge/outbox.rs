@@ -140,9 +140,8 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 }
             }
             // Removed a batch at a time: one statement for the batch, not one per event.
-            // An event delivered but not yet removed when the bridge stops is sent again
-            // after the restart with the same transaction ID, which the homeserver
-            // recognises.
+            // An event delivered but not yet removed when the bridge stops is found by
+            // its mark after the restart, and not sent again.
             let mut delivered = Vec::with_capacity(batch.len());
             let mut stopping = false;
             for entry in batch {
@@ -168,9 +167,13 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     async fn deliver_entry(&self, mxid: &str, entry: &OutboxEntry) -> bool {
         let mut delay = RETRY_FIRST;
         let mut retrying = false;
+        // Written by an earlier run, it may have been sent before that run stopped (a kill
+        // between the send and the removal).
+        let earlier = entry.created_at < self.started_ms;
         let outcome = loop {
+            let again = retrying || earlier;
             let failed = match self.open_outgoing(&entry.payload) {
-                Ok(outgoing) => match self.deliver(mxid, entry, &outgoing, retrying).await {
+                Ok(outgoing) => match self.deliver(mxid, entry, &outgoing, again).await {
                     Ok(()) => break Ok(()),
                     Err(failed) => failed,
                 },
