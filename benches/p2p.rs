@@ -3,18 +3,25 @@
 //! of our own clients over a loopback switchboard through the test server.
 //!
 //! Run: `cargo bench --bench p2p`. Figures go to stdout; nothing is asserted.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test and benchmark code: a failure here should stop the run loudly"
+)]
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use matrix_msn::msnp::p2p::header::chunk;
-use matrix_msn::msnp::p2p::{Header, MAX_CHUNK, MsnObject, Packet, Reassembly};
-use matrix_msn::msnp::{NsConfig, NsEvent, SbConfig, SbEvent, Secret};
 use matrix_msn::net::{
     MsnSettings, NsClient, NsEvents, SbClient, SbEvents, SwitchboardEvent, http_client,
 };
-use matrix_msn::testkit::{MsnServer, MsnServerConfig, MsnServerHandle};
+use msn_testkit::{MsnServer, MsnServerConfig, MsnServerHandle};
+use msnp::p2p::header::chunk;
+use msnp::p2p::{Header, MAX_CHUNK, MsnObject, Packet, Reassembly};
+use msnp::{NsConfig, NsEvent, SbConfig, SbEvent, Secret};
 use tokio::time::timeout;
 
 const SIZE: usize = 200 * 1024;

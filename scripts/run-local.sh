@@ -101,8 +101,8 @@ if [ "$DEMO" = 1 ]; then
   fi
   if [ ! -x "$SRV_BIN" ] && [ -z "${MSN_TEST_SERVER_BIN:-}" ]; then
     command -v cargo >/dev/null || die "$SRV_BIN is missing and cargo is not found (set MSN_TEST_SERVER_BIN)"
-    log "building the demo MSN server (cargo build --release --bin msn-test-server)"
-    cargo build --release --bin msn-test-server 8>&- >&2 || die "cargo build failed"
+    log "building the demo MSN server (cargo build --release -p msn-tools --bin msn-test-server)"
+    cargo build --release -p msn-tools --bin msn-test-server 8>&- >&2 || die "cargo build failed"
     SRV_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/msn-test-server
     case $SRV_BIN in /*) ;; *) SRV_BIN=$ROOT/$SRV_BIN ;; esac
   fi

@@ -29,4 +29,4 @@ HS_URL=$(SYNAPSE_PORT=$(free_port) scripts/synapse-up.sh "$STATE/synapse" tests/
 log "PostgreSQL at ${PG_URL%%@*}@..., Synapse at $HS_URL"
 
 MSN_TEST_FULL=1 MSN_TEST_POSTGRES_URL=$PG_URL MSN_TEST_HOMESERVER=$HS_URL \
-  cargo test --locked "$@"
+  cargo test --workspace --locked "$@"

@@ -1,8 +1,9 @@
 //! matrix-msn: a Matrix application service bridging MSN Messenger (MSNP) revival servers.
 //!
-//! Layout (see the README's architecture section): `config` (typed config), `matrix` (the
-//! homeserver side), `store` (SQLite/PostgreSQL), `bridge` (the core, which knows neither
-//! HTTP routes nor MSNP wire types), `app` (wiring and lifecycle), `logging`.
+//! Layout (see `docs/architecture.md`): `config` (typed config), `matrix` (the homeserver
+//! side), `store` (SQLite/PostgreSQL), `bridge` (the core, which knows neither HTTP routes
+//! nor MSNP wire types), `link` and `net` (the MSN side over the sans-IO `msnp` crate),
+//! `app` (wiring and lifecycle), `metrics`, `logging`.
 
 pub mod app;
 pub mod bridge;
@@ -11,7 +12,5 @@ pub mod link;
 pub mod logging;
 pub mod matrix;
 pub mod metrics;
-pub mod msnp;
 pub mod net;
 pub mod store;
-pub mod testkit;

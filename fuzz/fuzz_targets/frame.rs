@@ -7,7 +7,7 @@ use std::mem::discriminant;
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use matrix_msn::msnp::{Direction, Frame, FrameError, Limits, parse};
+use msnp::{Direction, Frame, FrameError, Limits, parse};
 
 #[derive(Debug, PartialEq)]
 enum Item {

@@ -6,8 +6,8 @@
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use matrix_msn::msnp::message::{encode_text, split_text};
-use matrix_msn::msnp::{ChunkAssembler, Limits, MimeMessage, MsgPayload, classify, parse_msg};
+use msnp::message::{encode_text, split_text};
+use msnp::{ChunkAssembler, Limits, MimeMessage, MsgPayload, classify, parse_msg};
 
 fuzz_target!(|data: &[u8]| {
     let mut limits = Limits::default();

@@ -6,8 +6,8 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use matrix_msn::msnp::p2p::MsnObject;
-use matrix_msn::msnp::p2p::msnobject::MAX_MSNOBJ_LEN;
+use msnp::p2p::MsnObject;
+use msnp::p2p::msnobject::MAX_MSNOBJ_LEN;
 
 fn round_trip(obj: &MsnObject) {
     let xml = obj.to_xml();

@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use matrix_msn::msnp::p2p::{Header, Packet, Reassembly, ReassemblyError};
+use msnp::p2p::{Header, Packet, Reassembly, ReassemblyError};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&[mode, t0, t1, c0], rest)) = data.split_first_chunk::<4>() else {

@@ -10,12 +10,12 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use matrix_msn::msnp::auth::{
+use msnp::auth::{
     self, LoginResponse, Secret, TWN_RST_ADDRESS, normalize_url, not_rst_request,
     parse_login_response, parse_not_rst_response, parse_passport_urls, parse_rst_response,
     rst_request, rst_twn_policy,
 };
-use matrix_msn::msnp::xml;
+use msnp::xml;
 
 fn check_url(url: &str) {
     assert!(url.contains("://"), "{url:?}");

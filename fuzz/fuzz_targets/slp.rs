@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use matrix_msn::msnp::p2p::SlpMessage;
+use msnp::p2p::SlpMessage;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(msg) = SlpMessage::parse(data) else {

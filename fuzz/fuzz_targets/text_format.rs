@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use matrix_msn::msnp::TextFormat;
+use msnp::TextFormat;
 
 fuzz_target!(|data: &[u8]| {
     let value = String::from_utf8_lossy(data);

@@ -6,7 +6,7 @@
 //! invite, the greeting, commands and permissions), logins (`logins.rs`), puppets
 //! (`puppets.rs`) and portals (`portals.rs`).
 //! Must not import: HTTP routes or Matrix wire types (`crate::matrix`), MSNP wire types
-//! (`crate::msnp`, `crate::net`). It talks to the homeserver through [`MatrixPort`] and to
+//! (`msnp`, `crate::net`). It talks to the homeserver through [`MatrixPort`] and to
 //! MSN through [`remote::MsnConnector`].
 
 pub mod commands;

@@ -16,10 +16,10 @@ use tokio::sync::mpsc;
 
 use super::convert::{rich_text, used_emoticons};
 use crate::bridge::remote::{Chat, RemoteEvent};
-use crate::msnp::message::EmoticonDecl;
-use crate::msnp::p2p::{DeclineReason, MsnObject, P2pEvent};
-use crate::msnp::{MsgPayload, SbConfig, SbEvent, Secret};
 use crate::net::{MsnSettings, NetError, NsClient, SbClient, SbEvents, SwitchboardEvent};
+use msnp::message::EmoticonDecl;
+use msnp::p2p::{DeclineReason, MsnObject, P2pEvent};
+use msnp::{MsgPayload, SbConfig, SbEvent, Secret};
 
 /// Members of a group: address to friendly name.
 type Members = BTreeMap<String, String>;
@@ -102,7 +102,7 @@ impl Conversations {
             Chat::Group(id) => {
                 let members = self.lock().groups.get(id).cloned().unwrap_or_default();
                 if members.is_empty() {
-                    return Err(NetError::NotDelivered(crate::msnp::SendFailure::Closed));
+                    return Err(NetError::NotDelivered(msnp::SendFailure::Closed));
                 }
                 (members.into_keys().collect(), Some(id.clone()))
             }
@@ -202,9 +202,13 @@ impl Conversations {
         }
     }
 
+    /// A group id unique across restarts: the start time in ms, then a counter.
     fn new_group_id(&self) -> String {
         let n = self.next_group.fetch_add(1, Ordering::Relaxed);
-        format!("{}-{n}", crate::store::now_ms())
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis());
+        format!("{now_ms}-{n}")
     }
 }
 

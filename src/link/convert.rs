@@ -2,9 +2,9 @@
 
 use crate::bridge::formatting::{RichText, Style};
 use crate::bridge::remote::{Availability, ContactInfo, Emoticon, OwnStatus, PictureRef};
-use crate::msnp::message::EmoticonDecl;
-use crate::msnp::p2p::MsnObject;
-use crate::msnp::{Contact, Effects, List, Rgb, Status, TextFormat};
+use msnp::message::EmoticonDecl;
+use msnp::p2p::MsnObject;
+use msnp::{Contact, Effects, List, Rgb, Status, TextFormat};
 
 pub(super) fn availability(status: Status) -> Availability {
     match status {

@@ -20,13 +20,13 @@ use crate::bridge::remote::{
     Chat, ContactInfo, DeliveryError, LoginFailure, MsnConnector, MsnSessionPort, OwnProfile,
     OwnStatus, PictureRef, RemoteEvent, SessionEnd,
 };
-use crate::msnp::p2p::MsnObject;
-use crate::msnp::{List, LoginError, NsConfig, NsEvent, Secret};
 use crate::net::{
     Backoff, EndReason, MsnSession, MsnSettings, NetError, PassportError, SessionEvent,
 };
 use conversations::Conversations;
 use convert::{availability, contact_info, own_status, picture_ref, text_format};
+use msnp::p2p::MsnObject;
+use msnp::{List, LoginError, NsConfig, NsEvent, Secret};
 
 /// Logs accounts in to one MSN service.
 #[derive(Clone)]
@@ -96,7 +96,7 @@ const SEND_ATTEMPTS: usize = 2;
 fn never_sent(e: &NetError) -> bool {
     matches!(
         e,
-        NetError::NotDelivered(crate::msnp::SendFailure::NotSent) | NetError::DriverGone
+        NetError::NotDelivered(msnp::SendFailure::NotSent) | NetError::DriverGone
     )
 }
 
@@ -343,7 +343,7 @@ impl LinkSession {
                     // conversation closed (nobody joined), not the connection to MSN.
                     last = match e {
                         NetError::DriverGone if self.session.client().is_some() => {
-                            NetError::NotDelivered(crate::msnp::SendFailure::NotSent)
+                            NetError::NotDelivered(msnp::SendFailure::NotSent)
                         }
                         e => e,
                     };
@@ -356,10 +356,7 @@ impl LinkSession {
 
     async fn list_command(
         &self,
-        op: impl FnOnce(
-            &mut crate::msnp::NsSession,
-            std::time::Instant,
-        ) -> Result<u32, crate::msnp::CommandError>
+        op: impl FnOnce(&mut msnp::NsSession, std::time::Instant) -> Result<u32, msnp::CommandError>
         + Send
         + 'static,
     ) -> Result<(), DeliveryError> {

@@ -142,19 +142,21 @@ impl MatrixPort for Client {
             MessageKind::Notice => "m.notice",
             MessageKind::Other(other) => other.as_str(),
         };
-        let mut content = serde_json::json!({ "msgtype": msgtype, "body": body });
+        let mut content = serde_json::Map::new();
+        content.insert("msgtype".into(), msgtype.into());
+        content.insert("body".into(), body.into());
         if let Some(html) = html {
-            content["format"] = "org.matrix.custom.html".into();
-            content["formatted_body"] = html.into();
+            content.insert("format".into(), "org.matrix.custom.html".into());
+            content.insert("formatted_body".into(), html.into());
         }
         // A marked message is retried by its sender, who looks for the mark first (a
         // retry here would not).
         if let Some(mark) = mark {
-            content[MARK_KEY] = mark.into();
+            content.insert(MARK_KEY.into(), mark.into());
         }
         self.send_message_with(
             room_id,
-            &content,
+            &serde_json::Value::Object(content),
             txn_id,
             Some(as_user_id),
             at_ms,
@@ -173,10 +175,14 @@ impl MatrixPort for Client {
             .latest_events(room_id, as_user_id, MARK_LOOK_BACK)
             .await?;
         Ok(events.iter().find_map(|event| {
-            let marked = event["sender"].as_str() == Some(as_user_id)
-                && event["content"][MARK_KEY].as_str() == Some(mark);
+            let field = |key: &str| event.get(key).and_then(serde_json::Value::as_str);
+            let event_mark = event
+                .get("content")
+                .and_then(|content| content.get(MARK_KEY));
+            let marked = field("sender") == Some(as_user_id)
+                && event_mark.and_then(serde_json::Value::as_str) == Some(mark);
             marked
-                .then(|| event["event_id"].as_str().map(str::to_owned))
+                .then(|| field("event_id").map(str::to_owned))
                 .flatten()
         }))
     }

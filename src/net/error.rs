@@ -1,6 +1,6 @@
 //! Errors of the async shell, with the protocol's own reasons kept.
 
-use crate::msnp::{CloseReason, CommandError, FrameError, LoginError, SendError, SendFailure};
+use msnp::{CloseReason, CommandError, FrameError, LoginError, SendError, SendFailure};
 
 use super::passport::PassportError;
 
@@ -48,7 +48,7 @@ impl NetError {
     pub(crate) fn server(code: u16) -> Self {
         Self::Server {
             code,
-            description: crate::msnp::description(code),
+            description: msnp::description(code),
         }
     }
 }

@@ -15,7 +15,7 @@ use super::error::NetError;
 use super::passport::fetch_ticket_by_route;
 use super::settings::MsnSettings;
 use super::wire::Wire;
-use crate::msnp::{
+use msnp::{
     CloseReason, CommandError, ContactList, NsConfig, NsEvent, NsSession, SbRequestId, Secret,
 };
 

@@ -1,11 +1,11 @@
 //! The pacing and errors of P2P transfers (MSNP.md §9, §10) over a switchboard; the
 //! transfers themselves run in the switchboard's driver (`sb_client`), which owns the
-//! sans-IO [`crate::msnp::p2p::P2pEndpoint`].
+//! sans-IO [`msnp::p2p::P2pEndpoint`].
 
 use std::time::Duration;
 
 use super::error::NetError;
-use crate::msnp::p2p::{FetchError, Seed, StartError};
+use msnp::p2p::{FetchError, Seed, StartError};
 
 /// Most P2P `MSG`s sent and not yet acknowledged by the server. One, as `msnp11-sdk`
 /// sends: its reader spins on a `MSG` command line split across two TCP reads, which

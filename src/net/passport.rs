@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use crate::msnp::auth::{self, AuthError, HttpMethod, HttpRequest, LoginResponse, Secret};
+use msnp::auth::{self, AuthError, HttpMethod, HttpRequest, LoginResponse, Secret};
 
 use super::settings::TicketRoute;
 

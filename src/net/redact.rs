@@ -1,7 +1,7 @@
 //! What of a frame may be logged: commands that carry tickets or switchboard cookies
 //! (USR, ANS, XFR, RNG) are logged as verb and TrID only, and payloads only by length.
 
-use crate::msnp::Frame;
+use msnp::Frame;
 
 /// A log-safe one-line rendering of `frame`.
 pub(crate) fn frame_for_log(frame: &Frame) -> String {
@@ -28,10 +28,10 @@ mod tests {
 
     #[test]
     fn tickets_and_cookies_are_redacted() {
-        let usr = Frame::command(crate::msnp::Verb::USR, 4, ["TWN", "S", "t=secret&p=x"]);
+        let usr = Frame::command(msnp::Verb::USR, 4, ["TWN", "S", "t=secret&p=x"]);
         let line = frame_for_log(&usr);
         assert!(!line.contains("secret"), "{line}");
-        let chg = Frame::command(crate::msnp::Verb::CHG, 5, ["NLN", "0"]);
+        let chg = Frame::command(msnp::Verb::CHG, 5, ["NLN", "0"]);
         assert_eq!(frame_for_log(&chg), "CHG 5 NLN 0");
     }
 }

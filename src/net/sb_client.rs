@@ -19,9 +19,9 @@ use super::error::NetError;
 use super::p2p::{P2P_MIN_INTERVAL, P2P_WINDOW, TransferError, random_seed};
 use super::settings::MsnSettings;
 use super::wire::Wire;
-use crate::msnp::message::{EmoticonDecl, encode_p2p};
-use crate::msnp::p2p::{MsnObject, P2pConfig, P2pEndpoint, P2pEvent, TransferId};
-use crate::msnp::{
+use msnp::message::{EmoticonDecl, encode_p2p};
+use msnp::p2p::{MsnObject, P2pConfig, P2pEndpoint, P2pEvent, TransferId};
+use msnp::{
     AckMode, MessageId, MsgPayload, Participant, SbCloseReason, SbConfig, SbEvent, SbSession,
     Secret, SendError, SendFailure, TextFormat,
 };
@@ -228,7 +228,7 @@ impl SbClient {
     /// Fetches the object `msnobj` (the XML text exactly as `contact` advertised it)
     /// from `contact`, who must be in this switchboard. Resolves with the bytes once
     /// their SHA1D is checked, or with a typed error; the progress timeout in
-    /// [`crate::msnp::Limits`] bounds the wait.
+    /// [`msnp::Limits`] bounds the wait.
     pub async fn fetch(
         &self,
         contact: &str,

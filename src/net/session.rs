@@ -16,7 +16,7 @@ use super::error::NetError;
 use super::ns_client::NsClient;
 use super::passport::PassportError;
 use super::settings::MsnSettings;
-use crate::msnp::{CloseReason, NsConfig, NsEvent, Secret, Status};
+use msnp::{CloseReason, NsConfig, NsEvent, Secret, Status};
 
 /// What happens to the session, for the bridge.
 #[derive(Debug)]
@@ -343,7 +343,7 @@ fn permanent(error: &NetError) -> Option<EndReason> {
             Some(EndReason::LoginRefused("wrong account or password".into()))
         }
         NetError::Login(e) => match e {
-            crate::msnp::LoginError::ServerUnavailable { .. } => None,
+            msnp::LoginError::ServerUnavailable { .. } => None,
             other => Some(EndReason::LoginRefused(other.to_string())),
         },
         NetError::Closed(CloseReason::SignedInElsewhere) => Some(EndReason::SignedInElsewhere),

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::msnp::Limits;
+use msnp::Limits;
 
 /// How the TWN ticket is obtained (MSNP.md §2.4.2–2.4.3).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

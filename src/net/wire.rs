@@ -9,7 +9,7 @@ use tokio::net::TcpStream;
 
 use super::error::NetError;
 use super::redact::frame_for_log;
-use crate::msnp::{Direction, Frame, Limits, parse};
+use msnp::{Direction, Frame, Limits, parse};
 
 /// How long a write may block before the connection counts as dead.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);

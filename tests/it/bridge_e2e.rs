@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use matrix_msn::config::PermissionLevel;
-use matrix_msn::testkit::MsnServerHandle;
 use matrix_sdk::ruma::events::room::message::RoomMessageEventContent;
 use matrix_sdk::ruma::presence::PresenceState;
 use matrix_sdk::ruma::{OwnedRoomId, OwnedUserId};
+use msn_testkit::MsnServerHandle;
 use msnp11_sdk::{Event, MsnpStatus, PersonalMessage, PlainText};
 use tokio::time::timeout;
 
@@ -885,7 +885,7 @@ async fn e2e_restored_logins_are_retried_until_msn_is_back() {
 /// do what they say, on the server's lists.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_contact_list_changes_from_the_management_room() {
-    use matrix_msn::testkit::Lists;
+    use msn_testkit::Lists;
     let Some((scene, bridge)) = scene().await else {
         return;
     };

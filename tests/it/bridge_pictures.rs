@@ -4,8 +4,8 @@
 //! avatar becomes their MSN display picture, which the contact's client fetches over
 //! MSNSLP.
 
-use matrix_msn::testkit::ServerEvent;
 use matrix_sdk::ruma::events::room::member::MembershipState;
+use msn_testkit::ServerEvent;
 use msnp11_sdk::Event;
 use serde_json::Value;
 use tokio::time::timeout;

@@ -2,8 +2,8 @@
 //! msnp11-sdk contact): nothing a user writes is lost while a session comes back.
 
 use matrix_msn::config::{Config, OfflineStatus};
-use matrix_msn::testkit::MsnServerHandle;
 use matrix_sdk::ruma::OwnedRoomId;
+use msn_testkit::MsnServerHandle;
 use msnp11_sdk::{Event, MsnpStatus};
 use tokio::time::timeout;
 

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use matrix_msn::bridge::{MatrixEvent, MessageKind, NOT_ALLOWED};
 use matrix_msn::config::{Config, PermissionLevel};
-use matrix_msn::testkit::synapse::{SHARED_SECRET, registration_mac};
 use matrix_sdk::config::SyncSettings;
 use matrix_sdk::room::Room;
 use matrix_sdk::ruma::events::room::member::{
@@ -18,6 +17,7 @@ use matrix_sdk::ruma::events::room::message::{
 };
 use matrix_sdk::ruma::events::typing::SyncTypingEvent;
 use matrix_sdk::ruma::{OwnedRoomId, OwnedUserId};
+use msn_testkit::synapse::{SHARED_SECRET, registration_mac};
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, mpsc};
 

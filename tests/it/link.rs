@@ -8,10 +8,10 @@ use bytes::Bytes;
 use matrix_msn::bridge::formatting::{RichText, Style};
 use matrix_msn::bridge::remote::{Chat, MsnConnector, MsnSessionPort, OwnProfile, RemoteEvent};
 use matrix_msn::link::MsnLink;
-use matrix_msn::msnp::message::EmoticonDecl;
-use matrix_msn::msnp::p2p::MsnObject;
-use matrix_msn::msnp::{SbConfig, SbEvent, TextFormat};
 use matrix_msn::net::{MsnSettings, SbClient, SwitchboardEvent};
+use msnp::message::EmoticonDecl;
+use msnp::p2p::MsnObject;
+use msnp::{SbConfig, SbEvent, TextFormat};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
@@ -27,7 +27,7 @@ fn plain(text: &str) -> RichText {
 }
 
 async fn bob_link(
-    server: &matrix_msn::testkit::MsnServerHandle,
+    server: &msn_testkit::MsnServerHandle,
 ) -> (impl MsnSessionPort, mpsc::Receiver<RemoteEvent>) {
     let settings = MsnSettings::new(server.dispatch_addr().to_string(), server.nexus_url());
     let link = MsnLink::new(
@@ -148,7 +148,7 @@ pub(crate) struct EmoticonSender {
 /// Alice opens a switchboard with `to` and writes "look (cat)!", with `(cat)` declared as
 /// a custom emoticon (and a `(dog)` the text does not use).
 pub(crate) async fn alice_writes_with_emoticon(
-    server: &matrix_msn::testkit::MsnServerHandle,
+    server: &msn_testkit::MsnServerHandle,
     to: &str,
 ) -> EmoticonSender {
     let (alice, _alice_events, settings) = crate::p2p::connect(server).await;

@@ -4,6 +4,13 @@
 //!
 //! `scripts/test.sh` starts PostgreSQL and Synapse and sets `MSN_TEST_FULL=1`, which makes
 //! the tests that need them fail (instead of skip) when they are missing.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test and benchmark code: a failure here should stop the run loudly"
+)]
 
 mod appservice;
 mod bridge_e2e;
@@ -14,6 +21,7 @@ mod client_retry;
 mod deploy;
 mod docs;
 mod e2e;
+mod layers;
 mod link;
 mod migrations;
 mod net;

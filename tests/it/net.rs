@@ -9,16 +9,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use matrix_msn::msnp::{
-    AuthError, CloseReason, FaultCode, LoginError, MsgPayload, NsConfig, NsEvent, SbConfig,
-    SbEvent, Secret, Status, TextFormat,
-};
 use matrix_msn::net::{
     Backoff, EndReason, MsnSession, MsnSettings, NetError, NsClient, NsEvents, PassportError,
     SbClient, SbEvents, SessionEvent, SwitchboardEvent, TicketRoute, fetch_ticket_not_rst,
     fetch_ticket_rst, http_client,
 };
-use matrix_msn::testkit::{MsnServer, MsnServerConfig, MsnServerHandle, ServerEvent};
+use msn_testkit::{MsnServer, MsnServerConfig, MsnServerHandle, ServerEvent};
+use msnp::{
+    AuthError, CloseReason, FaultCode, LoginError, MsgPayload, NsConfig, NsEvent, SbConfig,
+    SbEvent, Secret, Status, TextFormat,
+};
 use msnp11_sdk::{Client, Event, MsnpStatus, PersonalMessage, PlainText, Switchboard};
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::timeout;

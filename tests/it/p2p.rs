@@ -6,13 +6,13 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use matrix_msn::msnp::p2p::{FetchError, MsnObject, P2pEvent};
-use matrix_msn::msnp::{NsConfig, NsEvent, SbConfig, SbEvent, Secret};
 use matrix_msn::net::{
     MsnSettings, NsClient, NsEvents, SbClient, SbEvents, SwitchboardEvent, TransferError,
     http_client,
 };
-use matrix_msn::testkit::MsnServerHandle;
+use msn_testkit::MsnServerHandle;
+use msnp::p2p::{FetchError, MsnObject, P2pEvent};
+use msnp::{NsConfig, NsEvent, SbConfig, SbEvent, Secret};
 use msnp11_sdk::Event;
 use tokio::time::timeout;
 

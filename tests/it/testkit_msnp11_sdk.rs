@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use matrix_msn::testkit::{MsnServer, MsnServerConfig, MsnServerHandle, ServerEvent};
+use msn_testkit::{MsnServer, MsnServerConfig, MsnServerHandle, ServerEvent};
 use msnp11_sdk::{Client, Event, MsnpStatus, PersonalMessage, PlainText, Switchboard};
 use tokio::sync::mpsc;
 use tokio::time::timeout;

@@ -6,10 +6,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use matrix_msn::msnp::challenge::{self, PROD0061, PROD0090};
-use matrix_msn::msnp::frame::{Direction, Frame, parse};
-use matrix_msn::msnp::limits::Limits;
-use matrix_msn::testkit::{Lists, MsnServer, MsnServerConfig, MsnServerHandle, ServerEvent};
+use msn_testkit::{Lists, MsnServer, MsnServerConfig, MsnServerHandle, ServerEvent};
+use msnp::challenge::{self, PROD0061, PROD0090};
+use msnp::frame::{Direction, Frame, parse};
+use msnp::limits::Limits;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
