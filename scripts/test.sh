@@ -5,6 +5,8 @@
 # Debian's package on first use) and a throwaway Synapse (installing the pinned
 # matrix-synapse from PyPI into a cached venv on first use), runs every test with
 # MSN_TEST_FULL=1 (so tests needing those services fail rather than skip), then stops both.
+# The tests that need Synapse or PostgreSQL are `#[ignore]`d, so a plain `cargo test`
+# lists them as ignored; this script runs them too (`--include-ignored`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,5 +30,11 @@ log "starting Synapse"
 HS_URL=$(SYNAPSE_PORT=$(free_port) scripts/synapse-up.sh "$STATE/synapse" tests/fixtures/e2e-registration.yaml)
 log "PostgreSQL at ${PG_URL%%@*}@..., Synapse at $HS_URL"
 
+# The test binaries' own arguments follow `--`; add `--include-ignored` to them.
+args=("$@")
+case " $* " in
+  *" -- "*) args+=(--include-ignored) ;;
+  *) args+=(-- --include-ignored) ;;
+esac
 MSN_TEST_FULL=1 MSN_TEST_POSTGRES_URL=$PG_URL MSN_TEST_HOMESERVER=$HS_URL \
-  cargo test --workspace --locked "$@"
+  cargo test --workspace --locked "${args[@]}"

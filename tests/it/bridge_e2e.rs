@@ -207,6 +207,7 @@ fn bold(text: &str) -> PlainText {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Synapse: scripts/test.sh runs it"]
 async fn e2e_bridge_chat_with_an_msn_contact() {
     let Some(hs) = support::homeserver_url() else {
         return;
@@ -651,6 +652,7 @@ async fn e2e_bridge_chat_with_an_msn_contact() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Synapse: scripts/test.sh runs it"]
 async fn e2e_login_failures_are_explained() {
     let Some(hs) = support::homeserver_url() else {
         return;
@@ -698,6 +700,7 @@ async fn e2e_login_failures_are_explained() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Synapse: scripts/test.sh runs it"]
 async fn e2e_three_party_switchboard_becomes_a_group_portal() {
     let Some((scene, bridge)) = scene().await else {
         return;
@@ -770,6 +773,7 @@ async fn e2e_three_party_switchboard_becomes_a_group_portal() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Synapse: scripts/test.sh runs it"]
 async fn e2e_a_burst_of_renames_changes_the_puppet_once() {
     let Some((scene, bridge)) = scene().await else {
         return;
@@ -849,6 +853,7 @@ async fn forward(listener: tokio::net::TcpListener, target: std::net::SocketAddr
 /// The MSN server cannot be reached when the bridge restarts: the login is retried with
 /// backoff (the user is told once) and is back as soon as the server is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Synapse: scripts/test.sh runs it"]
 async fn e2e_restored_logins_are_retried_until_msn_is_back() {
     let Some(hs) = support::homeserver_url() else {
         return;
@@ -884,6 +889,7 @@ async fn e2e_restored_logins_are_retried_until_msn_is_back() {
 /// them on his allow and forward lists, and `contacts`, `block`, `unblock` and `remove`
 /// do what they say, on the server's lists.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Synapse: scripts/test.sh runs it"]
 async fn e2e_contact_list_changes_from_the_management_room() {
     use msn_testkit::Lists;
     let Some((scene, bridge)) = scene().await else {

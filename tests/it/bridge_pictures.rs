@@ -100,6 +100,7 @@ impl Http {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Synapse: scripts/test.sh runs it"]
 async fn e2e_display_pictures_both_ways() {
     let Some((scene, bridge)) = scene().await else {
         return;
@@ -182,6 +183,7 @@ async fn puppet_avatar(bob: &User, room: &matrix_sdk::ruma::OwnedRoomId) -> Opti
 /// A custom emoticon from MSN reaches Matrix as an inline image (`data-mx-emoticon`) whose
 /// content is the emoticon's picture, fetched over MSNSLP and uploaded by the bridge.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Synapse: scripts/test.sh runs it"]
 async fn e2e_custom_emoticons_arrive_as_inline_images() {
     let Some((scene, bridge)) = scene().await else {
         return;
@@ -264,6 +266,7 @@ fn msnobj_of(event: &Event) -> Option<Option<String>> {
 /// its picture again with a brief status change; the contact then fetches the new one.
 /// (Found against a real server: the user's Matrix avatar never reached the contact.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Synapse: scripts/test.sh runs it"]
 async fn e2e_a_new_picture_reaches_contacts_where_only_status_changes_are_relayed() {
     let Some((scene, bridge)) = scene().await else {
         return;

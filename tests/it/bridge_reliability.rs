@@ -68,6 +68,7 @@ async fn chatting_with(name: &str, tweak: impl FnOnce(&mut Config)) -> Option<Ch
 /// instead of coming back as "not logged in" (found against real servers: the first
 /// messages after a restart were handled before the login was restored).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Synapse: scripts/test.sh runs it"]
 async fn e2e_messages_wait_for_the_restored_login() {
     let Some(mut s) = chatting("hbob").await else {
         return;
@@ -135,6 +136,7 @@ async fn push_presence(user: &str, presence: &str) {
 /// first, since MSN opens no conversation for a hidden user (found against real servers:
 /// every message of a hidden session failed with "XFR SB while hidden").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Synapse: scripts/test.sh runs it"]
 async fn e2e_offline_is_away_and_a_hidden_user_who_writes_goes_online() {
     let Some(mut s) = chatting("pbob").await else {
         return;
@@ -219,6 +221,7 @@ fn now_ms() -> u64 {
 /// says it is degraded), and arrive in order, each once, showing the time Alice wrote
 /// them; also when the bridge restarts in the middle of the outage.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Synapse: scripts/test.sh runs it"]
 async fn e2e_messages_from_msn_wait_out_a_homeserver_outage_and_a_restart() {
     let Some(hs) = support::homeserver_url() else {
         return;
@@ -292,6 +295,7 @@ async fn e2e_messages_from_msn_wait_out_a_homeserver_outage_and_a_restart() {
 /// MSN opens no conversation (so no picture transfer) for a hidden user, so the fetch
 /// waits until the user is visible again instead of failing for good.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Synapse: scripts/test.sh runs it"]
 async fn e2e_a_contact_picture_waits_out_the_user_hiding() {
     let Some(mut s) = chatting_with("vbob", |cfg| {
         cfg.msn.offline_status = OfflineStatus::Hidden;

@@ -365,6 +365,7 @@ async fn management_room_scenario(homeserver: &str, db: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Synapse: scripts/test.sh runs it"]
 async fn e2e_invite_greets_and_answers_commands() {
     let Some(hs) = support::homeserver_url() else {
         return;
@@ -376,6 +377,7 @@ async fn e2e_invite_greets_and_answers_commands() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Synapse: scripts/test.sh runs it"]
 async fn e2e_on_postgres() {
     let Some(hs) = support::homeserver_url() else {
         return;
@@ -401,6 +403,7 @@ async fn e2e_on_postgres() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Synapse: scripts/test.sh runs it"]
 async fn e2e_user_without_permission_is_refused() {
     let Some(hs) = support::homeserver_url() else {
         return;
@@ -464,6 +467,7 @@ pub(crate) async fn push_body(txn: &str, body: Value) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Synapse: scripts/test.sh runs it"]
 async fn e2e_replayed_transaction_is_processed_once_even_after_restart() {
     let Some(hs) = support::homeserver_url() else {
         return;
@@ -542,6 +546,7 @@ async fn e2e_replayed_transaction_is_processed_once_even_after_restart() {
 /// Every log line the bridge (and the HTTP stack under it) writes at trace level, through a
 /// whole session: tokens and passwords appear in none of them.
 #[tokio::test(flavor = "current_thread")]
+#[ignore = "needs Synapse: scripts/test.sh runs it"]
 async fn e2e_logs_never_contain_secrets() {
     let Some(hs) = support::homeserver_url() else {
         return;
@@ -615,6 +620,7 @@ async fn e2e_logs_never_contain_secrets() {
 /// The client-server calls the bridge makes, as the bot and as a puppet, against Synapse,
 /// observed by a real user's client.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Synapse: scripts/test.sh runs it"]
 async fn e2e_client_calls_as_bot_and_puppet() {
     use matrix_msn::matrix::client::Client;
     use matrix_msn::matrix::endpoints::Presence;

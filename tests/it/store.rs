@@ -322,6 +322,7 @@ async fn store_suite_on_sqlite() {
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL: scripts/test.sh runs it"]
 async fn store_suite_on_postgres() {
     let Some(store) = postgres().await else {
         return;

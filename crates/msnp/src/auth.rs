@@ -305,21 +305,6 @@ pub fn parse_nexus_response(headers: &[(String, String)]) -> Result<String, Auth
     parse_passport_urls(header(headers, "PassportURLs").ok_or(AuthError::NoDaLogin)?)
 }
 
-/// Percent-encodes everything except RFC 3986 unreserved characters, so `,`, `%`, `=`
-/// and `@` cannot break the servers' comma-splitting parsers (§2.4.2).
-fn encode_credential(text: &str) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::with_capacity(text.len() * 3);
-    for &b in text.as_bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
-}
-
 fn no_line_break(field: &'static str, value: &str) -> Result<(), AuthError> {
     if value.bytes().any(|b| b == b'\r' || b == b'\n') {
         return Err(AuthError::LineBreak { field });
@@ -341,8 +326,8 @@ pub fn passport_authorization(
     no_line_break("challenge", tw_challenge)?;
     let mut value = format!(
         "Passport1.4 OrgVerb=GET,OrgURL={ORG_URL},sign-in={},pwd={}",
-        encode_credential(account),
-        encode_credential(password.expose())
+        crate::escape::encode_unreserved(account),
+        crate::escape::encode_unreserved(password.expose())
     );
     let challenge = tw_challenge.trim().trim_start_matches(',');
     if !challenge.is_empty() {

@@ -25,13 +25,28 @@ pub enum DecodeError {
     },
 }
 
-fn keep(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'@')
+/// RFC 3986's unreserved characters.
+fn unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~')
 }
 
-/// Percent-encodes `text` with the §5.6 "safe rule". The result never contains spaces,
-/// CR, LF or non-ASCII bytes, so it is always a valid single argument.
+/// Percent-encodes `text` with the §5.6 "safe rule" (the unreserved characters and `@`
+/// stay). The result never contains spaces, CR, LF or non-ASCII bytes, so it is always
+/// a valid single argument.
 pub fn encode(text: &str) -> String {
+    encode_keeping(text, |b| unreserved(b) || b == b'@')
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters (`@` too): the
+/// msnobj argument of `CHG` byte for byte as clients send it (§8.4), and Passport
+/// credentials, where `,`, `%`, `=` and `@` would break the servers' comma-splitting
+/// parsers (§2.4.2).
+pub fn encode_unreserved(text: &str) -> String {
+    encode_keeping(text, unreserved)
+}
+
+/// The one percent-encoder: bytes `keep` accepts stay, all others become upper-case `%XX`.
+fn encode_keeping(text: &str, keep: impl Fn(u8) -> bool) -> String {
     let mut out = String::with_capacity(text.len());
     for &b in text.as_bytes() {
         if keep(b) {

@@ -1086,7 +1086,7 @@ impl NsSession {
     ) -> Result<u32, CommandError> {
         self.require_online()?;
         self.require_version("UUX", 11, 12)?;
-        let one_line = |s: &str| xml_escape(&s.replace(['\r', '\n'], " "));
+        let one_line = |s: &str| crate::xml::escape_lossy(&s.replace(['\r', '\n'], " "));
         let doc = format!(
             "<Data><PSM>{}</PSM><CurrentMedia>{}</CurrentMedia></Data>",
             one_line(psm),
@@ -1433,62 +1433,7 @@ fn xml_element(doc: &str, tag: &str) -> Option<String> {
     let start = doc.find(&open)? + open.len();
     let rest = doc.get(start..)?;
     let end = rest.find(&format!("</{tag}>"))?;
-    Some(xml_unescape(rest.get(..end)?))
-}
-
-fn xml_unescape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find('&') {
-        out.push_str(rest.get(..i).unwrap_or_default());
-        let after = rest.get(i..).unwrap_or_default();
-        let decoded = after.find(';').filter(|&e| e <= 10).and_then(|e| {
-            let ent = after.get(1..e)?;
-            let c = match ent {
-                "amp" => '&',
-                "lt" => '<',
-                "gt" => '>',
-                "quot" => '"',
-                "apos" => '\'',
-                _ => {
-                    let num = ent.strip_prefix('#')?;
-                    let code = match num.strip_prefix(['x', 'X']) {
-                        Some(hex) => u32::from_str_radix(hex, 16).ok()?,
-                        None => num.parse().ok()?,
-                    };
-                    char::from_u32(code)?
-                }
-            };
-            Some((c, e + 1))
-        });
-        match decoded {
-            Some((c, len)) => {
-                out.push(c);
-                rest = after.get(len..).unwrap_or_default();
-            }
-            None => {
-                out.push('&');
-                rest = after.get(1..).unwrap_or_default();
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-fn xml_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            _ => out.push(c),
-        }
-    }
-    out
+    Some(crate::xml::unescape(rest.get(..end)?).into_owned())
 }
 
 #[cfg(test)]

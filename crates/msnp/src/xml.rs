@@ -50,6 +50,16 @@ pub fn escape(text: &str) -> Result<String, XmlError> {
     Ok(out)
 }
 
+/// [`escape`] for text that may hold characters XML cannot carry (a user's status
+/// message, a configured name): those characters are left out instead of refused.
+pub fn escape_lossy(text: &str) -> String {
+    if let Ok(escaped) = escape(text) {
+        return escaped;
+    }
+    let carried: String = text.chars().filter(|&c| is_xml_char(c)).collect();
+    escape(&carried).unwrap_or_default()
+}
+
 /// The character an entity or character reference (the text between `&` and `;`)
 /// stands for; `None` for anything unknown or not an XML character.
 fn reference(name: &str) -> Option<char> {
@@ -323,6 +333,12 @@ mod tests {
         );
         assert_eq!(unescape(&escaped.unwrap_or_default()), text);
         assert_eq!(escape("a\0b"), Err(XmlError::InvalidChar { code: 0 }));
+    }
+
+    #[test]
+    fn lossy_escape_leaves_out_what_xml_cannot_carry() {
+        assert_eq!(escape_lossy("<a & 'b'>"), "&lt;a &amp; &apos;b&apos;&gt;");
+        assert_eq!(escape_lossy("a\u{0}b\u{1}c\u{FFFE}"), "abc");
     }
 
     #[test]

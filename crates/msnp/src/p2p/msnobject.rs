@@ -99,48 +99,6 @@ pub fn encode_friendly(text: &str) -> String {
     STANDARD.encode(raw)
 }
 
-fn xml_escape(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
-fn xml_unescape(value: &str) -> String {
-    if !value.contains('&') {
-        return value.to_owned();
-    }
-    value
-        .replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
-}
-
-/// Keeps `A–Z a–z 0–9 - _ . ~`; everything else (including `@`, `/`, `=`) becomes
-/// `%XX`, matching the §8.4 `CHG` argument byte for byte.
-fn url_encode(text: &str) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::with_capacity(text.len() * 2);
-    for &b in text.as_bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            // Writing to a String cannot fail.
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
-}
-
 impl MsnObject {
     /// Builds the descriptor for `data` with SHA1D and SHA1C computed (§8.3).
     pub fn for_data(
@@ -203,15 +161,15 @@ impl MsnObject {
     pub fn to_xml(&self) -> String {
         let mut out = format!(
             "<msnobj Creator=\"{}\" Size=\"{}\" Type=\"{}\" Location=\"{}\" Friendly=\"{}\" SHA1D=\"{}\"",
-            xml_escape(&self.creator),
+            crate::xml::escape_lossy(&self.creator),
             self.size,
             self.kind,
-            xml_escape(&self.location),
-            xml_escape(&self.friendly),
-            xml_escape(&self.sha1d)
+            crate::xml::escape_lossy(&self.location),
+            crate::xml::escape_lossy(&self.friendly),
+            crate::xml::escape_lossy(&self.sha1d)
         );
         if let Some(c) = &self.sha1c {
-            out.push_str(&format!(" SHA1C=\"{}\"", xml_escape(c)));
+            out.push_str(&format!(" SHA1C=\"{}\"", crate::xml::escape_lossy(c)));
         }
         out.push_str("/>");
         out
@@ -219,7 +177,7 @@ impl MsnObject {
 
     /// The percent-encoded XML used as a `CHG` argument (§8.4).
     pub fn to_url_encoded(&self) -> String {
-        url_encode(&self.to_xml())
+        crate::escape::encode_unreserved(&self.to_xml())
     }
 
     /// Parses a percent-encoded msnobj argument (`CHG`/`ILN`/`NLN`).
@@ -334,7 +292,7 @@ impl MsnObject {
                     name: name.to_owned(),
                 });
             }
-            attrs.push((name, xml_unescape(value)));
+            attrs.push((name, crate::xml::unescape(value).into_owned()));
         }
         let mut take = |name: &'static str| -> Option<String> {
             let pos = attrs.iter().position(|(n, _)| *n == name)?;
