@@ -7,6 +7,7 @@
 use std::fmt;
 use std::path::Path;
 
+use ruma::api::appservice;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, TOKEN_PLACEHOLDER};
@@ -44,19 +45,26 @@ pub enum RegistrationError {
     Mismatch(String),
 }
 
-/// An appservice registration as the homeserver reads it.
-#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
-pub struct Registration {
-    pub id: String,
-    pub url: String,
-    pub as_token: String,
-    pub hs_token: String,
-    pub sender_localpart: String,
-    pub namespaces: Namespaces,
-    #[serde(default)]
-    pub rate_limited: bool,
-    #[serde(default)]
-    pub receive_ephemeral: bool,
+/// An appservice registration as the homeserver reads it: ruma's type (the spec's
+/// shape), with a `Debug` that leaves the tokens out.
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct Registration(pub appservice::Registration);
+
+impl std::ops::Deref for Registration {
+    type Target = appservice::Registration;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+/// Two registrations are the same when they serialize the same (ruma's type has no
+/// `PartialEq`).
+impl PartialEq for Registration {
+    fn eq(&self, other: &Self) -> bool {
+        serde_json::to_value(self).ok() == serde_json::to_value(other).ok()
+    }
 }
 
 impl fmt::Debug for Registration {
@@ -70,23 +78,12 @@ impl fmt::Debug for Registration {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
-pub struct Namespaces {
-    #[serde(default)]
-    pub users: Vec<Namespace>,
-    #[serde(default)]
-    pub aliases: Vec<Namespace>,
-    #[serde(default)]
-    pub rooms: Vec<Namespace>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
-pub struct Namespace {
-    pub exclusive: bool,
-    pub regex: String,
-}
-
 impl Registration {
+    /// Where the homeserver reaches the bridge (`url`; empty when the file has none).
+    pub fn address(&self) -> &str {
+        self.0.url.as_deref().unwrap_or_default()
+    }
+
     /// The registration that matches `config` (its tokens included).
     pub fn from_config(config: &Config) -> Self {
         let domain = regex::escape(&config.homeserver.domain);
@@ -96,32 +93,28 @@ impl Registration {
             .split(crate::config::USERID_MARKER)
             .next()
             .unwrap_or_default();
-        Self {
+        let mut namespaces = appservice::Namespaces::new();
+        namespaces.users = vec![
+            appservice::Namespace::new(true, config.puppet_namespace_regex()),
+            appservice::Namespace::new(true, regex::escape(&config.bot_mxid())),
+        ];
+        namespaces.aliases = vec![appservice::Namespace::new(
+            true,
+            format!("#{}.+:{domain}", regex::escape(alias_prefix)),
+        )];
+        let mut registration: appservice::Registration = appservice::RegistrationInit {
             id: config.appservice.id.clone(),
-            url: config.appservice.address.clone(),
+            url: Some(config.appservice.address.clone()),
             as_token: config.appservice.as_token.clone(),
             hs_token: config.appservice.hs_token.clone(),
             sender_localpart: config.appservice.bot.username.clone(),
-            namespaces: Namespaces {
-                users: vec![
-                    Namespace {
-                        exclusive: true,
-                        regex: config.puppet_namespace_regex(),
-                    },
-                    Namespace {
-                        exclusive: true,
-                        regex: regex::escape(&config.bot_mxid()),
-                    },
-                ],
-                aliases: vec![Namespace {
-                    exclusive: true,
-                    regex: format!("#{}.+:{domain}", regex::escape(alias_prefix)),
-                }],
-                rooms: vec![],
-            },
-            rate_limited: false,
-            receive_ephemeral: config.appservice.ephemeral_events,
+            namespaces,
+            rate_limited: Some(false),
+            protocols: None,
         }
+        .into();
+        registration.receive_ephemeral = config.appservice.ephemeral_events;
+        Self(registration)
     }
 
     pub fn load(path: &Path) -> Result<Self, RegistrationError> {

@@ -248,7 +248,7 @@ async fn e2e_messages_from_msn_wait_out_a_homeserver_outage_and_a_restart() {
     })
     .await;
     let reg = support::e2e_registration();
-    let health = reqwest::get(format!("{}/health/ready", reg.url))
+    let health = reqwest::get(format!("{}/health/ready", reg.address()))
         .await
         .expect("health")
         .text()

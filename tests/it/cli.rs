@@ -156,3 +156,39 @@ fn a_registration_that_does_not_match_is_refused() {
     assert!(!ok);
     assert!(stderr.contains("hs_token differs"), "{stderr}");
 }
+
+/// `registration.example.yaml` is what `-g` writes from `config.example.yaml`, apart
+/// from the random tokens (whose shape it shows).
+#[test]
+fn the_example_registration_is_what_the_generator_writes() {
+    use matrix_msn::matrix::registration::Registration;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let example =
+        Registration::load(&root.join("registration.example.yaml")).expect("example registration");
+    let mut config = matrix_msn::config::Config::parse(
+        &std::fs::read_to_string(root.join("config.example.yaml")).expect("example config"),
+    )
+    .expect("example config parses");
+    for (token, prefix) in [(&example.as_token, "as_"), (&example.hs_token, "hs_")] {
+        let digits = token.strip_prefix(prefix).expect("token prefix");
+        assert!(
+            digits.len() == 64 && digits.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{token} is not shaped like a generated token"
+        );
+        let fresh = matrix_msn::matrix::registration::random_token(prefix).expect("random");
+        assert_eq!(
+            fresh.len(),
+            token.len(),
+            "generated tokens are {fresh:?}-shaped"
+        );
+    }
+    config.appservice.as_token = example.as_token.clone();
+    config.appservice.hs_token = example.hs_token.clone();
+    let generated = Registration::from_config(&config);
+    assert_eq!(
+        example,
+        generated,
+        "registration.example.yaml is out of step with the generator, which writes:\n{}",
+        generated.to_yaml().expect("yaml")
+    );
+}

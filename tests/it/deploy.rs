@@ -615,7 +615,7 @@ fn entrypoint_stages_write_config_and_registration_then_run_the_bridge() {
     registration
         .check_against(&config)
         .expect("the registration's tokens and namespaces match the config");
-    assert_eq!(registration.url, as_address);
+    assert_eq!(registration.address(), as_address);
     assert!(
         second.stderr.contains("/registration.yaml"),
         "{}",

@@ -457,7 +457,10 @@ pub(crate) async fn push_transaction(txn: &str, events: Value) {
 pub(crate) async fn push_body(txn: &str, body: Value) {
     let reg = support::e2e_registration();
     let resp = reqwest::Client::new()
-        .put(format!("{}/_matrix/app/v1/transactions/{txn}", reg.url))
+        .put(format!(
+            "{}/_matrix/app/v1/transactions/{txn}",
+            reg.address()
+        ))
         .bearer_auth(&reg.hs_token)
         .json(&body)
         .send()
@@ -582,7 +585,7 @@ async fn e2e_logs_never_contain_secrets() {
     for token in [reg.hs_token.as_str(), "wrong-token-also-secret"] {
         http.post(format!(
             "{}/_matrix/app/v1/ping?access_token={token}",
-            reg.url
+            reg.address()
         ))
         .send()
         .await

@@ -54,13 +54,13 @@ pub fn config(homeserver: &str, database: &str, permissions: &[(&str, Permission
     config.appservice.as_token = reg.as_token.clone();
     config.appservice.hs_token = reg.hs_token.clone();
     let port = reg
-        .url
+        .address()
         .rsplit(':')
         .next()
         .and_then(|p| p.parse().ok())
         .expect("port in url");
     config.appservice.port = port;
-    config.appservice.address = reg.url.clone();
+    config.appservice.address = reg.address().to_owned();
     config.database.uri = database.into();
     config.bridge.credentials_key = "5a".repeat(32);
     config.msn.server = "127.0.0.1:1863".into();
