@@ -40,7 +40,10 @@ use credentials::CredentialBox;
 use remote::MsnConnector;
 
 pub use event::{MatrixEvent, Membership, MessageKind};
-pub use feed::{EventFeed, EventIntake, QueuedMatrixEvent, event_feed, event_feed_with_room};
+pub use feed::{
+    Accepted, EventFeed, EventIntake, Ingress, IngressError, QueuedMatrixEvent, event_feed,
+    event_feed_with_capacity,
+};
 pub use port::MatrixPort;
 
 /// MSN logins in progress at once, across users.

@@ -19,7 +19,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use super::feed::{EventIntake, Room, Turn};
+use super::feed::{Capacity, EventIntake, Turn};
 use super::remote::MsnConnector;
 use super::{Bridge, MatrixEvent, MatrixPort};
 
@@ -33,9 +33,15 @@ const BACKLOG_RETRY_MAX: Duration = Duration::from_secs(30);
 /// Most lanes handling an event at once.
 pub const LANES: usize = 32;
 
-/// An event to handle: its queue position, the event (`None`: it could not be decoded),
-/// and whether it holds a place of the feed's [`Room`].
-type Work = (i64, Option<MatrixEvent>, bool);
+/// An event for a lane.
+struct Work {
+    /// Its position in the durable queue.
+    seq: i64,
+    /// The event; `None`: it could not be decoded (it is only removed from the queue).
+    event: Option<MatrixEvent>,
+    /// Whether it holds a place of the feed's [`Capacity`].
+    holds_place: bool,
+}
 
 /// One lane: its queue, and how many events it holds that are not handled yet.
 struct Lane {
@@ -49,7 +55,7 @@ struct Lane {
 struct LaneKit {
     permits: Arc<Semaphore>,
     finished: mpsc::UnboundedSender<i64>,
-    room: Room,
+    places: Capacity,
 }
 
 /// The lanes open now, and the tasks that run them.
@@ -72,7 +78,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             kit: LaneKit {
                 permits: Arc::new(Semaphore::new(LANES)),
                 finished,
-                room: intake.room(),
+                places: intake.capacity(),
             },
         };
         self.dispatch(&mut lanes, intake).await;
@@ -119,7 +125,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 // as the lanes get through it, not all at once.
                 tokio::select! {
                     () = self.shutdown.cancelled() => return,
-                    () = lanes.kit.room.take_one() => {}
+                    () = lanes.kit.places.take_one() => {}
                 }
                 after = after.max(queued.seq);
                 from_backlog.insert(queued.seq);
@@ -133,7 +139,12 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                         None
                     }
                 };
-                if !self.assign(lanes, (queued.seq, event, true)) {
+                let work = Work {
+                    seq: queued.seq,
+                    event,
+                    holds_place: true,
+                };
+                if !self.assign(lanes, work) {
                     return;
                 }
             }
@@ -153,10 +164,15 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             while lanes.tasks.try_join_next().is_some() {}
             for queued in fresh {
                 if from_backlog.remove(&queued.seq) {
-                    lanes.kit.room.give_back(queued.holds_room);
+                    lanes.kit.places.give_back(queued.holds_place);
                     continue;
                 }
-                if !self.assign(lanes, (queued.seq, Some(queued.event), queued.holds_room)) {
+                let work = Work {
+                    seq: queued.seq,
+                    event: Some(queued.event),
+                    holds_place: queued.holds_place,
+                };
+                if !self.assign(lanes, work) {
                     return;
                 }
             }
@@ -170,7 +186,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             return false;
         }
         let key = work
-            .1
+            .event
             .as_ref()
             .map(|e| e.lane().to_owned())
             .unwrap_or_default();
@@ -191,7 +207,12 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         let bridge = self.clone();
         let count = pending.clone();
         tasks.spawn(async move {
-            while let Some((seq, event, holds_room)) = rx.recv().await {
+            while let Some(Work {
+                seq,
+                event,
+                holds_place,
+            }) = rx.recv().await
+            {
                 if bridge.shutdown.is_cancelled() {
                     return;
                 }
@@ -209,7 +230,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 };
                 bridge.handle_queued(seq, event).await;
                 let _ = kit.finished.send(seq);
-                kit.room.give_back(holds_room);
+                kit.places.give_back(holds_place);
                 count.fetch_sub(1, Ordering::AcqRel);
             }
         });

@@ -3,9 +3,9 @@
 //!
 //! Owns: the routes, the `hs_token` check (constant time, `Authorization: Bearer`, with
 //! the legacy `access_token` query parameter accepted for older homeservers), body limits,
-//! Matrix-shaped error responses, and durable queueing of each transaction's events before
-//! it is acknowledged. Events are never processed inside the request: once the queue
-//! commit is done they are handed to the core's worker through its [`EventFeed`].
+//! parsing, and Matrix-shaped error responses. A transaction's events go to the core in
+//! one call, [`Ingress::accept`], which queues them durably before the homeserver gets
+//! its `200`; events are never processed inside the request.
 
 use std::sync::Arc;
 
@@ -23,10 +23,8 @@ use tokio::sync::{Notify, watch};
 use tracing::Instrument;
 
 use super::transaction::{EchoFilter, TransactionError, parse_transaction};
-use crate::bridge::credentials::CredentialBox;
-use crate::bridge::feed::RoomClaim;
-use crate::bridge::{EventFeed, MatrixEvent};
-use crate::store::{Store, StoreError};
+use crate::bridge::{Accepted, Ingress};
+use crate::store::Store;
 
 /// Shared state of the HTTP server.
 #[derive(Clone)]
@@ -34,10 +32,8 @@ pub struct AppState {
     pub store: Store,
     pub hs_token: Arc<str>,
     pub filter: Arc<EchoFilter>,
-    /// Takes events once queued.
-    pub feed: EventFeed,
-    /// Seals events before they are queued (a message may hold a password).
-    pub seal: CredentialBox,
+    /// The core's intake: queues a transaction's events and hands them to the worker.
+    pub ingress: Ingress,
     /// Set once startup (homeserver ping, bot profile) has succeeded.
     pub ready: watch::Receiver<bool>,
     /// Set when the homeserver has pinged us (`POST /_matrix/app/v1/ping`).
@@ -180,38 +176,20 @@ async fn put_transaction(
                 MatrixError::new(StatusCode::BAD_REQUEST, "M_BAD_JSON", e.to_string())
             }
         })?;
-        let rows = parsed
-            .events
-            .iter()
-            .map(|event| {
-                let json = serde_json::to_string(event).map_err(internal)?;
-                let payload = state.seal.seal_text(&json).map_err(internal)?;
-                Ok((event.kind().to_owned(), payload))
-            })
-            .collect::<Result<Vec<_>, MatrixError>>()?;
-        let (queued, malformed, echoes, ignored) =
-            (rows.len(), parsed.malformed, parsed.echoes, parsed.ignored);
-        // Room for the events among those not handled yet: waiting here holds the
-        // homeserver back (nothing is queued yet, so hanging up loses nothing).
-        let claim = state.feed.room_for(rows.len()).await;
-        // Its own task: the homeserver hanging up cannot cancel it between the commit and
-        // the hand-over, which would leave committed events waiting for a restart.
-        let queueing = tokio::spawn(
-            queue_and_hand_over(
-                state.store.clone(),
-                (state.feed.clone(), state.seal.clone()),
-                txn_id,
-                parsed.content_key,
-                (rows, parsed.events),
-                claim,
-            )
-            .in_current_span(),
-        );
-        let fresh = queueing.await.map_err(internal)?.map_err(internal)?;
-        if fresh {
-            tracing::debug!(queued, malformed, echoes, ignored, "transaction accepted");
-        } else {
-            tracing::info!("replayed transaction ignored");
+        let (malformed, echoes, ignored) = (parsed.malformed, parsed.echoes, parsed.ignored);
+        let accepted = state
+            .ingress
+            .accept(txn_id, parsed.content_key, parsed.events)
+            .await
+            .map_err(internal)?;
+        match accepted {
+            Accepted::Fresh { queued } => {
+                tracing::debug!(queued, malformed, echoes, ignored, "transaction accepted");
+            }
+            Accepted::Replay { recovered: 0 } => tracing::info!("replayed transaction ignored"),
+            Accepted::Replay { recovered } => {
+                tracing::warn!(recovered, "a replay found events never handed over");
+            }
         }
         Ok(Json(json!({})))
     }
@@ -221,45 +199,6 @@ async fn put_transaction(
         .transaction_seconds
         .observe(started.elapsed().as_secs_f64());
     result
-}
-
-/// Queues a transaction's events (unless it is a replay: `false`) and hands them to the
-/// worker, in one turn at the feed.
-async fn queue_and_hand_over(
-    store: Store,
-    (feed, seal): (EventFeed, CredentialBox),
-    txn_id: String,
-    content_key: String,
-    (rows, events): (Vec<(String, String)>, Vec<MatrixEvent>),
-    claim: RoomClaim,
-) -> Result<bool, StoreError> {
-    let turn = feed.turn().await;
-    let Some(seqs) = store
-        .enqueue_transaction(&txn_id, &content_key, &rows)
-        .await?
-    else {
-        // A replay. Its events are normally handled or in hand; any still queued and
-        // never handed over (its first attempt was told the commit failed, although it
-        // went through) are handed over now.
-        let left = store.queued_events_of(&txn_id).await?;
-        let left = left
-            .into_iter()
-            .filter_map(|q| match MatrixEvent::from_queue(&seal, &q.payload) {
-                Ok(event) => Some((q.seq, event)),
-                Err(e) => {
-                    tracing::error!(error = %e, seq = q.seq, "queued event cannot be read");
-                    None
-                }
-            })
-            .collect();
-        let recovered = turn.hand_over_unseen(left);
-        if recovered > 0 {
-            tracing::warn!(recovered, "a replay found events never handed over");
-        }
-        return Ok(false);
-    };
-    turn.hand_over(seqs.into_iter().zip(events).collect(), claim);
-    Ok(true)
 }
 
 fn internal(e: impl std::fmt::Display) -> MatrixError {

@@ -27,14 +27,6 @@ fn raw<T>(value: &Value) -> Result<Raw<T>, ClientError> {
         .map_err(|e| ClientError::Build(e.to_string()))
 }
 
-/// A room's presence as the core names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Presence {
-    Online,
-    Unavailable,
-    Offline,
-}
-
 impl Client {
     /// `POST /_matrix/client/v1/appservice/{appserviceId}/ping` (spec v1.7+): checks that the
     /// homeserver can reach the bridge, and makes Synapse retry transactions it held back.
@@ -257,16 +249,11 @@ impl Client {
     pub async fn set_presence(
         &self,
         user_id: &str,
-        presence: Presence,
+        presence: PresenceState,
         status_msg: Option<&str>,
     ) -> Result<(), ClientError> {
         let who = user(user_id)?;
-        let state = match presence {
-            Presence::Online => PresenceState::Online,
-            Presence::Unavailable => PresenceState::Unavailable,
-            Presence::Offline => PresenceState::Offline,
-        };
-        let mut request = set_presence::v3::Request::new(who.clone(), state);
+        let mut request = set_presence::v3::Request::new(who.clone(), presence);
         request.status_msg = status_msg.map(str::to_owned);
         self.send(request, Some(&who)).await.map(|_| ())
     }

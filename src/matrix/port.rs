@@ -8,10 +8,10 @@ use ruma::events::room::message::RoomMessageEventContent;
 use ruma::{OwnedRoomId, OwnedTransactionId, OwnedUserId};
 
 use super::client::{Client, ClientError};
-use super::endpoints::Presence;
 use crate::bridge::port::{BridgeInfo, OutgoingText};
 use crate::bridge::presence::MatrixPresence;
 use crate::bridge::{MatrixPort, MessageKind};
+use ruma::presence::PresenceState;
 
 /// The content key of [`OutgoingText::mark`] (namespaced, as custom keys must be).
 const MARK_KEY: &str = "net.matrix_msn.mark";
@@ -207,9 +207,9 @@ impl MatrixPort for Client {
         status_msg: Option<&str>,
     ) -> Result<(), ClientError> {
         let presence = match presence {
-            MatrixPresence::Online => Presence::Online,
-            MatrixPresence::Unavailable => Presence::Unavailable,
-            MatrixPresence::Offline => Presence::Offline,
+            MatrixPresence::Online => PresenceState::Online,
+            MatrixPresence::Unavailable => PresenceState::Unavailable,
+            MatrixPresence::Offline => PresenceState::Offline,
         };
         Client::set_presence(self, user_id, presence, status_msg).await
     }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use matrix_msn::bridge::credentials::{CredentialBox, SEALED_TEXT};
-use matrix_msn::bridge::{EventIntake, MatrixEvent, event_feed_with_room};
+use matrix_msn::bridge::{EventIntake, MatrixEvent, event_feed_with_capacity};
 use matrix_msn::matrix::appservice::{AppState, router, token_matches};
 use matrix_msn::matrix::transaction::EchoFilter;
 use matrix_msn::store::Store;
@@ -39,22 +39,21 @@ struct Server {
 }
 
 async fn serve(db: &std::path::Path) -> Server {
-    serve_with_room(db, 100).await
+    serve_with_capacity(db, 100).await
 }
 
-/// A server whose worker side has room for `room` unhandled events.
-async fn serve_with_room(db: &std::path::Path, room: usize) -> Server {
+/// A server whose worker side has places for `room` unhandled events.
+async fn serve_with_capacity(db: &std::path::Path, room: usize) -> Server {
     let store = Store::connect(&format!("sqlite:{}", db.display()), 2)
         .await
         .expect("store");
-    let (feed, intake) = event_feed_with_room(room);
+    let (feed, intake) = event_feed_with_capacity(room);
     let (ready_tx, ready) = watch::channel(false);
     let state = AppState {
         store: store.clone(),
         hs_token: Arc::from(HS_TOKEN),
         filter: Arc::new(EchoFilter::new("@msnbot:localhost", "@msn_.+:localhost").expect("regex")),
-        feed,
-        seal: seal(),
+        ingress: matrix_msn::bridge::Ingress::new(store.clone(), feed, seal()),
         ready,
         pinged: Arc::new(Notify::new()),
         max_body_bytes: 4096,
@@ -389,11 +388,11 @@ async fn queries_health_and_unknown_routes() {
 #[tokio::test]
 async fn a_transaction_waits_for_room_among_unhandled_events() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut server = serve_with_room(&dir.path().join("db"), 1).await;
+    let mut server = serve_with_capacity(&dir.path().join("db"), 1).await;
     let (status, _) = put(&server, "t-1", Some(HS_TOKEN), message_txn("first")).await;
     assert_eq!(status, 200);
     let first = handed_over(&mut server.intake).await;
-    assert!(first[0].holds_room);
+    assert!(first[0].holds_place);
 
     let status = {
         let second = put(&server, "t-2", Some(HS_TOKEN), message_txn("second"));
@@ -410,13 +409,13 @@ async fn a_transaction_waits_for_room_among_unhandled_events() {
             "nothing queued while it waits"
         );
         // The worker handles the first event and gives its place back.
-        server.intake.room().give_back(first[0].holds_room);
+        server.intake.capacity().give_back(first[0].holds_place);
         second.await.0
     };
     assert_eq!(status, 200);
     let handed = handed_over(&mut server.intake).await;
     assert!(matches!(&handed[0].event, MatrixEvent::Message { body, .. } if body == "second"));
-    assert_eq!(server.intake.room().available(), 0);
+    assert_eq!(server.intake.capacity().available(), 0);
 }
 
 /// A transaction whose commit went through although the handler was told it failed: its
@@ -446,7 +445,7 @@ async fn a_replay_hands_over_events_its_first_attempt_left_behind() {
     let handed = handed_over(&mut server.intake).await;
     assert_eq!(handed.len(), 1);
     assert_eq!(handed[0].seq, seqs[0]);
-    assert!(!handed[0].holds_room);
+    assert!(!handed[0].holds_place);
     assert!(matches!(&handed[0].event, MatrixEvent::Message { body, .. } if body == "left behind"));
     // Once handed over, another replay hands over nothing.
     let (status, _) = put(&server, "t-left", Some(HS_TOKEN), body).await;

@@ -626,7 +626,7 @@ async fn e2e_logs_never_contain_secrets() {
 #[ignore = "needs Synapse: scripts/test.sh runs it"]
 async fn e2e_client_calls_as_bot_and_puppet() {
     use matrix_msn::matrix::client::Client;
-    use matrix_msn::matrix::endpoints::Presence;
+    use matrix_sdk::ruma::presence::PresenceState;
 
     let Some(hs) = support::homeserver_url() else {
         return;
@@ -769,7 +769,7 @@ async fn e2e_client_calls_as_bot_and_puppet() {
     .await;
 
     client
-        .set_presence(&puppet, Presence::Unavailable, Some("Out to lunch"))
+        .set_presence(&puppet, PresenceState::Unavailable, Some("Out to lunch"))
         .await
         .expect("presence");
     let presence = bob
