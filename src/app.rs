@@ -235,7 +235,7 @@ pub async fn start(
 }
 
 /// The MSN connection settings from the config (reading the extra CA file, if any).
-fn msn_settings(config: &Config) -> Result<MsnSettings, RunError> {
+pub fn msn_settings(config: &Config) -> Result<MsnSettings, RunError> {
     let msn = &config.msn;
     let mut settings = MsnSettings::new(msn.server.clone(), msn.nexus_url.clone());
     settings.versions = msn.protocol_versions.clone();

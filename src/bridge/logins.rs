@@ -3,8 +3,9 @@
 //! The password is kept only sealed (see `credentials.rs`) and never logged.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::credentials::Password;
@@ -370,7 +371,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 reason,
             } => {
                 tracing::info!(attempt, ?delay, %reason, "MSN session reconnecting");
-                self.set_phase(mxid, Phase::Coming);
+                self.set_reconnecting(mxid);
                 self.metrics.reconnect(&reason);
                 let tell = self.set_connected(mxid, false, |memo| {
                     let quiet = memo

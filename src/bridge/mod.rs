@@ -88,7 +88,7 @@ pub struct Bridge<M: MatrixPort, C: MsnConnector> {
     logins: Mutex<HashMap<String, Login<C::Session>>>,
     /// Users who sent `login <email>` and whose next message is the password: the
     /// account, and when it was asked for.
-    awaiting_password: Mutex<HashMap<String, (String, std::time::Instant)>>,
+    awaiting_password: Mutex<HashMap<String, (String, tokio::time::Instant)>>,
     /// Repeating typing notifications towards MSN, by portal room.
     typing: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
     /// The presence last set on each puppet: sent again only on change, and refreshed

@@ -8,7 +8,10 @@
 //! overtake it) until the session is up or down, or [`MsnConfig::delivery_wait_seconds`]
 //! has passed; then it is handled as usual, which reports it undelivered if there is
 //! still no session. Waiting holds no worker permit: other rooms, and the management
-//! room's commands, go on meanwhile.
+//! room's commands, go on meanwhile. Once a message has waited the whole time in vain the
+//! session is *late*: later messages of that outage go at once (and are reported if the
+//! connection is still not back) rather than each waiting again, until the session is
+//! up or down or a new login starts.
 //!
 //! [`MsnConfig::delivery_wait_seconds`]: crate::config::MsnConfig::delivery_wait_seconds
 
@@ -25,6 +28,8 @@ use super::{Bridge, MatrixEvent, MatrixPort, lock};
 pub(super) enum Phase {
     /// Being logged in, restored or reconnected.
     Coming,
+    /// Still coming, but a message waited the whole delivery wait for it in vain.
+    Late,
     Up,
     /// No session, and none on its way.
     Down,
@@ -37,6 +42,31 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             .entry(mxid.to_owned())
             .or_insert_with(|| watch::Sender::new(phase))
             .send_replace(phase);
+    }
+
+    /// A reconnect attempt of `mxid`'s session: coming, unless it is late already (the
+    /// attempts of one outage do not make messages wait again).
+    pub(super) fn set_reconnecting(&self, mxid: &str) {
+        let mut phases = lock(&self.phases);
+        let phase = phases
+            .entry(mxid.to_owned())
+            .or_insert_with(|| watch::Sender::new(Phase::Coming));
+        if *phase.borrow() != Phase::Late {
+            phase.send_replace(Phase::Coming);
+        }
+    }
+
+    /// A message waited the whole delivery wait for `mxid`'s session in vain.
+    fn set_late(&self, mxid: &str) {
+        if let Some(phase) = lock(&self.phases).get(mxid) {
+            phase.send_if_modified(|phase| {
+                let coming = *phase == Phase::Coming;
+                if coming {
+                    *phase = Phase::Late;
+                }
+                coming
+            });
+        }
     }
 
     fn watch_phase(&self, mxid: &str) -> watch::Receiver<Phase> {
@@ -104,6 +134,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         self.metrics.portals_waiting.dec();
         if waited.is_err() {
             tracing::info!(?wait, "the MSN session did not come back in time");
+            self.set_late(sender);
         }
     }
 
@@ -112,7 +143,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     fn is_ready_or_gone(&self, mxid: &str) -> bool {
         let phase = lock(&self.phases).get(mxid).map(|tx| *tx.borrow());
         match phase {
-            None | Some(Phase::Down) => true,
+            None | Some(Phase::Down | Phase::Late) => true,
             Some(Phase::Coming) => false,
             // Up, but the connection may have dropped a moment ago: its reconnect is
             // announced (coming) by the session's events, which come next.

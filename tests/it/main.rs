@@ -18,6 +18,7 @@ mod bridge_pictures;
 mod bridge_reliability;
 mod cli;
 mod client_retry;
+mod core;
 mod deploy;
 mod docs;
 mod e2e;

@@ -1,0 +1,489 @@
+//! A core under test: the real [`Bridge`] with its real store (SQLite in a temporary
+//! directory), ingress and worker, the real MSN link against the in-repo MSN server on
+//! port 0, and the recording [`FakeHomeserver`] for the Matrix side.
+//!
+//! Time is tokio's paused clock, held still by a [`FrozenClock`] and moved only by
+//! [`Scene::advance`]: the clock never jumps while the store's thread or a socket is
+//! being waited for, and the core's timers (delivery waits, debounces, backoffs) fire
+//! exactly when a test moves time past them. As no timer fires by itself, a wait that
+//! sees nothing happen for [`STUCK`] of real time fails the test.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use matrix_msn::bridge::credentials::CredentialBox;
+use matrix_msn::bridge::remote::{MsnConnector, MsnSessionPort, OwnProfile, RemoteEvent};
+use matrix_msn::bridge::{Bridge, Ingress, MatrixEvent, Membership, MessageKind, Parts};
+use matrix_msn::config::{Config, PermissionLevel};
+use matrix_msn::link::{LinkSession, MsnLink};
+use matrix_msn::store::Store;
+use msn_testkit::{MsnServer, MsnServerConfig, MsnServerHandle};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::homeserver::{BOT, DOMAIN, FakeHomeserver};
+
+/// Real time after which a wait fails the test.
+pub const STUCK: Duration = Duration::from_secs(20);
+
+pub const USER: &str = "@user:localhost";
+pub const STRANGER: &str = "@stranger:elsewhere.example";
+pub const BOB: &str = "bob@example.com";
+pub const ALICE: &str = "alice@example.com";
+pub const CAROL: &str = "carol@example.com";
+pub const PUPPET_ALICE: &str = "@msn_alice=40example.com:localhost";
+
+/// Holds tokio's paused clock still: a paused clock normally jumps to the next timer
+/// whenever the runtime has nothing to do, but not while a blocking task runs, and this
+/// is one (it ends when the guard is dropped).
+pub struct FrozenClock {
+    _release: std::sync::mpsc::Sender<()>,
+}
+
+impl FrozenClock {
+    pub fn hold() -> Arc<Self> {
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        tokio::task::spawn_blocking(move || {
+            // Returns when the sender is dropped.
+            let _ = released.recv();
+        });
+        Arc::new(Self { _release: release })
+    }
+}
+
+/// What outlives one run of the core: the homeserver, the MSN server, the store's
+/// directory and the held clock.
+pub struct World {
+    pub hs: Arc<FakeHomeserver>,
+    pub msn: MsnServerHandle,
+    pub dir: Arc<tempfile::TempDir>,
+    pub clock: Arc<FrozenClock>,
+}
+
+/// Runs `future` to completion; fails after [`STUCK`] of real time.
+pub async fn drive<F: Future>(what: &str, future: F) -> F::Output {
+    let started = std::time::Instant::now();
+    let mut future = std::pin::pin!(future);
+    loop {
+        let polled = std::future::poll_fn(|cx| match future.as_mut().poll(cx) {
+            Poll::Ready(output) => Poll::Ready(Some(output)),
+            Poll::Pending => Poll::Ready(None),
+        })
+        .await;
+        if let Some(output) = polled {
+            return output;
+        }
+        assert!(started.elapsed() < STUCK, "stuck waiting for {what}");
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Waits (see [`drive`]) until `check` gives a value.
+pub async fn until<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    drive(what, async {
+        loop {
+            if let Some(value) = check() {
+                return value;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+}
+
+/// The MSN server with Alice, Bob (the bridged user's account) and Carol, all friends.
+pub async fn msn_server() -> MsnServerHandle {
+    let server = drive(
+        "the MSN server",
+        MsnServer::start(MsnServerConfig::default()),
+    )
+    .await
+    .expect("start the MSN server");
+    for (email, name) in [(ALICE, "Alice Ä"), (BOB, "Bob"), (CAROL, "Carol")] {
+        server.add_account(email, "secret", name);
+    }
+    server.make_friends(ALICE, BOB);
+    server.make_friends(ALICE, CAROL);
+    server.make_friends(BOB, CAROL);
+    server
+}
+
+/// The bridge's config for `server`, on the SQLite file `db`.
+pub fn config(server: &MsnServerHandle, db: &str) -> Config {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.yaml"))
+        .expect("example config");
+    let mut config = Config::parse(&text).expect("example parses");
+    config.homeserver.domain = DOMAIN.into();
+    config.homeserver.address = "http://127.0.0.1:1".into();
+    config.appservice.as_token = "as_core".into();
+    config.appservice.hs_token = "hs_core".into();
+    config.database.uri = db.into();
+    config.bridge.credentials_key = "5a".repeat(32);
+    config.bridge.permissions = [(DOMAIN.to_owned(), PermissionLevel::User)].into();
+    config.msn.server = server.dispatch_addr().to_string();
+    config.msn.nexus_url = server.nexus_url();
+    config.msn.reconnect_initial_seconds = 1;
+    config.msn.reconnect_max_seconds = 2;
+    config
+}
+
+/// One run of the core over a homeserver and an MSN server that outlive it.
+pub struct Scene {
+    pub hs: Arc<FakeHomeserver>,
+    pub msn: MsnServerHandle,
+    pub config: Config,
+    ingress: Ingress,
+    shutdown: CancellationToken,
+    worker: tokio::task::JoinHandle<()>,
+    pub metrics: Arc<matrix_msn::metrics::Metrics>,
+    dir: Arc<tempfile::TempDir>,
+    clock: Arc<FrozenClock>,
+}
+
+impl Scene {
+    /// A core with a fresh store, a fresh homeserver and the MSN server of [`msn_server`].
+    pub async fn start() -> Self {
+        Self::start_in(Self::world().await).await
+    }
+
+    /// A fresh homeserver, MSN server and store directory, with the clock held.
+    pub async fn world() -> World {
+        // `CORE_TEST_LOG=matrix_msn=debug` prints the core's log of a failing test.
+        if std::env::var_os("CORE_TEST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(std::env::var("CORE_TEST_LOG").unwrap_or_default())
+                .with_test_writer()
+                .try_init();
+        }
+        let clock = FrozenClock::hold();
+        World {
+            hs: Arc::new(FakeHomeserver::new()),
+            msn: msn_server().await,
+            dir: Arc::new(tempfile::tempdir().expect("a temporary directory")),
+            clock,
+        }
+    }
+
+    /// The config of a core in `world`.
+    pub fn config_in(world: &World) -> Config {
+        let db = format!("sqlite:{}", world.dir.path().join("core.db").display());
+        config(&world.msn, &db)
+    }
+
+    /// A core in `world` (a new one, or what an earlier scene left).
+    pub async fn start_in(world: World) -> Self {
+        let config = Self::config_in(&world);
+        Self::start_config(world, config).await
+    }
+
+    /// [`Scene::start_in`] with a config of the test's own.
+    pub async fn start_config(world: World, config: Config) -> Self {
+        let World {
+            hs,
+            msn,
+            dir,
+            clock,
+        } = world;
+        let store = drive("the store", Store::connect(&config.database.uri, 2))
+            .await
+            .expect("store");
+        let credentials =
+            CredentialBox::from_hex(&config.bridge.credentials_key).expect("credentials key");
+        let settings = matrix_msn::app::msn_settings(&config).expect("MSN settings");
+        let link = MsnLink::new(
+            settings,
+            Duration::from_secs(config.msn.reconnect_initial_seconds),
+            Duration::from_secs(config.msn.reconnect_max_seconds),
+        )
+        .expect("link");
+        let shutdown = CancellationToken::new();
+        let metrics = matrix_msn::metrics::Metrics::new();
+        let bridge = Bridge::new(Parts {
+            config: Arc::new(config.clone()),
+            store: store.clone(),
+            matrix: hs.clone(),
+            msn: Arc::new(link),
+            credentials: credentials.clone(),
+            metrics: metrics.clone(),
+            shutdown: shutdown.clone(),
+        });
+        let (feed, intake) = matrix_msn::bridge::event_feed();
+        let ingress = Ingress::new(store, feed, credentials);
+        let worker_bridge = bridge.clone();
+        let worker = tokio::spawn(async move {
+            worker_bridge.run(intake).await;
+            worker_bridge.logout_all().await;
+        });
+        let restorer = bridge.clone();
+        tokio::spawn(async move { restorer.restore_logins().await });
+        Self {
+            hs,
+            msn,
+            config,
+            ingress,
+            shutdown,
+            worker,
+            metrics,
+            dir,
+            clock,
+        }
+    }
+
+    /// Stops the core (its worker finishes and signs every session out); returns what
+    /// the next scene needs to run on the same homeserver, MSN server and store.
+    pub async fn stop(self) -> World {
+        self.shutdown.cancel();
+        drive("the worker to stop", self.worker)
+            .await
+            .expect("the worker ends cleanly");
+        World {
+            hs: self.hs,
+            msn: self.msn,
+            dir: self.dir,
+            clock: self.clock,
+        }
+    }
+
+    /// Moves the paused clock by `by`, letting the core's timers run.
+    pub async fn advance(&self, by: Duration) {
+        drive("time to move", tokio::time::advance(by)).await;
+    }
+
+    /// Moves the clock `step` at a time, at most `limit` in all, until `check` gives a
+    /// value (what the core does after its own timeouts).
+    pub async fn advance_until<T>(
+        &self,
+        what: &str,
+        step: Duration,
+        limit: Duration,
+        mut check: impl FnMut() -> Option<T>,
+    ) -> T {
+        let mut moved = Duration::ZERO;
+        loop {
+            // Look for a while (real time: sockets and the store's thread answer in it)
+            // before moving the clock on.
+            let looked = std::time::Instant::now();
+            while looked.elapsed() < Duration::from_millis(20) {
+                if let Some(value) = check() {
+                    return value;
+                }
+                drive(what, tokio::task::yield_now()).await;
+            }
+            assert!(moved < limit, "{what}: nothing after {moved:?}");
+            self.advance(step).await;
+            moved += step;
+        }
+    }
+
+    /// The homeserver pushes `events` in one transaction.
+    pub async fn push(&mut self, events: Vec<MatrixEvent>) {
+        // Unique across scenes on one store, as a homeserver's transaction IDs are.
+        static NEXT_TXN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT_TXN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let txn = format!("core-txn-{n}");
+        drive(
+            "a transaction to be accepted",
+            self.ingress.accept(txn.clone(), txn, events),
+        )
+        .await
+        .expect("transaction accepted");
+    }
+
+    /// `user` opens a direct chat with the bot; returns the room once the bot greeted.
+    pub async fn open_management_room(&mut self, user: &str) -> String {
+        let room = self.hs.user_creates_room(user, &[BOT], true);
+        self.push(vec![invite(&room, user, BOT, true)]).await;
+        let hs = self.hs.clone();
+        until("the bot's greeting", || {
+            hs.room(&room).and_then(|r| {
+                r.timeline
+                    .iter()
+                    .any(|e| e.sender == BOT && e.body.contains("management room"))
+                    .then_some(())
+            })
+        })
+        .await;
+        room
+    }
+
+    /// `user` writes `body` in `room` (sent through their client, pushed to the bridge).
+    pub async fn say(&mut self, room: &str, user: &str, body: &str) -> String {
+        let event_id = self.hs.user_sends(room, user, body);
+        self.push(vec![message(room, &event_id, user, body)]).await;
+        event_id
+    }
+
+    /// Waits for a notice from the bot in `room` containing `text`; returns its body.
+    pub async fn notice(&self, room: &str, text: &str) -> String {
+        self.notice_from(room, BOT, text).await
+    }
+
+    /// Waits for a message from `sender` in `room` containing `text`; returns its body.
+    pub async fn notice_from(&self, room: &str, sender: &str, text: &str) -> String {
+        let hs = self.hs.clone();
+        until(&format!("{sender} to say {text:?} in {room}"), || {
+            hs.room(room)?
+                .timeline
+                .iter()
+                .find(|e| e.sender == sender && e.body.contains(text))
+                .map(|e| e.body.clone())
+        })
+        .await
+    }
+
+    /// The bot's notices in `room`, in order.
+    pub fn notices(&self, room: &str) -> Vec<String> {
+        self.hs
+            .room(room)
+            .map(|r| {
+                r.timeline
+                    .into_iter()
+                    .filter(|e| e.sender == BOT)
+                    .map(|e| e.body)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// `user` logs in to MSN as Bob from a new management room, which it returns.
+    pub async fn log_in(&mut self, user: &str) -> String {
+        let room = self.open_management_room(user).await;
+        self.say(&room, user, &format!("login {BOB} secret")).await;
+        self.notice(&room, "Logged in to MSN").await;
+        room
+    }
+
+    /// Waits for the portal room with `puppet` as its creator, invited `user`.
+    pub async fn portal_with(&self, puppet: &str, user: &str) -> String {
+        let hs = self.hs.clone();
+        until(&format!("a portal from {puppet}"), || {
+            hs.rooms().into_iter().find_map(|(id, room)| {
+                (room.joined.contains(puppet)
+                    && (room.invited.contains(user) || room.joined.contains(user))
+                    && room.bridged.is_some())
+                .then_some(id)
+            })
+        })
+        .await
+    }
+}
+
+/// A contact on MSN, signed in with the bridge's own MSN client code.
+pub struct Contact {
+    pub session: LinkSession,
+    pub events: mpsc::Receiver<RemoteEvent>,
+}
+
+impl Contact {
+    /// Signs `email` in to `server`.
+    pub async fn sign_in(server: &MsnServerHandle, email: &str) -> Self {
+        let settings = matrix_msn::net::MsnSettings::new(
+            server.dispatch_addr().to_string(),
+            server.nexus_url(),
+        );
+        let link =
+            MsnLink::new(settings, Duration::from_secs(1), Duration::from_secs(2)).expect("link");
+        let (session, events) = drive(
+            "a contact to sign in",
+            link.login(email, "secret", OwnProfile::default()),
+        )
+        .await
+        .expect("the contact signs in");
+        Self { session, events }
+    }
+
+    /// Waits for the next event `pick` accepts.
+    pub async fn next<T>(
+        &mut self,
+        what: &str,
+        mut pick: impl FnMut(RemoteEvent) -> Option<T>,
+    ) -> T {
+        drive(what, async {
+            loop {
+                let event = self
+                    .events
+                    .recv()
+                    .await
+                    .expect("the contact's session is open");
+                if let Some(value) = pick(event) {
+                    return value;
+                }
+            }
+        })
+        .await
+    }
+
+    /// Waits for a message and returns (from, text).
+    pub async fn message(&mut self) -> (String, String) {
+        self.next("a message to the contact", |event| match event {
+            RemoteEvent::Message { from, text, .. } => Some((from, text.text)),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Sends `text` to `to`.
+    pub async fn say(&self, to: &str, text: &str) {
+        let rich = matrix_msn::bridge::formatting::RichText {
+            text: text.into(),
+            style: Default::default(),
+        };
+        drive(
+            "the contact's message to go",
+            self.session.send_text(
+                &matrix_msn::bridge::remote::Chat::Contact(to.to_owned()),
+                rich,
+            ),
+        )
+        .await
+        .expect("the contact's message is delivered");
+    }
+}
+
+/// The invite of `target` into `room` by `sender`.
+pub fn invite(room: &str, sender: &str, target: &str, is_direct: bool) -> MatrixEvent {
+    MatrixEvent::Membership {
+        room_id: room.into(),
+        event_id: format!("$invite-{target}-{room}"),
+        sender: sender.into(),
+        target: target.into(),
+        membership: Membership::Invite,
+        is_direct,
+        displayname: None,
+        avatar_url: None,
+    }
+}
+
+/// A text message.
+pub fn message(room: &str, event_id: &str, sender: &str, body: &str) -> MatrixEvent {
+    MatrixEvent::Message {
+        room_id: room.into(),
+        event_id: event_id.into(),
+        sender: sender.into(),
+        kind: MessageKind::Text,
+        body: body.into(),
+        html: None,
+        url: None,
+    }
+}
+
+/// The held clock does not move by itself, even with a timer due and nothing to do.
+#[tokio::test(start_paused = true)]
+async fn a_frozen_clock_moves_only_when_advanced() {
+    let _clock = FrozenClock::hold();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        let _ = tx.send(());
+    });
+    let start = tokio::time::Instant::now();
+    tokio::select! {
+        () = tokio::time::sleep(Duration::from_secs(1000)) => panic!("the clock moved by itself"),
+        _ = rx => {}
+    }
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    tokio::time::advance(Duration::from_secs(5)).await;
+    assert_eq!(start.elapsed(), Duration::from_secs(5));
+}

@@ -1,0 +1,544 @@
+//! A recording homeserver behind the core's [`MatrixPort`]: rooms with members and
+//! timelines, profiles, presence and media, in memory. It keeps the rules a homeserver
+//! keeps where the core depends on them: only registered users in the appservice's
+//! namespace act, a sender must be in the room, a join needs an invite, a transaction ID
+//! sent again returns the first event, media over the size limit is refused. It can be
+//! taken down (every call fails as a homeserver that cannot be reached does) and brought
+//! back.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use matrix_msn::bridge::MatrixPort;
+use matrix_msn::bridge::port::{BridgeInfo, OutgoingText};
+use matrix_msn::bridge::presence::MatrixPresence;
+
+pub const DOMAIN: &str = "localhost";
+pub const BOT: &str = "@msnbot:localhost";
+
+/// A refused or failed call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{errcode}: {message}")]
+pub struct FakeError {
+    pub errcode: &'static str,
+    pub message: String,
+    /// Whether retrying may work (the homeserver was away).
+    pub transient: bool,
+}
+
+fn refused(errcode: &'static str, message: impl Into<String>) -> FakeError {
+    FakeError {
+        errcode,
+        message: message.into(),
+        transient: false,
+    }
+}
+
+/// One event in a room's timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub event_id: String,
+    pub sender: String,
+    /// `m.text`, `m.notice`, `m.emote`, … or `m.room.redaction`.
+    pub msgtype: String,
+    pub body: String,
+    pub html: Option<String>,
+    pub mark: Option<String>,
+    /// The appservice timestamp it was sent with, if any.
+    pub ts: Option<i64>,
+}
+
+/// A room as the fake holds it.
+#[derive(Debug, Clone, Default)]
+pub struct Room {
+    pub name: Option<String>,
+    pub is_direct: bool,
+    pub joined: BTreeSet<String>,
+    pub invited: BTreeSet<String>,
+    pub timeline: Vec<Event>,
+    pub bridged: Option<BridgeInfo>,
+    /// Users shown typing now.
+    pub typing: BTreeSet<String>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    down: bool,
+    next: u64,
+    registered: BTreeSet<String>,
+    rooms: BTreeMap<String, Room>,
+    /// (sender, txn_id) -> event ID: a transaction sent again is the same event.
+    transactions: HashMap<(String, String), String>,
+    displaynames: HashMap<String, String>,
+    avatars: HashMap<String, String>,
+    presence: HashMap<String, (MatrixPresence, Option<String>)>,
+    media: HashMap<String, Vec<u8>>,
+    redacted: Vec<(String, String)>,
+    calls: u64,
+}
+
+/// The fake homeserver. Tests read it through [`FakeHomeserver::read`].
+#[derive(Debug, Default)]
+pub struct FakeHomeserver {
+    state: Mutex<State>,
+}
+
+impl FakeHomeserver {
+    pub fn new() -> Self {
+        let hs = Self::default();
+        hs.lock().registered.insert(BOT.to_owned());
+        hs
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes the homeserver away (`true`) or brings it back.
+    pub fn set_down(&self, down: bool) {
+        self.lock().down = down;
+    }
+
+    /// A copy of a room, if it exists.
+    pub fn room(&self, room_id: &str) -> Option<Room> {
+        self.lock().rooms.get(room_id).cloned()
+    }
+
+    /// Every room ID with its room.
+    pub fn rooms(&self) -> Vec<(String, Room)> {
+        self.lock()
+            .rooms
+            .iter()
+            .map(|(id, room)| (id.clone(), room.clone()))
+            .collect()
+    }
+
+    pub fn displayname_of(&self, user_id: &str) -> Option<String> {
+        self.lock().displaynames.get(user_id).cloned()
+    }
+
+    pub fn presence_of(&self, user_id: &str) -> Option<(MatrixPresence, Option<String>)> {
+        self.lock().presence.get(user_id).cloned()
+    }
+
+    pub fn redactions(&self) -> Vec<(String, String)> {
+        self.lock().redacted.clone()
+    }
+
+    pub fn is_registered(&self, user_id: &str) -> bool {
+        self.lock().registered.contains(user_id)
+    }
+
+    /// How many calls the core made (answered or not).
+    pub fn calls(&self) -> u64 {
+        self.lock().calls
+    }
+
+    /// A room a Matrix user made (through their own client), inviting `invitees`.
+    pub fn user_creates_room(&self, creator: &str, invitees: &[&str], is_direct: bool) -> String {
+        let mut state = self.lock();
+        state.registered.insert(creator.to_owned());
+        let room_id = state.new_id('!');
+        let room = Room {
+            is_direct,
+            joined: [creator.to_owned()].into(),
+            invited: invitees.iter().map(|i| (*i).to_owned()).collect(),
+            ..Room::default()
+        };
+        state.rooms.insert(room_id.clone(), room);
+        room_id
+    }
+
+    /// A Matrix user (through their own client) joins a room they are invited to.
+    pub fn user_joins(&self, room_id: &str, user_id: &str) {
+        let mut state = self.lock();
+        if let Some(room) = state.rooms.get_mut(room_id) {
+            room.invited.remove(user_id);
+            room.joined.insert(user_id.to_owned());
+        }
+    }
+
+    /// A Matrix user (through their own client) sends a text; returns its event ID.
+    pub fn user_sends(&self, room_id: &str, user_id: &str, body: &str) -> String {
+        let mut state = self.lock();
+        let event_id = state.new_id('$');
+        if let Some(room) = state.rooms.get_mut(room_id) {
+            room.timeline.push(Event {
+                event_id: event_id.clone(),
+                sender: user_id.to_owned(),
+                msgtype: "m.text".into(),
+                body: body.to_owned(),
+                html: None,
+                mark: None,
+                ts: None,
+            });
+        }
+        event_id
+    }
+}
+
+impl State {
+    fn new_id(&mut self, sigil: char) -> String {
+        self.next += 1;
+        format!("{sigil}fake{}:{DOMAIN}", self.next)
+    }
+
+    /// Counts the call; fails it when the homeserver is down.
+    fn call(&mut self) -> Result<(), FakeError> {
+        self.calls += 1;
+        if self.down {
+            return Err(FakeError {
+                errcode: "M_UNREACHABLE",
+                message: "connection refused".into(),
+                transient: true,
+            });
+        }
+        Ok(())
+    }
+
+    /// The user an appservice call acts as must be registered (the bot always is).
+    fn acting(&self, user_id: &str) -> Result<(), FakeError> {
+        if self.registered.contains(user_id) {
+            Ok(())
+        } else {
+            Err(refused(
+                "M_FORBIDDEN",
+                format!("{user_id} is not registered by the appservice"),
+            ))
+        }
+    }
+
+    fn joined_room(&mut self, room_id: &str, user_id: &str) -> Result<&mut Room, FakeError> {
+        self.acting(user_id)?;
+        let room = self
+            .rooms
+            .get_mut(room_id)
+            .ok_or_else(|| refused("M_NOT_FOUND", format!("no room {room_id}")))?;
+        if !room.joined.contains(user_id) {
+            return Err(refused(
+                "M_FORBIDDEN",
+                format!("{user_id} is not in {room_id}"),
+            ));
+        }
+        Ok(room)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn send(
+        &mut self,
+        room_id: &str,
+        sender: &str,
+        txn_id: &str,
+        msgtype: &str,
+        body: &str,
+        html: Option<&str>,
+        mark: Option<&str>,
+        ts: Option<i64>,
+    ) -> Result<String, FakeError> {
+        self.call()?;
+        let key = (sender.to_owned(), txn_id.to_owned());
+        if let Some(event_id) = self.transactions.get(&key) {
+            return Ok(event_id.clone());
+        }
+        let event_id = self.new_id('$');
+        let room = self.joined_room(room_id, sender)?;
+        room.typing.remove(sender);
+        room.timeline.push(Event {
+            event_id: event_id.clone(),
+            sender: sender.to_owned(),
+            msgtype: msgtype.to_owned(),
+            body: body.to_owned(),
+            html: html.map(str::to_owned),
+            mark: mark.map(str::to_owned),
+            ts,
+        });
+        self.transactions.insert(key, event_id.clone());
+        Ok(event_id)
+    }
+
+    fn create_room(
+        &mut self,
+        creator: &str,
+        invitees: &[String],
+        name: &str,
+        is_direct: bool,
+    ) -> Result<String, FakeError> {
+        self.call()?;
+        self.acting(creator)?;
+        let room_id = self.new_id('!');
+        let room = Room {
+            name: Some(name.to_owned()),
+            is_direct,
+            joined: [creator.to_owned()].into(),
+            invited: invitees.iter().cloned().collect(),
+            ..Room::default()
+        };
+        self.rooms.insert(room_id.clone(), room);
+        Ok(room_id)
+    }
+}
+
+impl MatrixPort for FakeHomeserver {
+    type Error = FakeError;
+
+    fn bot(&self) -> &str {
+        BOT
+    }
+
+    async fn send_notice(
+        &self,
+        room_id: &str,
+        text: &str,
+        html: Option<&str>,
+        txn_id: &str,
+        as_user: Option<&str>,
+    ) -> Result<String, FakeError> {
+        let sender = as_user.unwrap_or(BOT);
+        self.lock()
+            .send(room_id, sender, txn_id, "m.notice", text, html, None, None)
+    }
+
+    async fn join(&self, room_id: &str, as_user: Option<&str>) -> Result<(), FakeError> {
+        let user = as_user.unwrap_or(BOT);
+        let mut state = self.lock();
+        state.call()?;
+        state.acting(user)?;
+        let room = state
+            .rooms
+            .get_mut(room_id)
+            .ok_or_else(|| refused("M_NOT_FOUND", format!("no room {room_id}")))?;
+        if !room.invited.remove(user) && !room.joined.contains(user) {
+            return Err(refused("M_FORBIDDEN", format!("{user} is not invited")));
+        }
+        room.joined.insert(user.to_owned());
+        Ok(())
+    }
+
+    async fn leave(
+        &self,
+        room_id: &str,
+        _reason: Option<&str>,
+        as_user: Option<&str>,
+    ) -> Result<(), FakeError> {
+        let user = as_user.unwrap_or(BOT);
+        let mut state = self.lock();
+        state.call()?;
+        if let Some(room) = state.rooms.get_mut(room_id) {
+            room.invited.remove(user);
+            room.joined.remove(user);
+        }
+        Ok(())
+    }
+
+    async fn register(&self, localpart: &str) -> Result<(), FakeError> {
+        let mut state = self.lock();
+        state.call()?;
+        state.registered.insert(format!("@{localpart}:{DOMAIN}"));
+        Ok(())
+    }
+
+    async fn set_displayname(&self, user_id: &str, name: &str) -> Result<(), FakeError> {
+        let mut state = self.lock();
+        state.call()?;
+        state.acting(user_id)?;
+        state
+            .displaynames
+            .insert(user_id.to_owned(), name.to_owned());
+        Ok(())
+    }
+
+    async fn create_dm(
+        &self,
+        creator: &str,
+        invitee: &str,
+        name: &str,
+    ) -> Result<String, FakeError> {
+        self.lock()
+            .create_room(creator, &[invitee.to_owned()], name, true)
+    }
+
+    async fn create_group(
+        &self,
+        creator: &str,
+        invitees: &[String],
+        name: &str,
+    ) -> Result<String, FakeError> {
+        self.lock().create_room(creator, invitees, name, false)
+    }
+
+    async fn invite(
+        &self,
+        room_id: &str,
+        invitee: &str,
+        as_user: Option<&str>,
+    ) -> Result<(), FakeError> {
+        let inviter = as_user.unwrap_or(BOT);
+        let mut state = self.lock();
+        state.call()?;
+        let room = state.joined_room(room_id, inviter)?;
+        if !room.joined.contains(invitee) {
+            room.invited.insert(invitee.to_owned());
+        }
+        Ok(())
+    }
+
+    async fn send_text(
+        &self,
+        room_id: &str,
+        text: OutgoingText<'_>,
+        txn_id: &str,
+        as_user: &str,
+    ) -> Result<String, FakeError> {
+        let msgtype = match text.kind {
+            matrix_msn::bridge::MessageKind::Text => "m.text",
+            matrix_msn::bridge::MessageKind::Emote => "m.emote",
+            matrix_msn::bridge::MessageKind::Notice => "m.notice",
+            matrix_msn::bridge::MessageKind::Other(other) => other.as_str(),
+        };
+        self.lock().send(
+            room_id, as_user, txn_id, msgtype, text.body, text.html, text.mark, text.at_ms,
+        )
+    }
+
+    async fn find_marked(
+        &self,
+        room_id: &str,
+        as_user: &str,
+        mark: &str,
+    ) -> Result<Option<String>, FakeError> {
+        let mut state = self.lock();
+        state.call()?;
+        let room = state.joined_room(room_id, as_user)?;
+        Ok(room
+            .timeline
+            .iter()
+            .rev()
+            .find(|e| e.sender == as_user && e.mark.as_deref() == Some(mark))
+            .map(|e| e.event_id.clone()))
+    }
+
+    fn is_transient(error: &FakeError) -> bool {
+        error.transient
+    }
+
+    async fn set_typing(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        timeout: Option<Duration>,
+    ) -> Result<(), FakeError> {
+        let mut state = self.lock();
+        state.call()?;
+        let room = state.joined_room(room_id, user_id)?;
+        if timeout.is_some() {
+            room.typing.insert(user_id.to_owned());
+        } else {
+            room.typing.remove(user_id);
+        }
+        Ok(())
+    }
+
+    async fn set_presence(
+        &self,
+        user_id: &str,
+        presence: MatrixPresence,
+        status_msg: Option<&str>,
+    ) -> Result<(), FakeError> {
+        let mut state = self.lock();
+        state.call()?;
+        state.acting(user_id)?;
+        state.presence.insert(
+            user_id.to_owned(),
+            (presence, status_msg.map(str::to_owned)),
+        );
+        Ok(())
+    }
+
+    async fn redact(&self, room_id: &str, event_id: &str, _reason: &str) -> Result<(), FakeError> {
+        let mut state = self.lock();
+        state.call()?;
+        let room = state.joined_room(room_id, BOT)?;
+        room.timeline.retain(|e| e.event_id != event_id);
+        state
+            .redacted
+            .push((room_id.to_owned(), event_id.to_owned()));
+        Ok(())
+    }
+
+    async fn presence(&self, user_id: &str) -> Result<Option<MatrixPresence>, FakeError> {
+        let mut state = self.lock();
+        state.call()?;
+        Ok(Some(
+            state
+                .presence
+                .get(user_id)
+                .map_or(MatrixPresence::Online, |(p, _)| *p),
+        ))
+    }
+
+    async fn displayname(&self, user_id: &str) -> Result<Option<String>, FakeError> {
+        let mut state = self.lock();
+        state.call()?;
+        Ok(state.displaynames.get(user_id).cloned())
+    }
+
+    async fn avatar_url(&self, user_id: &str) -> Result<Option<String>, FakeError> {
+        let mut state = self.lock();
+        state.call()?;
+        Ok(state.avatars.get(user_id).cloned())
+    }
+
+    async fn set_avatar(&self, user_id: &str, mxc: &str) -> Result<(), FakeError> {
+        let mut state = self.lock();
+        state.call()?;
+        state.acting(user_id)?;
+        state.avatars.insert(user_id.to_owned(), mxc.to_owned());
+        Ok(())
+    }
+
+    async fn upload(
+        &self,
+        data: Vec<u8>,
+        _content_type: &str,
+        _filename: &str,
+    ) -> Result<String, FakeError> {
+        let mut state = self.lock();
+        state.call()?;
+        state.next += 1;
+        let mxc = format!("mxc://{DOMAIN}/media{}", state.next);
+        state.media.insert(mxc.clone(), data);
+        Ok(mxc)
+    }
+
+    async fn download(
+        &self,
+        mxc: &str,
+        _thumbnail: Option<u32>,
+        max: usize,
+    ) -> Result<Vec<u8>, FakeError> {
+        let mut state = self.lock();
+        state.call()?;
+        let data = state
+            .media
+            .get(mxc)
+            .ok_or_else(|| refused("M_NOT_FOUND", format!("no media {mxc}")))?;
+        if data.len() > max {
+            return Err(refused("M_TOO_LARGE", "media larger than asked for"));
+        }
+        Ok(data.clone())
+    }
+
+    async fn mark_bridged(
+        &self,
+        room_id: &str,
+        info: &BridgeInfo,
+        as_user: &str,
+    ) -> Result<(), FakeError> {
+        let mut state = self.lock();
+        state.call()?;
+        let room = state.joined_room(room_id, as_user)?;
+        room.bridged = Some(info.clone());
+        Ok(())
+    }
+}

@@ -1,0 +1,302 @@
+//! The core's policy, scenario by scenario, without Synapse: management room, commands,
+//! logins, portals and messages both ways, waits for the session and for the homeserver.
+
+use std::time::Duration;
+
+use matrix_msn::bridge::NOT_ALLOWED;
+
+use super::harness::{ALICE, BOB, Contact, PUPPET_ALICE, STRANGER, Scene, USER, invite, until};
+use super::homeserver::BOT;
+
+#[tokio::test(start_paused = true)]
+async fn an_invite_is_greeted_with_the_commands() {
+    let mut scene = Scene::start().await;
+    let room = scene.open_management_room(USER).await;
+    let greeting = scene.notice(&room, "management room").await;
+    assert!(greeting.contains("login"), "{greeting}");
+    let joined = scene.hs.room(&room).expect("room").joined;
+    assert!(joined.contains(BOT), "{joined:?}");
+    scene.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_user_without_permission_is_refused() {
+    let mut scene = Scene::start().await;
+    let room = scene.hs.user_creates_room(STRANGER, &[BOT], true);
+    scene.push(vec![invite(&room, STRANGER, BOT, true)]).await;
+    let hs = scene.hs.clone();
+    until("the invite to be rejected", || {
+        let room = hs.room(&room)?;
+        (!room.invited.contains(BOT) && !room.joined.contains(BOT)).then_some(())
+    })
+    .await;
+    assert!(scene.notices(&room).is_empty(), "nothing is said to them");
+    // A command in a room the bot shares with them anyway gets the refusal, only.
+    let shared = scene.hs.user_creates_room(STRANGER, &[BOT], false);
+    scene.hs.user_joins(&shared, BOT);
+    scene.say(&shared, STRANGER, "!msn help").await;
+    scene.notice(&shared, NOT_ALLOWED).await;
+    scene.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unknown_command_gets_a_suggestion() {
+    let mut scene = Scene::start().await;
+    let room = scene.open_management_room(USER).await;
+    scene.say(&room, USER, "statsu").await;
+    let reply = scene.notice(&room, "not a command").await;
+    assert!(reply.contains("`status`"), "{reply}");
+    scene.say(&room, USER, "ping").await;
+    scene.notice(&room, "Pong").await;
+    scene.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wrong_password_is_explained_and_the_password_redacted() {
+    let mut scene = Scene::start().await;
+    let room = scene.open_management_room(USER).await;
+    let event = scene
+        .say(&room, USER, &format!("login {BOB} not-the-password"))
+        .await;
+    let failed = scene.notice(&room, "Login failed").await;
+    assert!(
+        failed.contains("refused the e-mail address or password"),
+        "{failed}"
+    );
+    assert!(
+        scene.hs.redactions().contains(&(room.clone(), event)),
+        "the message with the password is redacted"
+    );
+    scene.say(&room, USER, "status").await;
+    scene.notice(&room, "Not logged in").await;
+    scene.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_password_asked_for_is_taken_and_redacted() {
+    let mut scene = Scene::start().await;
+    let room = scene.open_management_room(USER).await;
+    scene.say(&room, USER, &format!("login {BOB}")).await;
+    scene.notice(&room, "Send the password").await;
+    let password = scene.say(&room, USER, "secret").await;
+    scene.notice(&room, "Logged in to MSN").await;
+    assert!(scene.hs.redactions().contains(&(room.clone(), password)));
+    // A user active on Matrix is online.
+    until("Bob to be online", || {
+        (scene.msn.online(BOB)? == "NLN").then_some(())
+    })
+    .await;
+    scene.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_password_that_comes_too_late_is_read_as_a_command() {
+    let mut scene = Scene::start().await;
+    let room = scene.open_management_room(USER).await;
+    scene.say(&room, USER, &format!("login {BOB}")).await;
+    scene.notice(&room, "Send the password").await;
+    // Five minutes pass: the bridge no longer waits for the password.
+    scene.advance(Duration::from_secs(301)).await;
+    scene.say(&room, USER, "ping").await;
+    scene.notice(&room, "Pong").await;
+    assert!(scene.hs.redactions().is_empty());
+    scene.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_contact_message_opens_a_portal_and_the_reply_reaches_the_contact() {
+    let mut scene = Scene::start().await;
+    scene.log_in(USER).await;
+    let mut alice = Contact::sign_in(&scene.msn, ALICE).await;
+    alice.say(BOB, "hello from MSN").await;
+
+    let portal = scene.portal_with(PUPPET_ALICE, USER).await;
+    scene
+        .notice_from(&portal, PUPPET_ALICE, "hello from MSN")
+        .await;
+    let room = scene.hs.room(&portal).expect("portal");
+    assert!(room.is_direct, "a one-to-one chat is a direct chat");
+    assert!(scene.hs.is_registered(PUPPET_ALICE));
+    assert_eq!(room.name.as_deref(), Some("Alice Ä (MSN)"));
+    let bridged = room.bridged.expect("m.bridge state");
+    assert_eq!(bridged.channel_id, ALICE);
+    let name = scene.hs.displayname_of(PUPPET_ALICE);
+    assert_eq!(
+        name.as_deref(),
+        Some("Alice Ä (MSN)"),
+        "the puppet is named as on MSN, by the display name template"
+    );
+
+    scene.hs.user_joins(&portal, USER);
+    scene.say(&portal, USER, "hello from Matrix").await;
+    let (from, text) = alice.message().await;
+    assert_eq!((from.as_str(), text.as_str()), (BOB, "hello from Matrix"));
+    scene.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn messages_from_msn_wait_out_a_homeserver_outage_in_order() {
+    let mut scene = Scene::start().await;
+    scene.log_in(USER).await;
+    let alice = Contact::sign_in(&scene.msn, ALICE).await;
+    alice.say(BOB, "before").await;
+    let portal = scene.portal_with(PUPPET_ALICE, USER).await;
+    scene.notice_from(&portal, PUPPET_ALICE, "before").await;
+
+    scene.hs.set_down(true);
+    for n in 1..=3 {
+        alice.say(BOB, &format!("during {n}")).await;
+    }
+    // The core keeps trying while the homeserver is away (its calls fail).
+    let calls = scene.hs.calls();
+    scene.advance(Duration::from_secs(5)).await;
+    let hs = scene.hs.clone();
+    until("a retry", || (hs.calls() > calls).then_some(())).await;
+    scene.advance(Duration::from_secs(60)).await;
+
+    scene.hs.set_down(false);
+    scene.advance(Duration::from_secs(60)).await;
+    scene.notice_from(&portal, PUPPET_ALICE, "during 3").await;
+    let bodies: Vec<String> = scene
+        .hs
+        .room(&portal)
+        .expect("portal")
+        .timeline
+        .into_iter()
+        .filter(|e| e.sender == PUPPET_ALICE)
+        .map(|e| e.body)
+        .collect();
+    assert_eq!(bodies, ["before", "during 1", "during 2", "during 3"]);
+    scene.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_message_written_during_a_restart_waits_for_the_restored_login() {
+    let mut scene = Scene::start().await;
+    scene.log_in(USER).await;
+    let mut alice = Contact::sign_in(&scene.msn, ALICE).await;
+    alice.say(BOB, "are you there?").await;
+    let portal = scene.portal_with(PUPPET_ALICE, USER).await;
+    scene.hs.user_joins(&portal, USER);
+    let world = scene.stop().await;
+
+    // While the bridge is down the user writes; the homeserver holds the event.
+    let event = world
+        .hs
+        .user_sends(&portal, USER, "written while the bridge was down");
+    let mut scene = Scene::start_in(world).await;
+    scene
+        .push(vec![super::harness::message(
+            &portal,
+            &event,
+            USER,
+            "written while the bridge was down",
+        )])
+        .await;
+    let (from, text) = alice.message().await;
+    assert_eq!(
+        (from.as_str(), text.as_str()),
+        (BOB, "written while the bridge was down")
+    );
+    assert!(
+        !scene
+            .notices(&portal)
+            .iter()
+            .any(|n| n.contains("not delivered")),
+        "no failure notice"
+    );
+    scene.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_message_to_an_unreachable_msn_is_reported_after_the_delivery_wait() {
+    let mut scene = Scene::start().await;
+    scene.log_in(USER).await;
+    let alice = Contact::sign_in(&scene.msn, ALICE).await;
+    alice.say(BOB, "hi").await;
+    let portal = scene.portal_with(PUPPET_ALICE, USER).await;
+    scene.hs.user_joins(&portal, USER);
+
+    // MSN stops answering Bob's session, then drops it: the session reconnects and
+    // cannot come back while the server keeps refusing.
+    scene.msn.stop_answering(BOB, true);
+    scene.msn.drop_connections(BOB);
+    scene.say(&portal, USER, "into the void").await;
+    let metrics = scene.metrics.clone();
+    until("the message to wait for the session", || {
+        (metrics.portals_waiting.get() > 0).then_some(())
+    })
+    .await;
+    // Nothing is said before the wait is over.
+    let wait = Duration::from_secs(scene.config.msn.delivery_wait_seconds);
+    scene.advance(wait - Duration::from_secs(1)).await;
+    assert_eq!(metrics.portals_waiting.get(), 1, "still waiting");
+    // Then the send is tried and fails (after the client's own timeouts): the notice
+    // comes in the contact's name, where the message was.
+    let hs = scene.hs.clone();
+    let notice = scene
+        .advance_until(
+            "the undelivered notice",
+            Duration::from_secs(1),
+            Duration::from_secs(120),
+            || {
+                hs.room(&portal)?
+                    .timeline
+                    .into_iter()
+                    .find(|e| e.sender == PUPPET_ALICE && e.body.contains("not delivered"))
+                    .map(|e| e.body)
+            },
+        )
+        .await;
+    assert!(notice.contains("MSN"), "{notice}");
+
+    // The next message of the same outage does not wait the whole time again.
+    scene.say(&portal, USER, "still there?").await;
+    let hs = scene.hs.clone();
+    scene
+        .advance_until(
+            "the second undelivered notice",
+            Duration::from_secs(1),
+            wait / 2,
+            || {
+                let count = hs
+                    .room(&portal)?
+                    .timeline
+                    .iter()
+                    .filter(|e| e.sender == PUPPET_ALICE && e.body.contains("not delivered"))
+                    .count();
+                (count == 2).then_some(())
+            },
+        )
+        .await;
+    scene.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_contacts_status_is_the_puppets_presence() {
+    use matrix_msn::bridge::presence::MatrixPresence;
+    use matrix_msn::bridge::remote::{MsnSessionPort, OwnStatus};
+
+    let mut scene = Scene::start().await;
+    let alice = Contact::sign_in(&scene.msn, ALICE).await;
+    scene.log_in(USER).await;
+    let hs = scene.hs.clone();
+    until("Alice online on Matrix", || {
+        (hs.presence_of(PUPPET_ALICE)?.0 == MatrixPresence::Online).then_some(())
+    })
+    .await;
+    super::harness::drive(
+        "Alice to go away",
+        alice.session.set_status(OwnStatus::Away),
+    )
+    .await
+    .expect("status set");
+    let (presence, message) = until("Alice away on Matrix", || {
+        hs.presence_of(PUPPET_ALICE)
+            .filter(|(p, _)| *p == MatrixPresence::Unavailable)
+    })
+    .await;
+    assert_eq!(presence, MatrixPresence::Unavailable);
+    assert_eq!(message.as_deref(), Some("Away"));
+    scene.stop().await;
+}
