@@ -635,7 +635,8 @@ impl Config {
 
     /// The permission level of a Matrix user: an exact user entry wins over a server entry,
     /// which wins over `*`.
-    pub fn permission_of(&self, mxid: &str) -> PermissionLevel {
+    pub fn permission_of(&self, mxid: impl AsRef<str>) -> PermissionLevel {
+        let mxid = mxid.as_ref();
         let perms = &self.bridge.permissions;
         if let Some(level) = perms.get(mxid) {
             return *level;

@@ -2,6 +2,7 @@
 //! turns wire JSON into these; they are what the durable event queue holds, and what it
 //! hands the core's worker once queued (through [`super::feed`]).
 
+use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId};
 use serde::{Deserialize, Serialize};
 
 /// What kind of text message a Matrix user sent.
@@ -33,9 +34,9 @@ pub enum Membership {
 pub enum MatrixEvent {
     /// A message in a room.
     Message {
-        room_id: String,
-        event_id: String,
-        sender: String,
+        room_id: OwnedRoomId,
+        event_id: OwnedEventId,
+        sender: OwnedUserId,
         kind: MessageKind,
         body: String,
         /// `formatted_body` when the format is `org.matrix.custom.html`.
@@ -46,10 +47,10 @@ pub enum MatrixEvent {
     },
     /// A membership change of `target`, made by `sender`.
     Membership {
-        room_id: String,
-        event_id: String,
-        sender: String,
-        target: String,
+        room_id: OwnedRoomId,
+        event_id: OwnedEventId,
+        sender: OwnedUserId,
+        target: OwnedUserId,
         membership: Membership,
         is_direct: bool,
         /// The member's display name after the change, if the event carries one.
@@ -61,18 +62,18 @@ pub enum MatrixEvent {
     },
     /// The users now typing in a room (empty when everyone stopped).
     Typing {
-        room_id: String,
-        user_ids: Vec<String>,
+        room_id: OwnedRoomId,
+        user_ids: Vec<OwnedUserId>,
     },
     /// A read receipt.
     Receipt {
-        room_id: String,
-        event_id: String,
-        user_id: String,
+        room_id: OwnedRoomId,
+        event_id: OwnedEventId,
+        user_id: OwnedUserId,
     },
     /// A user's presence.
     Presence {
-        user_id: String,
+        user_id: OwnedUserId,
         presence: String,
         status_msg: Option<String>,
     },
@@ -86,8 +87,8 @@ impl MatrixEvent {
             Self::Message { room_id, .. }
             | Self::Membership { room_id, .. }
             | Self::Typing { room_id, .. }
-            | Self::Receipt { room_id, .. } => room_id,
-            Self::Presence { user_id, .. } => user_id,
+            | Self::Receipt { room_id, .. } => room_id.as_str(),
+            Self::Presence { user_id, .. } => user_id.as_str(),
         }
     }
 

@@ -2,6 +2,7 @@
 //! restart, and each session's event loop, which turns MSN events into Matrix actions.
 //! The password is kept only sealed (see `credentials.rs`) and never logged.
 
+use ruma::{EventId, OwnedUserId, RoomId, UserId};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -100,9 +101,9 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     /// bridge restart); `false` when it is to be read as a command.
     pub(super) async fn take_awaited_password(
         self: &Arc<Self>,
-        room_id: &str,
-        event_id: &str,
-        sender: &str,
+        room_id: &RoomId,
+        event_id: &EventId,
+        sender: &UserId,
         body: &str,
     ) -> bool {
         let waiting = lock(&self.awaiting_password).remove(sender);
@@ -139,9 +140,9 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     /// Logs in and reports the outcome in the management room.
     pub(super) async fn login_with_password(
         self: &Arc<Self>,
-        mxid: &str,
-        room_id: &str,
-        event_id: &str,
+        mxid: &UserId,
+        room_id: &RoomId,
+        event_id: &EventId,
         account: &str,
         password: &str,
     ) {
@@ -178,7 +179,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     /// Logs `account` in for `mxid`, stores the sealed password, and starts the event loop.
     async fn connect(
         self: &Arc<Self>,
-        mxid: &str,
+        mxid: &UserId,
         account: &str,
         password: &Password,
     ) -> Result<u8, LoginFailure> {
@@ -262,7 +263,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         Ok(version)
     }
 
-    pub(super) async fn cmd_logout(&self, mxid: &str) -> String {
+    pub(super) async fn cmd_logout(&self, mxid: &UserId) -> String {
         let login = lock(&self.logins).remove(mxid);
         self.set_phase(mxid, Phase::Down);
         self.set_connected(mxid, false, |memo| {
@@ -284,7 +285,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         }
     }
 
-    pub(super) async fn cmd_status(&self, mxid: &str) -> String {
+    pub(super) async fn cmd_status(&self, mxid: &UserId) -> String {
         let live = lock(&self.logins).get(mxid).map(|l| {
             (
                 l.account.clone(),
@@ -334,7 +335,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         })
     }
 
-    async fn stored_login(&self, mxid: &str) -> Option<(String, Password)> {
+    async fn stored_login(&self, mxid: &UserId) -> Option<(String, Password)> {
         let user = self.store.user(mxid).await.ok()??;
         let account = user.msn_login?;
         let sealed = user.credentials?;
@@ -350,7 +351,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     /// Events of one user's MSN session, in order.
     async fn on_remote(
         self: &Arc<Self>,
-        mxid: &str,
+        mxid: &UserId,
         (session, generation): (&C::Session, u64),
         event: RemoteEvent,
     ) {
@@ -448,7 +449,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     /// on the user's notice memo.
     fn set_connected(
         &self,
-        mxid: &str,
+        mxid: &UserId,
         connected: bool,
         memo_fn: impl FnOnce(&mut StatusMemo) -> bool,
     ) -> bool {
@@ -463,7 +464,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         result
     }
 
-    async fn on_session_end(&self, mxid: &str, generation: u64, end: SessionEnd) {
+    async fn on_session_end(&self, mxid: &UserId, generation: u64, end: SessionEnd) {
         {
             let mut logins = lock(&self.logins);
             match logins.get(mxid) {
@@ -545,7 +546,7 @@ const RESTORE_PACE: Duration = Duration::from_millis(50);
 
 async fn restore_one<M: MatrixPort, C: MsnConnector>(
     bridge: Arc<Bridge<M, C>>,
-    mxid: String,
+    mxid: OwnedUserId,
     account: String,
     password: Password,
 ) {

@@ -31,6 +31,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use ruma::{EventId, OwnedRoomId, OwnedUserId, RoomId, UserId};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -85,36 +86,36 @@ pub struct Bridge<M: MatrixPort, C: MsnConnector> {
     handled: Arc<AtomicU64>,
     handled_messages: Arc<AtomicU64>,
     /// By Matrix user ID.
-    logins: Mutex<HashMap<String, Login<C::Session>>>,
+    logins: Mutex<HashMap<OwnedUserId, Login<C::Session>>>,
     /// Users who sent `login <email>` and whose next message is the password: the
     /// account, and when it was asked for.
-    awaiting_password: Mutex<HashMap<String, (String, tokio::time::Instant)>>,
+    awaiting_password: Mutex<HashMap<OwnedUserId, (String, tokio::time::Instant)>>,
     /// Repeating typing notifications towards MSN, by portal room.
-    typing: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
+    typing: Mutex<HashMap<OwnedRoomId, tokio::task::JoinHandle<()>>>,
     /// The presence last set on each puppet: sent again only on change, and refreshed
     /// before the homeserver lets it decay.
-    presence: Mutex<HashMap<String, (presence::MatrixPresence, Option<String>)>>,
+    presence: Mutex<HashMap<OwnedUserId, (presence::MatrixPresence, Option<String>)>>,
     /// Per user: whether the session is connected, and the connection notices sent.
-    status: Mutex<HashMap<String, logins::StatusMemo>>,
+    status: Mutex<HashMap<OwnedUserId, logins::StatusMemo>>,
     /// Per user: where the MSN session is, watched by the messages waiting for it.
-    phases: Mutex<HashMap<String, tokio::sync::watch::Sender<readiness::Phase>>>,
+    phases: Mutex<HashMap<OwnedUserId, tokio::sync::watch::Sender<readiness::Phase>>>,
     /// Per user: wakes the delivery of their outbox (events from MSN for Matrix).
-    outboxes: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
+    outboxes: Mutex<HashMap<OwnedUserId, Arc<tokio::sync::Notify>>>,
     /// When this core started (ms since the epoch): outbox events written before may
     /// have been sent by an earlier run.
     started_ms: i64,
     /// Per user: the MSN status the bridge last set (a user who writes while hidden is
     /// brought online first).
-    own_statuses: Mutex<HashMap<String, remote::OwnStatus>>,
+    own_statuses: Mutex<HashMap<OwnedUserId, remote::OwnStatus>>,
     /// Puppets shown typing, by (room, puppet): a message then clears it.
-    puppets_typing: Mutex<std::collections::HashSet<(String, String)>>,
+    puppets_typing: Mutex<std::collections::HashSet<(OwnedRoomId, OwnedUserId)>>,
     /// Management rooms by Matrix user: a read-through cache of the store.
-    management_rooms: Mutex<HashMap<String, String>>,
+    management_rooms: Mutex<HashMap<OwnedUserId, OwnedRoomId>>,
     /// Portals by room ID: a read-through cache of the store (a portal's room, chat and
     /// user never change).
-    portals_by_room: Mutex<HashMap<String, crate::store::Portal>>,
+    portals_by_room: Mutex<HashMap<OwnedRoomId, crate::store::Portal>>,
     /// Portal rooms by (Matrix user, chat key): a read-through cache of the store.
-    portal_rooms: Mutex<HashMap<(String, String), String>>,
+    portal_rooms: Mutex<HashMap<(OwnedUserId, String), OwnedRoomId>>,
     /// Held while a portal room is created, so two events cannot create two rooms.
     creating_portal: tokio::sync::Mutex<()>,
     /// Each contact's friendly name as shown, and a rename waiting out its debounce.
@@ -128,7 +129,7 @@ pub struct Bridge<M: MatrixPort, C: MsnConnector> {
     /// Bounds picture fetches from MSN across users ([`pictures::PICTURE_FETCHES`]).
     picture_permits: tokio::sync::Semaphore,
     /// The avatar (`mxc://`, empty for none) last made each user's MSN display picture.
-    own_avatars: Mutex<HashMap<String, String>>,
+    own_avatars: Mutex<HashMap<OwnedUserId, String>>,
     /// Makes transaction IDs of messages from MSN, and login generations, unique within
     /// this run.
     sequence: AtomicU64,
@@ -266,7 +267,13 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         }
     }
 
-    async fn on_bot_invited(&self, room_id: &str, event_id: &str, sender: &str, is_direct: bool) {
+    async fn on_bot_invited(
+        &self,
+        room_id: &RoomId,
+        event_id: &EventId,
+        sender: &UserId,
+        is_direct: bool,
+    ) {
         let span = tracing::info_span!("management", room = %room_id, user = %sender);
         async {
             if self.config.permission_of(sender) == PermissionLevel::None {
@@ -315,9 +322,9 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
 
     async fn on_message(
         self: &Arc<Self>,
-        room_id: &str,
-        event_id: &str,
-        sender: &str,
+        room_id: &RoomId,
+        event_id: &EventId,
+        sender: &UserId,
         content: portals::Content<'_>,
     ) {
         let body = content.body;
@@ -375,7 +382,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
 
     /// The user's management room, read through a cache (it changes only here, when the
     /// bot joins a new direct chat with the user).
-    async fn management_room(&self, mxid: &str) -> Result<Option<String>, ()> {
+    async fn management_room(&self, mxid: &UserId) -> Result<Option<OwnedRoomId>, ()> {
         if let Some(room) = lock(&self.management_rooms).get(mxid) {
             return Ok(Some(room.clone()));
         }
@@ -453,7 +460,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         }
     }
 
-    async fn reply(&self, room_id: &str, txn_id: &str, text: &str, html: Option<&str>) {
+    async fn reply(&self, room_id: &RoomId, txn_id: &str, text: &str, html: Option<&str>) {
         if let Err(e) = self
             .matrix
             .send_notice(room_id, text, html, txn_id, None)
@@ -464,7 +471,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     }
 
     /// A notice from the bot in a user's management room, if they have one.
-    async fn tell_user(&self, mxid: &str, text: &str) {
+    async fn tell_user(&self, mxid: &UserId, text: &str) {
         let room = match self.store.user(mxid).await {
             Ok(Some(user)) => user.management_room,
             Ok(None) => None,
@@ -485,7 +492,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         format!("{what}-{}-{n}", crate::store::now_ms())
     }
 
-    async fn redact_secret(&self, room_id: &str, event_id: &str) {
+    async fn redact_secret(&self, room_id: &RoomId, event_id: &EventId) {
         if let Err(e) = self
             .matrix
             .redact(room_id, event_id, "a password; the bridge removed it")

@@ -9,6 +9,7 @@
 //!
 //! Must not import: Matrix or MSNP wire types (it uses the core's ports).
 
+use ruma::{OwnedUserId, UserId};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,7 +63,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     /// Writes an event for `mxid`'s portal to the outbox and wakes its delivery. Awaited
     /// by the session's event loop, so one user's events are written in the order they
     /// came. Only a failing database loses one, and that is logged.
-    pub(super) async fn post_to_matrix(self: &Arc<Self>, mxid: &str, outgoing: Outgoing) {
+    pub(super) async fn post_to_matrix(self: &Arc<Self>, mxid: &UserId, outgoing: Outgoing) {
         let sealed = serde_json::to_string(&outgoing)
             .map_err(|e| e.to_string())
             .and_then(|json| self.credentials.seal_text(&json).map_err(|e| e.to_string()));
@@ -84,7 +85,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     }
 
     /// Starts (or wakes) the delivery of `mxid`'s outbox.
-    pub(super) fn wake_outbox(self: &Arc<Self>, mxid: &str) {
+    pub(super) fn wake_outbox(self: &Arc<Self>, mxid: &UserId) {
         let (wake, started) = {
             let mut all = lock(&self.outboxes);
             match all.get(mxid) {
@@ -119,7 +120,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     }
 
     /// Delivers `mxid`'s outbox in order until shutdown, waiting for `wake` when empty.
-    async fn deliver_outbox(self: Arc<Self>, mxid: String, wake: Arc<Notify>) {
+    async fn deliver_outbox(self: Arc<Self>, mxid: OwnedUserId, wake: Arc<Notify>) {
         let mut after = 0;
         let mut delay = RETRY_FIRST;
         loop {
@@ -164,7 +165,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     /// Delivers one entry, retrying for as long as the homeserver may take it (an entry
     /// the homeserver will never take is dropped). `false` at shutdown (the entry stays
     /// for the restart).
-    async fn deliver_entry(&self, mxid: &str, entry: &OutboxEntry) -> bool {
+    async fn deliver_entry(&self, mxid: &UserId, entry: &OutboxEntry) -> bool {
         let mut delay = RETRY_FIRST;
         let mut retrying = false;
         // Written by an earlier run, it may have been sent before that run stopped (a kill
@@ -228,7 +229,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     /// the way back must not make the event appear twice.
     async fn deliver(
         &self,
-        mxid: &str,
+        mxid: &UserId,
         entry: &OutboxEntry,
         outgoing: &Outgoing,
         again: bool,
@@ -238,7 +239,12 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         let Some(room) = self.portal_room(mxid, &chat, true).await else {
             return Err(Failed::Transient("the portal cannot be made".into()));
         };
-        let puppet = self.puppet_id(&outgoing.from);
+        let Some(puppet) = self.puppet_id(&outgoing.from) else {
+            return Err(Failed::Permanent(format!(
+                "{} makes no valid Matrix user ID",
+                outgoing.from
+            )));
+        };
         let kind = match outgoing.shape {
             Shape::Text => MessageKind::Text,
             Shape::Emote => MessageKind::Emote,
@@ -276,10 +282,10 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         if outgoing.shape == Shape::Text {
             self.metrics.message("to_matrix");
             let mapping = MessageMapping {
-                matrix_event_id: event_id,
+                matrix_event_id: event_id.to_string(),
                 part: 0,
-                room_id: room.clone(),
-                receiver: mxid.to_owned(),
+                room_id: room.to_string(),
+                receiver: mxid.to_string(),
                 msn_message_id: txn,
                 direction: "to_matrix".into(),
             };

@@ -8,6 +8,7 @@
 //! transfer needs the contact's client). The user's avatar goes to MSN as a thumbnail of
 //! MSN's picture size, so contacts' clients fetch a few KB, not a photo.
 
+use ruma::UserId;
 use std::sync::Arc;
 
 use tracing::Instrument;
@@ -45,7 +46,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     /// unless that already runs for this contact.
     pub(super) fn sync_avatar(
         self: &Arc<Self>,
-        mxid: &str,
+        mxid: &UserId,
         session: &C::Session,
         contact: &ContactInfo,
     ) {
@@ -80,7 +81,11 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
 
     /// The user is visible again: the pictures of contacts skipped while hidden are
     /// fetched now (those already shown are skipped again, cheaply).
-    pub(super) async fn avatars_after_hiding(self: &Arc<Self>, mxid: &str, session: &C::Session) {
+    pub(super) async fn avatars_after_hiding(
+        self: &Arc<Self>,
+        mxid: &UserId,
+        session: &C::Session,
+    ) {
         match session.contacts().await {
             Ok(contacts) => {
                 for contact in contacts.iter().filter(|c| c.is_friend) {
@@ -227,7 +232,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     }
 
     /// A logged-in user's avatar changed (or was seen): their MSN display picture follows.
-    pub(super) async fn on_own_avatar(&self, mxid: &str, mxc: Option<&str>) {
+    pub(super) async fn on_own_avatar(&self, mxid: &UserId, mxc: Option<&str>) {
         let Some(session) = self.session_of(mxid) else {
             return;
         };

@@ -1,15 +1,19 @@
 //! The interface the bridge core needs from the Matrix side. The core defines it; the
-//! Matrix layer implements it (`matrix::port`), and tests may implement it too.
+//! Matrix layer implements it (`matrix::port`), and tests may implement it too. Room,
+//! user and event IDs cross it as ruma's ID types, checked once where they enter the
+//! bridge (a transaction, the store, the config), never parsed again per call.
 
 use std::future::Future;
+
+use ruma::{EventId, OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, UserId};
 
 /// Which network and chat a portal room bridges (MSC2346 `m.bridge` state).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BridgeInfo {
     /// The bot's user ID.
-    pub bridgebot: String,
+    pub bridgebot: OwnedUserId,
     /// Who created the room (the contact's puppet).
-    pub creator: String,
+    pub creator: OwnedUserId,
     /// The remote chat: the contact's address, and the name shown for it.
     pub channel_id: String,
     pub channel_name: String,
@@ -29,37 +33,36 @@ pub struct OutgoingText<'a> {
     pub mark: Option<&'a str>,
 }
 
-/// Calls the core makes on the homeserver. User IDs are strings here: the core checks
-/// nothing about their grammar, the implementation does.
+/// Calls the core makes on the homeserver.
 pub trait MatrixPort: Send + Sync + 'static {
     type Error: std::error::Error + Send + Sync + 'static;
 
     /// The bridge bot's user ID.
-    fn bot(&self) -> &str;
+    fn bot(&self) -> &UserId;
 
     /// Sends a notice as `as_user` (the bot when `None`); `txn_id` makes a retry idempotent.
     fn send_notice(
         &self,
-        room_id: &str,
+        room_id: &RoomId,
         text: &str,
         html: Option<&str>,
         txn_id: &str,
-        as_user: Option<&str>,
-    ) -> impl Future<Output = Result<String, Self::Error>> + Send;
+        as_user: Option<&UserId>,
+    ) -> impl Future<Output = Result<OwnedEventId, Self::Error>> + Send;
 
     /// Joins a room (accepting an invite) as `as_user` (the bot when `None`).
     fn join(
         &self,
-        room_id: &str,
-        as_user: Option<&str>,
+        room_id: &RoomId,
+        as_user: Option<&UserId>,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
     /// Leaves a room or rejects an invite, with a reason shown to the others.
     fn leave(
         &self,
-        room_id: &str,
+        room_id: &RoomId,
         reason: Option<&str>,
-        as_user: Option<&str>,
+        as_user: Option<&UserId>,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
     /// Makes sure a puppet exists (registering it in the appservice namespace).
@@ -68,52 +71,52 @@ pub trait MatrixPort: Send + Sync + 'static {
     /// Sets a user's display name, as that user.
     fn set_displayname(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         name: &str,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
     /// Creates a direct chat as `creator` inviting `invitee`; returns the room ID.
     fn create_dm(
         &self,
-        creator: &str,
-        invitee: &str,
+        creator: &UserId,
+        invitee: &UserId,
         name: &str,
-    ) -> impl Future<Output = Result<String, Self::Error>> + Send;
+    ) -> impl Future<Output = Result<OwnedRoomId, Self::Error>> + Send;
 
     /// Creates a private group room as `creator` inviting `invitees`; returns the room ID.
     fn create_group(
         &self,
-        creator: &str,
-        invitees: &[String],
+        creator: &UserId,
+        invitees: &[OwnedUserId],
         name: &str,
-    ) -> impl Future<Output = Result<String, Self::Error>> + Send;
+    ) -> impl Future<Output = Result<OwnedRoomId, Self::Error>> + Send;
 
     /// Invites `invitee` into a room, as `as_user` (the bot when `None`).
     fn invite(
         &self,
-        room_id: &str,
-        invitee: &str,
-        as_user: Option<&str>,
+        room_id: &RoomId,
+        invitee: &UserId,
+        as_user: Option<&UserId>,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
     /// Sends a text, emote or notice with optional HTML as `as_user`; returns the event ID.
     fn send_text(
         &self,
-        room_id: &str,
+        room_id: &RoomId,
         text: OutgoingText<'_>,
         txn_id: &str,
-        as_user: &str,
-    ) -> impl Future<Output = Result<String, Self::Error>> + Send;
+        as_user: &UserId,
+    ) -> impl Future<Output = Result<OwnedEventId, Self::Error>> + Send;
 
     /// The event `as_user` sent into `room_id` with `mark` (see [`OutgoingText::mark`]),
     /// looking back over the room's latest events: after a send whose answer was lost
     /// (the homeserver restarted), whether it went through after all.
     fn find_marked(
         &self,
-        room_id: &str,
-        as_user: &str,
+        room_id: &RoomId,
+        as_user: &UserId,
         mark: &str,
-    ) -> impl Future<Output = Result<Option<String>, Self::Error>> + Send;
+    ) -> impl Future<Output = Result<Option<OwnedEventId>, Self::Error>> + Send;
 
     /// Whether a call that failed with `error` may work later (the homeserver away or
     /// overloaded), as opposed to a refusal that will not change.
@@ -122,15 +125,15 @@ pub trait MatrixPort: Send + Sync + 'static {
     /// Shows `user_id` typing in a room for `timeout`, or stops it (`None`).
     fn set_typing(
         &self,
-        room_id: &str,
-        user_id: &str,
+        room_id: &RoomId,
+        user_id: &UserId,
         timeout: Option<std::time::Duration>,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
     /// Sets a user's presence and status message, as that user.
     fn set_presence(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         presence: super::presence::MatrixPresence,
         status_msg: Option<&str>,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
@@ -138,8 +141,8 @@ pub trait MatrixPort: Send + Sync + 'static {
     /// Redacts an event (a password someone typed), as the bot.
     fn redact(
         &self,
-        room_id: &str,
-        event_id: &str,
+        room_id: &RoomId,
+        event_id: &EventId,
         reason: &str,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
@@ -147,25 +150,25 @@ pub trait MatrixPort: Send + Sync + 'static {
     /// not know.
     fn presence(
         &self,
-        user_id: &str,
+        user_id: &UserId,
     ) -> impl Future<Output = Result<Option<super::presence::MatrixPresence>, Self::Error>> + Send;
 
     /// A user's display name, if they have one.
     fn displayname(
         &self,
-        user_id: &str,
+        user_id: &UserId,
     ) -> impl Future<Output = Result<Option<String>, Self::Error>> + Send;
 
     /// A user's avatar (`mxc://` URI), if they have one.
     fn avatar_url(
         &self,
-        user_id: &str,
+        user_id: &UserId,
     ) -> impl Future<Output = Result<Option<String>, Self::Error>> + Send;
 
     /// Sets a user's avatar, as that user.
     fn set_avatar(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         mxc: &str,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
@@ -189,8 +192,8 @@ pub trait MatrixPort: Send + Sync + 'static {
     /// Marks a portal room as bridged (MSC2346), as `as_user`.
     fn mark_bridged(
         &self,
-        room_id: &str,
+        room_id: &RoomId,
         info: &BridgeInfo,
-        as_user: &str,
+        as_user: &UserId,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 }

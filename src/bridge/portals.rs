@@ -3,6 +3,7 @@
 //! nudges and presence cross here in both directions; a message that cannot be delivered
 //! to MSN comes back as a visible notice.
 
+use ruma::{EventId, OwnedRoomId, OwnedUserId, RoomId, UserId};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,7 +43,7 @@ const PUPPET_TYPING: Duration = Duration::from_secs(6);
 const TYPING_REPEAT: Duration = Duration::from_millis(4500);
 
 impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
-    pub(super) fn session_of(&self, mxid: &str) -> Option<C::Session> {
+    pub(super) fn session_of(&self, mxid: &UserId) -> Option<C::Session> {
         lock(&self.logins).get(mxid).map(|l| l.session.clone())
     }
 
@@ -50,10 +51,10 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     /// contact's puppet, or a group room the bot creates).
     pub(super) async fn portal_room(
         &self,
-        mxid: &str,
+        mxid: &UserId,
         chat: &Chat,
         create: bool,
-    ) -> Option<String> {
+    ) -> Option<OwnedRoomId> {
         let key = chat.key();
         if let Some(room) = self.stored_portal_room(mxid, &key).await {
             return Some(room);
@@ -74,10 +75,10 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     /// bot, with `members`' puppets invited and joined.
     async fn create_portal(
         &self,
-        mxid: &str,
+        mxid: &UserId,
         chat: &Chat,
         members: &[(String, String)],
-    ) -> Option<String> {
+    ) -> Option<OwnedRoomId> {
         let key = chat.key();
         let (room, creator, name, kind) = match chat {
             Chat::Contact(contact) => {
@@ -143,7 +144,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     }
 
     /// A contact's puppet joins a (group) portal: invited by the bot, then joining.
-    async fn puppet_joins(&self, room: &str, address: &str, name: &str) {
+    async fn puppet_joins(&self, room: &RoomId, address: &str, name: &str) {
         let Some(puppet) = self.ensure_puppet(address, Some(name)).await else {
             return;
         };
@@ -158,7 +159,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     /// A group conversation started on MSN: its portal, with every member's puppet.
     pub(super) async fn on_group_members(
         &self,
-        mxid: &str,
+        mxid: &UserId,
         chat: &Chat,
         members: &[(String, String)],
     ) {
@@ -183,17 +184,25 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         }
     }
 
-    pub(super) async fn on_group_joined(&self, mxid: &str, chat: &Chat, address: &str, name: &str) {
+    pub(super) async fn on_group_joined(
+        &self,
+        mxid: &UserId,
+        chat: &Chat,
+        address: &str,
+        name: &str,
+    ) {
         self.remember_member(mxid, chat, address, Some(name)).await;
         if let Some(room) = self.portal_room(mxid, chat, true).await {
             self.puppet_joins(&room, address, name).await;
         }
     }
 
-    pub(super) async fn on_group_left(&self, mxid: &str, chat: &Chat, address: &str) {
+    pub(super) async fn on_group_left(&self, mxid: &UserId, chat: &Chat, address: &str) {
         self.remember_member(mxid, chat, address, None).await;
         if let Some(room) = self.portal_room(mxid, chat, false).await {
-            let puppet = self.puppet_id(address);
+            let Some(puppet) = self.puppet_id(address) else {
+                return;
+            };
             if let Err(e) = self
                 .matrix
                 .leave(&room, Some("left the MSN conversation"), Some(&puppet))
@@ -206,7 +215,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
 
     /// Keeps a group's membership in the store: `name` for a member who is in, `None` for
     /// one who left.
-    async fn remember_member(&self, mxid: &str, chat: &Chat, address: &str, name: Option<&str>) {
+    async fn remember_member(&self, mxid: &UserId, chat: &Chat, address: &str, name: Option<&str>) {
         let key = chat.key();
         let stored = match name {
             Some(name) => self.store.add_group_member(&key, mxid, address, name).await,
@@ -219,7 +228,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
 
     /// Makes a group's stored members known to `session` (a new session, after a restart,
     /// has not seen the group).
-    async fn recall_group(&self, session: &C::Session, mxid: &str, chat: &Chat) {
+    async fn recall_group(&self, session: &C::Session, mxid: &UserId, chat: &Chat) {
         if !matches!(chat, Chat::Group(_)) {
             return;
         }
@@ -230,7 +239,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         }
     }
 
-    async fn stored_portal_room(&self, mxid: &str, key: &str) -> Option<String> {
+    async fn stored_portal_room(&self, mxid: &UserId, key: &str) -> Option<OwnedRoomId> {
         let cache_key = (mxid.to_owned(), key.to_owned());
         if let Some(room) = lock(&self.portal_rooms).get(&cache_key) {
             return Some(room.clone());
@@ -251,7 +260,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     /// A message from MSN into its portal, as the contact's puppet (through the outbox).
     pub(super) async fn relay_to_matrix(
         self: &Arc<Self>,
-        mxid: &str,
+        mxid: &UserId,
         chat: &Chat,
         from: &str,
         text: RichText,
@@ -262,11 +271,13 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             .await;
     }
 
-    pub(super) async fn relay_typing(&self, mxid: &str, chat: &Chat, from: &str) {
+    pub(super) async fn relay_typing(&self, mxid: &UserId, chat: &Chat, from: &str) {
         let Some(room) = self.portal_room(mxid, chat, false).await else {
             return;
         };
-        let puppet = self.puppet_id(from);
+        let Some(puppet) = self.puppet_id(from) else {
+            return;
+        };
         lock(&self.puppets_typing).insert((room.clone(), puppet.clone()));
         if let Err(e) = self
             .matrix
@@ -277,14 +288,14 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         }
     }
 
-    pub(super) async fn relay_nudge(self: &Arc<Self>, mxid: &str, chat: &Chat, from: &str) {
+    pub(super) async fn relay_nudge(self: &Arc<Self>, mxid: &UserId, chat: &Chat, from: &str) {
         let nudge = outgoing(chat, from, Shape::Emote, "sent you a nudge!".into(), None);
         self.post_to_matrix(mxid, nudge).await;
     }
 
     pub(super) async fn relay_unsupported(
         self: &Arc<Self>,
-        mxid: &str,
+        mxid: &UserId,
         chat: &Chat,
         from: &str,
         what: &str,
@@ -297,9 +308,9 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     /// A Matrix message in a portal, to MSN. Returns `false` when `room_id` is no portal.
     pub(super) async fn relay_to_msn(
         self: &Arc<Self>,
-        room_id: &str,
-        event_id: &str,
-        sender: &str,
+        room_id: &RoomId,
+        event_id: &EventId,
+        sender: &UserId,
         content: &Content<'_>,
     ) -> bool {
         let Some(portal) = self.portal_by_room(room_id).await else {
@@ -318,20 +329,23 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     async fn deliver_to_msn(
         self: &Arc<Self>,
         portal: Portal,
-        event_id: &str,
-        sender: &str,
+        event_id: &EventId,
+        sender: &UserId,
         content: &Content<'_>,
     ) {
         let (body, html) = (content.body, content.html);
-        let room_id = portal.room_id.as_deref().unwrap_or_default();
+        let Some(room_id) = portal.room_id.clone() else {
+            return;
+        };
+        let room_id: &RoomId = &room_id;
         let chat = Chat::from_key(&portal.msn_chat_id);
         let notifier = self.notifier(&chat);
         // Once per Matrix event, even when the homeserver sends it again.
         let mapping = MessageMapping {
-            matrix_event_id: event_id.to_owned(),
+            matrix_event_id: event_id.to_string(),
             part: 0,
-            room_id: room_id.to_owned(),
-            receiver: sender.to_owned(),
+            room_id: room_id.to_string(),
+            receiver: sender.to_string(),
             msn_message_id: String::new(),
             direction: "to_msn".into(),
         };
@@ -388,7 +402,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
 
     async fn send_to_msn(
         &self,
-        sender: &str,
+        sender: &UserId,
         chat: &Chat,
         nudge: bool,
         text: &RichText,
@@ -408,11 +422,12 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
 
     /// Who reports a failure in a portal: the contact's puppet in a DM (the bot need not
     /// be in it), the bot in a group.
-    fn notifier(&self, chat: &Chat) -> String {
+    fn notifier(&self, chat: &Chat) -> OwnedUserId {
         match chat {
             Chat::Contact(contact) => self.puppet_id(contact),
-            Chat::Group(_) => self.matrix.bot().to_owned(),
+            Chat::Group(_) => None,
         }
+        .unwrap_or_else(|| self.matrix.bot().to_owned())
     }
 
     /// A message from someone the config does not (or no longer) let use the bridge: when
@@ -420,9 +435,9 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     /// `room_id` is a portal.
     pub(super) async fn refuse_in_portal(
         &self,
-        room_id: &str,
-        event_id: &str,
-        sender: &str,
+        room_id: &RoomId,
+        event_id: &EventId,
+        sender: &UserId,
     ) -> bool {
         let Some(portal) = self.portal_by_room(room_id).await else {
             return false;
@@ -437,7 +452,13 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     }
 
     /// Tells the room, as `notifier`, that Matrix event `event_id` did not reach MSN.
-    async fn report_undelivered(&self, room_id: &str, event_id: &str, notifier: &str, why: &str) {
+    async fn report_undelivered(
+        &self,
+        room_id: &RoomId,
+        event_id: &EventId,
+        notifier: &UserId,
+        why: &str,
+    ) {
         self.metrics.error("delivery");
         tracing::info!(%why, "message not delivered to MSN");
         let txn = format!("undelivered-{event_id}");
@@ -463,7 +484,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     }
 
     /// The portal bridged by `room_id`, if it is one (read through a cache).
-    pub(super) async fn portal_by_room(&self, room_id: &str) -> Option<Portal> {
+    pub(super) async fn portal_by_room(&self, room_id: &RoomId) -> Option<Portal> {
         if let Some(portal) = lock(&self.portals_by_room).get(room_id) {
             return Some(portal.clone());
         }
@@ -481,7 +502,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     }
 
     /// Matrix typing in a portal: repeated to MSN every few seconds while it lasts.
-    pub(super) async fn on_typing(self: &Arc<Self>, room_id: &str, user_ids: &[String]) {
+    pub(super) async fn on_typing(self: &Arc<Self>, room_id: &RoomId, user_ids: &[OwnedUserId]) {
         let Some(portal) = self.portal_by_room(room_id).await else {
             return;
         };
@@ -521,7 +542,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     }
 
     /// The user read a portal: they are active.
-    pub(super) async fn on_receipt(self: &Arc<Self>, room_id: &str, user_id: &str) {
+    pub(super) async fn on_receipt(self: &Arc<Self>, room_id: &RoomId, user_id: &UserId) {
         if self
             .portal_by_room(room_id)
             .await
@@ -534,7 +555,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     /// A logged-in user's new Matrix display name becomes their MSN friendly name.
     /// The user's own membership changed somewhere (a rename, a join). A member event
     /// may carry a name for that room only, so the global display name is read and used.
-    pub(super) async fn on_own_displayname(&self, mxid: &str) {
+    pub(super) async fn on_own_displayname(&self, mxid: &UserId) {
         if !self.config.msn.sync_display_name {
             return;
         }
@@ -555,7 +576,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     }
 
     /// A logged-in user's Matrix presence becomes their MSN status.
-    pub(super) async fn on_presence(self: &Arc<Self>, user_id: &str, presence: &str) {
+    pub(super) async fn on_presence(self: &Arc<Self>, user_id: &UserId, presence: &str) {
         let Some(presence) = MatrixPresence::parse(presence) else {
             return;
         };
@@ -568,7 +589,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
 
     /// The MSN status for the user's presence as the homeserver has it now (asked at
     /// login: after a restart nothing says it yet); online when it cannot say.
-    pub(super) async fn current_own_status(&self, mxid: &str) -> OwnStatus {
+    pub(super) async fn current_own_status(&self, mxid: &UserId) -> OwnStatus {
         match self.matrix.presence(mxid).await {
             Ok(Some(presence)) => own_status(presence, self.config.msn.offline_status),
             Ok(None) => OwnStatus::Online,
@@ -579,7 +600,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         }
     }
 
-    async fn set_own_status(self: &Arc<Self>, mxid: &str, status: OwnStatus) {
+    async fn set_own_status(self: &Arc<Self>, mxid: &UserId, status: OwnStatus) {
         let Some(session) = self.session_of(mxid) else {
             return;
         };
@@ -594,7 +615,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
 
     /// The user writes, types or reads in a portal: they are active, and a hidden user
     /// can open no conversation on MSN, so a hidden session goes online first.
-    pub(super) async fn user_is_active(self: &Arc<Self>, mxid: &str) {
+    pub(super) async fn user_is_active(self: &Arc<Self>, mxid: &UserId) {
         let hidden = lock(&self.own_statuses).get(mxid) == Some(&OwnStatus::Hidden);
         if hidden {
             tracing::info!("the user is active: online instead of hidden");
@@ -602,7 +623,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         }
     }
 
-    pub(super) async fn cmd_contacts(&self, mxid: &str) -> (String, Option<String>) {
+    pub(super) async fn cmd_contacts(&self, mxid: &UserId) -> (String, Option<String>) {
         let Some(session) = self.session_of(mxid) else {
             return ("You are not logged in.".into(), None);
         };
@@ -636,7 +657,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         (text, None)
     }
 
-    pub(super) async fn cmd_start_chat(&self, mxid: &str, args: &[&str]) -> String {
+    pub(super) async fn cmd_start_chat(&self, mxid: &UserId, args: &[&str]) -> String {
         let Some(contact) = args.first() else {
             return "Usage: `start-chat <email>`.".into();
         };
@@ -654,7 +675,12 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         }
     }
 
-    pub(super) async fn cmd_contact_change(&self, what: &str, mxid: &str, args: &[&str]) -> String {
+    pub(super) async fn cmd_contact_change(
+        &self,
+        what: &str,
+        mxid: &UserId,
+        args: &[&str],
+    ) -> String {
         let Some(contact) = args.first().map(|c| c.to_lowercase()) else {
             return format!("Usage: `{what} <email>`.");
         };

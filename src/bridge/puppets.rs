@@ -3,6 +3,7 @@
 //! renames within [`NAME_DEBOUNCE`] becomes one change), presence and status message from
 //! the MSN status and personal message.
 
+use ruma::OwnedUserId;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,19 +24,31 @@ pub(super) struct NameState {
 }
 
 impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
-    /// The puppet's user ID for an MSN address.
-    pub(super) fn puppet_id(&self, address: &str) -> String {
-        ids::puppet_mxid(
+    /// The puppet's user ID for an MSN address; `None` (logged) for an address that
+    /// makes no valid user ID (one so long that the ID would pass 255 bytes).
+    pub(super) fn puppet_id(&self, address: &str) -> Option<OwnedUserId> {
+        let mxid = ids::puppet_mxid(
             &self.config.bridge.username_template,
             &self.config.homeserver.domain,
             address,
-        )
+        );
+        match OwnedUserId::try_from(mxid) {
+            Ok(mxid) => Some(mxid),
+            Err(e) => {
+                tracing::warn!(error = %e, %address, "this MSN address makes no valid Matrix user ID");
+                None
+            }
+        }
     }
 
     /// Makes sure the puppet of `address` exists and shows `name`; returns its user ID.
-    pub(super) async fn ensure_puppet(&self, address: &str, name: Option<&str>) -> Option<String> {
+    pub(super) async fn ensure_puppet(
+        &self,
+        address: &str,
+        name: Option<&str>,
+    ) -> Option<OwnedUserId> {
         let address = address.to_lowercase();
-        let mxid = self.puppet_id(&address);
+        let mxid = self.puppet_id(&address)?;
         let stored = match self.store.puppet(&address).await {
             Ok(p) => p,
             Err(e) => {
@@ -52,12 +65,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             registered: false,
         });
         if !puppet.registered {
-            let localpart = mxid
-                .strip_prefix('@')
-                .and_then(|m| m.split_once(':'))
-                .map(|(l, _)| l.to_owned())
-                .unwrap_or_default();
-            if let Err(e) = self.matrix.register(&localpart).await {
+            if let Err(e) = self.matrix.register(mxid.localpart()).await {
                 tracing::warn!(error = %e, %mxid, "cannot register the puppet");
                 return None;
             }
@@ -169,7 +177,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 () = self.shutdown.cancelled() => return,
                 () = tokio::time::sleep(period) => {}
             }
-            let live: Vec<(String, (MatrixPresence, Option<String>))> = lock(&self.presence)
+            let live: Vec<(OwnedUserId, (MatrixPresence, Option<String>))> = lock(&self.presence)
                 .iter()
                 .filter(|(_, (p, _))| *p != MatrixPresence::Offline)
                 .map(|(k, v)| (k.clone(), v.clone()))

@@ -15,6 +15,7 @@
 //!
 //! [`MsnConfig::delivery_wait_seconds`]: crate::config::MsnConfig::delivery_wait_seconds
 
+use ruma::UserId;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,7 +38,7 @@ pub(super) enum Phase {
 
 impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     /// Records where `mxid`'s session is, waking the messages that wait for it.
-    pub(super) fn set_phase(&self, mxid: &str, phase: Phase) {
+    pub(super) fn set_phase(&self, mxid: &UserId, phase: Phase) {
         lock(&self.phases)
             .entry(mxid.to_owned())
             .or_insert_with(|| watch::Sender::new(phase))
@@ -46,7 +47,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
 
     /// A reconnect attempt of `mxid`'s session: coming, unless it is late already (the
     /// attempts of one outage do not make messages wait again).
-    pub(super) fn set_reconnecting(&self, mxid: &str) {
+    pub(super) fn set_reconnecting(&self, mxid: &UserId) {
         let mut phases = lock(&self.phases);
         let phase = phases
             .entry(mxid.to_owned())
@@ -57,7 +58,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     }
 
     /// A message waited the whole delivery wait for `mxid`'s session in vain.
-    fn set_late(&self, mxid: &str) {
+    fn set_late(&self, mxid: &UserId) {
         if let Some(phase) = lock(&self.phases).get(mxid) {
             phase.send_if_modified(|phase| {
                 let coming = *phase == Phase::Coming;
@@ -69,7 +70,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         }
     }
 
-    fn watch_phase(&self, mxid: &str) -> watch::Receiver<Phase> {
+    fn watch_phase(&self, mxid: &UserId) -> watch::Receiver<Phase> {
         lock(&self.phases)
             .entry(mxid.to_owned())
             .or_insert_with(|| watch::Sender::new(Phase::Down))
@@ -112,7 +113,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
 
     /// Waits until `mxid`'s session can take a message, or is gone, or
     /// [`MsnConfig::delivery_wait_seconds`] passed.
-    pub(super) async fn wait_for_session(&self, sender: &str) {
+    pub(super) async fn wait_for_session(&self, sender: &UserId) {
         if self.is_ready_or_gone(sender) {
             return;
         }
@@ -140,7 +141,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
 
     /// Whether a message of `mxid` can be handled now: their session is up and connected,
     /// or there is none and none is coming.
-    fn is_ready_or_gone(&self, mxid: &str) -> bool {
+    fn is_ready_or_gone(&self, mxid: &UserId) -> bool {
         let phase = lock(&self.phases).get(mxid).map(|tx| *tx.borrow());
         match phase {
             None | Some(Phase::Down | Phase::Late) => true,

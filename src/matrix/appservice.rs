@@ -215,14 +215,16 @@ async fn get_user(
     State(state): State<AppState>,
     Path(user_id): Path<String>,
 ) -> Result<Json<serde_json::Value>, MatrixError> {
-    if state.filter.is_ours(&user_id)
-        && state
+    let puppet = match ruma::OwnedUserId::try_from(user_id) {
+        Ok(user_id) if state.filter.is_ours(user_id.as_str()) => state
             .store
             .puppet_by_mxid(&user_id)
             .await
-            .map_err(internal)?
-            .is_some()
-    {
+            .map_err(internal)?,
+        // Not a user ID, or not one of ours.
+        _ => None,
+    };
+    if puppet.is_some() {
         return Ok(Json(json!({})));
     }
     Err(MatrixError::new(

@@ -1,6 +1,6 @@
 //! The client-server API calls the bridge makes, one method per endpoint, each naming it.
-//! Users and rooms are passed as strings and checked here; `as_user` asserts a puppet's
-//! identity (`?user_id=`), `None` acts as the bot.
+//! Users, rooms and events are ruma's ID types, checked where they entered the bridge;
+//! `as_user` asserts a puppet's identity (`?user_id=`), `None` acts as the bot.
 
 use std::time::Duration;
 
@@ -15,11 +15,10 @@ use ruma::api::client::{
 use ruma::events::{MessageLikeEventType, StateEventType};
 use ruma::presence::PresenceState;
 use ruma::serde::Raw;
-use ruma::{OwnedEventId, OwnedMxcUri, OwnedTransactionId, UserId};
+use ruma::{EventId, OwnedEventId, OwnedMxcUri, OwnedRoomId, OwnedTransactionId, RoomId, UserId};
 use serde_json::Value;
 
 use super::client::{Client, ClientError};
-use super::port::{room, user};
 
 fn raw<T>(value: &Value) -> Result<Raw<T>, ClientError> {
     serde_json::value::to_raw_value(value)
@@ -93,13 +92,12 @@ impl Client {
         bytes: Vec<u8>,
         content_type: &str,
         filename: Option<&str>,
-        as_user: Option<&str>,
+        as_user: Option<&UserId>,
     ) -> Result<String, ClientError> {
         let mut request = create_content::v3::Request::new(bytes);
         request.content_type = Some(content_type.to_owned());
         request.filename = filename.map(str::to_owned);
-        let sender = as_user.map(user).transpose()?;
-        let response = self.send(request, sender.as_deref()).await?;
+        let response = self.send(request, as_user).await?;
         Ok(response.content_uri.to_string())
     }
 
@@ -136,10 +134,10 @@ impl Client {
     /// inviting `invitees`; returns the (opaque) room ID.
     pub async fn create_dm(
         &self,
-        creator: Option<&str>,
-        invitees: &[&str],
+        creator: Option<&UserId>,
+        invitees: &[&UserId],
         name: Option<&str>,
-    ) -> Result<String, ClientError> {
+    ) -> Result<OwnedRoomId, ClientError> {
         self.create_room(creator, invitees, name, true).await
     }
 
@@ -147,11 +145,11 @@ impl Client {
     /// marked direct when `direct`; returns the (opaque) room ID.
     pub async fn create_room(
         &self,
-        creator: Option<&str>,
-        invitees: &[&str],
+        creator: Option<&UserId>,
+        invitees: &[&UserId],
         name: Option<&str>,
         direct: bool,
-    ) -> Result<String, ClientError> {
+    ) -> Result<OwnedRoomId, ClientError> {
         let mut request = create_room::v3::Request::new();
         request.is_direct = direct;
         request.preset = Some(if direct {
@@ -159,40 +157,38 @@ impl Client {
         } else {
             create_room::v3::RoomPreset::PrivateChat
         });
-        request.invite = invitees.iter().map(|u| user(u)).collect::<Result<_, _>>()?;
+        request.invite = invitees.iter().map(|u| (*u).to_owned()).collect();
         request.name = name.map(str::to_owned);
-        let sender = creator.map(user).transpose()?;
-        let response = self.send(request, sender.as_deref()).await?;
-        Ok(response.room_id.to_string())
+        let response = self.send(request, creator).await?;
+        Ok(response.room_id)
     }
 
     /// `POST /_matrix/client/v3/rooms/{roomId}/invite`.
     pub async fn invite(
         &self,
-        room_id: &str,
-        invitee: &str,
-        as_user: Option<&str>,
+        room_id: &RoomId,
+        invitee: &UserId,
+        as_user: Option<&UserId>,
     ) -> Result<(), ClientError> {
         let request = invite_user::v3::Request::new(
-            room(room_id)?,
-            invite_user::v3::InvitationRecipient::UserId(invite_user::v3::InviteUserId::new(user(
-                invitee,
-            )?)),
+            room_id.to_owned(),
+            invite_user::v3::InvitationRecipient::UserId(invite_user::v3::InviteUserId::new(
+                invitee.to_owned(),
+            )),
         );
-        let sender = as_user.map(user).transpose()?;
-        self.send(request, sender.as_deref()).await.map(|_| ())
+        self.send(request, as_user).await.map(|_| ())
     }
 
     /// `PUT /_matrix/client/v3/rooms/{roomId}/send/m.room.message/{txnId}` with any message
     /// content; `txn_id` is derived by the caller from what is sent, so a retry never duplicates.
     pub async fn send_message(
         &self,
-        room_id: &str,
+        room_id: &RoomId,
         content: &Value,
         txn_id: &str,
-        as_user: Option<&str>,
+        as_user: Option<&UserId>,
         at_ms: Option<i64>,
-    ) -> Result<String, ClientError> {
+    ) -> Result<OwnedEventId, ClientError> {
         self.send_message_with(room_id, content, txn_id, as_user, at_ms, false)
             .await
     }
@@ -200,15 +196,15 @@ impl Client {
     /// [`Client::send_message`]; `once`: without retries (see [`Client::send_once`]).
     pub async fn send_message_with(
         &self,
-        room_id: &str,
+        room_id: &RoomId,
         content: &Value,
         txn_id: &str,
-        as_user: Option<&str>,
+        as_user: Option<&UserId>,
         at_ms: Option<i64>,
         once: bool,
-    ) -> Result<String, ClientError> {
+    ) -> Result<OwnedEventId, ClientError> {
         let mut request = send_message_event::v3::Request::new_raw(
-            room(room_id)?,
+            room_id.to_owned(),
             OwnedTransactionId::from(txn_id),
             MessageLikeEventType::RoomMessage,
             raw(content)?,
@@ -218,41 +214,40 @@ impl Client {
             .and_then(|ms| u64::try_from(ms).ok())
             .and_then(ruma::UInt::new)
             .map(ruma::MilliSecondsSinceUnixEpoch);
-        let sender = as_user.map(user).transpose()?;
         let response = if once {
-            self.send_once(request, sender.as_deref()).await?
+            self.send_once(request, as_user).await?
         } else {
-            self.send(request, sender.as_deref()).await?
+            self.send(request, as_user).await?
         };
-        Ok(response.event_id.to_string())
+        Ok(response.event_id)
     }
 
     /// `PUT /_matrix/client/v3/rooms/{roomId}/typing/{userId}`, as that user.
     pub async fn set_typing(
         &self,
-        room_id: &str,
-        user_id: &str,
+        room_id: &RoomId,
+        user_id: &UserId,
         typing: Option<Duration>,
     ) -> Result<(), ClientError> {
-        let who = user(user_id)?;
+        let who = user_id.to_owned();
         let state = match typing {
             Some(timeout) => create_typing_event::v3::Typing::Yes(
                 create_typing_event::v3::TypingInfo::new(timeout),
             ),
             None => create_typing_event::v3::Typing::No,
         };
-        let request = create_typing_event::v3::Request::new(who.clone(), room(room_id)?, state);
+        let request = create_typing_event::v3::Request::new(who.clone(), room_id.to_owned(), state);
         self.send(request, Some(&who)).await.map(|_| ())
     }
 
     /// `PUT /_matrix/client/v3/presence/{userId}/status`, as that user.
     pub async fn set_presence(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         presence: PresenceState,
         status_msg: Option<&str>,
     ) -> Result<(), ClientError> {
-        let who = user(user_id)?;
+        let who = user_id.to_owned();
         let mut request = set_presence::v3::Request::new(who.clone(), presence);
         request.status_msg = status_msg.map(str::to_owned);
         self.send(request, Some(&who)).await.map(|_| ())
@@ -262,14 +257,13 @@ impl Client {
     /// room's latest timeline events, newest first, as JSON.
     pub async fn latest_events(
         &self,
-        room_id: &str,
-        as_user: &str,
+        room_id: &RoomId,
+        as_user: &UserId,
         limit: u32,
     ) -> Result<Vec<Value>, ClientError> {
-        let mut request = get_message_events::v3::Request::backward(room(room_id)?);
+        let mut request = get_message_events::v3::Request::backward(room_id.to_owned());
         request.limit = limit.into();
-        let who = user(as_user)?;
-        let response = self.send(request, Some(&who)).await?;
+        let response = self.send(request, Some(as_user)).await?;
         Ok(response
             .chunk
             .iter()
@@ -279,8 +273,8 @@ impl Client {
 
     /// `GET /_matrix/client/v3/presence/{userId}/status`, as the bot (which shares the
     /// user's management room, so the homeserver shows it their presence).
-    pub async fn get_presence(&self, user_id: &str) -> Result<PresenceState, ClientError> {
-        let request = get_presence::v3::Request::new(user(user_id)?);
+    pub async fn get_presence(&self, user_id: &UserId) -> Result<PresenceState, ClientError> {
+        let request = get_presence::v3::Request::new(user_id.to_owned());
         Ok(self.send(request, None).await?.presence)
     }
 
@@ -288,18 +282,17 @@ impl Client {
     /// `None` when there is no such state.
     pub async fn get_state(
         &self,
-        room_id: &str,
+        room_id: &RoomId,
         event_type: &str,
         state_key: &str,
-        as_user: Option<&str>,
+        as_user: Option<&UserId>,
     ) -> Result<Option<Value>, ClientError> {
         let request = get_state_event_for_key::v3::Request::new(
-            room(room_id)?,
+            room_id.to_owned(),
             StateEventType::from(event_type),
             state_key.to_owned(),
         );
-        let sender = as_user.map(user).transpose()?;
-        match self.send(request, sender.as_deref()).await {
+        match self.send(request, as_user).await {
             Ok(response) => serde_json::from_str(response.event_or_content.get())
                 .map(Some)
                 .map_err(|e| ClientError::Response(e.to_string())),
@@ -311,40 +304,36 @@ impl Client {
     /// `PUT /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}`: returns the event ID.
     pub async fn set_state(
         &self,
-        room_id: &str,
+        room_id: &RoomId,
         event_type: &str,
         state_key: &str,
         content: &Value,
-        as_user: Option<&str>,
-    ) -> Result<String, ClientError> {
+        as_user: Option<&UserId>,
+    ) -> Result<OwnedEventId, ClientError> {
         let request = send_state_event::v3::Request::new_raw(
-            room(room_id)?,
+            room_id.to_owned(),
             StateEventType::from(event_type),
             state_key.to_owned(),
             raw(content)?,
         );
-        let sender = as_user.map(user).transpose()?;
-        let response = self.send(request, sender.as_deref()).await?;
-        Ok(response.event_id.to_string())
+        let response = self.send(request, as_user).await?;
+        Ok(response.event_id)
     }
 
     /// `PUT /_matrix/client/v3/rooms/{roomId}/redact/{eventId}/{txnId}`.
     pub async fn redact(
         &self,
-        room_id: &str,
-        event_id: &str,
+        room_id: &RoomId,
+        event_id: &EventId,
         reason: Option<&str>,
-        as_user: Option<&str>,
+        as_user: Option<&UserId>,
     ) -> Result<(), ClientError> {
-        let event = OwnedEventId::try_from(event_id)
-            .map_err(|e| ClientError::Build(format!("event id {event_id:?}: {e}")))?;
         let mut request = redact_event::v3::Request::new(
-            room(room_id)?,
-            event,
+            room_id.to_owned(),
+            event_id.to_owned(),
             OwnedTransactionId::from(format!("redact-{event_id}")),
         );
         request.reason = reason.map(str::to_owned);
-        let sender = as_user.map(user).transpose()?;
-        self.send(request, sender.as_deref()).await.map(|_| ())
+        self.send(request, as_user).await.map(|_| ())
     }
 }

@@ -5,7 +5,7 @@ use ruma::api::client::{
     membership::join_room_by_id, membership::leave_room, message::send_message_event,
 };
 use ruma::events::room::message::RoomMessageEventContent;
-use ruma::{OwnedRoomId, OwnedTransactionId, OwnedUserId};
+use ruma::{EventId, OwnedEventId, OwnedRoomId, OwnedTransactionId, OwnedUserId, RoomId, UserId};
 
 use super::client::{Client, ClientError};
 use crate::bridge::port::{BridgeInfo, OutgoingText};
@@ -18,117 +18,99 @@ const MARK_KEY: &str = "net.matrix_msn.mark";
 /// How many of a room's latest events [`MatrixPort::find_marked`] reads.
 const MARK_LOOK_BACK: u32 = 50;
 
-pub(super) fn room(room_id: &str) -> Result<OwnedRoomId, ClientError> {
-    // Room IDs are opaque (room version 12 has no server part): only the sigil is checked.
-    OwnedRoomId::try_from(room_id)
-        .map_err(|e| ClientError::Build(format!("room id {room_id:?}: {e}")))
-}
-
-pub(super) fn user(user_id: &str) -> Result<OwnedUserId, ClientError> {
-    OwnedUserId::try_from(user_id)
-        .map_err(|e| ClientError::Build(format!("user id {user_id:?}: {e}")))
-}
-
-fn as_user(user_id: Option<&str>) -> Result<Option<OwnedUserId>, ClientError> {
-    user_id.map(user).transpose()
-}
-
 impl MatrixPort for Client {
     type Error = ClientError;
 
-    fn bot(&self) -> &str {
-        Client::bot(self).as_str()
+    fn bot(&self) -> &UserId {
+        Client::bot(self)
     }
 
     /// `PUT /_matrix/client/v3/rooms/{roomId}/send/m.room.message/{txnId}`.
     async fn send_notice(
         &self,
-        room_id: &str,
+        room_id: &RoomId,
         text: &str,
         html: Option<&str>,
         txn_id: &str,
-        as_user_id: Option<&str>,
-    ) -> Result<String, ClientError> {
+        as_user_id: Option<&UserId>,
+    ) -> Result<OwnedEventId, ClientError> {
         let content = match html {
             Some(html) => RoomMessageEventContent::notice_html(text, html),
             None => RoomMessageEventContent::notice_plain(text),
         };
         let request = send_message_event::v3::Request::new(
-            room(room_id)?,
+            room_id.to_owned(),
             OwnedTransactionId::from(txn_id),
             &content,
         )
         .map_err(|e| ClientError::Build(e.to_string()))?;
-        let sender = as_user(as_user_id)?;
-        let response = self.send(request, sender.as_deref()).await?;
-        Ok(response.event_id.to_string())
+        let response = self.send(request, as_user_id).await?;
+        Ok(response.event_id)
     }
 
     /// `POST /_matrix/client/v3/rooms/{roomId}/join`.
-    async fn join(&self, room_id: &str, as_user_id: Option<&str>) -> Result<(), ClientError> {
-        let request = join_room_by_id::v3::Request::new(room(room_id)?);
-        let sender = as_user(as_user_id)?;
-        self.send(request, sender.as_deref()).await.map(|_| ())
+    async fn join(&self, room_id: &RoomId, as_user_id: Option<&UserId>) -> Result<(), ClientError> {
+        let request = join_room_by_id::v3::Request::new(room_id.to_owned());
+        self.send(request, as_user_id).await.map(|_| ())
     }
 
     /// `POST /_matrix/client/v3/rooms/{roomId}/leave`.
     async fn leave(
         &self,
-        room_id: &str,
+        room_id: &RoomId,
         reason: Option<&str>,
-        as_user_id: Option<&str>,
+        as_user_id: Option<&UserId>,
     ) -> Result<(), ClientError> {
-        let mut request = leave_room::v3::Request::new(room(room_id)?);
+        let mut request = leave_room::v3::Request::new(room_id.to_owned());
         request.reason = reason.map(str::to_owned);
-        let sender = as_user(as_user_id)?;
-        self.send(request, sender.as_deref()).await.map(|_| ())
+        self.send(request, as_user_id).await.map(|_| ())
     }
 
     async fn register(&self, localpart: &str) -> Result<(), ClientError> {
         self.ensure_registered(localpart).await
     }
 
-    async fn set_displayname(&self, user_id: &str, name: &str) -> Result<(), ClientError> {
-        Client::set_displayname(self, &user(user_id)?, name).await
+    async fn set_displayname(&self, user_id: &UserId, name: &str) -> Result<(), ClientError> {
+        Client::set_displayname(self, user_id, name).await
     }
 
     async fn create_dm(
         &self,
-        creator: &str,
-        invitee: &str,
+        creator: &UserId,
+        invitee: &UserId,
         name: &str,
-    ) -> Result<String, ClientError> {
+    ) -> Result<OwnedRoomId, ClientError> {
         self.create_room(Some(creator), &[invitee], Some(name), true)
             .await
     }
 
     async fn create_group(
         &self,
-        creator: &str,
-        invitees: &[String],
+        creator: &UserId,
+        invitees: &[OwnedUserId],
         name: &str,
-    ) -> Result<String, ClientError> {
-        let refs: Vec<&str> = invitees.iter().map(String::as_str).collect();
+    ) -> Result<OwnedRoomId, ClientError> {
+        let refs: Vec<&UserId> = invitees.iter().map(|u| u.as_ref()).collect();
         self.create_room(Some(creator), &refs, Some(name), false)
             .await
     }
 
     async fn invite(
         &self,
-        room_id: &str,
-        invitee: &str,
-        as_user: Option<&str>,
+        room_id: &RoomId,
+        invitee: &UserId,
+        as_user: Option<&UserId>,
     ) -> Result<(), ClientError> {
         Client::invite(self, room_id, invitee, as_user).await
     }
 
     async fn send_text(
         &self,
-        room_id: &str,
+        room_id: &RoomId,
         text: OutgoingText<'_>,
         txn_id: &str,
-        as_user_id: &str,
-    ) -> Result<String, ClientError> {
+        as_user_id: &UserId,
+    ) -> Result<OwnedEventId, ClientError> {
         let OutgoingText {
             kind,
             body,
@@ -167,10 +149,10 @@ impl MatrixPort for Client {
 
     async fn find_marked(
         &self,
-        room_id: &str,
-        as_user_id: &str,
+        room_id: &RoomId,
+        as_user_id: &UserId,
         mark: &str,
-    ) -> Result<Option<String>, ClientError> {
+    ) -> Result<Option<OwnedEventId>, ClientError> {
         let events = self
             .latest_events(room_id, as_user_id, MARK_LOOK_BACK)
             .await?;
@@ -179,10 +161,10 @@ impl MatrixPort for Client {
             let event_mark = event
                 .get("content")
                 .and_then(|content| content.get(MARK_KEY));
-            let marked = field("sender") == Some(as_user_id)
+            let marked = field("sender") == Some(as_user_id.as_str())
                 && event_mark.and_then(serde_json::Value::as_str) == Some(mark);
             marked
-                .then(|| field("event_id").map(str::to_owned))
+                .then(|| field("event_id").and_then(|id| OwnedEventId::try_from(id).ok()))
                 .flatten()
         }))
     }
@@ -193,8 +175,8 @@ impl MatrixPort for Client {
 
     async fn set_typing(
         &self,
-        room_id: &str,
-        user_id: &str,
+        room_id: &RoomId,
+        user_id: &UserId,
         timeout: Option<std::time::Duration>,
     ) -> Result<(), ClientError> {
         Client::set_typing(self, room_id, user_id, timeout).await
@@ -202,7 +184,7 @@ impl MatrixPort for Client {
 
     async fn set_presence(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         presence: MatrixPresence,
         status_msg: Option<&str>,
     ) -> Result<(), ClientError> {
@@ -214,26 +196,31 @@ impl MatrixPort for Client {
         Client::set_presence(self, user_id, presence, status_msg).await
     }
 
-    async fn redact(&self, room_id: &str, event_id: &str, reason: &str) -> Result<(), ClientError> {
+    async fn redact(
+        &self,
+        room_id: &RoomId,
+        event_id: &EventId,
+        reason: &str,
+    ) -> Result<(), ClientError> {
         Client::redact(self, room_id, event_id, Some(reason), None).await
     }
 
-    async fn presence(&self, user_id: &str) -> Result<Option<MatrixPresence>, ClientError> {
+    async fn presence(&self, user_id: &UserId) -> Result<Option<MatrixPresence>, ClientError> {
         Ok(MatrixPresence::parse(
             self.get_presence(user_id).await?.as_str(),
         ))
     }
 
-    async fn displayname(&self, user_id: &str) -> Result<Option<String>, ClientError> {
-        self.get_displayname(&user(user_id)?).await
+    async fn displayname(&self, user_id: &UserId) -> Result<Option<String>, ClientError> {
+        self.get_displayname(user_id).await
     }
 
-    async fn avatar_url(&self, user_id: &str) -> Result<Option<String>, ClientError> {
-        self.get_avatar_url(&user(user_id)?).await
+    async fn avatar_url(&self, user_id: &UserId) -> Result<Option<String>, ClientError> {
+        self.get_avatar_url(user_id).await
     }
 
-    async fn set_avatar(&self, user_id: &str, mxc: &str) -> Result<(), ClientError> {
-        Client::set_avatar(self, &user(user_id)?, mxc).await
+    async fn set_avatar(&self, user_id: &UserId, mxc: &str) -> Result<(), ClientError> {
+        Client::set_avatar(self, user_id, mxc).await
     }
 
     async fn upload(
@@ -268,9 +255,9 @@ impl MatrixPort for Client {
     /// `net.msnp://msn/<contact>`.
     async fn mark_bridged(
         &self,
-        room_id: &str,
+        room_id: &RoomId,
         info: &BridgeInfo,
-        as_user: &str,
+        as_user: &UserId,
     ) -> Result<(), ClientError> {
         let content = serde_json::json!({
             "bridgebot": info.bridgebot,

@@ -153,19 +153,19 @@ fn classify(parsed: &mut Parsed, outcome: Outcome, filter: &EchoFilter) {
 fn strip_echo(event: MatrixEvent, filter: &EchoFilter) -> Option<MatrixEvent> {
     match event {
         MatrixEvent::Message { ref sender, .. } | MatrixEvent::Membership { ref sender, .. }
-            if filter.is_ours(sender) =>
+            if filter.is_ours(sender.as_str()) =>
         {
             None
         }
         MatrixEvent::Typing { room_id, user_ids } => {
-            let user_ids: Vec<String> = user_ids
+            let user_ids = user_ids
                 .into_iter()
-                .filter(|u| !filter.is_ours(u))
+                .filter(|u| !filter.is_ours(u.as_str()))
                 .collect();
             Some(MatrixEvent::Typing { room_id, user_ids })
         }
         MatrixEvent::Receipt { ref user_id, .. } | MatrixEvent::Presence { ref user_id, .. }
-            if filter.is_ours(user_id) =>
+            if filter.is_ours(user_id.as_str()) =>
         {
             None
         }
@@ -179,6 +179,21 @@ fn str_field<'a>(v: &'a Value, key: &str) -> Result<&'a str, String> {
         .ok_or_else(|| format!("missing string field {key:?}"))
 }
 
+/// A Matrix ID (room, event or user) in `v[key]`, checked once here.
+fn id_field<T>(v: &Value, key: &str) -> Result<T, String>
+where
+    T: TryFrom<String, Error = ruma::IdParseError>,
+{
+    parse_id(str_field(v, key)?, key)
+}
+
+fn parse_id<T>(text: &str, what: &str) -> Result<T, String>
+where
+    T: TryFrom<String, Error = ruma::IdParseError>,
+{
+    T::try_from(text.to_owned()).map_err(|e| format!("{what} {text:?} is not a valid ID: {e}"))
+}
+
 fn parse_timeline(raw: &Value) -> Outcome {
     let result = (|| -> Result<Outcome, String> {
         let kind = str_field(raw, "type")?;
@@ -186,9 +201,9 @@ fn parse_timeline(raw: &Value) -> Outcome {
             .get("content")
             .filter(|c| c.is_object())
             .ok_or("missing content")?;
-        let room_id = str_field(raw, "room_id")?.to_owned();
-        let event_id = str_field(raw, "event_id")?.to_owned();
-        let sender = str_field(raw, "sender")?.to_owned();
+        let room_id = id_field(raw, "room_id")?;
+        let event_id = id_field(raw, "event_id")?;
+        let sender = id_field(raw, "sender")?;
         match kind {
             "m.room.message" => {
                 let Some(body) = content.get("body").and_then(Value::as_str) else {
@@ -222,7 +237,7 @@ fn parse_timeline(raw: &Value) -> Outcome {
                 }))
             }
             "m.room.member" => {
-                let target = str_field(raw, "state_key")?.to_owned();
+                let target = id_field(raw, "state_key")?;
                 let membership = match str_field(content, "membership")? {
                     "invite" => Membership::Invite,
                     "join" => Membership::Join,
@@ -264,19 +279,19 @@ fn parse_ephemeral(raw: &Value) -> Outcome {
             .ok_or("missing content")?;
         match kind {
             "m.typing" => {
-                let room_id = str_field(raw, "room_id")?.to_owned();
+                let room_id = id_field(raw, "room_id")?;
                 let user_ids = content
                     .get("user_ids")
                     .and_then(Value::as_array)
                     .ok_or("m.typing without user_ids")?
                     .iter()
                     .filter_map(Value::as_str)
-                    .map(str::to_owned)
+                    .filter_map(|user| parse_id(user, "typing user").ok())
                     .collect();
                 Ok(Outcome::Event(MatrixEvent::Typing { room_id, user_ids }))
             }
             "m.receipt" => {
-                let room_id = str_field(raw, "room_id")?;
+                let room_id: ruma::OwnedRoomId = id_field(raw, "room_id")?;
                 // {"$event": {"m.read": {"@user": {...}}}}: the core wants one receipt; take
                 // the first read receipt (Synapse sends one per EDU).
                 let map = content
@@ -287,16 +302,16 @@ fn parse_ephemeral(raw: &Value) -> Outcome {
                         && let Some(user_id) = users.keys().next()
                     {
                         return Ok(Outcome::Event(MatrixEvent::Receipt {
-                            room_id: room_id.to_owned(),
-                            event_id: event_id.clone(),
-                            user_id: user_id.clone(),
+                            room_id,
+                            event_id: parse_id(event_id, "receipt event")?,
+                            user_id: parse_id(user_id, "receipt user")?,
                         }));
                     }
                 }
                 Ok(Outcome::Ignored("m.receipt without m.read"))
             }
             "m.presence" => Ok(Outcome::Event(MatrixEvent::Presence {
-                user_id: str_field(raw, "sender")?.to_owned(),
+                user_id: id_field(raw, "sender")?,
                 presence: str_field(content, "presence")?.to_owned(),
                 status_msg: content
                     .get("status_msg")
@@ -363,8 +378,8 @@ mod tests {
         assert_eq!(
             parsed.events,
             vec![MatrixEvent::Typing {
-                room_id: "!r".into(),
-                user_ids: vec!["@bob:localhost".into()]
+                room_id: ruma::room_id!("!r").to_owned(),
+                user_ids: vec![ruma::user_id!("@bob:localhost").to_owned()]
             }]
         );
     }
@@ -378,7 +393,28 @@ mod tests {
             matches!(&parsed.events[0], MatrixEvent::Membership { target, membership: Membership::Invite, is_direct: true, .. } if target == "@msnbot:localhost")
         );
         assert!(
-            matches!(&parsed.events[1], MatrixEvent::Typing { user_ids, .. } if user_ids == &vec!["@bob:localhost".to_string()])
+            matches!(&parsed.events[1], MatrixEvent::Typing { user_ids, .. } if user_ids == &[ruma::user_id!("@bob:localhost")])
+        );
+    }
+
+    /// IDs are checked once, here: an event whose room, event or user ID is not one is
+    /// malformed (skipped), and a typing user that is not a user ID is left out.
+    #[test]
+    fn invalid_ids_make_an_event_malformed() {
+        let body = br#"{"events":[
+            {"type":"m.room.message","room_id":"not-a-room","event_id":"$e","sender":"@bob:localhost","content":{"msgtype":"m.text","body":"a"}},
+            {"type":"m.room.message","room_id":"!r","event_id":"e","sender":"@bob:localhost","content":{"msgtype":"m.text","body":"b"}},
+            {"type":"m.room.message","room_id":"!r","event_id":"$e","sender":"bob","content":{"msgtype":"m.text","body":"c"}},
+            {"type":"m.room.message","room_id":"!r","event_id":"$f","sender":"@bob:localhost","content":{"msgtype":"m.text","body":"d"}}
+        ],"ephemeral":[{"type":"m.typing","room_id":"!r","content":{"user_ids":["@bob:localhost","nobody"]}}]}"#;
+        let parsed = parse_transaction(body, &filter()).expect("parses");
+        assert_eq!(parsed.malformed, 3, "{parsed:?}");
+        assert!(
+            matches!(&parsed.events[0], MatrixEvent::Message { body, .. } if body == "d"),
+            "{parsed:?}"
+        );
+        assert!(
+            matches!(&parsed.events[1], MatrixEvent::Typing { user_ids, .. } if user_ids == &[ruma::user_id!("@bob:localhost")])
         );
     }
 
@@ -423,9 +459,9 @@ mod tests {
         assert_eq!(
             parsed.events,
             vec![MatrixEvent::Message {
-                room_id: "!abc".into(),
-                event_id: "$e".into(),
-                sender: "@bob:localhost".into(),
+                room_id: ruma::room_id!("!abc").to_owned(),
+                event_id: ruma::event_id!("$e").to_owned(),
+                sender: ruma::user_id!("@bob:localhost").to_owned(),
                 kind: MessageKind::Emote,
                 body: "waves".into(),
                 html: Some("<b>waves</b>".into()),

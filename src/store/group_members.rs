@@ -10,14 +10,14 @@ impl Store {
     pub async fn group_members(
         &self,
         chat_key: &str,
-        receiver: &str,
+        receiver: &ruma::UserId,
     ) -> Result<Vec<(String, String)>, StoreError> {
         let rows = sqlx::query(
             "SELECT address, name FROM group_member WHERE chat_key = $1 AND receiver = $2 \
              ORDER BY address",
         )
         .bind(chat_key)
-        .bind(receiver)
+        .bind(receiver.as_str())
         .fetch_all(self.pool())
         .await?;
         rows.iter()
@@ -29,7 +29,7 @@ impl Store {
     pub async fn add_group_member(
         &self,
         chat_key: &str,
-        receiver: &str,
+        receiver: &ruma::UserId,
         address: &str,
         name: &str,
     ) -> Result<(), StoreError> {
@@ -38,7 +38,7 @@ impl Store {
              ON CONFLICT (chat_key, receiver, address) DO UPDATE SET name = excluded.name",
         )
         .bind(chat_key)
-        .bind(receiver)
+        .bind(receiver.as_str())
         .bind(address)
         .bind(name)
         .execute(self.pool())
@@ -50,14 +50,14 @@ impl Store {
     pub async fn remove_group_member(
         &self,
         chat_key: &str,
-        receiver: &str,
+        receiver: &ruma::UserId,
         address: &str,
     ) -> Result<(), StoreError> {
         sqlx::query(
             "DELETE FROM group_member WHERE chat_key = $1 AND receiver = $2 AND address = $3",
         )
         .bind(chat_key)
-        .bind(receiver)
+        .bind(receiver.as_str())
         .bind(address)
         .execute(self.pool())
         .await?;

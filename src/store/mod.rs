@@ -21,6 +21,35 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
 pub use message_map::MessageMapping;
+
+/// A Matrix ID (room or user) read from column `column`: checked when read, so the rest of
+/// the bridge holds only valid IDs; a row holding something else is a decode error.
+fn id_column<T>(row: &sqlx::any::AnyRow, column: &str) -> Result<T, sqlx::Error>
+where
+    T: TryFrom<String, Error = ruma::IdParseError>,
+{
+    use sqlx::Row;
+    let text: String = row.try_get(column)?;
+    T::try_from(text).map_err(|e| sqlx::Error::ColumnDecode {
+        index: column.to_owned(),
+        source: Box::new(e),
+    })
+}
+
+/// [`id_column`] for a column that may be NULL.
+fn optional_id_column<T>(row: &sqlx::any::AnyRow, column: &str) -> Result<Option<T>, sqlx::Error>
+where
+    T: TryFrom<String, Error = ruma::IdParseError>,
+{
+    use sqlx::Row;
+    let text: Option<String> = row.try_get(column)?;
+    text.map(T::try_from)
+        .transpose()
+        .map_err(|e| sqlx::Error::ColumnDecode {
+            index: column.to_owned(),
+            source: Box::new(e),
+        })
+}
 pub use outbox::OutboxEntry;
 pub use portals::Portal;
 pub use puppets::Puppet;

@@ -16,11 +16,15 @@ pub struct OutboxEntry {
 
 impl Store {
     /// Appends an event for `receiver`; returns its position.
-    pub async fn outbox_push(&self, receiver: &str, payload: &str) -> Result<i64, StoreError> {
+    pub async fn outbox_push(
+        &self,
+        receiver: &ruma::UserId,
+        payload: &str,
+    ) -> Result<i64, StoreError> {
         let row = sqlx::query(
             "INSERT INTO outbox (receiver, payload, created_at) VALUES ($1, $2, $3) RETURNING seq",
         )
-        .bind(receiver)
+        .bind(receiver.as_str())
         .bind(payload)
         .bind(now_ms())
         .fetch_one(self.pool())
@@ -31,7 +35,7 @@ impl Store {
     /// Up to `limit` of `receiver`'s events after position `after`, oldest first.
     pub async fn outbox_of(
         &self,
-        receiver: &str,
+        receiver: &ruma::UserId,
         after: i64,
         limit: i64,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
@@ -39,7 +43,7 @@ impl Store {
             "SELECT seq, payload, created_at FROM outbox WHERE receiver = $1 AND seq > $2 \
              ORDER BY seq LIMIT $3",
         )
-        .bind(receiver)
+        .bind(receiver.as_str())
         .bind(after)
         .bind(limit)
         .fetch_all(self.pool())
@@ -56,13 +60,13 @@ impl Store {
     }
 
     /// The users with events waiting (after a restart: whose outbox to resume).
-    pub async fn outbox_receivers(&self) -> Result<Vec<String>, StoreError> {
+    pub async fn outbox_receivers(&self) -> Result<Vec<ruma::OwnedUserId>, StoreError> {
         let rows = sqlx::query("SELECT DISTINCT receiver FROM outbox")
             .fetch_all(self.pool())
             .await?;
         Ok(rows
             .iter()
-            .map(|r| r.try_get("receiver"))
+            .map(|r| super::id_column(r, "receiver"))
             .collect::<Result<_, _>>()?)
     }
 

@@ -12,8 +12,8 @@ pub struct Portal {
     /// The contact's address for a DM, a stable group id for a multi-party chat.
     pub msn_chat_id: String,
     /// The Matrix user whose MSN login sees this chat.
-    pub receiver: String,
-    pub room_id: Option<String>,
+    pub receiver: ruma::OwnedUserId,
+    pub room_id: Option<ruma::OwnedRoomId>,
     /// `dm` or `group`.
     pub kind: String,
     pub name: Option<String>,
@@ -23,8 +23,8 @@ impl Portal {
     fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
         Ok(Self {
             msn_chat_id: row.try_get("msn_chat_id")?,
-            receiver: row.try_get("receiver")?,
-            room_id: row.try_get("room_id")?,
+            receiver: super::id_column(row, "receiver")?,
+            room_id: super::optional_id_column(row, "room_id")?,
             kind: row.try_get("kind")?,
             name: row.try_get("name")?,
         })
@@ -37,21 +37,24 @@ impl Store {
     pub async fn portal(
         &self,
         msn_chat_id: &str,
-        receiver: &str,
+        receiver: &ruma::UserId,
     ) -> Result<Option<Portal>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM portal WHERE msn_chat_id = $1 AND receiver = $2"
         ))
         .bind(msn_chat_id)
-        .bind(receiver)
+        .bind(receiver.as_str())
         .fetch_optional(self.pool())
         .await?;
         Ok(row.as_ref().map(Portal::from_row).transpose()?)
     }
 
-    pub async fn portal_by_room(&self, room_id: &str) -> Result<Option<Portal>, StoreError> {
+    pub async fn portal_by_room(
+        &self,
+        room_id: &ruma::RoomId,
+    ) -> Result<Option<Portal>, StoreError> {
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM portal WHERE room_id = $1"))
-            .bind(room_id)
+            .bind(room_id.as_str())
             .fetch_optional(self.pool())
             .await?;
         Ok(row.as_ref().map(Portal::from_row).transpose()?)
@@ -65,8 +68,8 @@ impl Store {
              kind = excluded.kind, name = excluded.name",
         )
         .bind(&p.msn_chat_id)
-        .bind(&p.receiver)
-        .bind(&p.room_id)
+        .bind(p.receiver.as_str())
+        .bind(p.room_id.as_ref().map(|r| r.as_str()))
         .bind(&p.kind)
         .bind(&p.name)
         .bind(now_ms())

@@ -10,7 +10,7 @@ use super::{Store, StoreError};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Puppet {
     pub msn_address: String,
-    pub mxid: String,
+    pub mxid: ruma::OwnedUserId,
     pub display_name: Option<String>,
     pub avatar_mxc: Option<String>,
     pub avatar_sha1d: Option<String>,
@@ -21,7 +21,7 @@ impl Puppet {
     fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
         Ok(Self {
             msn_address: row.try_get("msn_address")?,
-            mxid: row.try_get("mxid")?,
+            mxid: super::id_column(row, "mxid")?,
             display_name: row.try_get("display_name")?,
             avatar_mxc: row.try_get("avatar_mxc")?,
             avatar_sha1d: row.try_get("avatar_sha1d")?,
@@ -42,12 +42,12 @@ impl Store {
         Ok(row.as_ref().map(Puppet::from_row).transpose()?)
     }
 
-    pub async fn puppet_by_mxid(&self, mxid: &str) -> Result<Option<Puppet>, StoreError> {
+    pub async fn puppet_by_mxid(&self, mxid: &ruma::UserId) -> Result<Option<Puppet>, StoreError> {
         let row = sqlx::query(
             "SELECT msn_address, mxid, display_name, avatar_mxc, avatar_sha1d, registered \
              FROM puppet WHERE mxid = $1",
         )
-        .bind(mxid)
+        .bind(mxid.as_str())
         .fetch_optional(self.pool())
         .await?;
         Ok(row.as_ref().map(Puppet::from_row).transpose()?)
@@ -63,7 +63,7 @@ impl Store {
              display_name = excluded.display_name, registered = excluded.registered",
         )
         .bind(&p.msn_address)
-        .bind(&p.mxid)
+        .bind(p.mxid.as_str())
         .bind(&p.display_name)
         .bind(&p.avatar_mxc)
         .bind(&p.avatar_sha1d)

@@ -9,8 +9,8 @@ use super::{Store, StoreError, now_ms};
 /// A Matrix user known to the bridge.
 #[derive(Clone, PartialEq, Eq)]
 pub struct BridgeUser {
-    pub mxid: String,
-    pub management_room: Option<String>,
+    pub mxid: ruma::OwnedUserId,
+    pub management_room: Option<ruma::OwnedRoomId>,
     pub msn_login: Option<String>,
     pub login_state: String,
     /// Encrypted at rest by the caller; never logged.
@@ -35,8 +35,8 @@ impl std::fmt::Debug for BridgeUser {
 impl BridgeUser {
     fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
         Ok(Self {
-            mxid: row.try_get("mxid")?,
-            management_room: row.try_get("management_room")?,
+            mxid: super::id_column(row, "mxid")?,
+            management_room: super::optional_id_column(row, "management_room")?,
             msn_login: row.try_get("msn_login")?,
             login_state: row.try_get("login_state")?,
             credentials: row.try_get("credentials")?,
@@ -45,12 +45,12 @@ impl BridgeUser {
 }
 
 impl Store {
-    pub async fn user(&self, mxid: &str) -> Result<Option<BridgeUser>, StoreError> {
+    pub async fn user(&self, mxid: &ruma::UserId) -> Result<Option<BridgeUser>, StoreError> {
         let row = sqlx::query(
             "SELECT mxid, management_room, msn_login, login_state, credentials \
              FROM bridge_user WHERE mxid = $1",
         )
-        .bind(mxid)
+        .bind(mxid.as_str())
         .fetch_optional(self.pool())
         .await?;
         Ok(row.as_ref().map(BridgeUser::from_row).transpose()?)
@@ -71,13 +71,17 @@ impl Store {
     }
 
     /// Creates the user if needed and sets its management room.
-    pub async fn set_management_room(&self, mxid: &str, room_id: &str) -> Result<(), StoreError> {
+    pub async fn set_management_room(
+        &self,
+        mxid: &ruma::UserId,
+        room_id: &ruma::RoomId,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO bridge_user (mxid, management_room, created_at) VALUES ($1, $2, $3) \
              ON CONFLICT (mxid) DO UPDATE SET management_room = excluded.management_room",
         )
-        .bind(mxid)
-        .bind(room_id)
+        .bind(mxid.as_str())
+        .bind(room_id.as_str())
         .bind(now_ms())
         .execute(self.pool())
         .await?;
@@ -87,7 +91,7 @@ impl Store {
     /// Stores the MSN login of a user, its state and its encrypted credentials.
     pub async fn set_login(
         &self,
-        mxid: &str,
+        mxid: &ruma::UserId,
         msn_login: Option<&str>,
         login_state: &str,
         credentials: Option<&[u8]>,
@@ -98,7 +102,7 @@ impl Store {
              ON CONFLICT (mxid) DO UPDATE SET msn_login = excluded.msn_login, \
              login_state = excluded.login_state, credentials = excluded.credentials",
         )
-        .bind(mxid)
+        .bind(mxid.as_str())
         .bind(msn_login)
         .bind(login_state)
         .bind(credentials)
@@ -109,10 +113,14 @@ impl Store {
     }
 
     /// Changes only the login state of a user.
-    pub async fn set_login_state(&self, mxid: &str, login_state: &str) -> Result<(), StoreError> {
+    pub async fn set_login_state(
+        &self,
+        mxid: &ruma::UserId,
+        login_state: &str,
+    ) -> Result<(), StoreError> {
         sqlx::query("UPDATE bridge_user SET login_state = $1 WHERE mxid = $2")
             .bind(login_state)
-            .bind(mxid)
+            .bind(mxid.as_str())
             .execute(self.pool())
             .await?;
         Ok(())

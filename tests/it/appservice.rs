@@ -329,7 +329,7 @@ async fn queries_health_and_unknown_routes() {
         .store
         .upsert_puppet(&matrix_msn::store::Puppet {
             msn_address: "alice@hotmail.com".into(),
-            mxid: "@msn_alice=40hotmail.com:localhost".into(),
+            mxid: crate::support::uid("@msn_alice=40hotmail.com:localhost"),
             display_name: None,
             avatar_mxc: None,
             avatar_sha1d: None,

@@ -522,10 +522,10 @@ async fn e2e_bridge_chat_with_an_msn_contact() {
     .expect("client");
     let bridge_state = as_client
         .get_state(
-            portal.as_str(),
+            &portal,
             "m.bridge",
             "net.msnp://msn/alice@example.com",
-            Some(PUPPET_ALICE),
+            Some(&support::uid(PUPPET_ALICE)),
         )
         .await
         .expect("state")

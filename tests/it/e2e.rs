@@ -439,7 +439,7 @@ async fn e2e_user_without_permission_is_refused() {
         matrix_msn::store::Store::connect(&db, 1)
             .await
             .expect("store")
-            .user(eve.user_id.as_str())
+            .user(&eve.user_id)
             .await
             .expect("query")
             .is_none(),
@@ -520,9 +520,9 @@ async fn e2e_replayed_transaction_is_processed_once_even_after_restart() {
         .await
         .expect("store");
     let left = MatrixEvent::Message {
-        room_id: room.to_string(),
-        event_id: format!("${txn}-left"),
-        sender: bob.user_id.to_string(),
+        room_id: room.clone(),
+        event_id: crate::support::eid(&format!("${txn}-left")),
+        sender: bob.user_id.clone(),
         kind: MessageKind::Text,
         body: "ping".into(),
         html: None,
@@ -641,6 +641,7 @@ async fn e2e_client_calls_as_bot_and_puppet() {
     .expect("client");
     let local = unique("msn_alice=40hotmail.com");
     let puppet = format!("@{local}:localhost");
+    let puppet_uid = crate::support::uid(&puppet);
     client.ensure_registered(&local).await.expect("register");
     client
         .ensure_registered(&local)
@@ -663,7 +664,7 @@ async fn e2e_client_calls_as_bot_and_puppet() {
             picture.clone(),
             "image/png",
             Some("alice.png"),
-            Some(&puppet),
+            Some(&*puppet_uid),
         )
         .await
         .expect("upload");
@@ -674,10 +675,10 @@ async fn e2e_client_calls_as_bot_and_puppet() {
 
     let mut bob = new_user(&hs, &unique("bob"), "bob-password-3").await;
     let room = client
-        .create_dm(Some(&puppet), &[bob.user_id.as_str()], Some("Alice"))
+        .create_dm(Some(&*puppet_uid), &[&*bob.user_id], Some("Alice"))
         .await
         .expect("create DM");
-    let room_id = OwnedRoomId::try_from(room.as_str()).expect("room id");
+    let room_id = room.clone();
     let bob_id = bob.user_id.to_string();
     bob.wait_for("the invite", |s| matches!(s, Seen::Member { room: r, target, membership: MembershipState::Invite, .. } if *r == room_id && *target == bob_id)).await;
     bob.client
@@ -695,11 +696,11 @@ async fn e2e_client_calls_as_bot_and_puppet() {
 
     let content = json!({"msgtype": "m.text", "body": "hi *bob*", "format": "org.matrix.custom.html", "formatted_body": "hi <b>bob</b>"});
     let first = client
-        .send_message(&room, &content, "txn-hello", Some(&puppet), None)
+        .send_message(&room, &content, "txn-hello", Some(&*puppet_uid), None)
         .await
         .expect("send");
     let again = client
-        .send_message(&room, &content, "txn-hello", Some(&puppet), None)
+        .send_message(&room, &content, "txn-hello", Some(&*puppet_uid), None)
         .await
         .expect("retry");
     assert_eq!(first, again, "the same transaction ID gives the same event");
@@ -718,20 +719,20 @@ async fn e2e_client_calls_as_bot_and_puppet() {
                 mark: Some("mark-1"),
             },
             "txn-marked",
-            &puppet,
+            &puppet_uid,
         )
         .await
         .expect("send marked");
     assert_eq!(
         client
-            .find_marked(&room, &puppet, "mark-1")
+            .find_marked(&room, &puppet_uid, "mark-1")
             .await
             .expect("look back"),
         Some(marked)
     );
     assert_eq!(
         client
-            .find_marked(&room, &puppet, "mark-2")
+            .find_marked(&room, &puppet_uid, "mark-2")
             .await
             .expect("look back"),
         None
@@ -754,12 +755,12 @@ async fn e2e_client_calls_as_bot_and_puppet() {
     }
 
     client
-        .set_typing(&room, &puppet, Some(Duration::from_secs(6)))
+        .set_typing(&room, &puppet_uid, Some(Duration::from_secs(6)))
         .await
         .expect("typing");
     bob.wait_for("the puppet typing", |s| matches!(s, Seen::Typing { room: r, user_ids } if *r == room_id && user_ids.iter().any(|u| u.as_str() == puppet))).await;
     client
-        .set_typing(&room, &puppet, None)
+        .set_typing(&room, &puppet_uid, None)
         .await
         .expect("stop typing");
     bob.wait_for(
@@ -769,7 +770,11 @@ async fn e2e_client_calls_as_bot_and_puppet() {
     .await;
 
     client
-        .set_presence(&puppet, PresenceState::Unavailable, Some("Out to lunch"))
+        .set_presence(
+            &puppet_uid,
+            PresenceState::Unavailable,
+            Some("Out to lunch"),
+        )
         .await
         .expect("presence");
     let presence = bob
@@ -789,19 +794,19 @@ async fn e2e_client_calls_as_bot_and_puppet() {
 
     let state = json!({"protocol": {"id": "msn", "displayname": "MSN"}});
     client
-        .set_state(&room, "m.bridge", "msn/alice", &state, Some(&puppet))
+        .set_state(&room, "m.bridge", "msn/alice", &state, Some(&*puppet_uid))
         .await
         .expect("set state");
     assert_eq!(
         client
-            .get_state(&room, "m.bridge", "msn/alice", Some(&puppet))
+            .get_state(&room, "m.bridge", "msn/alice", Some(&*puppet_uid))
             .await
             .expect("get state"),
         Some(state)
     );
     assert_eq!(
         client
-            .get_state(&room, "m.bridge", "nothing", Some(&puppet))
+            .get_state(&room, "m.bridge", "nothing", Some(&*puppet_uid))
             .await
             .expect("get state"),
         None
@@ -810,20 +815,26 @@ async fn e2e_client_calls_as_bot_and_puppet() {
     // A second puppet invited and joining, then leaving: the calls a group portal makes.
     let carol_local = unique("msn_carol=40hotmail.com");
     let carol = format!("@{carol_local}:localhost");
+    let carol_uid = crate::support::uid(&carol);
     client
         .ensure_registered(&carol_local)
         .await
         .expect("register carol");
     client
-        .invite(&room, &carol, Some(&puppet))
+        .invite(&room, &carol_uid, Some(&*puppet_uid))
         .await
         .expect("invite");
-    matrix_msn::bridge::MatrixPort::join(&client, &room, Some(&carol))
+    matrix_msn::bridge::MatrixPort::join(&client, &room, Some(&*carol_uid))
         .await
         .expect("join as carol");
     bob.wait_for("carol joining", |s| matches!(s, Seen::Member { room: r, target, membership: MembershipState::Join, .. } if *r == room_id && *target == carol)).await;
-    matrix_msn::bridge::MatrixPort::leave(&client, &room, Some("switchboard closed"), Some(&carol))
-        .await
-        .expect("leave");
+    matrix_msn::bridge::MatrixPort::leave(
+        &client,
+        &room,
+        Some("switchboard closed"),
+        Some(&*carol_uid),
+    )
+    .await
+    .expect("leave");
     bob.wait_for("carol leaving", |s| matches!(s, Seen::Member { room: r, target, membership: MembershipState::Leave, .. } if *r == room_id && *target == carol)).await;
 }

@@ -1,6 +1,7 @@
 //! The store suite: the same checks on SQLite (always) and PostgreSQL (full run).
 
 use matrix_msn::store::{MessageMapping, Portal, Puppet, Store};
+use matrix_sdk::ruma::{room_id, user_id};
 
 use crate::support;
 
@@ -46,7 +47,7 @@ async fn suite(store: &Store) {
 }
 
 async fn group_members_round_trip(store: &Store) {
-    let (group, bob) = ("group:1-0", "@bob:localhost");
+    let (group, bob) = ("group:1-0", user_id!("@bob:localhost"));
     store
         .add_group_member(group, bob, "carol@example.com", "Carol")
         .await
@@ -60,7 +61,7 @@ async fn group_members_round_trip(store: &Store) {
         .await
         .unwrap();
     store
-        .add_group_member(group, "@eve:localhost", "dan@example.com", "Dan")
+        .add_group_member(group, user_id!("@eve:localhost"), "dan@example.com", "Dan")
         .await
         .unwrap();
     assert_eq!(
@@ -78,9 +79,12 @@ async fn group_members_round_trip(store: &Store) {
 }
 
 async fn outbox_keeps_order_per_receiver(store: &Store) {
-    let bob = "@bob:localhost";
+    let bob = user_id!("@bob:localhost");
     let a = store.outbox_push(bob, "first").await.unwrap();
-    let other = store.outbox_push("@eve:localhost", "hers").await.unwrap();
+    let other = store
+        .outbox_push(user_id!("@eve:localhost"), "hers")
+        .await
+        .unwrap();
     let b = store.outbox_push(bob, "second").await.unwrap();
     assert!(a < other && other < b);
     let waiting = store.outbox_of(bob, 0, 10).await.unwrap();
@@ -90,7 +94,10 @@ async fn outbox_keeps_order_per_receiver(store: &Store) {
     assert_eq!(store.outbox_of(bob, a, 10).await.unwrap().len(), 1);
     let mut receivers = store.outbox_receivers().await.unwrap();
     receivers.sort();
-    assert_eq!(receivers, ["@bob:localhost", "@eve:localhost"]);
+    assert_eq!(
+        receivers,
+        [user_id!("@bob:localhost"), user_id!("@eve:localhost")]
+    );
     store.outbox_remove(&[a, other, b]).await.unwrap();
     assert!(store.outbox_of(bob, 0, 10).await.unwrap().is_empty());
     assert!(store.outbox_receivers().await.unwrap().is_empty());
@@ -169,30 +176,44 @@ async fn transactions_are_deduplicated_and_queued(store: &Store) {
 }
 
 async fn users_round_trip(store: &Store) {
-    assert!(store.user("@bob:localhost").await.unwrap().is_none());
+    assert!(
+        store
+            .user(user_id!("@bob:localhost"))
+            .await
+            .unwrap()
+            .is_none()
+    );
     store
-        .set_management_room("@bob:localhost", "!mgmt")
+        .set_management_room(user_id!("@bob:localhost"), room_id!("!mgmt"))
         .await
         .unwrap();
     store
         .set_login(
-            "@bob:localhost",
+            user_id!("@bob:localhost"),
             Some("bob@hotmail.com"),
             "connected",
             Some(&[1, 2, 3]),
         )
         .await
         .unwrap();
-    let user = store.user("@bob:localhost").await.unwrap().expect("user");
-    assert_eq!(user.management_room.as_deref(), Some("!mgmt"));
+    let user = store
+        .user(user_id!("@bob:localhost"))
+        .await
+        .unwrap()
+        .expect("user");
+    assert_eq!(user.management_room.as_deref(), Some(room_id!("!mgmt")));
     assert_eq!(user.msn_login.as_deref(), Some("bob@hotmail.com"));
     assert_eq!(user.credentials.as_deref(), Some(&[1u8, 2, 3][..]));
     store
-        .set_management_room("@bob:localhost", "!other")
+        .set_management_room(user_id!("@bob:localhost"), room_id!("!other"))
         .await
         .unwrap();
-    let user = store.user("@bob:localhost").await.unwrap().expect("user");
-    assert_eq!(user.management_room.as_deref(), Some("!other"));
+    let user = store
+        .user(user_id!("@bob:localhost"))
+        .await
+        .unwrap()
+        .expect("user");
+    assert_eq!(user.management_room.as_deref(), Some(room_id!("!other")));
     assert_eq!(
         user.login_state, "connected",
         "changing the room keeps the login"
@@ -207,7 +228,7 @@ async fn users_round_trip(store: &Store) {
 async fn puppets_round_trip(store: &Store) {
     let mut p = Puppet {
         msn_address: "alice@hotmail.com".into(),
-        mxid: "@msn_alice=40hotmail.com:localhost".into(),
+        mxid: user_id!("@msn_alice=40hotmail.com:localhost").to_owned(),
         display_name: Some("Alice ✿".into()),
         avatar_mxc: None,
         avatar_sha1d: None,
@@ -249,23 +270,26 @@ async fn picture_cache_round_trip(store: &Store) {
 async fn portals_round_trip(store: &Store) {
     let p = Portal {
         msn_chat_id: "alice@hotmail.com".into(),
-        receiver: "@bob:localhost".into(),
-        room_id: Some("!dm".into()),
+        receiver: user_id!("@bob:localhost").to_owned(),
+        room_id: Some(room_id!("!dm").to_owned()),
         kind: "dm".into(),
         name: Some("Alice".into()),
     };
     store.upsert_portal(&p).await.unwrap();
     assert_eq!(
         store
-            .portal("alice@hotmail.com", "@bob:localhost")
+            .portal("alice@hotmail.com", user_id!("@bob:localhost"))
             .await
             .unwrap(),
         Some(p.clone())
     );
-    assert_eq!(store.portal_by_room("!dm").await.unwrap(), Some(p));
+    assert_eq!(
+        store.portal_by_room(room_id!("!dm")).await.unwrap(),
+        Some(p)
+    );
     assert!(
         store
-            .portal("alice@hotmail.com", "@carol:localhost")
+            .portal("alice@hotmail.com", user_id!("@carol:localhost"))
             .await
             .unwrap()
             .is_none()

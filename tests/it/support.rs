@@ -305,3 +305,18 @@ impl Gate {
         }));
     }
 }
+
+/// A user ID the test knows is valid.
+pub fn uid(id: &str) -> matrix_sdk::ruma::OwnedUserId {
+    id.try_into().expect("a valid user ID")
+}
+
+/// A room ID the test knows is valid.
+pub fn rid(id: &str) -> matrix_sdk::ruma::OwnedRoomId {
+    id.try_into().expect("a valid room ID")
+}
+
+/// An event ID the test knows is valid.
+pub fn eid(id: &str) -> matrix_sdk::ruma::OwnedEventId {
+    id.try_into().expect("a valid event ID")
+}

@@ -8,6 +8,7 @@ mod parse;
 pub use parse::{Invocation, parse, suggest};
 
 use crate::config::PermissionLevel;
+use ruma::{EventId, RoomId, UserId};
 
 /// One command the bot understands.
 #[derive(Clone, Copy, Debug)]
@@ -22,9 +23,9 @@ pub struct CommandSpec {
 /// Where a command was sent and by whom.
 #[derive(Clone, Copy, Debug)]
 pub struct Context<'a> {
-    pub room_id: &'a str,
-    pub event_id: &'a str,
-    pub sender: &'a str,
+    pub room_id: &'a RoomId,
+    pub event_id: &'a EventId,
+    pub sender: &'a UserId,
     pub level: PermissionLevel,
 }
 

@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::homeserver::{BOT, DOMAIN, FakeHomeserver};
+use crate::support::{eid, rid, uid};
 
 /// Real time after which a wait fails the test.
 pub const STUCK: Duration = Duration::from_secs(20);
@@ -445,10 +446,10 @@ impl Contact {
 /// The invite of `target` into `room` by `sender`.
 pub fn invite(room: &str, sender: &str, target: &str, is_direct: bool) -> MatrixEvent {
     MatrixEvent::Membership {
-        room_id: room.into(),
-        event_id: format!("$invite-{target}-{room}"),
-        sender: sender.into(),
-        target: target.into(),
+        room_id: rid(room),
+        event_id: eid(&format!("$invite-{}", target.replace(['@', ':'], "-"))),
+        sender: uid(sender),
+        target: uid(target),
         membership: Membership::Invite,
         is_direct,
         displayname: None,
@@ -459,9 +460,9 @@ pub fn invite(room: &str, sender: &str, target: &str, is_direct: bool) -> Matrix
 /// A text message.
 pub fn message(room: &str, event_id: &str, sender: &str, body: &str) -> MatrixEvent {
     MatrixEvent::Message {
-        room_id: room.into(),
-        event_id: event_id.into(),
-        sender: sender.into(),
+        room_id: rid(room),
+        event_id: eid(event_id),
+        sender: uid(sender),
         kind: MessageKind::Text,
         body: body.into(),
         html: None,

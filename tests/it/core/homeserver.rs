@@ -13,9 +13,13 @@ use std::time::Duration;
 use matrix_msn::bridge::MatrixPort;
 use matrix_msn::bridge::port::{BridgeInfo, OutgoingText};
 use matrix_msn::bridge::presence::MatrixPresence;
+use matrix_sdk::ruma::{EventId, OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, UserId};
 
 pub const DOMAIN: &str = "localhost";
 pub const BOT: &str = "@msnbot:localhost";
+
+static BOT_ID: std::sync::LazyLock<OwnedUserId> =
+    std::sync::LazyLock::new(|| OwnedUserId::try_from(BOT).expect("a valid user ID"));
 
 /// A refused or failed call.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -279,34 +283,52 @@ impl State {
     }
 }
 
+fn event_id(id: String) -> OwnedEventId {
+    OwnedEventId::try_from(id).expect("the fake makes valid event IDs")
+}
+
+fn room_id(id: String) -> OwnedRoomId {
+    OwnedRoomId::try_from(id).expect("the fake makes valid room IDs")
+}
+
 impl MatrixPort for FakeHomeserver {
     type Error = FakeError;
 
-    fn bot(&self) -> &str {
-        BOT
+    fn bot(&self) -> &UserId {
+        &BOT_ID
     }
 
     async fn send_notice(
         &self,
-        room_id: &str,
+        room_id: &RoomId,
         text: &str,
         html: Option<&str>,
         txn_id: &str,
-        as_user: Option<&str>,
-    ) -> Result<String, FakeError> {
-        let sender = as_user.unwrap_or(BOT);
+        as_user: Option<&UserId>,
+    ) -> Result<OwnedEventId, FakeError> {
+        let sender = as_user.map_or(BOT, UserId::as_str);
         self.lock()
-            .send(room_id, sender, txn_id, "m.notice", text, html, None, None)
+            .send(
+                room_id.as_str(),
+                sender,
+                txn_id,
+                "m.notice",
+                text,
+                html,
+                None,
+                None,
+            )
+            .map(event_id)
     }
 
-    async fn join(&self, room_id: &str, as_user: Option<&str>) -> Result<(), FakeError> {
-        let user = as_user.unwrap_or(BOT);
+    async fn join(&self, room_id: &RoomId, as_user: Option<&UserId>) -> Result<(), FakeError> {
+        let user = as_user.map_or(BOT, UserId::as_str);
         let mut state = self.lock();
         state.call()?;
         state.acting(user)?;
         let room = state
             .rooms
-            .get_mut(room_id)
+            .get_mut(room_id.as_str())
             .ok_or_else(|| refused("M_NOT_FOUND", format!("no room {room_id}")))?;
         if !room.invited.remove(user) && !room.joined.contains(user) {
             return Err(refused("M_FORBIDDEN", format!("{user} is not invited")));
@@ -317,14 +339,14 @@ impl MatrixPort for FakeHomeserver {
 
     async fn leave(
         &self,
-        room_id: &str,
+        room_id: &RoomId,
         _reason: Option<&str>,
-        as_user: Option<&str>,
+        as_user: Option<&UserId>,
     ) -> Result<(), FakeError> {
-        let user = as_user.unwrap_or(BOT);
+        let user = as_user.map_or(BOT, UserId::as_str);
         let mut state = self.lock();
         state.call()?;
-        if let Some(room) = state.rooms.get_mut(room_id) {
+        if let Some(room) = state.rooms.get_mut(room_id.as_str()) {
             room.invited.remove(user);
             room.joined.remove(user);
         }
@@ -338,84 +360,97 @@ impl MatrixPort for FakeHomeserver {
         Ok(())
     }
 
-    async fn set_displayname(&self, user_id: &str, name: &str) -> Result<(), FakeError> {
+    async fn set_displayname(&self, user_id: &UserId, name: &str) -> Result<(), FakeError> {
         let mut state = self.lock();
         state.call()?;
-        state.acting(user_id)?;
+        state.acting(user_id.as_str())?;
         state
             .displaynames
-            .insert(user_id.to_owned(), name.to_owned());
+            .insert(user_id.to_string(), name.to_owned());
         Ok(())
     }
 
     async fn create_dm(
         &self,
-        creator: &str,
-        invitee: &str,
+        creator: &UserId,
+        invitee: &UserId,
         name: &str,
-    ) -> Result<String, FakeError> {
+    ) -> Result<OwnedRoomId, FakeError> {
         self.lock()
-            .create_room(creator, &[invitee.to_owned()], name, true)
+            .create_room(creator.as_str(), &[invitee.to_string()], name, true)
+            .map(room_id)
     }
 
     async fn create_group(
         &self,
-        creator: &str,
-        invitees: &[String],
+        creator: &UserId,
+        invitees: &[OwnedUserId],
         name: &str,
-    ) -> Result<String, FakeError> {
-        self.lock().create_room(creator, invitees, name, false)
+    ) -> Result<OwnedRoomId, FakeError> {
+        let invitees: Vec<String> = invitees.iter().map(ToString::to_string).collect();
+        self.lock()
+            .create_room(creator.as_str(), &invitees, name, false)
+            .map(room_id)
     }
 
     async fn invite(
         &self,
-        room_id: &str,
-        invitee: &str,
-        as_user: Option<&str>,
+        room_id: &RoomId,
+        invitee: &UserId,
+        as_user: Option<&UserId>,
     ) -> Result<(), FakeError> {
-        let inviter = as_user.unwrap_or(BOT);
+        let inviter = as_user.map_or(BOT, UserId::as_str);
         let mut state = self.lock();
         state.call()?;
-        let room = state.joined_room(room_id, inviter)?;
-        if !room.joined.contains(invitee) {
-            room.invited.insert(invitee.to_owned());
+        let room = state.joined_room(room_id.as_str(), inviter)?;
+        if !room.joined.contains(invitee.as_str()) {
+            room.invited.insert(invitee.to_string());
         }
         Ok(())
     }
 
     async fn send_text(
         &self,
-        room_id: &str,
+        room_id: &RoomId,
         text: OutgoingText<'_>,
         txn_id: &str,
-        as_user: &str,
-    ) -> Result<String, FakeError> {
+        as_user: &UserId,
+    ) -> Result<OwnedEventId, FakeError> {
         let msgtype = match text.kind {
             matrix_msn::bridge::MessageKind::Text => "m.text",
             matrix_msn::bridge::MessageKind::Emote => "m.emote",
             matrix_msn::bridge::MessageKind::Notice => "m.notice",
             matrix_msn::bridge::MessageKind::Other(other) => other.as_str(),
         };
-        self.lock().send(
-            room_id, as_user, txn_id, msgtype, text.body, text.html, text.mark, text.at_ms,
-        )
+        self.lock()
+            .send(
+                room_id.as_str(),
+                as_user.as_str(),
+                txn_id,
+                msgtype,
+                text.body,
+                text.html,
+                text.mark,
+                text.at_ms,
+            )
+            .map(event_id)
     }
 
     async fn find_marked(
         &self,
-        room_id: &str,
-        as_user: &str,
+        room_id: &RoomId,
+        as_user: &UserId,
         mark: &str,
-    ) -> Result<Option<String>, FakeError> {
+    ) -> Result<Option<OwnedEventId>, FakeError> {
         let mut state = self.lock();
         state.call()?;
-        let room = state.joined_room(room_id, as_user)?;
+        let room = state.joined_room(room_id.as_str(), as_user.as_str())?;
         Ok(room
             .timeline
             .iter()
             .rev()
-            .find(|e| e.sender == as_user && e.mark.as_deref() == Some(mark))
-            .map(|e| e.event_id.clone()))
+            .find(|e| e.sender == as_user.as_str() && e.mark.as_deref() == Some(mark))
+            .map(|e| event_id(e.event_id.clone())))
     }
 
     fn is_transient(error: &FakeError) -> bool {
@@ -424,76 +459,81 @@ impl MatrixPort for FakeHomeserver {
 
     async fn set_typing(
         &self,
-        room_id: &str,
-        user_id: &str,
+        room_id: &RoomId,
+        user_id: &UserId,
         timeout: Option<Duration>,
     ) -> Result<(), FakeError> {
         let mut state = self.lock();
         state.call()?;
-        let room = state.joined_room(room_id, user_id)?;
+        let room = state.joined_room(room_id.as_str(), user_id.as_str())?;
         if timeout.is_some() {
-            room.typing.insert(user_id.to_owned());
+            room.typing.insert(user_id.to_string());
         } else {
-            room.typing.remove(user_id);
+            room.typing.remove(user_id.as_str());
         }
         Ok(())
     }
 
     async fn set_presence(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         presence: MatrixPresence,
         status_msg: Option<&str>,
     ) -> Result<(), FakeError> {
         let mut state = self.lock();
         state.call()?;
-        state.acting(user_id)?;
+        state.acting(user_id.as_str())?;
         state.presence.insert(
-            user_id.to_owned(),
+            user_id.to_string(),
             (presence, status_msg.map(str::to_owned)),
         );
         Ok(())
     }
 
-    async fn redact(&self, room_id: &str, event_id: &str, _reason: &str) -> Result<(), FakeError> {
+    async fn redact(
+        &self,
+        room_id: &RoomId,
+        event_id: &EventId,
+        _reason: &str,
+    ) -> Result<(), FakeError> {
         let mut state = self.lock();
         state.call()?;
-        let room = state.joined_room(room_id, BOT)?;
-        room.timeline.retain(|e| e.event_id != event_id);
+        let room = state.joined_room(room_id.as_str(), BOT)?;
+        room.timeline.retain(|e| e.event_id != event_id.as_str());
         state
             .redacted
-            .push((room_id.to_owned(), event_id.to_owned()));
+            .push((room_id.to_string(), event_id.to_string()));
         Ok(())
     }
 
-    async fn presence(&self, user_id: &str) -> Result<Option<MatrixPresence>, FakeError> {
+    async fn presence(&self, user_id: &UserId) -> Result<Option<MatrixPresence>, FakeError> {
         let mut state = self.lock();
         state.call()?;
         Ok(Some(
             state
                 .presence
-                .get(user_id)
+                .get(user_id.as_str())
                 .map_or(MatrixPresence::Online, |(p, _)| *p),
         ))
     }
 
-    async fn displayname(&self, user_id: &str) -> Result<Option<String>, FakeError> {
+    async fn displayname(&self, user_id: &UserId) -> Result<Option<String>, FakeError> {
         let mut state = self.lock();
         state.call()?;
-        Ok(state.displaynames.get(user_id).cloned())
+        Ok(state.displaynames.get(user_id.as_str()).cloned())
     }
 
-    async fn avatar_url(&self, user_id: &str) -> Result<Option<String>, FakeError> {
+    async fn avatar_url(&self, user_id: &UserId) -> Result<Option<String>, FakeError> {
         let mut state = self.lock();
         state.call()?;
-        Ok(state.avatars.get(user_id).cloned())
+        Ok(state.avatars.get(user_id.as_str()).cloned())
     }
 
-    async fn set_avatar(&self, user_id: &str, mxc: &str) -> Result<(), FakeError> {
+    async fn set_avatar(&self, user_id: &UserId, mxc: &str) -> Result<(), FakeError> {
         let mut state = self.lock();
         state.call()?;
-        state.acting(user_id)?;
-        state.avatars.insert(user_id.to_owned(), mxc.to_owned());
+        state.acting(user_id.as_str())?;
+        state.avatars.insert(user_id.to_string(), mxc.to_owned());
         Ok(())
     }
 
@@ -531,13 +571,13 @@ impl MatrixPort for FakeHomeserver {
 
     async fn mark_bridged(
         &self,
-        room_id: &str,
+        room_id: &RoomId,
         info: &BridgeInfo,
-        as_user: &str,
+        as_user: &UserId,
     ) -> Result<(), FakeError> {
         let mut state = self.lock();
         state.call()?;
-        let room = state.joined_room(room_id, as_user)?;
+        let room = state.joined_room(room_id.as_str(), as_user.as_str())?;
         room.bridged = Some(info.clone());
         Ok(())
     }
