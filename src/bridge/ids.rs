@@ -2,7 +2,17 @@
 //! and `=xx` escaping (the mautrix convention), so any address maps to a valid Matrix user
 //! ID and back. `alice@hotmail.com` -> `@msn_alice=40hotmail.com:example.org`.
 
+use ruma::OwnedUserId;
+
 use crate::config::USERID_MARKER;
+
+/// What names a portal: the Matrix user whose MSN login sees the chat, and the chat's key
+/// (the contact's address, or `group:<id>`, see `remote::Chat::key`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PortalKey {
+    pub receiver: OwnedUserId,
+    pub chat: String,
+}
 
 /// Escapes `address` for a localpart: `a-z 0-9 . _ -` stay, everything else (including
 /// `=`, `@` and uppercase, after lowercasing) becomes `=` and two hex digits per UTF-8 byte.

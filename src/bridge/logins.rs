@@ -11,10 +11,11 @@ use tracing::Instrument;
 
 use super::credentials::Password;
 use super::readiness::Phase;
+use super::registry::Login;
 use super::remote::{
     LoginFailure, MsnConnector, MsnSessionPort, OwnProfile, RemoteEvent, SessionEnd,
 };
-use super::{Bridge, Login, MatrixPort, commands, lock};
+use super::{Bridge, MatrixPort, commands, lock};
 use crate::config::PermissionLevel;
 use crate::store::BridgeUser;
 
@@ -65,7 +66,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         if !looks_like_address(&account) {
             return format!("`{account}` does not look like an MSN address (name@domain).");
         }
-        if let Some(current) = lock(&self.logins).get(cx.sender).map(|l| l.account.clone()) {
+        if let Some(current) = self.users.get(cx.sender).and_then(|u| u.account()) {
             return format!("You are already logged in as {current}. Send `logout` first.");
         }
         match args.get(1..).filter(|rest| !rest.is_empty()) {
@@ -87,8 +88,8 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 {
                     tracing::warn!(error = %e, "cannot note the awaited password");
                 }
-                lock(&self.awaiting_password)
-                    .insert(cx.sender.to_owned(), (account.clone(), Instant::now()));
+                *lock(&self.users.entry(cx.sender).awaiting_password) =
+                    Some((account.clone(), Instant::now()));
                 format!(
                     "Send the password of {account} as your next message here. I will redact it as soon as I read it."
                 )
@@ -106,7 +107,10 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         sender: &UserId,
         body: &str,
     ) -> bool {
-        let waiting = lock(&self.awaiting_password).remove(sender);
+        let waiting = self
+            .users
+            .get(sender)
+            .and_then(|user| lock(&user.awaiting_password).take());
         if waiting.is_some() {
             // No longer awaited, whatever comes of this message.
             let _ = self.store.set_login_state(sender, LOGGED_OUT).await;
@@ -225,21 +229,19 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             tracing::error!(error = %e, "cannot store the login");
         }
         let version = session.protocol_version();
-        lock(&self.own_statuses).insert(mxid.to_owned(), profile_status);
+        let user = self.users.entry(mxid);
+        *lock(&user.own_status) = Some(profile_status);
         if let Some(shown) = shown_avatar {
-            lock(&self.own_avatars).insert(mxid.to_owned(), shown);
+            *lock(&user.own_avatar) = Some(shown);
         }
         let generation = self
             .sequence
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        lock(&self.logins).insert(
-            mxid.to_owned(),
-            Login {
-                account: account.to_owned(),
-                session: session.clone(),
-                generation,
-            },
-        );
+        *lock(&user.login) = Some(Login {
+            account: account.to_owned(),
+            session: session.clone(),
+            generation,
+        });
         self.set_phase(mxid, Phase::Up);
         let bridge = self.clone();
         let user = mxid.to_owned();
@@ -264,7 +266,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     }
 
     pub(super) async fn cmd_logout(&self, mxid: &UserId) -> String {
-        let login = lock(&self.logins).remove(mxid);
+        let login = self.users.get(mxid).and_then(|user| user.take_login());
         self.set_phase(mxid, Phase::Down);
         self.set_connected(mxid, false, |memo| {
             *memo = StatusMemo::default();
@@ -286,12 +288,14 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     }
 
     pub(super) async fn cmd_status(&self, mxid: &UserId) -> String {
-        let live = lock(&self.logins).get(mxid).map(|l| {
-            (
-                l.account.clone(),
-                l.session.is_connected(),
-                l.session.protocol_version(),
-            )
+        let live = self.users.get(mxid).and_then(|user| {
+            lock(&user.login).as_ref().map(|l| {
+                (
+                    l.account.clone(),
+                    l.session.is_connected(),
+                    l.session.protocol_version(),
+                )
+            })
         });
         match live {
             Some((account, true, version)) => format!(
@@ -317,7 +321,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     }
 
     pub(super) async fn cmd_reconnect(self: &Arc<Self>, cx: &commands::Context<'_>) -> String {
-        let existing = lock(&self.logins).remove(cx.sender);
+        let existing = self.users.get(cx.sender).and_then(|user| user.take_login());
         self.set_phase(cx.sender, Phase::Coming);
         if let Some(login) = existing {
             login.session.logout().await;
@@ -453,11 +457,18 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         connected: bool,
         memo_fn: impl FnOnce(&mut StatusMemo) -> bool,
     ) -> bool {
-        let mut all = lock(&self.status);
-        let memo = all.entry(mxid.to_owned()).or_default();
-        memo.connected = connected;
-        let result = memo_fn(memo);
-        let live = all.values().filter(|m| m.connected).count();
+        let result = {
+            let user = self.users.entry(mxid);
+            let mut memo = lock(&user.status);
+            memo.connected = connected;
+            memo_fn(&mut memo)
+        };
+        let live = self
+            .users
+            .all()
+            .iter()
+            .filter(|(_, user)| lock(&user.status).connected)
+            .count();
         self.metrics
             .msn_sessions
             .set(i64::try_from(live).unwrap_or(i64::MAX));
@@ -466,15 +477,16 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
 
     async fn on_session_end(&self, mxid: &UserId, generation: u64, end: SessionEnd) {
         {
-            let mut logins = lock(&self.logins);
-            match logins.get(mxid) {
+            let user = self.users.entry(mxid);
+            let mut login = lock(&user.login);
+            match login.as_ref() {
                 Some(login) if login.generation != generation => {
                     // A later session of this user is live: this end is old news.
                     tracing::debug!("an earlier session ended");
                     return;
                 }
                 Some(_) => {
-                    logins.remove(mxid);
+                    *login = None;
                     self.set_phase(mxid, Phase::Down);
                 }
                 // Already taken away (a logout, a `reconnect`): whoever did says where the
@@ -586,7 +598,10 @@ async fn restore_one<M: MatrixPort, C: MsnConnector>(
         }
         delay = (delay * 2).min(longest);
         // The user may have logged in again, or out, meanwhile.
-        let still_wanted = !lock(&bridge.logins).contains_key(&mxid)
+        let still_wanted = bridge
+            .users
+            .get(&mxid)
+            .is_none_or(|user| lock(&user.login).is_none())
             && bridge
                 .store
                 .user(&mxid)

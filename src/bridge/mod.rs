@@ -24,6 +24,7 @@ mod portals;
 pub mod presence;
 mod puppets;
 mod readiness;
+mod registry;
 pub mod remote;
 mod worker;
 
@@ -38,6 +39,7 @@ use tracing::Instrument;
 use crate::config::{Config, PermissionLevel};
 use crate::store::Store;
 use credentials::CredentialBox;
+use registry::{PortalState, PuppetState, Registry, UserLogin};
 use remote::MsnConnector;
 
 pub use event::{MatrixEvent, Membership, MessageKind};
@@ -52,15 +54,6 @@ pub const LOGINS_AT_ONCE: usize = 4;
 
 /// The refusal a user without permission gets, and nothing else.
 pub const NOT_ALLOWED: &str = "Sorry, you are not allowed to use this bridge.";
-
-/// One Matrix user's live MSN login.
-struct Login<S> {
-    account: String,
-    session: S,
-    /// Tells this session from a later one of the same user (a `reconnect`, a new login):
-    /// the end of an old session must not remove the new one.
-    generation: u64,
-}
 
 /// What a core is made of.
 pub struct Parts<M: MatrixPort, C: MsnConnector> {
@@ -85,51 +78,30 @@ pub struct Bridge<M: MatrixPort, C: MsnConnector> {
     messages: message_log::MessageLog,
     handled: Arc<AtomicU64>,
     handled_messages: Arc<AtomicU64>,
-    /// By Matrix user ID.
-    logins: Mutex<HashMap<OwnedUserId, Login<C::Session>>>,
-    /// Users who sent `login <email>` and whose next message is the password: the
-    /// account, and when it was asked for.
-    awaiting_password: Mutex<HashMap<OwnedUserId, (String, tokio::time::Instant)>>,
-    /// Repeating typing notifications towards MSN, by portal room.
-    typing: Mutex<HashMap<OwnedRoomId, tokio::task::JoinHandle<()>>>,
+    /// The bridge's Matrix users, each with their MSN login and what the core keeps
+    /// about them.
+    users: Registry<OwnedUserId, UserLogin<C::Session>>,
+    /// MSN contacts' puppets, by address.
+    puppets: Registry<String, PuppetState>,
+    /// Portal rooms, by room ID.
+    portals: Registry<OwnedRoomId, PortalState>,
     /// The presence last set on each puppet: sent again only on change, and refreshed
     /// before the homeserver lets it decay.
-    presence: Mutex<HashMap<OwnedUserId, (presence::MatrixPresence, Option<String>)>>,
-    /// Per user: whether the session is connected, and the connection notices sent.
-    status: Mutex<HashMap<OwnedUserId, logins::StatusMemo>>,
-    /// Per user: where the MSN session is, watched by the messages waiting for it.
-    phases: Mutex<HashMap<OwnedUserId, tokio::sync::watch::Sender<readiness::Phase>>>,
-    /// Per user: wakes the delivery of their outbox (events from MSN for Matrix).
-    outboxes: Mutex<HashMap<OwnedUserId, Arc<tokio::sync::Notify>>>,
+    presence: Mutex<registry::PuppetPresence>,
     /// When this core started (ms since the epoch): outbox events written before may
     /// have been sent by an earlier run.
     started_ms: i64,
-    /// Per user: the MSN status the bridge last set (a user who writes while hidden is
-    /// brought online first).
-    own_statuses: Mutex<HashMap<OwnedUserId, remote::OwnStatus>>,
-    /// Puppets shown typing, by (room, puppet): a message then clears it.
-    puppets_typing: Mutex<std::collections::HashSet<(OwnedRoomId, OwnedUserId)>>,
-    /// Management rooms by Matrix user: a read-through cache of the store.
-    management_rooms: Mutex<HashMap<OwnedUserId, OwnedRoomId>>,
     /// Portals by room ID: a read-through cache of the store (a portal's room, chat and
     /// user never change).
     portals_by_room: Mutex<HashMap<OwnedRoomId, crate::store::Portal>>,
-    /// Portal rooms by (Matrix user, chat key): a read-through cache of the store.
-    portal_rooms: Mutex<HashMap<(OwnedUserId, String), OwnedRoomId>>,
+    /// Portal rooms by their key: a read-through cache of the store.
+    portal_rooms: Mutex<HashMap<ids::PortalKey, OwnedRoomId>>,
     /// Held while a portal room is created, so two events cannot create two rooms.
     creating_portal: tokio::sync::Mutex<()>,
-    /// Each contact's friendly name as shown, and a rename waiting out its debounce.
-    names: Mutex<HashMap<String, puppets::NameState>>,
-    /// The picture (SHA1D) each puppet is known to show.
-    avatars_shown: Mutex<HashMap<String, String>>,
     /// Bounds MSN logins in progress at once ([`LOGINS_AT_ONCE`]).
     login_permits: tokio::sync::Semaphore,
-    /// Contacts whose display picture is being fetched now.
-    avatar_fetches: Mutex<std::collections::HashSet<String>>,
     /// Bounds picture fetches from MSN across users ([`pictures::PICTURE_FETCHES`]).
     picture_permits: tokio::sync::Semaphore,
-    /// The avatar (`mxc://`, empty for none) last made each user's MSN display picture.
-    own_avatars: Mutex<HashMap<OwnedUserId, String>>,
     /// Makes transaction IDs of messages from MSN, and login generations, unique within
     /// this run.
     sequence: AtomicU64,
@@ -162,26 +134,16 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             metrics,
             handled: Arc::new(AtomicU64::new(0)),
             handled_messages: Arc::new(AtomicU64::new(0)),
-            logins: Mutex::new(HashMap::new()),
-            awaiting_password: Mutex::new(HashMap::new()),
-            typing: Mutex::new(HashMap::new()),
+            users: Registry::new(),
+            puppets: Registry::new(),
+            portals: Registry::new(),
             presence: Mutex::new(HashMap::new()),
-            status: Mutex::new(HashMap::new()),
-            phases: Mutex::new(HashMap::new()),
-            own_statuses: Mutex::new(HashMap::new()),
-            outboxes: Mutex::new(HashMap::new()),
             started_ms: crate::store::now_ms(),
-            puppets_typing: Mutex::new(std::collections::HashSet::new()),
             portal_rooms: Mutex::new(HashMap::new()),
-            management_rooms: Mutex::new(HashMap::new()),
             portals_by_room: Mutex::new(HashMap::new()),
             creating_portal: tokio::sync::Mutex::new(()),
-            names: Mutex::new(HashMap::new()),
-            avatars_shown: Mutex::new(HashMap::new()),
-            avatar_fetches: Mutex::new(std::collections::HashSet::new()),
             login_permits: tokio::sync::Semaphore::new(LOGINS_AT_ONCE),
             picture_permits: tokio::sync::Semaphore::new(pictures::PICTURE_FETCHES),
-            own_avatars: Mutex::new(HashMap::new()),
             sequence: AtomicU64::new(0),
             shutdown,
         })
@@ -204,8 +166,13 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
 
     /// Signs every session out (bridge shutdown).
     pub async fn logout_all(&self) {
-        let sessions: Vec<C::Session> =
-            lock(&self.logins).drain().map(|(_, l)| l.session).collect();
+        let sessions: Vec<C::Session> = self
+            .users
+            .all()
+            .into_iter()
+            .filter_map(|(_, user)| user.take_login())
+            .map(|login| login.session)
+            .collect();
         for session in sessions {
             remote::MsnSessionPort::logout(&session).await;
         }
@@ -302,7 +269,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 tracing::error!(error = %e, "cannot store the management room");
                 return;
             }
-            lock(&self.management_rooms).insert(sender.to_owned(), room_id.to_owned());
+            *lock(&self.users.entry(sender).management_room) = Some(room_id.to_owned());
             let (help_plain, help_html) = commands::help_text(
                 &self.config.bridge.command_prefix,
                 self.config.permission_of(sender),
@@ -383,14 +350,15 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     /// The user's management room, read through a cache (it changes only here, when the
     /// bot joins a new direct chat with the user).
     async fn management_room(&self, mxid: &UserId) -> Result<Option<OwnedRoomId>, ()> {
-        if let Some(room) = lock(&self.management_rooms).get(mxid) {
-            return Ok(Some(room.clone()));
+        let user = self.users.entry(mxid);
+        if let Some(room) = lock(&user.management_room).clone() {
+            return Ok(Some(room));
         }
         match self.store.user(mxid).await {
-            Ok(user) => {
-                let room = user.and_then(|u| u.management_room);
+            Ok(stored) => {
+                let room = stored.and_then(|u| u.management_room);
                 if let Some(room) = &room {
-                    lock(&self.management_rooms).insert(mxid.to_owned(), room.clone());
+                    *lock(&user.management_room) = Some(room.clone());
                 }
                 Ok(room)
             }

@@ -9,14 +9,16 @@
 //!
 //! Must not import: Matrix or MSNP wire types (it uses the core's ports).
 
-use ruma::{OwnedUserId, UserId};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use ruma::{OwnedUserId, UserId};
+
 use serde::{Deserialize, Serialize};
-use tokio::sync::Notify;
 
 use super::port::OutgoingText;
+use super::registry::UserLogin;
 use super::remote::{Chat, MsnConnector};
 use super::{Bridge, MatrixPort, MessageKind, lock};
 use crate::store::{MessageMapping, OutboxEntry};
@@ -86,25 +88,16 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
 
     /// Starts (or wakes) the delivery of `mxid`'s outbox.
     pub(super) fn wake_outbox(self: &Arc<Self>, mxid: &UserId) {
-        let (wake, started) = {
-            let mut all = lock(&self.outboxes);
-            match all.get(mxid) {
-                Some(wake) => (wake.clone(), false),
-                None => {
-                    let wake = Arc::new(Notify::new());
-                    all.insert(mxid.to_owned(), wake.clone());
-                    (wake, true)
-                }
-            }
-        };
+        let user = self.users.entry(mxid);
+        let started = !user.outbox_started.swap(true, Ordering::AcqRel);
         if started {
             let span = tracing::info_span!("outbox", mxid = %mxid);
             tokio::spawn(tracing::Instrument::instrument(
-                self.clone().deliver_outbox(mxid.to_owned(), wake.clone()),
+                self.clone().deliver_outbox(mxid.to_owned(), user.clone()),
                 span,
             ));
         }
-        wake.notify_one();
+        user.outbox.notify_one();
     }
 
     /// Resumes the outboxes an earlier run left events in.
@@ -119,8 +112,8 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         }
     }
 
-    /// Delivers `mxid`'s outbox in order until shutdown, waiting for `wake` when empty.
-    async fn deliver_outbox(self: Arc<Self>, mxid: OwnedUserId, wake: Arc<Notify>) {
+    /// Delivers `mxid`'s outbox in order until shutdown, waiting for a wake when empty.
+    async fn deliver_outbox(self: Arc<Self>, mxid: OwnedUserId, user: Arc<UserLogin<C::Session>>) {
         let mut after = 0;
         let mut delay = RETRY_FIRST;
         loop {
@@ -137,7 +130,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             if batch.is_empty() {
                 tokio::select! {
                     () = self.shutdown.cancelled() => return,
-                    () = wake.notified() => continue,
+                    () = user.outbox.notified() => continue,
                 }
             }
             // Removed a batch at a time: one statement for the batch, not one per event.
@@ -293,7 +286,8 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 tracing::error!(error = %e, "cannot store the message mapping");
             }
             // The message ends the typing it announced (only sent when typing was shown).
-            if lock(&self.puppets_typing).remove(&(room.clone(), puppet.clone())) {
+            let shown = lock(&self.portals.entry(&room).puppets_typing).remove(&puppet);
+            if shown {
                 let _ = self.matrix.set_typing(&room, &puppet, None).await;
             }
         }

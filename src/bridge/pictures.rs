@@ -8,8 +8,10 @@
 //! transfer needs the contact's client). The user's avatar goes to MSN as a thumbnail of
 //! MSN's picture size, so contacts' clients fetch a few KB, not a photo.
 
-use ruma::UserId;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use ruma::UserId;
 
 use tracing::Instrument;
 
@@ -58,12 +60,17 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         }
         // MSN opens no conversation (so no picture transfer) for a hidden user: the fetch
         // waits until the user is visible again (`avatars_after_hiding`).
-        if lock(&self.own_statuses).get(mxid) == Some(&OwnStatus::Hidden) {
+        let hidden = self
+            .users
+            .get(mxid)
+            .is_some_and(|user| *lock(&user.own_status) == Some(OwnStatus::Hidden));
+        if hidden {
             return;
         }
         let address = contact.address.to_lowercase();
-        if lock(&self.avatars_shown).get(&address) == Some(&picture.hash)
-            || !lock(&self.avatar_fetches).insert(address.clone())
+        let puppet = self.puppets.entry(address.as_str());
+        if lock(&puppet.avatar_shown).as_ref() == Some(&picture.hash)
+            || puppet.fetching.swap(true, Ordering::AcqRel)
         {
             return;
         }
@@ -73,7 +80,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         tokio::spawn(
             async move {
                 bridge.update_avatar(&session, &address, &picture).await;
-                lock(&bridge.avatar_fetches).remove(&address);
+                puppet.fetching.store(false, Ordering::Release);
             }
             .instrument(span),
         );
@@ -131,7 +138,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     /// Remembers that the puppet of `address` shows the picture `hash`, so that presence
     /// changes announcing the same picture cost nothing.
     fn avatar_shown(&self, address: &str, hash: &str) {
-        lock(&self.avatars_shown).insert(address.to_owned(), hash.to_owned());
+        *lock(&self.puppets.entry(address).avatar_shown) = Some(hash.to_owned());
     }
 
     /// The `mxc://` URI of a picture from MSN: from the cache, or fetched from `from`
@@ -237,7 +244,8 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             return;
         };
         let wanted = mxc.unwrap_or_default().to_owned();
-        if lock(&self.own_avatars).get(mxid) == Some(&wanted) {
+        let user = self.users.entry(mxid);
+        if lock(&user.own_avatar).as_ref() == Some(&wanted) {
             return;
         }
         let picture = self.own_picture(mxc).await;
@@ -246,7 +254,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         }
         match session.set_picture(picture).await {
             Ok(()) => {
-                lock(&self.own_avatars).insert(mxid.to_owned(), wanted);
+                *lock(&user.own_avatar) = Some(wanted);
             }
             Err(e) => tracing::debug!(error = %e, "cannot set the MSN display picture"),
         }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use tracing::Instrument;
 
 use super::formatting::{InlineImage, RichText, from_matrix, to_matrix};
+use super::ids::PortalKey;
 use super::outbox::{Outgoing, Shape};
 use super::port::OutgoingText;
 use super::presence::{MatrixPresence, own_status};
@@ -44,7 +45,7 @@ const TYPING_REPEAT: Duration = Duration::from_millis(4500);
 
 impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     pub(super) fn session_of(&self, mxid: &UserId) -> Option<C::Session> {
-        lock(&self.logins).get(mxid).map(|l| l.session.clone())
+        self.users.get(mxid).and_then(|user| user.session())
     }
 
     /// The portal room of `mxid`'s `chat`; created when `create` is set (a DM with the
@@ -240,7 +241,10 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     }
 
     async fn stored_portal_room(&self, mxid: &UserId, key: &str) -> Option<OwnedRoomId> {
-        let cache_key = (mxid.to_owned(), key.to_owned());
+        let cache_key = PortalKey {
+            receiver: mxid.to_owned(),
+            chat: key.to_owned(),
+        };
         if let Some(room) = lock(&self.portal_rooms).get(&cache_key) {
             return Some(room.clone());
         }
@@ -278,7 +282,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         let Some(puppet) = self.puppet_id(from) else {
             return;
         };
-        lock(&self.puppets_typing).insert((room.clone(), puppet.clone()));
+        lock(&self.portals.entry(&room).puppets_typing).insert(puppet.clone());
         if let Err(e) = self
             .matrix
             .set_typing(&room, &puppet, Some(PUPPET_TYPING))
@@ -514,8 +518,9 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 self.recall_group(&session, &portal.receiver, &chat).await;
             }
         }
-        let mut tasks = lock(&self.typing);
-        match (typing, tasks.get(room_id).is_some_and(|t| !t.is_finished())) {
+        let portal_state = self.portals.entry(room_id);
+        let mut task_slot = lock(&portal_state.typing);
+        match (typing, task_slot.as_ref().is_some_and(|t| !t.is_finished())) {
             (true, false) => {
                 let Some(session) = self.session_of(&portal.receiver) else {
                     return;
@@ -530,10 +535,10 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                         tokio::time::sleep(TYPING_REPEAT).await;
                     }
                 });
-                tasks.insert(room_id.to_owned(), task);
+                *task_slot = Some(task);
             }
             (false, _) => {
-                if let Some(task) = tasks.remove(room_id) {
+                if let Some(task) = task_slot.take() {
                     task.abort();
                 }
             }
@@ -604,7 +609,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         let Some(session) = self.session_of(mxid) else {
             return;
         };
-        let was = lock(&self.own_statuses).insert(mxid.to_owned(), status);
+        let was = lock(&self.users.entry(mxid).own_status).replace(status);
         if let Err(e) = session.set_status(status).await {
             tracing::debug!(error = %e, "cannot set the MSN status");
         }
@@ -616,7 +621,10 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     /// The user writes, types or reads in a portal: they are active, and a hidden user
     /// can open no conversation on MSN, so a hidden session goes online first.
     pub(super) async fn user_is_active(self: &Arc<Self>, mxid: &UserId) {
-        let hidden = lock(&self.own_statuses).get(mxid) == Some(&OwnStatus::Hidden);
+        let hidden = self
+            .users
+            .get(mxid)
+            .is_some_and(|user| *lock(&user.own_status) == Some(OwnStatus::Hidden));
         if hidden {
             tracing::info!("the user is active: online instead of hidden");
             self.set_own_status(mxid, OwnStatus::Online).await;

@@ -128,17 +128,14 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     /// The name to show now: the first one seen at once; a change only after
     /// [`NAME_DEBOUNCE`] without a newer one (a timer then shows the latest).
     fn name_now(self: &Arc<Self>, address: &str, name: &str) -> Option<String> {
-        let mut names = lock(&self.names);
-        let state = match names.get_mut(address) {
+        let puppet = self.puppets.entry(address);
+        let mut slot = lock(&puppet.name);
+        let state = match slot.as_mut() {
             None => {
-                let shown = name.to_owned();
-                names.insert(
-                    address.to_owned(),
-                    NameState {
-                        shown,
-                        pending: None,
-                    },
-                );
+                *slot = Some(NameState {
+                    shown: name.to_owned(),
+                    pending: None,
+                });
                 return Some(name.to_owned());
             }
             Some(state) if state.shown == name && state.pending.is_none() => {
@@ -156,11 +153,13 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                     () = bridge.shutdown.cancelled() => return,
                     () = tokio::time::sleep(NAME_DEBOUNCE) => {}
                 }
-                let latest = lock(&bridge.names).get_mut(&address).and_then(|s| {
-                    let latest = s.pending.take()?;
-                    s.shown = latest.clone();
-                    Some(latest)
-                });
+                let latest = lock(&bridge.puppets.entry(address.as_str()).name)
+                    .as_mut()
+                    .and_then(|s| {
+                        let latest = s.pending.take()?;
+                        s.shown = latest.clone();
+                        Some(latest)
+                    });
                 if let Some(latest) = latest {
                     bridge.ensure_puppet(&address, Some(&latest)).await;
                 }

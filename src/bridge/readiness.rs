@@ -22,7 +22,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::remote::{MsnConnector, MsnSessionPort};
-use super::{Bridge, MatrixEvent, MatrixPort, lock};
+use super::{Bridge, MatrixEvent, MatrixPort};
 
 /// Where a user's MSN session is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,28 +39,25 @@ pub(super) enum Phase {
 impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     /// Records where `mxid`'s session is, waking the messages that wait for it.
     pub(super) fn set_phase(&self, mxid: &UserId, phase: Phase) {
-        lock(&self.phases)
-            .entry(mxid.to_owned())
-            .or_insert_with(|| watch::Sender::new(phase))
-            .send_replace(phase);
+        self.users.entry(mxid).phase.send_replace(phase);
     }
 
     /// A reconnect attempt of `mxid`'s session: coming, unless it is late already (the
     /// attempts of one outage do not make messages wait again).
     pub(super) fn set_reconnecting(&self, mxid: &UserId) {
-        let mut phases = lock(&self.phases);
-        let phase = phases
-            .entry(mxid.to_owned())
-            .or_insert_with(|| watch::Sender::new(Phase::Coming));
-        if *phase.borrow() != Phase::Late {
-            phase.send_replace(Phase::Coming);
-        }
+        self.users.entry(mxid).phase.send_if_modified(|phase| {
+            let coming = *phase != Phase::Late && *phase != Phase::Coming;
+            if coming {
+                *phase = Phase::Coming;
+            }
+            coming
+        });
     }
 
     /// A message waited the whole delivery wait for `mxid`'s session in vain.
     fn set_late(&self, mxid: &UserId) {
-        if let Some(phase) = lock(&self.phases).get(mxid) {
-            phase.send_if_modified(|phase| {
+        if let Some(user) = self.users.get(mxid) {
+            user.phase.send_if_modified(|phase| {
                 let coming = *phase == Phase::Coming;
                 if coming {
                     *phase = Phase::Late;
@@ -71,10 +68,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     }
 
     fn watch_phase(&self, mxid: &UserId) -> watch::Receiver<Phase> {
-        lock(&self.phases)
-            .entry(mxid.to_owned())
-            .or_insert_with(|| watch::Sender::new(Phase::Down))
-            .subscribe()
+        self.users.entry(mxid).phase.subscribe()
     }
 
     /// Marks every login that a restart will restore as coming, before any event is
@@ -142,7 +136,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     /// Whether a message of `mxid` can be handled now: their session is up and connected,
     /// or there is none and none is coming.
     fn is_ready_or_gone(&self, mxid: &UserId) -> bool {
-        let phase = lock(&self.phases).get(mxid).map(|tx| *tx.borrow());
+        let phase = self.users.get(mxid).map(|user| *user.phase.borrow());
         match phase {
             None | Some(Phase::Down | Phase::Late) => true,
             Some(Phase::Coming) => false,
