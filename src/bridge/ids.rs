@@ -1,10 +1,64 @@
-//! Matrix IDs of the bridge's puppets: an MSN address becomes a localpart by lowercasing
-//! and `=xx` escaping (the mautrix convention), so any address maps to a valid Matrix user
-//! ID and back. `alice@hotmail.com` -> `@msn_alice=40hotmail.com:example.org`.
+//! The core's identifiers: an MSN address ([`MsnAddress`]), what names a portal
+//! ([`PortalKey`]), and the Matrix IDs of the bridge's puppets: an MSN address becomes a
+//! localpart by `=xx` escaping (the mautrix convention), so any address maps to a Matrix
+//! user ID and back. `alice@hotmail.com` -> `@msn_alice=40hotmail.com:example.org`.
+
+use std::fmt;
 
 use ruma::OwnedUserId;
 
 use crate::config::USERID_MARKER;
+
+/// An MSN account's address (`name@domain`), lowercased: MSN compares addresses without
+/// case, and so does every map of the bridge keyed by one.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MsnAddress(String);
+
+impl MsnAddress {
+    /// An address a user typed: `name@domain.tld`, no spaces; `None` otherwise.
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        let plausible = text.split_once('@').is_some_and(|(user, host)| {
+            !user.is_empty() && host.contains('.') && !text.contains(char::is_whitespace)
+        });
+        plausible.then(|| Self(text.to_lowercase()))
+    }
+
+    /// An address as the MSN server names an account (lowercased, not otherwise checked:
+    /// the server names its own accounts, and other networks' addresses vary).
+    pub fn from_server(text: &str) -> Self {
+        Self(text.to_lowercase())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for MsnAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// [`MsnAddress::from_server`].
+impl From<&str> for MsnAddress {
+    fn from(text: &str) -> Self {
+        Self::from_server(text)
+    }
+}
+
+impl AsRef<str> for MsnAddress {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for MsnAddress {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
 
 /// What names a portal: the Matrix user whose MSN login sees the chat, and the chat's key
 /// (the contact's address, or `group:<id>`, see `remote::Chat::key`).
@@ -70,6 +124,26 @@ pub fn address_of_puppet(template: &str, domain: &str, mxid: &str) -> Option<Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_are_lowercased_and_typed_ones_checked() {
+        assert_eq!(
+            MsnAddress::parse(" Bob@Hotmail.com ").map(|a| a.to_string()),
+            Some("bob@hotmail.com".to_owned())
+        );
+        for bad in [
+            "bob",
+            "@hotmail.com",
+            "bob@localhost",
+            "bob smith@hotmail.com",
+        ] {
+            assert_eq!(MsnAddress::parse(bad), None, "{bad}");
+        }
+        assert_eq!(
+            MsnAddress::from_server("Alice@Example.COM").as_str(),
+            "alice@example.com"
+        );
+    }
 
     #[test]
     fn addresses_escape_and_round_trip() {

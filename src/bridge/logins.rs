@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::credentials::Password;
+use super::ids::MsnAddress;
 use super::readiness::Phase;
 use super::registry::Login;
 use super::remote::{
@@ -40,13 +41,6 @@ pub(super) struct StatusMemo {
     last_lost_notice: Option<Instant>,
 }
 
-/// A plausible MSN address (Passport names are e-mail addresses).
-fn looks_like_address(s: &str) -> bool {
-    s.split_once('@').is_some_and(|(user, host)| {
-        !user.is_empty() && host.contains('.') && !s.contains(char::is_whitespace)
-    })
-}
-
 impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     /// Whether a restart logs `user` back in: they were logged in, and the config still
     /// lets them use the bridge.
@@ -60,12 +54,12 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         cx: &commands::Context<'_>,
         args: &[&str],
     ) -> String {
-        let Some(account) = args.first().map(|a| a.to_lowercase()) else {
+        let Some(typed) = args.first() else {
             return "Usage: `login <email> [password]`.".into();
         };
-        if !looks_like_address(&account) {
-            return format!("`{account}` does not look like an MSN address (name@domain).");
-        }
+        let Some(account) = MsnAddress::parse(typed).map(|a| a.to_string()) else {
+            return format!("`{typed}` does not look like an MSN address (name@domain).");
+        };
         if let Some(current) = self.users.get(cx.sender).and_then(|u| u.account()) {
             return format!("You are already logged in as {current}. Send `logout` first.");
         }
@@ -359,6 +353,17 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         (session, generation): (&C::Session, u64),
         event: RemoteEvent,
     ) {
+        // A session logged out (or replaced by `reconnect`) may still have events on its
+        // way: they must not mark the user connected again, nor reach their rooms.
+        let current = self.users.get(mxid).is_some_and(|user| {
+            lock(&user.login)
+                .as_ref()
+                .is_some_and(|login| login.generation == generation)
+        });
+        if !current && !matches!(event, RemoteEvent::Ended(_)) {
+            tracing::debug!("an event of an ended session; ignored");
+            return;
+        }
         match event {
             RemoteEvent::Connected { protocol_version } => {
                 tracing::info!(protocol_version, "MSN session connected");
@@ -612,18 +617,5 @@ async fn restore_one<M: MatrixPort, C: MsnConnector>(
         if !still_wanted {
             return;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::looks_like_address;
-
-    #[test]
-    fn addresses_are_checked_loosely() {
-        assert!(looks_like_address("bob@hotmail.com"));
-        assert!(!looks_like_address("bob"));
-        assert!(!looks_like_address("@hotmail.com"));
-        assert!(!looks_like_address("bob@localhost"));
     }
 }

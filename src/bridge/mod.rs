@@ -82,7 +82,7 @@ pub struct Bridge<M: MatrixPort, C: MsnConnector> {
     /// about them.
     users: Registry<OwnedUserId, UserLogin<C::Session>>,
     /// MSN contacts' puppets, by address.
-    puppets: Registry<String, PuppetState>,
+    puppets: Registry<ids::MsnAddress, PuppetState>,
     /// Portal rooms, by room ID.
     portals: Registry<OwnedRoomId, PortalState>,
     /// The presence last set on each puppet: sent again only on change, and refreshed

@@ -17,6 +17,7 @@ use ruma::{OwnedUserId, UserId};
 
 use serde::{Deserialize, Serialize};
 
+use super::ids::MsnAddress;
 use super::port::OutgoingText;
 use super::registry::UserLogin;
 use super::remote::{Chat, MsnConnector};
@@ -232,7 +233,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         let Some(room) = self.portal_room(mxid, &chat, true).await else {
             return Err(Failed::Transient("the portal cannot be made".into()));
         };
-        let Some(puppet) = self.puppet_id(&outgoing.from) else {
+        let Some(puppet) = self.puppet_id(&MsnAddress::from_server(&outgoing.from)) else {
             return Err(Failed::Permanent(format!(
                 "{} makes no valid Matrix user ID",
                 outgoing.from

@@ -16,6 +16,7 @@ use ruma::UserId;
 use tracing::Instrument;
 
 use super::formatting::InlineImage;
+use super::ids::MsnAddress;
 use super::remote::OwnStatus;
 use super::remote::{
     Availability, Chat, ContactInfo, Emoticon, MsnConnector, MsnSessionPort, PictureRef,
@@ -67,8 +68,8 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         if hidden {
             return;
         }
-        let address = contact.address.to_lowercase();
-        let puppet = self.puppets.entry(address.as_str());
+        let address = contact.address.clone();
+        let puppet = self.puppets.entry(&address);
         if lock(&puppet.avatar_shown).as_ref() == Some(&picture.hash)
             || puppet.fetching.swap(true, Ordering::AcqRel)
         {
@@ -103,8 +104,13 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         }
     }
 
-    async fn update_avatar(&self, session: &C::Session, address: &str, picture: &PictureRef) {
-        let puppet = match self.store.puppet(address).await {
+    async fn update_avatar(
+        &self,
+        session: &C::Session,
+        address: &MsnAddress,
+        picture: &PictureRef,
+    ) {
+        let puppet = match self.store.puppet(address.as_str()).await {
             Ok(Some(puppet)) => puppet,
             Ok(None) => return,
             Err(e) => {
@@ -126,7 +132,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         }
         if let Err(e) = self
             .store
-            .set_puppet_avatar(address, &picture.hash, &mxc)
+            .set_puppet_avatar(address.as_str(), &picture.hash, &mxc)
             .await
         {
             tracing::error!(error = %e, "cannot store the puppet's avatar");
@@ -137,7 +143,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
 
     /// Remembers that the puppet of `address` shows the picture `hash`, so that presence
     /// changes announcing the same picture cost nothing.
-    fn avatar_shown(&self, address: &str, hash: &str) {
+    fn avatar_shown(&self, address: &MsnAddress, hash: &str) {
         *lock(&self.puppets.entry(address).avatar_shown) = Some(hash.to_owned());
     }
 
@@ -147,7 +153,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         &self,
         session: &C::Session,
         chat: &Chat,
-        from: &str,
+        from: &MsnAddress,
         picture: &PictureRef,
     ) -> Option<String> {
         match self.store.picture_mxc(&picture.hash).await {
@@ -197,7 +203,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         &self,
         session: &C::Session,
         chat: &Chat,
-        from: &str,
+        from: &MsnAddress,
         emoticons: &[Emoticon],
     ) -> Vec<InlineImage> {
         let mut images = Vec::with_capacity(emoticons.len());

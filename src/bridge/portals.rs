@@ -10,6 +10,7 @@ use std::time::Duration;
 use tracing::Instrument;
 
 use super::formatting::{InlineImage, RichText, from_matrix, to_matrix};
+use super::ids::MsnAddress;
 use super::ids::PortalKey;
 use super::outbox::{Outgoing, Shape};
 use super::port::OutgoingText;
@@ -19,10 +20,16 @@ use super::{Bridge, MatrixPort, MessageKind, lock};
 use crate::store::{MessageMapping, Portal};
 
 /// An event from MSN for `chat`'s portal, sent by `from`'s puppet.
-fn outgoing(chat: &Chat, from: &str, shape: Shape, body: String, html: Option<String>) -> Outgoing {
+fn outgoing(
+    chat: &Chat,
+    from: &MsnAddress,
+    shape: Shape,
+    body: String,
+    html: Option<String>,
+) -> Outgoing {
     Outgoing {
         chat: chat.key(),
-        from: from.to_owned(),
+        from: from.to_string(),
         shape,
         body,
         html,
@@ -78,16 +85,15 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         &self,
         mxid: &UserId,
         chat: &Chat,
-        members: &[(String, String)],
+        members: &[(MsnAddress, String)],
     ) -> Option<OwnedRoomId> {
         let key = chat.key();
         let (room, creator, name, kind) = match chat {
             Chat::Contact(contact) => {
-                let contact = contact.to_lowercase();
-                let puppet = self.ensure_puppet(&contact, None).await?;
-                let name = match self.store.puppet(&contact).await {
-                    Ok(Some(p)) => p.display_name.unwrap_or_else(|| contact.clone()),
-                    _ => contact.clone(),
+                let puppet = self.ensure_puppet(contact, None).await?;
+                let name = match self.store.puppet(contact.as_str()).await {
+                    Ok(Some(p)) => p.display_name.unwrap_or_else(|| contact.to_string()),
+                    _ => contact.to_string(),
                 };
                 match self.matrix.create_dm(&puppet, mxid, &name).await {
                     Ok(room) => (room, puppet, name, "dm"),
@@ -145,7 +151,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     }
 
     /// A contact's puppet joins a (group) portal: invited by the bot, then joining.
-    async fn puppet_joins(&self, room: &RoomId, address: &str, name: &str) {
+    async fn puppet_joins(&self, room: &RoomId, address: &MsnAddress, name: &str) {
         let Some(puppet) = self.ensure_puppet(address, Some(name)).await else {
             return;
         };
@@ -162,7 +168,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         &self,
         mxid: &UserId,
         chat: &Chat,
-        members: &[(String, String)],
+        members: &[(MsnAddress, String)],
     ) {
         let key = chat.key();
         for (address, name) in members {
@@ -189,7 +195,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         &self,
         mxid: &UserId,
         chat: &Chat,
-        address: &str,
+        address: &MsnAddress,
         name: &str,
     ) {
         self.remember_member(mxid, chat, address, Some(name)).await;
@@ -198,7 +204,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         }
     }
 
-    pub(super) async fn on_group_left(&self, mxid: &UserId, chat: &Chat, address: &str) {
+    pub(super) async fn on_group_left(&self, mxid: &UserId, chat: &Chat, address: &MsnAddress) {
         self.remember_member(mxid, chat, address, None).await;
         if let Some(room) = self.portal_room(mxid, chat, false).await {
             let Some(puppet) = self.puppet_id(address) else {
@@ -216,11 +222,25 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
 
     /// Keeps a group's membership in the store: `name` for a member who is in, `None` for
     /// one who left.
-    async fn remember_member(&self, mxid: &UserId, chat: &Chat, address: &str, name: Option<&str>) {
+    async fn remember_member(
+        &self,
+        mxid: &UserId,
+        chat: &Chat,
+        address: &MsnAddress,
+        name: Option<&str>,
+    ) {
         let key = chat.key();
         let stored = match name {
-            Some(name) => self.store.add_group_member(&key, mxid, address, name).await,
-            None => self.store.remove_group_member(&key, mxid, address).await,
+            Some(name) => {
+                self.store
+                    .add_group_member(&key, mxid, address.as_str(), name)
+                    .await
+            }
+            None => {
+                self.store
+                    .remove_group_member(&key, mxid, address.as_str())
+                    .await
+            }
         };
         if let Err(e) = stored {
             tracing::error!(error = %e, "cannot store a group's members");
@@ -234,7 +254,13 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             return;
         }
         match self.store.group_members(&chat.key(), mxid).await {
-            Ok(members) if !members.is_empty() => session.recall_group(chat, members),
+            Ok(members) if !members.is_empty() => {
+                let members = members
+                    .into_iter()
+                    .map(|(address, name)| (MsnAddress::from_server(&address), name))
+                    .collect();
+                session.recall_group(chat, members);
+            }
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "cannot read a group's members"),
         }
@@ -266,7 +292,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         self: &Arc<Self>,
         mxid: &UserId,
         chat: &Chat,
-        from: &str,
+        from: &MsnAddress,
         text: RichText,
         images: &[InlineImage],
     ) {
@@ -275,7 +301,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             .await;
     }
 
-    pub(super) async fn relay_typing(&self, mxid: &UserId, chat: &Chat, from: &str) {
+    pub(super) async fn relay_typing(&self, mxid: &UserId, chat: &Chat, from: &MsnAddress) {
         let Some(room) = self.portal_room(mxid, chat, false).await else {
             return;
         };
@@ -292,7 +318,12 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         }
     }
 
-    pub(super) async fn relay_nudge(self: &Arc<Self>, mxid: &UserId, chat: &Chat, from: &str) {
+    pub(super) async fn relay_nudge(
+        self: &Arc<Self>,
+        mxid: &UserId,
+        chat: &Chat,
+        from: &MsnAddress,
+    ) {
         let nudge = outgoing(chat, from, Shape::Emote, "sent you a nudge!".into(), None);
         self.post_to_matrix(mxid, nudge).await;
     }
@@ -301,7 +332,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         self: &Arc<Self>,
         mxid: &UserId,
         chat: &Chat,
-        from: &str,
+        from: &MsnAddress,
         what: &str,
     ) {
         let text = format!("sent something the bridge cannot show yet: {what}");
@@ -666,14 +697,17 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     }
 
     pub(super) async fn cmd_start_chat(&self, mxid: &UserId, args: &[&str]) -> String {
-        let Some(contact) = args.first() else {
+        let Some(typed) = args.first() else {
             return "Usage: `start-chat <email>`.".into();
+        };
+        let Some(contact) = MsnAddress::parse(typed) else {
+            return format!("`{typed}` does not look like an MSN address (name@domain).");
         };
         if self.session_of(mxid).is_none() {
             return "You are not logged in.".into();
         }
         match self
-            .portal_room(mxid, &Chat::Contact(contact.to_lowercase()), true)
+            .portal_room(mxid, &Chat::Contact(contact.clone()), true)
             .await
         {
             Some(room) => {
@@ -689,8 +723,11 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         mxid: &UserId,
         args: &[&str],
     ) -> String {
-        let Some(contact) = args.first().map(|c| c.to_lowercase()) else {
+        let Some(typed) = args.first() else {
             return format!("Usage: `{what} <email>`.");
+        };
+        let Some(contact) = MsnAddress::parse(typed) else {
+            return format!("`{typed}` does not look like an MSN address (name@domain).");
         };
         let Some(session) = self.session_of(mxid) else {
             return "You are not logged in.".into();

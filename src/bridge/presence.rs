@@ -64,7 +64,7 @@ mod tests {
 
     fn contact(availability: Availability, psm: Option<&str>) -> ContactInfo {
         ContactInfo {
-            address: "a@b".into(),
+            address: crate::bridge::ids::MsnAddress::from_server("a@b"),
             name: "A".into(),
             availability,
             personal_message: psm.map(str::to_owned),

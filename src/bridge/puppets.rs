@@ -7,6 +7,7 @@ use ruma::OwnedUserId;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::ids::MsnAddress;
 use super::presence::{MatrixPresence, contact_presence};
 use super::remote::{ContactInfo, MsnConnector};
 use super::{Bridge, MatrixPort, ids, lock};
@@ -26,11 +27,11 @@ pub(super) struct NameState {
 impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     /// The puppet's user ID for an MSN address; `None` (logged) for an address that
     /// makes no valid user ID (one so long that the ID would pass 255 bytes).
-    pub(super) fn puppet_id(&self, address: &str) -> Option<OwnedUserId> {
+    pub(super) fn puppet_id(&self, address: &MsnAddress) -> Option<OwnedUserId> {
         let mxid = ids::puppet_mxid(
             &self.config.bridge.username_template,
             &self.config.homeserver.domain,
-            address,
+            address.as_str(),
         );
         match OwnedUserId::try_from(mxid) {
             Ok(mxid) => Some(mxid),
@@ -44,12 +45,11 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     /// Makes sure the puppet of `address` exists and shows `name`; returns its user ID.
     pub(super) async fn ensure_puppet(
         &self,
-        address: &str,
+        address: &MsnAddress,
         name: Option<&str>,
     ) -> Option<OwnedUserId> {
-        let address = address.to_lowercase();
-        let mxid = self.puppet_id(&address)?;
-        let stored = match self.store.puppet(&address).await {
+        let mxid = self.puppet_id(address)?;
+        let stored = match self.store.puppet(address.as_str()).await {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the puppet");
@@ -57,7 +57,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             }
         };
         let mut puppet = stored.clone().unwrap_or(Puppet {
-            msn_address: address.clone(),
+            msn_address: address.to_string(),
             mxid: mxid.clone(),
             display_name: None,
             avatar_mxc: None,
@@ -83,7 +83,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 self.config
                     .bridge
                     .displayname_template
-                    .replace("{displayname}", &address),
+                    .replace("{displayname}", address.as_str()),
             ),
             None => None,
         };
@@ -104,9 +104,9 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
 
     /// Brings a contact's puppet in line: name, presence, status message.
     pub(super) async fn sync_contact(self: &Arc<Self>, contact: &ContactInfo) {
-        let address = contact.address.to_lowercase();
-        let name = self.name_now(&address, &contact.name);
-        let Some(mxid) = self.ensure_puppet(&address, name.as_deref()).await else {
+        let address = &contact.address;
+        let name = self.name_now(address, &contact.name);
+        let Some(mxid) = self.ensure_puppet(address, name.as_deref()).await else {
             return;
         };
         let wanted = contact_presence(contact);
@@ -127,7 +127,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
 
     /// The name to show now: the first one seen at once; a change only after
     /// [`NAME_DEBOUNCE`] without a newer one (a timer then shows the latest).
-    fn name_now(self: &Arc<Self>, address: &str, name: &str) -> Option<String> {
+    fn name_now(self: &Arc<Self>, address: &MsnAddress, name: &str) -> Option<String> {
         let puppet = self.puppets.entry(address);
         let mut slot = lock(&puppet.name);
         let state = match slot.as_mut() {
@@ -153,7 +153,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                     () = bridge.shutdown.cancelled() => return,
                     () = tokio::time::sleep(NAME_DEBOUNCE) => {}
                 }
-                let latest = lock(&bridge.puppets.entry(address.as_str()).name)
+                let latest = lock(&bridge.puppets.entry(&address).name)
                     .as_mut()
                     .and_then(|s| {
                         let latest = s.pending.take()?;

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::formatting::RichText;
+use super::ids::MsnAddress;
 
 /// A contact's availability as the bridge shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -52,7 +53,7 @@ pub enum OwnStatus {
 /// A contact on the user's MSN contact list.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ContactInfo {
-    pub address: String,
+    pub address: MsnAddress,
     pub name: String,
     pub availability: Availability,
     pub personal_message: Option<String>,
@@ -100,7 +101,7 @@ pub enum SessionEnd {
 /// A conversation: one contact, or a group (a switchboard with several contacts).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Chat {
-    Contact(String),
+    Contact(MsnAddress),
     Group(String),
 }
 
@@ -110,7 +111,7 @@ impl Chat {
     /// The portal key: the contact's address, or `group:<id>`.
     pub fn key(&self) -> String {
         match self {
-            Self::Contact(address) => address.to_lowercase(),
+            Self::Contact(address) => address.to_string(),
             Self::Group(id) => format!("{}{id}", Self::GROUP),
         }
     }
@@ -119,7 +120,7 @@ impl Chat {
     pub fn from_key(key: &str) -> Self {
         match key.strip_prefix(Self::GROUP) {
             Some(id) => Self::Group(id.to_owned()),
-            None => Self::Contact(key.to_owned()),
+            None => Self::Contact(MsnAddress::from_server(key)),
         }
     }
 }
@@ -142,44 +143,44 @@ pub enum RemoteEvent {
     ContactChanged(ContactInfo),
     /// Someone added the user to their contact list.
     AddedBy {
-        address: String,
+        address: MsnAddress,
         name: String,
     },
     /// A message from `from` in `chat`, with the custom emoticons its text uses.
     Message {
         chat: Chat,
-        from: String,
+        from: MsnAddress,
         text: RichText,
         emoticons: Vec<Emoticon>,
     },
     Typing {
         chat: Chat,
-        from: String,
+        from: MsnAddress,
     },
     Nudge {
         chat: Chat,
-        from: String,
+        from: MsnAddress,
     },
     /// A message of a kind the bridge cannot show (its MIME type).
     Unsupported {
         chat: Chat,
-        from: String,
+        from: MsnAddress,
         what: String,
     },
     /// A group conversation began with these contacts: (address, name).
     GroupMembers {
         chat: Chat,
-        members: Vec<(String, String)>,
+        members: Vec<(MsnAddress, String)>,
     },
     /// A contact joined or left a group conversation.
     GroupJoined {
         chat: Chat,
-        address: String,
+        address: MsnAddress,
         name: String,
     },
     GroupLeft {
         chat: Chat,
-        address: String,
+        address: MsnAddress,
     },
 }
 
@@ -235,12 +236,12 @@ pub trait MsnSessionPort: Clone + Send + Sync + 'static {
     /// Makes a group's members known to the session (as remembered by the core), so that
     /// a session that has not seen the group (a new one, after a restart) can call them
     /// together again. Members the session already knows for it are kept.
-    fn recall_group(&self, group: &Chat, members: Vec<(String, String)>);
+    fn recall_group(&self, group: &Chat, members: Vec<(MsnAddress, String)>);
     /// Invites a contact into a chat: a one-to-one chat becomes a group.
     fn invite(
         &self,
         to: &Chat,
-        contact: &str,
+        contact: &MsnAddress,
     ) -> impl Future<Output = Result<(), DeliveryError>> + Send;
     fn set_status(
         &self,
@@ -251,19 +252,26 @@ pub trait MsnSessionPort: Clone + Send + Sync + 'static {
         name: &str,
     ) -> impl Future<Output = Result<(), DeliveryError>> + Send;
     fn contacts(&self) -> impl Future<Output = Result<Vec<ContactInfo>, DeliveryError>> + Send;
-    fn add_contact(&self, address: &str) -> impl Future<Output = Result<(), DeliveryError>> + Send;
+    fn add_contact(
+        &self,
+        address: &MsnAddress,
+    ) -> impl Future<Output = Result<(), DeliveryError>> + Send;
     fn remove_contact(
         &self,
-        address: &str,
+        address: &MsnAddress,
     ) -> impl Future<Output = Result<(), DeliveryError>> + Send;
-    fn block(&self, address: &str) -> impl Future<Output = Result<(), DeliveryError>> + Send;
-    fn unblock(&self, address: &str) -> impl Future<Output = Result<(), DeliveryError>> + Send;
+    fn block(&self, address: &MsnAddress)
+    -> impl Future<Output = Result<(), DeliveryError>> + Send;
+    fn unblock(
+        &self,
+        address: &MsnAddress,
+    ) -> impl Future<Output = Result<(), DeliveryError>> + Send;
     /// Fetches a picture `from` announced (a display picture, or an emoticon used in
     /// `chat`), over that chat's conversation or a new one with `from`.
     fn fetch_picture(
         &self,
         chat: &Chat,
-        from: &str,
+        from: &MsnAddress,
         picture: &PictureRef,
     ) -> impl Future<Output = Result<Bytes, DeliveryError>> + Send;
     /// Shows `picture` as the user's display picture (none: no picture), kept across

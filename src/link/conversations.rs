@@ -15,6 +15,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::convert::{rich_text, used_emoticons};
+use crate::bridge::ids::MsnAddress;
 use crate::bridge::remote::{Chat, RemoteEvent};
 use crate::net::{MsnSettings, NetError, NsClient, SbClient, SbEvents, SwitchboardEvent};
 use msnp::message::EmoticonDecl;
@@ -98,7 +99,7 @@ impl Conversations {
             return Ok(sb);
         }
         let (invitees, group) = match chat {
-            Chat::Contact(address) => (vec![address.to_lowercase()], None),
+            Chat::Contact(address) => (vec![address.to_string()], None),
             Chat::Group(id) => {
                 let members = self.lock().groups.get(id).cloned().unwrap_or_default();
                 if members.is_empty() {
@@ -140,7 +141,12 @@ impl Conversations {
         let (sb, events) =
             SbClient::answer(&self.settings, config, address, auth, session_id).await?;
         self.serve_own_picture(&sb).await;
-        self.adopt(Chat::Contact(inviter.to_owned()).key(), None, sb, events);
+        self.adopt(
+            Chat::Contact(MsnAddress::from_server(inviter)).key(),
+            None,
+            sb,
+            events,
+        );
         Ok(())
     }
 
@@ -227,7 +233,7 @@ impl Relay {
     fn chat(&self, from: &str) -> Chat {
         match &self.group {
             Some(id) => Chat::Group(id.clone()),
-            None => Chat::Contact(from.to_owned()),
+            None => Chat::Contact(MsnAddress::from_server(from)),
         }
     }
 
@@ -266,7 +272,7 @@ impl Relay {
                         Some(id) => {
                             self.emit(RemoteEvent::GroupLeft {
                                 chat: Chat::Group(id),
-                                address,
+                                address: MsnAddress::from_server(&address),
                             })
                             .await
                         }
@@ -287,6 +293,7 @@ impl Relay {
                         _ => None,
                     };
                     let chat = self.chat(&from);
+                    let from = MsnAddress::from_server(&from);
                     match message_event(chat, from, payload, &declared.unwrap_or_default()) {
                         Some(remote) => self.emit(remote).await,
                         None => true,
@@ -297,7 +304,7 @@ impl Relay {
                     let chat = self.chat(&from);
                     self.emit(RemoteEvent::Unsupported {
                         chat,
-                        from,
+                        from: MsnAddress::from_server(&from),
                         what: "an unreadable message".into(),
                     })
                     .await
@@ -337,7 +344,7 @@ impl Relay {
                 }
                 self.emit(RemoteEvent::GroupJoined {
                     chat,
-                    address,
+                    address: MsnAddress::from_server(&address),
                     name,
                 })
                 .await
@@ -357,7 +364,7 @@ impl Relay {
                 let members = self
                     .others
                     .iter()
-                    .map(|(a, n)| (a.clone(), n.clone()))
+                    .map(|(a, n)| (MsnAddress::from_server(a), n.clone()))
                     .collect();
                 self.emit(RemoteEvent::GroupMembers {
                     chat: Chat::Group(id),
@@ -374,7 +381,7 @@ impl Relay {
 /// `declared` are the sender's emoticons for a text.
 fn message_event(
     chat: Chat,
-    from: String,
+    from: MsnAddress,
     payload: MsgPayload,
     declared: &[EmoticonDecl],
 ) -> Option<RemoteEvent> {

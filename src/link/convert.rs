@@ -1,6 +1,7 @@
 //! Between MSNP's types and the core's words: statuses, text formats, contacts.
 
 use crate::bridge::formatting::{RichText, Style};
+use crate::bridge::ids::MsnAddress;
 use crate::bridge::remote::{Availability, ContactInfo, Emoticon, OwnStatus, PictureRef};
 use msnp::message::EmoticonDecl;
 use msnp::p2p::MsnObject;
@@ -60,7 +61,7 @@ pub(super) fn text_format(style: &Style) -> TextFormat {
 
 pub(super) fn contact_info(contact: &Contact) -> ContactInfo {
     ContactInfo {
-        address: contact.email.clone(),
+        address: MsnAddress::from_server(&contact.email),
         name: if contact.friendly_name.is_empty() {
             contact.email.clone()
         } else {

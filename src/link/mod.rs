@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::bridge::formatting::RichText;
+use crate::bridge::ids::MsnAddress;
 use crate::bridge::remote::{
     Chat, ContactInfo, DeliveryError, LoginFailure, MsnConnector, MsnSessionPort, OwnProfile,
     OwnStatus, PictureRef, RemoteEvent, SessionEnd,
@@ -224,11 +225,11 @@ impl LinkSession {
                 let mut known = self.contacts_lock();
                 for contact in list.contacts.values() {
                     let mut info = contact_info(contact);
-                    if let Some(old) = known.get(&info.address) {
+                    if let Some(old) = known.get(info.address.as_str()) {
                         info.availability = old.availability;
                         info.personal_message = old.personal_message.clone();
                     }
-                    known.insert(info.address.clone(), info);
+                    known.insert(info.address.to_string(), info);
                 }
                 Some(RemoteEvent::Contacts(known.values().cloned().collect()))
             }
@@ -258,7 +259,7 @@ impl LinkSession {
                 contact,
                 friendly_name,
             } => Some(RemoteEvent::AddedBy {
-                address: contact,
+                address: MsnAddress::from_server(&contact),
                 name: friendly_name,
             }),
             NsEvent::SwitchboardInvite {
@@ -284,12 +285,13 @@ impl LinkSession {
     }
 
     fn update(&self, address: &str, change: impl FnOnce(&mut ContactInfo)) -> ContactInfo {
+        let address = MsnAddress::from_server(address);
         let mut known = self.contacts_lock();
         let entry = known
-            .entry(address.to_owned())
+            .entry(address.to_string())
             .or_insert_with(|| ContactInfo {
-                address: address.to_owned(),
-                name: address.to_owned(),
+                name: address.to_string(),
+                address: address.clone(),
                 availability: crate::bridge::remote::Availability::Offline,
                 personal_message: None,
                 is_friend: false,
@@ -374,8 +376,12 @@ impl MsnSessionPort for LinkSession {
         .await
     }
 
-    fn recall_group(&self, group: &Chat, members: Vec<(String, String)>) {
+    fn recall_group(&self, group: &Chat, members: Vec<(MsnAddress, String)>) {
         if let Chat::Group(id) = group {
+            let members = members
+                .into_iter()
+                .map(|(address, name)| (address.to_string(), name))
+                .collect();
             self.conversations.recall_group(id, members);
         }
     }
@@ -416,50 +422,50 @@ impl MsnSessionPort for LinkSession {
         Ok(all)
     }
 
-    async fn add_contact(&self, address: &str) -> Result<(), DeliveryError> {
-        let owned = address.to_owned();
+    async fn add_contact(&self, address: &MsnAddress) -> Result<(), DeliveryError> {
+        let owned = address.to_string();
         self.list_command(move |s, now| s.add_contact(now, List::Forward, &owned, None, None))
             .await?;
-        self.update(address, |c| c.is_friend = true);
+        self.update(address.as_str(), |c| c.is_friend = true);
         Ok(())
     }
 
-    async fn remove_contact(&self, address: &str) -> Result<(), DeliveryError> {
-        let owned = address.to_owned();
+    async fn remove_contact(&self, address: &MsnAddress) -> Result<(), DeliveryError> {
+        let owned = address.to_string();
         self.list_command(move |s, now| s.remove_contact(now, List::Forward, &owned, None))
             .await?;
-        self.update(address, |c| c.is_friend = false);
+        self.update(address.as_str(), |c| c.is_friend = false);
         Ok(())
     }
 
-    async fn block(&self, address: &str) -> Result<(), DeliveryError> {
-        let owned = address.to_owned();
+    async fn block(&self, address: &MsnAddress) -> Result<(), DeliveryError> {
+        let owned = address.to_string();
         self.list_command(move |s, now| s.block(now, &owned))
             .await?;
-        self.update(address, |c| c.blocked = true);
+        self.update(address.as_str(), |c| c.blocked = true);
         Ok(())
     }
 
-    async fn unblock(&self, address: &str) -> Result<(), DeliveryError> {
-        let owned = address.to_owned();
+    async fn unblock(&self, address: &MsnAddress) -> Result<(), DeliveryError> {
+        let owned = address.to_string();
         self.list_command(move |s, now| s.unblock(now, &owned))
             .await?;
-        self.update(address, |c| c.blocked = false);
+        self.update(address.as_str(), |c| c.blocked = false);
         Ok(())
     }
 
-    async fn invite(&self, to: &Chat, contact: &str) -> Result<(), DeliveryError> {
+    async fn invite(&self, to: &Chat, contact: &MsnAddress) -> Result<(), DeliveryError> {
         let sb = self.conversation(to).await?;
-        sb.invite(contact.to_lowercase()).await.map_err(delivery)
+        sb.invite(contact.to_string()).await.map_err(delivery)
     }
 
     async fn fetch_picture(
         &self,
         chat: &Chat,
-        from: &str,
+        from: &MsnAddress,
         picture: &PictureRef,
     ) -> Result<Bytes, DeliveryError> {
-        let contact = Chat::Contact(from.to_lowercase());
+        let contact = Chat::Contact(from.clone());
         let (sb, opened_here) = match self
             .conversations
             .existing(chat)
@@ -468,7 +474,7 @@ impl MsnSessionPort for LinkSession {
             Some(sb) => (sb, false),
             None => (self.conversation(&contact).await?, true),
         };
-        let fetched = sb.fetch(&from.to_lowercase(), &picture.locator).await;
+        let fetched = sb.fetch(from.as_str(), &picture.locator).await;
         if opened_here {
             // Opened only for the picture: leave rather than hold it open until idle.
             sb.close().await;

@@ -52,7 +52,7 @@ async fn next_message(events: &mut mpsc::Receiver<RemoteEvent>) -> (String, Stri
             .expect("no event in time")
             .expect("events open")
         {
-            RemoteEvent::Message { from, text, .. } => return (from, text.text),
+            RemoteEvent::Message { from, text, .. } => return (from.to_string(), text.text),
             _ => continue,
         }
     }
@@ -130,7 +130,7 @@ async fn an_offline_contact_is_a_delivery_error_and_incoming_chats_are_events() 
     let contacts = bob.contacts().await.expect("contacts");
     let alice_info = contacts
         .iter()
-        .find(|c| c.address == "alice@example.com")
+        .find(|c| c.address.as_str() == "alice@example.com")
         .expect("alice listed");
     assert!(alice_info.is_friend);
 }

@@ -266,7 +266,7 @@ impl Scene {
             // Look for a while (real time: sockets and the store's thread answer in it)
             // before moving the clock on.
             let looked = std::time::Instant::now();
-            while looked.elapsed() < Duration::from_millis(20) {
+            while looked.elapsed() < Duration::from_millis(50) {
                 if let Some(value) = check() {
                     return value;
                 }
@@ -356,6 +356,18 @@ impl Scene {
         room
     }
 
+    /// The usual start: `USER` logged in as Bob, Alice signed in, her `first` message in
+    /// its new portal, which the user has joined. Returns Alice and the portal.
+    pub async fn chat_with_alice(&mut self, first: &str) -> (Contact, String) {
+        self.log_in(USER).await;
+        let alice = Contact::sign_in(&self.msn, ALICE).await;
+        alice.say(BOB, first).await;
+        let portal = self.portal_with(PUPPET_ALICE, USER).await;
+        self.notice_from(&portal, PUPPET_ALICE, first).await;
+        self.hs.user_joins(&portal, USER);
+        (alice, portal)
+    }
+
     /// Waits for the portal room with `puppet` as its creator, invited `user`.
     pub async fn portal_with(&self, puppet: &str, user: &str) -> String {
         let hs = self.hs.clone();
@@ -419,7 +431,7 @@ impl Contact {
     /// Waits for a message and returns (from, text).
     pub async fn message(&mut self) -> (String, String) {
         self.next("a message to the contact", |event| match event {
-            RemoteEvent::Message { from, text, .. } => Some((from, text.text)),
+            RemoteEvent::Message { from, text, .. } => Some((from.to_string(), text.text)),
             _ => None,
         })
         .await
@@ -434,7 +446,9 @@ impl Contact {
         drive(
             "the contact's message to go",
             self.session.send_text(
-                &matrix_msn::bridge::remote::Chat::Contact(to.to_owned()),
+                &matrix_msn::bridge::remote::Chat::Contact(
+                    matrix_msn::bridge::ids::MsnAddress::from_server(to),
+                ),
                 rich,
             ),
         )

@@ -247,7 +247,6 @@ impl State {
         }
         let event_id = self.new_id('$');
         let room = self.joined_room(room_id, sender)?;
-        room.typing.remove(sender);
         room.timeline.push(Event {
             event_id: event_id.clone(),
             sender: sender.to_owned(),

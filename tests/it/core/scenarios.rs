@@ -3,10 +3,16 @@
 
 use std::time::Duration;
 
-use matrix_msn::bridge::NOT_ALLOWED;
+use matrix_msn::bridge::ids::MsnAddress;
+use matrix_msn::bridge::remote::{Chat, MsnSessionPort, RemoteEvent};
+use matrix_msn::bridge::{MatrixEvent, NOT_ALLOWED};
+use msn_testkit::Lists;
 
-use super::harness::{ALICE, BOB, Contact, PUPPET_ALICE, STRANGER, Scene, USER, invite, until};
+use super::harness::{
+    ALICE, BOB, CAROL, Contact, PUPPET_ALICE, STRANGER, Scene, USER, invite, until,
+};
 use super::homeserver::BOT;
+use crate::support::{rid, uid};
 
 #[tokio::test(start_paused = true)]
 async fn an_invite_is_greeted_with_the_commands() {
@@ -155,8 +161,22 @@ async fn messages_from_msn_wait_out_a_homeserver_outage_in_order() {
     scene.advance(Duration::from_secs(60)).await;
 
     scene.hs.set_down(false);
-    scene.advance(Duration::from_secs(60)).await;
-    scene.notice_from(&portal, PUPPET_ALICE, "during 3").await;
+    // The next retry (at most a minute on) delivers them all.
+    let hs = scene.hs.clone();
+    scene
+        .advance_until(
+            "the held messages",
+            Duration::from_secs(5),
+            Duration::from_secs(300),
+            || {
+                hs.room(&portal)?
+                    .timeline
+                    .iter()
+                    .any(|e| e.body == "during 3")
+                    .then_some(())
+            },
+        )
+        .await;
     let bodies: Vec<String> = scene
         .hs
         .room(&portal)
@@ -173,11 +193,7 @@ async fn messages_from_msn_wait_out_a_homeserver_outage_in_order() {
 #[tokio::test(start_paused = true)]
 async fn a_message_written_during_a_restart_waits_for_the_restored_login() {
     let mut scene = Scene::start().await;
-    scene.log_in(USER).await;
-    let mut alice = Contact::sign_in(&scene.msn, ALICE).await;
-    alice.say(BOB, "are you there?").await;
-    let portal = scene.portal_with(PUPPET_ALICE, USER).await;
-    scene.hs.user_joins(&portal, USER);
+    let (mut alice, portal) = scene.chat_with_alice("are you there?").await;
     let world = scene.stop().await;
 
     // While the bridge is down the user writes; the homeserver holds the event.
@@ -211,7 +227,7 @@ async fn a_message_written_during_a_restart_waits_for_the_restored_login() {
 #[tokio::test(start_paused = true)]
 async fn a_message_to_an_unreachable_msn_is_reported_after_the_delivery_wait() {
     let mut scene = Scene::start().await;
-    scene.log_in(USER).await;
+    let mgmt = scene.log_in(USER).await;
     let alice = Contact::sign_in(&scene.msn, ALICE).await;
     alice.say(BOB, "hi").await;
     let portal = scene.portal_with(PUPPET_ALICE, USER).await;
@@ -221,6 +237,8 @@ async fn a_message_to_an_unreachable_msn_is_reported_after_the_delivery_wait() {
     // cannot come back while the server keeps refusing.
     scene.msn.stop_answering(BOB, true);
     scene.msn.drop_connections(BOB);
+    // Once the bridge saw the connection go, the message waits for it to come back.
+    scene.notice(&mgmt, "Lost the connection to MSN").await;
     scene.say(&portal, USER, "into the void").await;
     let metrics = scene.metrics.clone();
     until("the message to wait for the session", || {
@@ -275,7 +293,7 @@ async fn a_message_to_an_unreachable_msn_is_reported_after_the_delivery_wait() {
 #[tokio::test(start_paused = true)]
 async fn a_contacts_status_is_the_puppets_presence() {
     use matrix_msn::bridge::presence::MatrixPresence;
-    use matrix_msn::bridge::remote::{MsnSessionPort, OwnStatus};
+    use matrix_msn::bridge::remote::OwnStatus;
 
     let mut scene = Scene::start().await;
     let alice = Contact::sign_in(&scene.msn, ALICE).await;
@@ -298,5 +316,127 @@ async fn a_contacts_status_is_the_puppets_presence() {
     .await;
     assert_eq!(presence, MatrixPresence::Unavailable);
     assert_eq!(message.as_deref(), Some("Away"));
+    scene.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_contacts_typing_and_nudge_show_in_the_portal() {
+    let mut scene = Scene::start().await;
+    scene.log_in(USER).await;
+    let alice = Contact::sign_in(&scene.msn, ALICE).await;
+    alice.say(BOB, "hi").await;
+    let portal = scene.portal_with(PUPPET_ALICE, USER).await;
+    scene.notice_from(&portal, PUPPET_ALICE, "hi").await;
+    let to_bob = Chat::Contact(MsnAddress::from_server(BOB));
+
+    super::harness::drive("Alice typing", alice.session.send_typing(&to_bob))
+        .await
+        .expect("typing sent");
+    let hs = scene.hs.clone();
+    until("the puppet typing", || {
+        hs.room(&portal)?
+            .typing
+            .contains(PUPPET_ALICE)
+            .then_some(())
+    })
+    .await;
+    // Her message ends the typing it announced.
+    alice.say(BOB, "there?").await;
+    scene.notice_from(&portal, PUPPET_ALICE, "there?").await;
+    until("the typing to end", || {
+        (!hs.room(&portal)?.typing.contains(PUPPET_ALICE)).then_some(())
+    })
+    .await;
+
+    super::harness::drive("Alice's nudge", alice.session.send_nudge(&to_bob))
+        .await
+        .expect("nudge sent");
+    let nudge = scene.notice_from(&portal, PUPPET_ALICE, "nudge").await;
+    let room = scene.hs.room(&portal).expect("portal");
+    let event = room
+        .timeline
+        .iter()
+        .find(|e| e.body == nudge)
+        .expect("the nudge event");
+    assert_eq!(event.msgtype, "m.emote");
+    scene.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn matrix_typing_reaches_the_contact() {
+    let mut scene = Scene::start().await;
+    let (mut alice, portal) = scene.chat_with_alice("hi").await;
+    scene
+        .push(vec![MatrixEvent::Typing {
+            room_id: rid(&portal),
+            user_ids: vec![uid(USER)],
+        }])
+        .await;
+    alice
+        .next("Bob typing", |event| match event {
+            RemoteEvent::Typing { from, .. } if from.as_str() == BOB => Some(()),
+            _ => None,
+        })
+        .await;
+    scene.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn contact_list_commands_change_the_msn_lists() {
+    let mut scene = Scene::start().await;
+    let room = scene.log_in(USER).await;
+    scene.say(&room, USER, "contacts").await;
+    let list = scene.notice(&room, "Your MSN contacts").await;
+    assert!(list.contains(ALICE) && list.contains(CAROL), "{list}");
+
+    scene.say(&room, USER, &format!("block {CAROL}")).await;
+    scene.notice(&room, &format!("{CAROL} is blocked")).await;
+    assert!(scene.msn.lists(BOB, CAROL).contains(Lists::BL));
+    scene.say(&room, USER, &format!("remove {ALICE}")).await;
+    scene
+        .notice(&room, &format!("{ALICE} is removed from your contact list"))
+        .await;
+    assert!(!scene.msn.lists(BOB, ALICE).contains(Lists::FL));
+    scene.say(&room, USER, "add not-an-address").await;
+    scene
+        .notice(&room, "does not look like an MSN address")
+        .await;
+    scene.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn someone_adding_the_user_is_told_with_the_commands_to_answer() {
+    let mut scene = Scene::start().await;
+    scene.msn.add_account("dave@example.com", "secret", "Dave");
+    let room = scene.log_in(USER).await;
+    let dave = Contact::sign_in(&scene.msn, "dave@example.com").await;
+    let bob = MsnAddress::from_server(BOB);
+    super::harness::drive("Dave adding Bob", dave.session.add_contact(&bob))
+        .await
+        .expect("added");
+    let notice = scene
+        .notice(&room, "added you to their MSN contact list")
+        .await;
+    assert!(notice.contains("accept dave@example.com"), "{notice}");
+    scene.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn logout_signs_out_of_msn_and_forgets_the_password() {
+    let mut scene = Scene::start().await;
+    let room = scene.log_in(USER).await;
+    until("Bob online", || scene.msn.online(BOB)).await;
+    scene.say(&room, USER, "logout").await;
+    scene.notice(&room, "Logged out of MSN").await;
+    until("Bob signed out", || {
+        scene.msn.online(BOB).is_none().then_some(())
+    })
+    .await;
+    // A restart does not log the user back in.
+    let world = scene.stop().await;
+    let mut scene = Scene::start_in(world).await;
+    scene.say(&room, USER, "status").await;
+    scene.notice(&room, "Not logged in").await;
+    assert!(scene.msn.online(BOB).is_none());
     scene.stop().await;
 }

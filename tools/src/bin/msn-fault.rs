@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use matrix_msn::bridge::formatting::{RichText, Style};
+use matrix_msn::bridge::ids::MsnAddress;
 use matrix_msn::bridge::remote::{Chat, MsnConnector, MsnSessionPort, OwnProfile, RemoteEvent};
 use matrix_msn::config::{Config, PermissionLevel};
 use matrix_msn::link::{LinkSession, MsnLink};
@@ -522,7 +523,10 @@ async fn build_world(args: Args) -> Result<World> {
             .map_err(|e| anyhow::anyhow!("login of {}: {e}", contact_account(i)))?;
         read_contact_events(events, world.inbox.clone());
         session
-            .send_text(&Chat::Contact(user_account(i)), plain(format!("hello {i}")))
+            .send_text(
+                &Chat::Contact(MsnAddress::from_server(&user_account(i))),
+                plain(format!("hello {i}")),
+            )
             .await
             .map_err(|e| anyhow::anyhow!("hello {i}: {e}"))?;
         world.contacts.push(session);
@@ -678,7 +682,10 @@ async fn run_fault(world: &mut World, case: usize, fault: &str) -> Result<(Flow,
                 let body = format!("x2m {case} {i} {k}");
                 let sent_at = Instant::now();
                 match contacts[i]
-                    .send_text(&Chat::Contact(user_account(i)), plain(body.clone()))
+                    .send_text(
+                        &Chat::Contact(MsnAddress::from_server(&user_account(i))),
+                        plain(body.clone()),
+                    )
                     .await
                 {
                     Ok(()) => sends.push((body, sent_at)),
