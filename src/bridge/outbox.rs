@@ -29,6 +29,9 @@ const BATCH: i64 = 64;
 /// The first and the longest wait before a failed delivery is tried again.
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(60);
+/// How many times an event from MSN is written to the outbox before it is given up
+/// (backing off from [`RETRY_FIRST`]: about two minutes in all).
+const PUSH_TRIES: u32 = 8;
 
 /// What an event from MSN becomes in its portal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,17 +68,15 @@ enum Failed {
 impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     /// Writes an event for `mxid`'s portal to the outbox and wakes its delivery. Awaited
     /// by the session's event loop, so one user's events are written in the order they
-    /// came. Only a failing database loses one, and that is logged.
+    /// came (and a database that is slow to take them holds the session's events back).
+    /// A write that fails is tried again, [`PUSH_TRIES`] times in all; only a database
+    /// that fails all of them loses the event, and that is logged.
     pub(super) async fn post_to_matrix(self: &Arc<Self>, mxid: &UserId, outgoing: Outgoing) {
         let sealed = serde_json::to_string(&outgoing)
             .map_err(|e| e.to_string())
             .and_then(|json| self.credentials.seal_text(&json).map_err(|e| e.to_string()));
         let stored = match sealed {
-            Ok(sealed) => self
-                .store
-                .outbox_push(mxid, &sealed)
-                .await
-                .map_err(|e| e.to_string()),
+            Ok(sealed) => self.push_to_outbox(mxid, &sealed).await,
             Err(e) => Err(e),
         };
         match stored {
@@ -83,6 +84,28 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             Err(e) => {
                 self.metrics.error("store");
                 tracing::error!(error = %e, "cannot queue an event from MSN for Matrix; it is lost");
+            }
+        }
+    }
+
+    /// [`Store::outbox_push`], tried again after a failure (a pool timeout, a busy or
+    /// restarting database) with backoff, [`PUSH_TRIES`] times in all.
+    ///
+    /// [`Store::outbox_push`]: crate::store::Store::outbox_push
+    async fn push_to_outbox(&self, mxid: &UserId, sealed: &str) -> Result<i64, String> {
+        let mut delay = RETRY_FIRST;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.store.outbox_push(mxid, sealed).await {
+                Ok(seq) => return Ok(seq),
+                Err(e) if tries >= PUSH_TRIES => return Err(e.to_string()),
+                Err(e) => {
+                    tracing::warn!(error = %e, ?delay, "cannot write an event from MSN to the outbox; retrying");
+                    if !self.pause(&mut delay).await {
+                        return Err(e.to_string());
+                    }
+                }
             }
         }
     }

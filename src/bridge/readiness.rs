@@ -77,7 +77,17 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         match self.store.users().await {
             Ok(users) => {
                 for user in users.iter().filter(|u| self.restorable(u)) {
-                    self.set_phase(&user.mxid, Phase::Coming);
+                    // Unless the restore got there first: a login already up stays up.
+                    self.users
+                        .entry(&user.mxid)
+                        .phase
+                        .send_if_modified(|phase| {
+                            let down = *phase == Phase::Down;
+                            if down {
+                                *phase = Phase::Coming;
+                            }
+                            down
+                        });
                 }
             }
             Err(e) => tracing::error!(error = %e, "cannot list the logins to restore"),

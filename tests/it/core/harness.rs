@@ -2,11 +2,13 @@
 //! directory), ingress and worker, the real MSN link against the in-repo MSN server on
 //! port 0, and the recording [`FakeHomeserver`] for the Matrix side.
 //!
-//! Time is tokio's paused clock, held still by a [`FrozenClock`] and moved only by
-//! [`Scene::advance`]: the clock never jumps while the store's thread or a socket is
-//! being waited for, and the core's timers (delivery waits, debounces, backoffs) fire
-//! exactly when a test moves time past them. As no timer fires by itself, a wait that
-//! sees nothing happen for [`STUCK`] of real time fails the test.
+//! Time is tokio's paused clock, held still by a [`FrozenClock`]: it never jumps while the
+//! store's thread or a socket is being waited for. A test moves it on purpose with
+//! [`Scene::advance`] (a two-minute delivery wait takes no real time); while a test waits
+//! for something, it creeps ([`TICK`] per [`LOOK`] of real time in which nothing came),
+//! so the recoveries the core and the MSN client make on short timers of their own (a
+//! reconnect backoff, a switchboard step) happen as they would. A wait that sees nothing
+//! for [`STUCK`] of real time fails the test.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -28,6 +30,9 @@ use crate::support::{eid, rid, uid};
 
 /// Real time after which a wait fails the test.
 pub const STUCK: Duration = Duration::from_secs(20);
+/// Real time a wait looks for progress before the clock creeps on by [`TICK`].
+pub const LOOK: Duration = Duration::from_millis(50);
+pub const TICK: Duration = Duration::from_millis(100);
 
 pub const USER: &str = "@user:localhost";
 pub const STRANGER: &str = "@stranger:elsewhere.example";
@@ -63,9 +68,11 @@ pub struct World {
     pub clock: Arc<FrozenClock>,
 }
 
-/// Runs `future` to completion; fails after [`STUCK`] of real time.
+/// Runs `future` to completion, the clock creeping while it waits (see the module
+/// docs); fails after [`STUCK`] of real time.
 pub async fn drive<F: Future>(what: &str, future: F) -> F::Output {
     let started = std::time::Instant::now();
+    let mut looked = started;
     let mut future = std::pin::pin!(future);
     loop {
         let polled = std::future::poll_fn(|cx| match future.as_mut().poll(cx) {
@@ -77,6 +84,10 @@ pub async fn drive<F: Future>(what: &str, future: F) -> F::Output {
             return output;
         }
         assert!(started.elapsed() < STUCK, "stuck waiting for {what}");
+        if looked.elapsed() >= LOOK {
+            tokio::time::advance(TICK).await;
+            looked = std::time::Instant::now();
+        }
         tokio::task::yield_now().await;
     }
 }
@@ -130,6 +141,13 @@ pub fn config(server: &MsnServerHandle, db: &str) -> Config {
     config
 }
 
+/// Which starts first: the worker, or the restore of the stored logins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    WorkerFirst,
+    RestoreFirst,
+}
+
 /// One run of the core over a homeserver and an MSN server that outlive it.
 pub struct Scene {
     pub hs: Arc<FakeHomeserver>,
@@ -181,15 +199,25 @@ impl Scene {
 
     /// [`Scene::start_in`] with a config of the test's own.
     pub async fn start_config(world: World, config: Config) -> Self {
+        Self::start_with(world, config, Order::WorkerFirst).await
+    }
+
+    /// [`Scene::start_in`], the stored logins restored in the given order with the start
+    /// of the worker (the bridge starts the worker first, and restores once the
+    /// homeserver answered; a restore may still finish first).
+    pub async fn start_with(world: World, config: Config, order: Order) -> Self {
         let World {
             hs,
             msn,
             dir,
             clock,
         } = world;
-        let store = drive("the store", Store::connect(&config.database.uri, 2))
-            .await
-            .expect("store");
+        let store = drive(
+            "the store",
+            Store::connect(&config.database.uri, config.database.max_connections),
+        )
+        .await
+        .expect("store");
         let credentials =
             CredentialBox::from_hex(&config.bridge.credentials_key).expect("credentials key");
         let settings = matrix_msn::app::msn_settings(&config).expect("MSN settings");
@@ -212,13 +240,23 @@ impl Scene {
         });
         let (feed, intake) = matrix_msn::bridge::event_feed();
         let ingress = Ingress::new(store, feed, credentials);
+        let restorer = bridge.clone();
+        let restoring = async move { restorer.restore_logins().await };
+        let restoring = match order {
+            Order::RestoreFirst => {
+                drive("the logins to be restored", restoring).await;
+                None
+            }
+            Order::WorkerFirst => Some(restoring),
+        };
         let worker_bridge = bridge.clone();
         let worker = tokio::spawn(async move {
             worker_bridge.run(intake).await;
             worker_bridge.logout_all().await;
         });
-        let restorer = bridge.clone();
-        tokio::spawn(async move { restorer.restore_logins().await });
+        if let Some(restoring) = restoring {
+            tokio::spawn(restoring);
+        }
         Self {
             hs,
             msn,

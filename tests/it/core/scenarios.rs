@@ -9,7 +9,7 @@ use matrix_msn::bridge::{MatrixEvent, NOT_ALLOWED};
 use msn_testkit::Lists;
 
 use super::harness::{
-    ALICE, BOB, CAROL, Contact, PUPPET_ALICE, STRANGER, Scene, USER, invite, until,
+    ALICE, BOB, CAROL, Contact, Order, PUPPET_ALICE, STRANGER, Scene, USER, invite, until,
 };
 use super::homeserver::BOT;
 use crate::support::{rid, uid};
@@ -166,8 +166,8 @@ async fn messages_from_msn_wait_out_a_homeserver_outage_in_order() {
     scene
         .advance_until(
             "the held messages",
-            Duration::from_secs(5),
-            Duration::from_secs(300),
+            Duration::from_secs(2),
+            Duration::from_secs(180),
             || {
                 hs.room(&portal)?
                     .timeline
@@ -221,6 +221,30 @@ async fn a_message_written_during_a_restart_waits_for_the_restored_login() {
             .any(|n| n.contains("not delivered")),
         "no failure notice"
     );
+    scene.stop().await;
+}
+
+/// The same when the restore is quicker than the worker's start: the worker must not
+/// mark a login that is already up as coming back (its messages would wait for nothing).
+#[tokio::test(start_paused = true)]
+async fn a_login_restored_before_the_worker_starts_takes_messages_at_once() {
+    let mut scene = Scene::start().await;
+    let (mut alice, portal) = scene.chat_with_alice("are you there?").await;
+    let world = scene.stop().await;
+    let event = world.hs.user_sends(&portal, USER, "right away");
+    let config = Scene::config_in(&world);
+    let mut scene = Scene::start_with(world, config, Order::RestoreFirst).await;
+    scene
+        .push(vec![super::harness::message(
+            &portal,
+            &event,
+            USER,
+            "right away",
+        )])
+        .await;
+    let (from, text) = alice.message().await;
+    assert_eq!((from.as_str(), text.as_str()), (BOB, "right away"));
+    assert_eq!(scene.metrics.portals_waiting.get(), 0);
     scene.stop().await;
 }
 
@@ -438,5 +462,44 @@ async fn logout_signs_out_of_msn_and_forgets_the_password() {
     scene.say(&room, USER, "status").await;
     scene.notice(&room, "Not logged in").await;
     assert!(scene.msn.online(BOB).is_none());
+    scene.stop().await;
+}
+
+/// A database that refuses the outbox's write for a while (full, locked) loses nothing:
+/// the write is tried again.
+#[tokio::test(start_paused = true)]
+async fn an_outbox_write_that_fails_is_tried_again() {
+    let mut scene = Scene::start().await;
+    let (alice, portal) = scene.chat_with_alice("first").await;
+    let db = super::harness::drive(
+        "a second connection to the store",
+        sqlx::sqlite::SqlitePool::connect(&scene.config.database.uri),
+    )
+    .await
+    .expect("the store's database");
+    let run = |sql: &'static str| super::harness::drive(sql, sqlx::query(sql).execute(&db));
+    run("CREATE TRIGGER refuse_outbox BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+        .await
+        .expect("trigger");
+    alice.say(BOB, "second").await;
+    scene.advance(Duration::from_secs(3)).await;
+    let arrived = |hs: &super::homeserver::FakeHomeserver| {
+        hs.room(&portal)?
+            .timeline
+            .iter()
+            .any(|e| e.body == "second")
+            .then_some(())
+    };
+    assert!(arrived(&scene.hs).is_none(), "the write was refused");
+    run("DROP TRIGGER refuse_outbox").await.expect("drop");
+    let hs = scene.hs.clone();
+    scene
+        .advance_until(
+            "the message written at last",
+            Duration::from_secs(1),
+            Duration::from_secs(120),
+            || arrived(&hs),
+        )
+        .await;
     scene.stop().await;
 }
