@@ -416,8 +416,14 @@ impl Inner {
         if by_bridge && !self.config.echo {
             return;
         }
-        let room = event["room_id"].as_str().unwrap_or_default();
-        let target_ours = event["state_key"].as_str().is_some_and(|k| self.is_ours(k));
+        let room = event
+            .get("room_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let target_ours = event
+            .get("state_key")
+            .and_then(Value::as_str)
+            .is_some_and(|k| self.is_ours(k));
         let interested = target_ours || self.interested(&lock(&self.world), room);
         if interested {
             self.queue(event);
@@ -433,10 +439,11 @@ impl Inner {
         is_direct: bool,
         by_user: bool,
     ) {
-        let mut content = json!({ "membership": membership });
-        if is_direct {
-            content["is_direct"] = true.into();
-        }
+        let content = if is_direct {
+            json!({ "membership": membership, "is_direct": true })
+        } else {
+            json!({ "membership": membership })
+        };
         let event = json!({
             "type": "m.room.member",
             "room_id": room,
@@ -511,8 +518,14 @@ async fn push_loop(
             .into_iter()
             .partition(|e| e.get("event_id").is_some());
         let body = json!({"events": timeline, "ephemeral": ephemeral});
-        let count = body["events"].as_array().map_or(0, Vec::len)
-            + body["ephemeral"].as_array().map_or(0, Vec::len);
+        let count = body
+            .get("events")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len)
+            + body
+                .get("ephemeral")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
         let mut delay = Duration::from_millis(50);
         loop {
             let sent = inner
@@ -709,10 +722,11 @@ async fn appservice_ping(
         }
     };
     let started = Instant::now();
-    let mut payload = json!({});
+    let mut payload = serde_json::Map::new();
     if let Some(txn) = body.get("transaction_id") {
-        payload["transaction_id"] = txn.clone();
+        payload.insert("transaction_id".into(), txn.clone());
     }
+    let payload = Value::Object(payload);
     let answer = inner
         .http
         .post(format!("{url}/_matrix/app/v1/ping"))
@@ -744,14 +758,14 @@ async fn register(State(inner): State<Shared>, body: Bytes) -> Response {
         Ok(b) => b,
         Err(r) => return *r,
     };
-    if body["type"].as_str() != Some("m.login.application_service") {
+    if body.get("type").and_then(Value::as_str) != Some("m.login.application_service") {
         return error(
             StatusCode::BAD_REQUEST,
             "M_MISSING_PARAM",
             "Appservices must register with type m.login.application_service.",
         );
     }
-    let Some(localpart) = body["username"].as_str() else {
+    let Some(localpart) = body.get("username").and_then(Value::as_str) else {
         return error(
             StatusCode::BAD_REQUEST,
             "M_MISSING_PARAM",
@@ -809,14 +823,14 @@ async fn get_avatar(State(inner): State<Shared>, Path(user): Path<String>) -> Re
 
 async fn get_profile(State(inner): State<Shared>, Path(user): Path<String>) -> Response {
     let world = lock(&inner.world);
-    let mut profile = json!({});
+    let mut profile = serde_json::Map::new();
     if let Some(name) = world.displaynames.get(&user) {
-        profile["displayname"] = name.clone().into();
+        profile.insert("displayname".into(), name.clone().into());
     }
     if let Some(url) = world.avatars.get(&user) {
-        profile["avatar_url"] = url.clone().into();
+        profile.insert("avatar_url".into(), url.clone().into());
     }
-    Json(profile).into_response()
+    Json(Value::Object(profile)).into_response()
 }
 
 async fn put_displayname(
@@ -832,7 +846,10 @@ async fn put_displayname(
         Ok(b) => b,
         Err(r) => return *r,
     };
-    let name = body["displayname"].as_str().map(str::to_owned);
+    let name = body
+        .get("displayname")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     {
         let mut world = lock(&inner.world);
         match &name {
@@ -857,7 +874,10 @@ async fn put_avatar(
         Ok(b) => b,
         Err(r) => return *r,
     };
-    let url = body["avatar_url"].as_str().map(str::to_owned);
+    let url = body
+        .get("avatar_url")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     {
         let mut world = lock(&inner.world);
         match &url {
@@ -926,8 +946,9 @@ async fn create_room(
         Ok(b) => b,
         Err(r) => return *r,
     };
-    let invitees: Vec<String> = body["invite"]
-        .as_array()
+    let invitees: Vec<String> = body
+        .get("invite")
+        .and_then(Value::as_array)
         .map(|a| {
             a.iter()
                 .filter_map(Value::as_str)
@@ -935,8 +956,11 @@ async fn create_room(
                 .collect()
         })
         .unwrap_or_default();
-    let is_direct = body["is_direct"].as_bool().unwrap_or(false);
-    let name = body["name"].as_str().map(str::to_owned);
+    let is_direct = body
+        .get("is_direct")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let name = body.get("name").and_then(Value::as_str).map(str::to_owned);
     let room = inner.create_room(&creator, &invitees, is_direct, name.as_deref());
     inner.record(Call::RoomCreated {
         room: room.clone(),
@@ -969,7 +993,11 @@ async fn invite(
         Ok(b) => b,
         Err(r) => return *r,
     };
-    let Some(target) = body["user_id"].as_str().map(str::to_owned) else {
+    let Some(target) = body
+        .get("user_id")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+    else {
         return error(
             StatusCode::BAD_REQUEST,
             "M_MISSING_PARAM",
@@ -1108,7 +1136,7 @@ async fn typing(
         Ok(b) => b,
         Err(r) => return *r,
     };
-    let Some(typing) = body["typing"].as_bool() else {
+    let Some(typing) = body.get("typing").and_then(Value::as_bool) else {
         return error(StatusCode::BAD_REQUEST, "M_BAD_JSON", "Missing typing key");
     };
     if membership_of(&inner, &room, &user) != Some("join") {
@@ -1131,7 +1159,11 @@ async fn presence(
         Ok(b) => b,
         Err(r) => return *r,
     };
-    let Some(presence) = body["presence"].as_str().map(str::to_owned) else {
+    let Some(presence) = body
+        .get("presence")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+    else {
         return error(StatusCode::BAD_REQUEST, "M_BAD_JSON", "Missing presence");
     };
     if !matches!(presence.as_str(), "online" | "unavailable" | "offline") {
@@ -1141,7 +1173,10 @@ async fn presence(
             "Invalid presence",
         );
     }
-    let status_msg = body["status_msg"].as_str().map(str::to_owned);
+    let status_msg = body
+        .get("status_msg")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     inner.record(Call::Presence {
         user,
         presence,
