@@ -91,9 +91,6 @@ pub struct Bridge<M: MatrixPort, C: MsnConnector> {
     /// When this core started (ms since the epoch): outbox events written before may
     /// have been sent by an earlier run.
     started_ms: i64,
-    /// Portals by room ID: a read-through cache of the store (a portal's room, chat and
-    /// user never change).
-    portals_by_room: Mutex<HashMap<OwnedRoomId, crate::store::Portal>>,
     /// Portal rooms by their key: a read-through cache of the store.
     portal_rooms: Mutex<HashMap<ids::PortalKey, OwnedRoomId>>,
     /// Held while a portal room is created, so two events cannot create two rooms.
@@ -140,7 +137,6 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             presence: Mutex::new(HashMap::new()),
             started_ms: crate::store::now_ms(),
             portal_rooms: Mutex::new(HashMap::new()),
-            portals_by_room: Mutex::new(HashMap::new()),
             creating_portal: tokio::sync::Mutex::new(()),
             login_permits: tokio::sync::Semaphore::new(LOGINS_AT_ONCE),
             picture_permits: tokio::sync::Semaphore::new(pictures::PICTURE_FETCHES),

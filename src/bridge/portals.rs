@@ -520,12 +520,17 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
 
     /// The portal bridged by `room_id`, if it is one (read through a cache).
     pub(super) async fn portal_by_room(&self, room_id: &RoomId) -> Option<Portal> {
-        if let Some(portal) = lock(&self.portals_by_room).get(room_id) {
-            return Some(portal.clone());
+        // Looked up without making an entity: most rooms asked about are no portal.
+        let known = self
+            .portals
+            .get(room_id)
+            .and_then(|state| lock(&state.row).clone());
+        if known.is_some() {
+            return known;
         }
         match self.store.portal_by_room(room_id).await {
             Ok(Some(portal)) => {
-                lock(&self.portals_by_room).insert(room_id.to_owned(), portal.clone());
+                *lock(&self.portals.entry(room_id).row) = Some(portal.clone());
                 Some(portal)
             }
             Ok(None) => None,

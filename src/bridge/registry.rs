@@ -143,6 +143,9 @@ pub(super) struct PuppetState {
 /// A portal room, by room ID.
 #[derive(Default)]
 pub(super) struct PortalState {
+    /// Its stored row: a read-through cache of the store (a portal's room, chat and user
+    /// never change).
+    pub(super) row: Mutex<Option<crate::store::Portal>>,
     /// The repeating typing notification towards MSN, while the user types.
     pub(super) typing: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Puppets shown typing in it: a message then clears it.
