@@ -15,6 +15,7 @@ pub mod error;
 pub mod escape;
 pub mod frame;
 pub mod limits;
+pub mod mbi;
 pub mod message;
 pub mod ns;
 pub mod p2p;
