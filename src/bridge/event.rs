@@ -16,6 +16,28 @@ pub enum MessageKind {
     Other(String),
 }
 
+impl MessageKind {
+    /// The kind a Matrix `msgtype` names.
+    pub fn from_msgtype(msgtype: &str) -> Self {
+        match msgtype {
+            "m.text" => Self::Text,
+            "m.emote" => Self::Emote,
+            "m.notice" => Self::Notice,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+
+    /// Its Matrix `msgtype`.
+    pub fn msgtype(&self) -> &str {
+        match self {
+            Self::Text => "m.text",
+            Self::Emote => "m.emote",
+            Self::Notice => "m.notice",
+            Self::Other(other) => other,
+        }
+    }
+}
+
 /// A room membership state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

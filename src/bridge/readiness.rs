@@ -45,26 +45,24 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     /// A reconnect attempt of `mxid`'s session: coming, unless it is late already (the
     /// attempts of one outage do not make messages wait again).
     pub(super) fn set_reconnecting(&self, mxid: &UserId) {
-        self.users.entry(mxid).phase.send_if_modified(|phase| {
-            let coming = *phase != Phase::Late && *phase != Phase::Coming;
-            if coming {
-                *phase = Phase::Coming;
-            }
-            coming
-        });
+        self.shift_phase(mxid, &[Phase::Up, Phase::Down], Phase::Coming);
     }
 
     /// A message waited the whole delivery wait for `mxid`'s session in vain.
     fn set_late(&self, mxid: &UserId) {
-        if let Some(user) = self.users.get(mxid) {
-            user.phase.send_if_modified(|phase| {
-                let coming = *phase == Phase::Coming;
-                if coming {
-                    *phase = Phase::Late;
-                }
-                coming
-            });
-        }
+        self.shift_phase(mxid, &[Phase::Coming], Phase::Late);
+    }
+
+    /// Moves `mxid`'s session to `to` if it is in one of `from` (waking the messages
+    /// waiting for it only then).
+    fn shift_phase(&self, mxid: &UserId, from: &[Phase], to: Phase) {
+        self.users.entry(mxid).phase.send_if_modified(|phase| {
+            let shift = from.contains(phase);
+            if shift {
+                *phase = to;
+            }
+            shift
+        });
     }
 
     fn watch_phase(&self, mxid: &UserId) -> watch::Receiver<Phase> {
@@ -78,16 +76,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             Ok(users) => {
                 for user in users.iter().filter(|u| self.restorable(u)) {
                     // Unless the restore got there first: a login already up stays up.
-                    self.users
-                        .entry(&user.mxid)
-                        .phase
-                        .send_if_modified(|phase| {
-                            let down = *phase == Phase::Down;
-                            if down {
-                                *phase = Phase::Coming;
-                            }
-                            down
-                        });
+                    self.shift_phase(&user.mxid, &[Phase::Down], Phase::Coming);
                 }
             }
             Err(e) => tracing::error!(error = %e, "cannot list the logins to restore"),

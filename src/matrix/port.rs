@@ -8,9 +8,9 @@ use ruma::events::room::message::RoomMessageEventContent;
 use ruma::{EventId, OwnedEventId, OwnedRoomId, OwnedTransactionId, OwnedUserId, RoomId, UserId};
 
 use super::client::{Client, ClientError};
+use crate::bridge::MatrixPort;
 use crate::bridge::port::{BridgeInfo, OutgoingText};
 use crate::bridge::presence::MatrixPresence;
-use crate::bridge::{MatrixPort, MessageKind};
 use ruma::presence::PresenceState;
 
 /// The content key of [`OutgoingText::mark`] (namespaced, as custom keys must be).
@@ -118,12 +118,7 @@ impl MatrixPort for Client {
             at_ms,
             mark,
         } = text;
-        let msgtype = match kind {
-            MessageKind::Text => "m.text",
-            MessageKind::Emote => "m.emote",
-            MessageKind::Notice => "m.notice",
-            MessageKind::Other(other) => other.as_str(),
-        };
+        let msgtype = kind.msgtype();
         let mut content = serde_json::Map::new();
         content.insert("msgtype".into(), msgtype.into());
         content.insert("body".into(), body.into());

@@ -211,10 +211,7 @@ fn parse_timeline(raw: &Value) -> Outcome {
                     return Ok(Outcome::Ignored("m.room.message without body"));
                 };
                 let kind = match content.get("msgtype").and_then(Value::as_str) {
-                    Some("m.text") => MessageKind::Text,
-                    Some("m.emote") => MessageKind::Emote,
-                    Some("m.notice") => MessageKind::Notice,
-                    Some(other) => MessageKind::Other(other.to_owned()),
+                    Some(msgtype) => MessageKind::from_msgtype(msgtype),
                     None => return Err("m.room.message without msgtype".into()),
                 };
                 let html = (content.get("format").and_then(Value::as_str)

@@ -194,11 +194,6 @@ impl Scene {
     /// A core in `world` (a new one, or what an earlier scene left).
     pub async fn start_in(world: World) -> Self {
         let config = Self::config_in(&world);
-        Self::start_config(world, config).await
-    }
-
-    /// [`Scene::start_in`] with a config of the test's own.
-    pub async fn start_config(world: World, config: Config) -> Self {
         Self::start_with(world, config, Order::WorkerFirst).await
     }
 

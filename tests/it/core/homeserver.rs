@@ -415,12 +415,7 @@ impl MatrixPort for FakeHomeserver {
         txn_id: &str,
         as_user: &UserId,
     ) -> Result<OwnedEventId, FakeError> {
-        let msgtype = match text.kind {
-            matrix_msn::bridge::MessageKind::Text => "m.text",
-            matrix_msn::bridge::MessageKind::Emote => "m.emote",
-            matrix_msn::bridge::MessageKind::Notice => "m.notice",
-            matrix_msn::bridge::MessageKind::Other(other) => other.as_str(),
-        };
+        let msgtype = text.kind.msgtype();
         self.lock()
             .send(
                 room_id.as_str(),
