@@ -21,7 +21,7 @@ use super::ids::MsnAddress;
 use super::port::OutgoingText;
 use super::registry::UserLogin;
 use super::remote::{Chat, MsnConnector};
-use super::{Bridge, MatrixPort, MessageKind, lock};
+use super::{Bridge, MatrixPort, MessageKind};
 use crate::store::{MessageMapping, OutboxEntry};
 
 /// Outbox rows read at once.
@@ -308,11 +308,6 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             };
             if let Err(e) = self.messages.record(mapping).await {
                 tracing::error!(error = %e, "cannot store the message mapping");
-            }
-            // The message ends the typing it announced (only sent when typing was shown).
-            let shown = lock(&self.portals.entry(&room).puppets_typing).remove(&puppet);
-            if shown {
-                let _ = self.matrix.set_typing(&room, &puppet, None).await;
             }
         }
         Ok(())

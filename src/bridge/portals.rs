@@ -266,18 +266,28 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         }
     }
 
-    async fn stored_portal_room(&self, mxid: &UserId, key: &str) -> Option<OwnedRoomId> {
-        let cache_key = PortalKey {
+    fn portal_key(mxid: &UserId, key: &str) -> PortalKey {
+        PortalKey {
             receiver: mxid.to_owned(),
             chat: key.to_owned(),
-        };
-        if let Some(room) = lock(&self.portal_rooms).get(&cache_key) {
-            return Some(room.clone());
+        }
+    }
+
+    /// The portal room of `mxid`'s chat `key` if this run has met it (no store read).
+    fn cached_portal_room(&self, mxid: &UserId, key: &str) -> Option<OwnedRoomId> {
+        lock(&self.portal_rooms)
+            .get(&Self::portal_key(mxid, key))
+            .cloned()
+    }
+
+    async fn stored_portal_room(&self, mxid: &UserId, key: &str) -> Option<OwnedRoomId> {
+        if let Some(room) = self.cached_portal_room(mxid, key) {
+            return Some(room);
         }
         match self.store.portal(key, mxid).await {
             Ok(portal) => {
                 let room = portal.and_then(|p| p.room_id)?;
-                lock(&self.portal_rooms).insert(cache_key, room.clone());
+                lock(&self.portal_rooms).insert(Self::portal_key(mxid, key), room.clone());
                 Some(room)
             }
             Err(e) => {
@@ -297,8 +307,26 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         images: &[InlineImage],
     ) {
         let (body, html) = to_matrix(&text, images);
+        self.end_puppet_typing(mxid, chat, from).await;
         self.post_to_matrix(mxid, outgoing(chat, from, Shape::Text, body, html))
             .await;
+    }
+
+    /// A contact's message ends the typing it announced. This happens in MSN's order, as
+    /// the message is taken (not when the outbox gets to it): a typing notice the contact
+    /// sends next must not be cleared by the message before it. Typing was only ever
+    /// shown in a portal already known, so the cache answers.
+    async fn end_puppet_typing(&self, mxid: &UserId, chat: &Chat, from: &MsnAddress) {
+        let Some(room) = self.cached_portal_room(mxid, &chat.key()) else {
+            return;
+        };
+        let Some(puppet) = self.puppet_id(from) else {
+            return;
+        };
+        let shown = lock(&self.portals.entry(&room).puppets_typing).remove(&puppet);
+        if shown && let Err(e) = self.matrix.set_typing(&room, &puppet, None).await {
+            tracing::debug!(error = %e, "cannot end the typing");
+        }
     }
 
     pub(super) async fn relay_typing(&self, mxid: &UserId, chat: &Chat, from: &MsnAddress) {

@@ -86,6 +86,8 @@ struct State {
 #[derive(Debug, Default)]
 pub struct FakeHomeserver {
     state: Mutex<State>,
+    /// While `true`, a sent message is in its room at once but its reply waits.
+    replies_held: tokio::sync::watch::Sender<bool>,
 }
 
 impl FakeHomeserver {
@@ -102,6 +104,12 @@ impl FakeHomeserver {
     /// Takes the homeserver away (`true`) or brings it back.
     pub fn set_down(&self, down: bool) {
         self.lock().down = down;
+    }
+
+    /// Holds the replies to sent messages (`true`) or lets them go: the message is in its
+    /// room (what others see) before its sender hears back, as when a reply is slow.
+    pub fn hold_send_replies(&self, held: bool) {
+        self.replies_held.send_replace(held);
     }
 
     /// A copy of a room, if it exists.
@@ -416,18 +424,19 @@ impl MatrixPort for FakeHomeserver {
         as_user: &UserId,
     ) -> Result<OwnedEventId, FakeError> {
         let msgtype = text.kind.msgtype();
-        self.lock()
-            .send(
-                room_id.as_str(),
-                as_user.as_str(),
-                txn_id,
-                msgtype,
-                text.body,
-                text.html,
-                text.mark,
-                text.at_ms,
-            )
-            .map(event_id)
+        let sent = self.lock().send(
+            room_id.as_str(),
+            as_user.as_str(),
+            txn_id,
+            msgtype,
+            text.body,
+            text.html,
+            text.mark,
+            text.at_ms,
+        );
+        let mut held = self.replies_held.subscribe();
+        let _ = held.wait_for(|held| !held).await;
+        sent.map(event_id)
     }
 
     async fn find_marked(

@@ -352,6 +352,12 @@ impl MsnServerHandle {
             .unwrap_or_default()
     }
 
+    /// A count of every frame the servers received, for a test that waits for them to go
+    /// quiet; it outlives the handle.
+    pub fn frames_received(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        self.shared.received.clone()
+    }
+
     /// Subscribes to server events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<ServerEvent> {
         self.shared.events.subscribe()

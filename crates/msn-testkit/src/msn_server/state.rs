@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use tokio::sync::broadcast;
@@ -192,6 +192,8 @@ pub(crate) struct Shared {
     pub http_addr: SocketAddr,
     state: Mutex<State>,
     ids: AtomicU64,
+    /// Every frame received from a client, on any server.
+    pub received: Arc<AtomicU64>,
 }
 
 impl Shared {
@@ -214,6 +216,7 @@ impl Shared {
             http_addr,
             state: Mutex::new(State::default()),
             ids: AtomicU64::new(1),
+            received: Arc::default(),
         }
     }
 
@@ -234,6 +237,7 @@ impl Shared {
 
     /// Records a received frame in the per-account log and publishes it.
     pub fn record(&self, email: Option<&str>, frame: LoggedFrame) {
+        self.received.fetch_add(1, Ordering::Relaxed);
         if let Some(email) = email {
             self.lock()
                 .frames
