@@ -13,6 +13,7 @@ use libfuzzer_sys::fuzz_target;
 use msnp::auth::{
     self, LoginResponse, Secret, TWN_RST_ADDRESS, normalize_url, not_rst_request,
     parse_login_response, parse_not_rst_response, parse_passport_urls, parse_rst_response,
+    parse_rst_tokens,
     rst_request, rst_twn_policy,
 };
 use msnp::xml;
@@ -130,9 +131,13 @@ fuzz_target!(|data: &[u8]| {
                 assert!(!escaped.contains(['<', '>', '"', '\'']));
                 assert_eq!(xml::unescape(&escaped), text);
             }
-            for e in xml::elements(&text, "a") {
-                let _ = (e.text(), e.trimmed_text(), e.attr("b"));
+            // Any document reads into a tree or an error, never a panic.
+            if let Ok(root) = xml::Element::parse(&text) {
+                for e in root.find_all("a") {
+                    let _ = (e.text(), e.trimmed_text(), e.attr("b"));
+                }
             }
+            let _ = parse_rst_tokens(status, &text);
         }
         _ => {
             // The RST request carries account, password and policy intact.
@@ -145,20 +150,17 @@ fuzz_target!(|data: &[u8]| {
                 return;
             };
             let body = req.body.expose();
-            let get = |name: &str| xml::element(body, name).and_then(|e| e.text());
-            assert_eq!(get("Username").as_deref(), Some(account));
-            assert_eq!(get("Password").as_deref(), Some(password));
-            let policies = xml::elements(body, "PolicyReference");
+            let root = xml::Element::parse(body).expect("the request is XML");
+            let get = |name: &str| root.find(name).map(xml::Element::text);
+            assert_eq!(get("Username"), Some(account));
+            assert_eq!(get("Password"), Some(password));
+            let policies = root.find_all("PolicyReference");
             assert_eq!(policies.len(), 1, "{body}");
             assert_eq!(
-                policies[0].attr("URI").as_deref(),
+                policies[0].attr("URI"),
                 Some(rst_twn_policy(challenge).as_str())
             );
-            assert_eq!(
-                xml::elements(body, "RequestSecurityToken").len(),
-                2,
-                "{body}"
-            );
+            assert_eq!(root.find_all("RequestSecurityToken").len(), 2, "{body}");
         }
     }
 });

@@ -807,10 +807,11 @@ impl NsSession {
             .as_ref()
             .map(|p| String::from_utf8_lossy(p).into_owned())
             .unwrap_or_default();
+        let (psm, current_media) = ubx_texts(&doc);
         self.events.push_back(NsEvent::PersonalMessage {
             contact: strip_network(email).to_owned(),
-            psm: xml_element(&doc, "PSM").unwrap_or_default(),
-            current_media: xml_element(&doc, "CurrentMedia").unwrap_or_default(),
+            psm,
+            current_media,
         });
     }
 
@@ -1424,8 +1425,29 @@ fn split_groups(s: Option<&str>) -> Vec<String> {
     .unwrap_or_default()
 }
 
-/// Text of the first `<tag>…</tag>` element (`<tag/>` → empty), entities decoded.
-fn xml_element(doc: &str, tag: &str) -> Option<String> {
+/// The personal message and current media of a `UBX` document (§5.5), read as XML;
+/// a document that is not well-formed (a client that did not escape its text) still
+/// gives its texts, scraped.
+fn ubx_texts(doc: &str) -> (String, String) {
+    match crate::xml::Element::parse(doc) {
+        Ok(root) => {
+            let text = |tag| {
+                root.find(tag)
+                    .map(|e| e.text().to_owned())
+                    .unwrap_or_default()
+            };
+            (text("PSM"), text("CurrentMedia"))
+        }
+        Err(_) => (
+            scraped_element(doc, "PSM").unwrap_or_default(),
+            scraped_element(doc, "CurrentMedia").unwrap_or_default(),
+        ),
+    }
+}
+
+/// Text of the first `<tag>…</tag>` element (`<tag/>` → empty), references decoded
+/// where they can be: the fallback for a malformed document.
+fn scraped_element(doc: &str, tag: &str) -> Option<String> {
     if doc.contains(&format!("<{tag}/>")) {
         return Some(String::new());
     }

@@ -1,16 +1,26 @@
-//! Just enough XML for the Passport SOAP endpoints (MSNP.md §2.4.3, §2.5.2): escaping
-//! text and attribute values, unescaping entity and character references, and finding
-//! elements by local name (namespace prefixes ignored, as servers vary them: `S:`,
-//! `soap:`, none).
+//! XML for the documents MSNP carries (SOAP envelopes of Passport and the address book,
+//! msnobj, UBX/UUX data), read with quick-xml into a small tree and written with
+//! [`escape`].
 //!
-//! Not a validating parser: comments, processing instructions, `<!DOCTYPE …>` and CDATA
-//! sections are skipped, attribute values may contain `>`, and a malformed document
-//! yields fewer elements, never a panic. Every scan moves forward, so the work is linear
-//! in the input for each lookup. No I/O, no allocation beyond the returned values.
+//! Owns: escaping text and attribute values for documents we build; reading a document
+//! into [`Element`]s addressed by local name (namespace prefixes are ignored, as servers
+//! vary them: `S:`, `soap:`, none), with entity and character references resolved and
+//! CDATA kept as text. Comments, processing instructions and the doctype are skipped.
+//! Reading is bounded: at most [`MAX_DEPTH`] levels and [`MAX_ELEMENTS`] elements, so
+//! a hostile document costs linear work and bounded memory; the caller bounds its
+//! length. A malformed document is an [`XmlError`], never a panic. No I/O.
 
 use std::borrow::Cow;
 
-/// Why a value cannot be written into an XML document.
+use quick_xml::events::{BytesRef, BytesStart, Event};
+
+/// The deepest nesting [`Element::parse`] accepts (SOAP responses use about 12).
+pub const MAX_DEPTH: usize = 64;
+/// The most elements [`Element::parse`] accepts (an address book of thousands of
+/// contacts has some tens of thousands).
+pub const MAX_ELEMENTS: usize = 262_144;
+
+/// Why a value cannot be written into XML, or a document cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum XmlError {
     /// A character XML 1.0 cannot carry, even as a character reference (NUL, most C0
@@ -19,6 +29,31 @@ pub enum XmlError {
     InvalidChar {
         /// The code point.
         code: u32,
+    },
+    /// The document is not well-formed.
+    #[error("malformed XML at byte {position}: {reason}")]
+    Malformed {
+        /// Byte offset where reading stopped.
+        position: u64,
+        /// What was wrong.
+        reason: String,
+    },
+    /// An attribute given twice in one tag.
+    #[error("the attribute {name} is repeated")]
+    DuplicateAttribute {
+        /// Its name.
+        name: String,
+    },
+    /// The document has no root element.
+    #[error("the XML document has no element")]
+    Empty,
+    /// Deeper than [`MAX_DEPTH`] or more than [`MAX_ELEMENTS`] elements.
+    #[error("the XML document is too large (over {limit} {what})")]
+    TooLarge {
+        /// Which limit.
+        what: &'static str,
+        /// Its value.
+        limit: usize,
     },
 }
 
@@ -32,22 +67,17 @@ fn is_xml_char(c: char) -> bool {
 /// `&`, `<`, `>`, `"`, `'` become entities; CR, LF and TAB become character references
 /// so that XML line-end and attribute-value normalisation cannot change them.
 pub fn escape(text: &str) -> Result<String, XmlError> {
-    let mut out = String::with_capacity(text.len() + 16);
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\r' => out.push_str("&#13;"),
-            '\n' => out.push_str("&#10;"),
-            '\t' => out.push_str("&#9;"),
-            c if is_xml_char(c) => out.push(c),
-            c => return Err(XmlError::InvalidChar { code: u32::from(c) }),
-        }
+    if let Some(c) = text.chars().find(|&c| !is_xml_char(c)) {
+        return Err(XmlError::InvalidChar { code: u32::from(c) });
     }
-    Ok(out)
+    let escaped = quick_xml::escape::escape(text);
+    if !escaped.contains(['\r', '\n', '\t']) {
+        return Ok(escaped.into_owned());
+    }
+    Ok(escaped
+        .replace('\r', "&#13;")
+        .replace('\n', "&#10;")
+        .replace('\t', "&#9;"))
 }
 
 /// [`escape`] for text that may hold characters XML cannot carry (a user's status
@@ -60,263 +90,228 @@ pub fn escape_lossy(text: &str) -> String {
     escape(&carried).unwrap_or_default()
 }
 
-/// The character an entity or character reference (the text between `&` and `;`)
-/// stands for; `None` for anything unknown or not an XML character.
-fn reference(name: &str) -> Option<char> {
-    let code = match name {
-        "amp" => return Some('&'),
-        "lt" => return Some('<'),
-        "gt" => return Some('>'),
-        "quot" => return Some('"'),
-        "apos" => return Some('\''),
-        _ => {
-            let num = name.strip_prefix('#')?;
-            let (digits, radix) = match num.strip_prefix('x') {
-                Some(hex) => (hex, 16),
-                None => (num, 10),
-            };
-            if digits.is_empty() || digits.len() > 8 {
-                return None;
-            }
-            if !digits.chars().all(|c| c.is_digit(radix)) {
-                return None;
-            }
-            u32::from_str_radix(digits, radix).ok()?
-        }
-    };
-    char::from_u32(code).filter(|&c| is_xml_char(c))
-}
-
-/// Replaces entity and character references. An `&` that does not start a known
-/// reference is kept literally (lenient: servers are not always well-formed).
+/// Replaces entity and character references in text taken from a document that was not
+/// read as XML (a `from-PP` header, say). Text with a broken reference is kept as it is.
 pub fn unescape(text: &str) -> Cow<'_, str> {
-    if !text.contains('&') {
-        return Cow::Borrowed(text);
+    quick_xml::escape::unescape(text).unwrap_or(Cow::Borrowed(text))
+}
+
+/// An element of a document read by [`Element::parse`]: its local name, attributes
+/// (local names, values unescaped), direct text (references resolved, CDATA included)
+/// and child elements in document order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Element {
+    /// The local name (`Envelope` for `<S:Envelope>`).
+    pub name: String,
+    attrs: Vec<(String, String)>,
+    text: String,
+    children: Vec<Element>,
+}
+
+fn malformed(position: u64, reason: impl ToString) -> XmlError {
+    XmlError::Malformed {
+        position,
+        reason: reason.to_string(),
     }
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(amp) = rest.find('&') {
-        out.push_str(rest.get(..amp).unwrap_or_default());
-        let after = rest.get(amp + 1..).unwrap_or_default();
-        // References are short; do not scan far for a `;`.
-        let decoded = after
-            .char_indices()
-            .take(12)
-            .find(|&(_, c)| c == ';')
-            .and_then(|(semi, _)| Some((reference(after.get(..semi)?)?, semi)));
-        match decoded {
-            Some((c, semi)) => {
-                out.push(c);
-                rest = after.get(semi + 1..).unwrap_or_default();
-            }
-            None => {
-                out.push('&');
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    Cow::Owned(out)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TagKind {
-    Open,
-    Close,
-    Empty,
-}
-
-/// One start, end or empty-element tag found in a document.
-#[derive(Debug, Clone, Copy)]
-struct Tag<'a> {
-    /// The qualified name (`wsse:Password`).
-    name: &'a str,
-    /// Everything between the name and the closing `>` / `/>`.
-    attrs: &'a str,
-    kind: TagKind,
-    /// Byte offset of `<`.
-    start: usize,
-    /// Byte offset just after `>`.
-    end: usize,
-}
-
-/// The part of a qualified name after its prefix.
-fn local_name(name: &str) -> &str {
-    name.rsplit_once(':').map_or(name, |(_, local)| local)
-}
-
-/// The next tag at or after byte `from`, skipping comments, PIs, declarations and
-/// CDATA. `None` at the end or when a construct is left open.
-fn next_tag(xml: &str, mut from: usize) -> Option<Tag<'_>> {
-    loop {
-        let lt = from + xml.get(from..)?.find('<')?;
-        let rest = xml.get(lt..)?;
-        let skip_to = |close: &str| rest.find(close).map(|i| lt + i + close.len());
-        if rest.starts_with("<!--") {
-            from = skip_to("-->")?;
-            continue;
-        }
-        if rest.starts_with("<![CDATA[") {
-            from = skip_to("]]>")?;
-            continue;
-        }
-        if rest.starts_with("<?") {
-            from = skip_to("?>")?;
-            continue;
-        }
-        if rest.starts_with("<!") {
-            from = skip_to(">")?;
-            continue;
-        }
-        // Find the closing `>`, ignoring any inside quoted attribute values.
-        let mut quote = None;
-        let mut gt = None;
-        for (i, c) in rest.char_indices().skip(1) {
-            match (quote, c) {
-                (Some(q), c) if c == q => quote = None,
-                (Some(_), _) => {}
-                (None, '"' | '\'') => quote = Some(c),
-                (None, '>') => {
-                    gt = Some(i);
-                    break;
+impl Element {
+    /// Reads `doc` into its root element.
+    pub fn parse(doc: &str) -> Result<Element, XmlError> {
+        let mut reader = quick_xml::Reader::from_str(doc);
+        // Open elements, innermost last; the root is the first one closed at depth 0.
+        let mut open: Vec<Element> = Vec::new();
+        let mut count = 0usize;
+        loop {
+            let position = reader.buffer_position();
+            let event = reader.read_event().map_err(|e| malformed(position, e))?;
+            match event {
+                Event::Start(start) | Event::Empty(start) if open.len() >= MAX_DEPTH => {
+                    let _ = start;
+                    return Err(XmlError::TooLarge {
+                        what: "levels",
+                        limit: MAX_DEPTH,
+                    });
                 }
-                (None, '<') => break,
+                Event::Start(start) => {
+                    count = Self::counted(count)?;
+                    open.push(Self::opened(&start, position)?);
+                }
+                Event::Empty(start) => {
+                    count = Self::counted(count)?;
+                    let element = Self::opened(&start, position)?;
+                    match open.last_mut() {
+                        Some(parent) => parent.children.push(element),
+                        None => return Ok(element),
+                    }
+                }
+                Event::End(_) => {
+                    let Some(element) = open.pop() else {
+                        return Err(malformed(position, "an end tag without a start"));
+                    };
+                    match open.last_mut() {
+                        Some(parent) => parent.children.push(element),
+                        None => return Ok(element),
+                    }
+                }
+                Event::Text(text) => {
+                    if let Some(element) = open.last_mut() {
+                        let text = text.xml10_content().map_err(|e| malformed(position, e))?;
+                        element.text.push_str(&text);
+                    }
+                }
+                Event::CData(data) => {
+                    if let Some(element) = open.last_mut() {
+                        let text = data.decode().map_err(|e| malformed(position, e))?;
+                        element.text.push_str(&text);
+                    }
+                }
+                Event::GeneralRef(reference) => {
+                    if let Some(element) = open.last_mut() {
+                        element.text.push(Self::resolved(&reference, position)?);
+                    }
+                }
+                Event::Eof if open.is_empty() => return Err(XmlError::Empty),
+                Event::Eof => {
+                    return Err(malformed(position, "the document ends inside an element"));
+                }
+                Event::Comment(_) | Event::Decl(_) | Event::PI(_) | Event::DocType(_) => {}
+            }
+        }
+    }
+
+    /// Reads only the first tag of `doc`: the element's name and attributes, without
+    /// children or text, whether it ends with `/>` or `>` (an msnobj, §8.1).
+    pub fn start_tag(doc: &str) -> Result<Element, XmlError> {
+        let mut reader = quick_xml::Reader::from_str(doc);
+        loop {
+            let position = reader.buffer_position();
+            match reader.read_event().map_err(|e| malformed(position, e))? {
+                Event::Start(start) | Event::Empty(start) => {
+                    return Self::opened(&start, position);
+                }
+                Event::Eof => return Err(XmlError::Empty),
                 _ => {}
             }
         }
-        let Some(gt) = gt else {
-            // A stray `<`: look for the next one.
-            from = lt + 1;
-            continue;
-        };
-        let inner = rest.get(1..gt)?;
-        let (kind, inner) = if let Some(name) = inner.strip_prefix('/') {
-            (TagKind::Close, name)
-        } else if let Some(body) = inner.strip_suffix('/') {
-            (TagKind::Empty, body)
-        } else {
-            (TagKind::Open, inner)
-        };
-        let name_len = inner
-            .find(|c: char| c.is_ascii_whitespace() || c == '/')
-            .unwrap_or(inner.len());
-        let name = inner.get(..name_len)?;
-        let end = lt + gt + 1;
-        if name.is_empty() {
-            from = end;
-            continue;
-        }
-        return Some(Tag {
-            name,
-            attrs: inner.get(name_len..).unwrap_or_default(),
-            kind,
-            start: lt,
-            end,
-        });
-    }
-}
-
-/// An element found by [`elements`]: its attribute text and raw content.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Element<'a> {
-    attrs: &'a str,
-    /// The raw content between the start and end tags (still escaped, may contain
-    /// child elements).
-    pub inner: &'a str,
-}
-
-impl<'a> Element<'a> {
-    /// The unescaped value of attribute `name` (matched by local name).
-    pub fn attr(&self, name: &str) -> Option<Cow<'a, str>> {
-        let mut rest = self.attrs;
-        loop {
-            let eq = rest.find('=')?;
-            let key = rest.get(..eq)?.trim();
-            let after = rest.get(eq + 1..)?.trim_start();
-            let quote = after.chars().next().filter(|c| *c == '"' || *c == '\'')?;
-            let body = after.get(1..)?;
-            let close = body.find(quote)?;
-            if local_name(key) == name {
-                return Some(unescape(body.get(..close)?));
-            }
-            rest = body.get(close + 1..)?;
-        }
     }
 
-    /// The unescaped text content, untrimmed (a password may start with a space);
-    /// `None` if the element has child elements or other markup.
-    pub fn text(&self) -> Option<Cow<'a, str>> {
-        if self.inner.contains('<') {
-            return None;
-        }
-        Some(unescape(self.inner))
-    }
-
-    /// [`Element::text`] without the literal whitespace around it (pretty-printed
-    /// documents); whitespace written as character references is kept.
-    pub fn trimmed_text(&self) -> Option<Cow<'a, str>> {
-        if self.inner.contains('<') {
-            return None;
-        }
-        Some(unescape(self.inner.trim()))
-    }
-}
-
-/// Every element whose local name is `local`, in document order, not descending into
-/// a match (a nested element of the same name belongs to its outer match). Search
-/// stops at the first element left unclosed.
-pub fn elements<'a>(xml: &'a str, local: &str) -> Vec<Element<'a>> {
-    let mut found = Vec::new();
-    let mut pos = 0;
-    while let Some(tag) = next_tag(xml, pos) {
-        pos = tag.end;
-        if tag.kind == TagKind::Close || local_name(tag.name) != local {
-            continue;
-        }
-        if tag.kind == TagKind::Empty {
-            found.push(Element {
-                attrs: tag.attrs,
-                inner: "",
+    fn counted(count: usize) -> Result<usize, XmlError> {
+        if count >= MAX_ELEMENTS {
+            return Err(XmlError::TooLarge {
+                what: "elements",
+                limit: MAX_ELEMENTS,
             });
-            continue;
         }
-        // Find the matching end tag (same qualified name, depth-counted).
-        let mut depth = 1usize;
-        let mut scan = tag.end;
-        let close = loop {
-            let Some(t) = next_tag(xml, scan) else {
-                break None;
-            };
-            scan = t.end;
-            if t.name != tag.name {
-                continue;
-            }
-            match t.kind {
-                TagKind::Open => depth += 1,
-                TagKind::Close => {
-                    depth -= 1;
-                    if depth == 0 {
-                        break Some(t);
-                    }
-                }
-                TagKind::Empty => {}
-            }
-        };
-        let Some(close) = close else {
-            break;
-        };
-        found.push(Element {
-            attrs: tag.attrs,
-            inner: xml.get(tag.end..close.start).unwrap_or_default(),
-        });
-        pos = close.end;
+        Ok(count + 1)
     }
-    found
-}
 
-/// The first element whose local name is `local`.
-pub fn element<'a>(xml: &'a str, local: &str) -> Option<Element<'a>> {
-    elements(xml, local).into_iter().next()
+    fn opened(start: &BytesStart<'_>, position: u64) -> Result<Element, XmlError> {
+        let name = String::from_utf8_lossy(start.local_name().as_ref()).into_owned();
+        let mut attrs: Vec<(String, String)> = Vec::new();
+        for attr in start.attributes().with_checks(false) {
+            let attr = attr.map_err(|e| malformed(position, e))?;
+            let key = String::from_utf8_lossy(attr.key.local_name().as_ref()).into_owned();
+            if attrs.iter().any(|(name, _)| *name == key) {
+                return Err(XmlError::DuplicateAttribute { name: key });
+            }
+            let value = attr
+                .unescape_value()
+                .map_err(|e| malformed(position, e))?
+                .into_owned();
+            attrs.push((key, value));
+        }
+        Ok(Element {
+            name,
+            attrs,
+            ..Element::default()
+        })
+    }
+
+    /// The character an entity or character reference stands for.
+    fn resolved(reference: &BytesRef<'_>, position: u64) -> Result<char, XmlError> {
+        if let Some(c) = reference
+            .resolve_char_ref()
+            .map_err(|e| malformed(position, e))?
+        {
+            return if is_xml_char(c) {
+                Ok(c)
+            } else {
+                Err(XmlError::InvalidChar { code: u32::from(c) })
+            };
+        }
+        let name = reference.decode().map_err(|e| malformed(position, e))?;
+        quick_xml::escape::resolve_predefined_entity(&name)
+            .and_then(|s| s.chars().next())
+            .ok_or_else(|| malformed(position, format!("unknown entity &{name};")))
+    }
+
+    /// The value of the attribute with local name `local`.
+    pub fn attr(&self, local: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|(name, _)| name == local)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// Every attribute (local name, value) in document order.
+    pub fn attrs(&self) -> &[(String, String)] {
+        &self.attrs
+    }
+
+    /// The element's own text (not its children's), untrimmed.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The element's own text without surrounding whitespace; `None` when that is empty.
+    pub fn trimmed_text(&self) -> Option<&str> {
+        Some(self.text.trim()).filter(|t| !t.is_empty())
+    }
+
+    /// The child elements in document order.
+    pub fn children(&self) -> &[Element] {
+        &self.children
+    }
+
+    /// The first child named `local`.
+    pub fn child(&self, local: &str) -> Option<&Element> {
+        self.children.iter().find(|c| c.name == local)
+    }
+
+    /// The children named `local`.
+    pub fn children_named<'a>(&'a self, local: &'a str) -> impl Iterator<Item = &'a Element> {
+        self.children.iter().filter(move |c| c.name == local)
+    }
+
+    /// The element reached from this one through children named `path`, in order.
+    pub fn path(&self, path: &[&str]) -> Option<&Element> {
+        path.iter()
+            .try_fold(self, |element, local| element.child(local))
+    }
+
+    /// The first element named `local` among this one and its descendants, depth first
+    /// in document order.
+    pub fn find(&self, local: &str) -> Option<&Element> {
+        if self.name == local {
+            return Some(self);
+        }
+        self.children.iter().find_map(|c| c.find(local))
+    }
+
+    /// Every element named `local` among this one and its descendants, in document
+    /// order (one inside another is listed too).
+    pub fn find_all<'a>(&'a self, local: &str) -> Vec<&'a Element> {
+        let mut found = Vec::new();
+        let mut stack = vec![self];
+        while let Some(element) = stack.pop() {
+            if element.name == local {
+                found.push(element);
+            }
+            stack.extend(element.children.iter().rev());
+        }
+        found
+    }
 }
 
 #[cfg(test)]
@@ -331,7 +326,11 @@ mod tests {
             escaped.as_deref(),
             Ok("p@ss,word&amp;&lt;x&gt;&quot;y&quot;&apos;z&apos;&#13;&#10;&#9;Ä😀")
         );
-        assert_eq!(unescape(&escaped.unwrap_or_default()), text);
+        assert_eq!(unescape(&escaped.clone().unwrap_or_default()), text);
+        let doc = format!("<a v=\"{0}\">{0}</a>", escaped.unwrap_or_default());
+        let a = Element::parse(&doc).expect("parses");
+        assert_eq!(a.text(), text);
+        assert_eq!(a.attr("v"), Some(text));
         assert_eq!(escape("a\0b"), Err(XmlError::InvalidChar { code: 0 }));
     }
 
@@ -342,29 +341,69 @@ mod tests {
     }
 
     #[test]
-    fn unescape_is_lenient() {
+    fn unescape_keeps_broken_text() {
         assert_eq!(unescape("t=A&amp;p="), "t=A&p=");
-        assert_eq!(unescape("&#x41;&#66;&unknown;&"), "AB&unknown;&");
-        assert_eq!(
-            unescape("&#0;&#xD800;&#99999999999;"),
-            "&#0;&#xD800;&#99999999999;"
-        );
+        assert_eq!(unescape("&#x41;&#66;"), "AB");
+        assert_eq!(unescape("a & b"), "a & b");
     }
 
     #[test]
-    fn finds_elements_by_local_name() {
-        let xml = r#"<?xml version="1.0"?><!-- <a:X>no</a:X> --><S:Envelope>
-            <a:X Id='1' b:URI="?x=1&amp;y=&quot;>&quot;">one</a:X>
+    fn elements_are_found_by_local_name() {
+        let xml = r#"<?xml version="1.0"?><!-- <a:X>no</a:X> --><S:Envelope xmlns:S="s">
+            <a:X Id='1' b:URI="?x=1&amp;y=&quot;>&quot;">one &amp; &#x41;</a:X>
             <X><X>in</X></X><a:X/><![CDATA[<a:X>no</a:X>]]></S:Envelope>"#;
-        let xs = elements(xml, "X");
-        assert_eq!(xs.len(), 3);
-        assert_eq!(xs[0].text().as_deref(), Some("one"));
-        assert_eq!(xs[0].attr("URI").as_deref(), Some("?x=1&y=\">\""));
-        assert_eq!(xs[0].attr("Id").as_deref(), Some("1"));
-        assert_eq!(xs[1].inner, "<X>in</X>");
-        assert_eq!(xs[1].text(), None);
-        assert_eq!(xs[2].inner, "");
-        assert_eq!(elements("<a><b>x</b>", "a"), Vec::new());
-        assert_eq!(element("<<b>y</b>", "b").map(|e| e.inner), Some("y"));
+        let root = Element::parse(xml).expect("parses");
+        assert_eq!(root.name, "Envelope");
+        let xs = root.find_all("X");
+        assert_eq!(xs.len(), 4);
+        assert_eq!(xs[0].trimmed_text(), Some("one & A"));
+        assert_eq!(xs[0].attr("URI"), Some("?x=1&y=\">\""));
+        assert_eq!(xs[0].attr("Id"), Some("1"));
+        assert_eq!(xs[1].trimmed_text(), None);
+        assert_eq!(xs[2].text(), "in");
+        assert_eq!(root.find("X").map(Element::text), Some("one & A"));
+        let outer = root.children_named("X").nth(1);
+        assert_eq!(
+            outer.and_then(|x| x.path(&["X"])).map(Element::text),
+            Some("in")
+        );
+        assert_eq!(root.path(&["X", "X"]), None);
+        assert_eq!(root.trimmed_text(), Some("<a:X>no</a:X>"));
+    }
+
+    #[test]
+    fn malformed_and_hostile_documents_are_errors() {
+        for doc in ["", "<!-- only -->", "text"] {
+            assert_eq!(Element::parse(doc), Err(XmlError::Empty), "{doc:?}");
+        }
+        assert_eq!(
+            Element::parse("<a x='1' b:x='2'/>"),
+            Err(XmlError::DuplicateAttribute { name: "x".into() })
+        );
+        for doc in [
+            "<a><b>x</a>",
+            "<a>",
+            "<a x='1",
+            "<a>&bogus;</a>",
+            "<a>&#0;</a>",
+        ] {
+            assert!(Element::parse(doc).is_err(), "{doc:?}");
+        }
+        let deep = "<a>".repeat(MAX_DEPTH + 1);
+        assert_eq!(
+            Element::parse(&deep),
+            Err(XmlError::TooLarge {
+                what: "levels",
+                limit: MAX_DEPTH
+            })
+        );
+        let wide = format!("<a>{}</a>", "<b/>".repeat(MAX_ELEMENTS));
+        assert!(matches!(
+            Element::parse(&wide),
+            Err(XmlError::TooLarge {
+                what: "elements",
+                ..
+            })
+        ));
     }
 }

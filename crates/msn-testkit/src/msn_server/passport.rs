@@ -163,19 +163,18 @@ struct RstRequest {
 }
 
 fn parse_rst_request(body: &str) -> Option<RstRequest> {
-    let email = xml::element(body, "Username")?
-        .text()?
-        .trim()
-        .to_lowercase();
-    let password = xml::element(body, "Password")?.text()?.into_owned();
-    let tokens = xml::elements(body, "RequestSecurityToken")
-        .iter()
+    let root = xml::Element::parse(body).ok()?;
+    let email = root.find("Username")?.text().trim().to_lowercase();
+    let password = root.find("Password")?.text().to_owned();
+    let tokens = root
+        .find_all("RequestSecurityToken")
+        .into_iter()
         .filter_map(|rst| {
-            let address = xml::element(rst.inner, "Address")?
-                .trimmed_text()?
-                .into_owned();
-            let policy = xml::element(rst.inner, "PolicyReference")
-                .and_then(|p| p.attr("URI").map(|u| u.into_owned()));
+            let address = rst.find("Address")?.trimmed_text()?.to_owned();
+            let policy = rst
+                .find("PolicyReference")
+                .and_then(|p| p.attr("URI"))
+                .map(str::to_owned);
             Some((address, policy))
         })
         .collect::<Vec<_>>();

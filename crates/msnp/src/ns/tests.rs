@@ -793,15 +793,18 @@ fn sync_without_counts_and_out_reasons() {
 
 #[test]
 fn xml_helpers() {
+    let texts = |psm: &str, media: &str| (psm.to_owned(), media.to_owned());
+    assert_eq!(ubx_texts("<Data><PSM/></Data>"), texts("", ""));
     assert_eq!(
-        xml_element("<Data><PSM/></Data>", "PSM"),
-        Some(String::new())
+        ubx_texts("<Data><PSM>a &amp; b</PSM><CurrentMedia>\\0Music</CurrentMedia></Data>"),
+        texts("a & b", "\\0Music")
     );
-    assert_eq!(xml_element("<Data></Data>", "PSM"), None);
+    // Not well-formed: the texts are scraped, with what references can be decoded.
     assert_eq!(
-        xml_element("<Data><PSM>&bogus; &amp &#xZZ; &lt;</PSM></Data>", "PSM"),
-        Some("&bogus; &amp &#xZZ; <".to_owned())
+        ubx_texts("<Data><PSM>&bogus; &amp &#xZZ; &lt;</PSM></Data>"),
+        texts("&bogus; &amp &#xZZ; &lt;", "")
     );
+    assert_eq!(scraped_element("<Data></Data>", "PSM"), None);
     assert_eq!(strip_network("1:a@b.c;{x}"), "a@b.c");
     assert!(is_guid("8f5b2a44-13c7-4d0e-9a61-0c2e5e6f7a80"));
     assert!(!is_guid("8f5b2a44x13c7-4d0e-9a61-0c2e5e6f7a80"));

@@ -11,6 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 use sha1::{Digest, Sha1};
 
 use crate::escape;
+use crate::xml::XmlError;
 
 /// Longest msnobj text accepted. WLM objects with `stamp`/`avatarid` run to ~1 KB.
 pub const MAX_MSNOBJ_LEN: usize = 4096;
@@ -216,7 +217,7 @@ impl MsnObject {
         Ok((obj, text))
     }
 
-    /// Parses the XML text of an msnobj (§8.1), leniently: any attribute order, single
+    /// Parses the XML text of an msnobj (§8.1) with quick-xml, leniently: any attribute order, single
     /// or double quotes, unknown attributes ignored, `/>` or `>` as the end.
     pub fn parse(text: &str) -> Result<MsnObject, MsnObjectError> {
         if text.len() > MAX_MSNOBJ_LEN {
@@ -225,75 +226,17 @@ impl MsnObject {
                 max: MAX_MSNOBJ_LEN,
             });
         }
-        let trimmed_start = text.len() - text.trim_start().len();
-        let rest = text.trim_start();
-        let rest = rest
-            .strip_prefix("<msnobj")
-            .ok_or(MsnObjectError::NotMsnObj)?;
-        let bytes = rest.as_bytes();
-        let base = trimmed_start + "<msnobj".len();
-        let mut attrs: Vec<(&str, String)> = Vec::new();
-        let mut i = 0;
-        match bytes.first() {
-            Some(b) if b.is_ascii_whitespace() || *b == b'/' || *b == b'>' => {}
-            _ => return Err(MsnObjectError::NotMsnObj),
+        let element = crate::xml::Element::start_tag(text).map_err(|e| match e {
+            XmlError::DuplicateAttribute { name } => MsnObjectError::Duplicate { name },
+            XmlError::Malformed { position, .. } => MsnObjectError::Malformed {
+                position: usize::try_from(position).unwrap_or(usize::MAX),
+            },
+            _ => MsnObjectError::NotMsnObj,
+        })?;
+        if element.name != "msnobj" {
+            return Err(MsnObjectError::NotMsnObj);
         }
-        loop {
-            while bytes.get(i).is_some_and(|b| b.is_ascii_whitespace()) {
-                i += 1;
-            }
-            match bytes.get(i) {
-                None => return Err(MsnObjectError::Malformed { position: base + i }),
-                Some(b'/') if bytes.get(i + 1) == Some(&b'>') => break,
-                Some(b'>') => break,
-                Some(_) => {}
-            }
-            let name_start = i;
-            while bytes
-                .get(i)
-                .is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b':'))
-            {
-                i += 1;
-            }
-            if i == name_start {
-                return Err(MsnObjectError::Malformed { position: base + i });
-            }
-            let name = rest
-                .get(name_start..i)
-                .ok_or(MsnObjectError::Malformed { position: base + i })?;
-            while bytes.get(i).is_some_and(|b| b.is_ascii_whitespace()) {
-                i += 1;
-            }
-            if bytes.get(i) != Some(&b'=') {
-                return Err(MsnObjectError::Malformed { position: base + i });
-            }
-            i += 1;
-            while bytes.get(i).is_some_and(|b| b.is_ascii_whitespace()) {
-                i += 1;
-            }
-            let quote = match bytes.get(i) {
-                Some(q @ (b'"' | b'\'')) => *q,
-                _ => return Err(MsnObjectError::Malformed { position: base + i }),
-            };
-            i += 1;
-            let value_start = i;
-            while bytes.get(i).is_some_and(|b| *b != quote) {
-                i += 1;
-            }
-            if bytes.get(i).is_none() {
-                return Err(MsnObjectError::Malformed { position: base + i });
-            }
-            let value = rest
-                .get(value_start..i)
-                .ok_or(MsnObjectError::Malformed { position: base + i })?;
-            i += 1;
-            if attrs.iter().any(|(n, _)| *n == name) {
-                return Err(MsnObjectError::Duplicate {
-                    name: name.to_owned(),
-                });
-            }
-            attrs.push((name, crate::xml::unescape(value).into_owned()));
-        }
+        let mut attrs: Vec<(String, String)> = element.attrs().to_vec();
         let mut take = |name: &'static str| -> Option<String> {
             let pos = attrs.iter().position(|(n, _)| *n == name)?;
             Some(attrs.swap_remove(pos).1)
