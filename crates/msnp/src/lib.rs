@@ -1,6 +1,7 @@
 //! Sans-IO MSNP protocol core (MSNP.md §1–§7, §11): framing, numeric server
-//! errors, challenges, percent-encoding, `MSG` MIME payloads, TWN ticket steps as data
-//! (`auth`), and the notification-server (`ns`) and switchboard (`sb`) state machines
+//! errors, challenges, percent-encoding, `MSG` MIME payloads, TWN and SSO ticket steps as data
+//! (`auth`, `mbi`), `<ml>` documents (`ml`), XML read with quick-xml (`xml`), and the
+//! notification-server (`ns`) and switchboard (`sb`) state machines
 //! (inputs via `handle_*(now, …)`, outputs via `poll_*()`).
 //!
 //! Owns pure parsing and encoding only: no tokio, no sockets, no clock, no randomness.
@@ -17,6 +18,7 @@ pub mod frame;
 pub mod limits;
 pub mod mbi;
 pub mod message;
+pub mod ml;
 pub mod ns;
 pub mod p2p;
 pub mod sb;
