@@ -1,13 +1,17 @@
-//! Notification-server state machine for MSNP8–12 with TWN login (MSNP.md §2, §4.2,
-//! §4.3, §5, §11), sans-IO in the quinn style.
+//! Notification-server state machine for MSNP8–18 (MSNP.md §2, §4, §5, §11), sans-IO in
+//! the quinn style; what differs between versions is asked of [`Dialect`].
 //!
-//! Owns: the login sequence `VER → CVR → USR TWN I → (XFR NS) → USR TWN S → USR OK`,
-//! the post-login `SYN` burst (complete by the announced counts, §4.2/§4.3), the first
-//! `CHG` (servers refuse `XFR SB` before it, §2.8), presence/PSM/list notifications,
+//! Owns: the login sequence `VER → CVR → USR TWN|SSO I → (XFR NS) → USR TWN|SSO S →
+//! USR OK` (TWN up to MSNP14, SSO with the MBI response from MSNP15, §2.4, §2.5), the
+//! lists: the post-login `SYN` burst up to MSNP12 (complete by the announced counts,
+//! §4.2/§4.3), from MSNP13 the address book the shell reads (`NeedAddressBook`), then
+//! `BLP` and the initial `ADL` (§4.5); the first `CHG` (servers refuse `XFR SB` before
+//! it, §2.8), presence/PSM/list notifications,
 //! `CHL` answers (§3), the `PNG`/`QNG` keepalive (§11.1), request timeouts, and
 //! version-gated commands from the bridge. TrIDs are allocated here, monotonically.
 //!
 //! Inputs: [`NsSession::handle_frame`], [`NsSession::handle_ticket`],
+//! [`NsSession::handle_sso_ticket`], [`NsSession::handle_address_book`],
 //! [`NsSession::handle_timeout`], [`NsSession::handle_connection_lost`] and the command
 //! methods. Outputs: [`NsSession::poll_transmit`], [`NsSession::poll_event`],
 //! [`NsSession::poll_timeout`]. Time is passed in; no sockets, clock or randomness.
@@ -26,10 +30,13 @@ use super::escape;
 use super::frame::Frame;
 use super::limits::Limits;
 use super::message::{Headers, MsgPayload, parse_msg};
+use super::ml;
 use super::verb::Verb;
 
+mod dialect;
 mod types;
 
+pub use dialect::{Dialect, NetworkField, SUPPORTED_VERSIONS};
 pub use types::{
     ClientInfo, CloseReason, CommandError, Contact, ContactList, Group, List, ListChange,
     LoginError, NsConfig, NsEvent, Presence, SbRequestId, Status,
@@ -49,6 +56,8 @@ enum Phase {
     Ticket,
     UsrS,
     Sync(SyncState),
+    /// MSNP13+: logged in, waiting for the shell's address book (§4.5).
+    AddressBook,
     Online,
     Closed,
 }
@@ -118,6 +127,8 @@ pub struct NsSession {
     next_ping: Option<Instant>,
     ping_sent: Option<Instant>,
     last_rx: Option<Instant>,
+    /// The `USR … SSO S` nonce, until the ticket comes (§2.5.1).
+    sso_nonce: Option<String>,
 }
 
 impl std::fmt::Debug for NsSession {
@@ -152,6 +163,7 @@ impl NsSession {
             next_ping: None,
             ping_sent: None,
             last_rx: None,
+            sso_nonce: None,
         };
         let mut args: Vec<String> = s
             .config
@@ -173,6 +185,11 @@ impl NsSession {
     /// The negotiated protocol version, 0 before `VER` completes.
     pub fn version(&self) -> u8 {
         self.version
+    }
+
+    /// The features of the negotiated version.
+    pub fn dialect(&self) -> Dialect {
+        Dialect(self.version)
     }
 
     /// The contact list as currently known (complete once `LoggedIn` was emitted).
@@ -228,6 +245,21 @@ impl NsSession {
         trid
     }
 
+    fn send_payload(
+        &mut self,
+        now: Instant,
+        verb: Verb,
+        args: Vec<String>,
+        payload: Vec<u8>,
+        kind: PendingKind,
+    ) -> u32 {
+        let trid = self.alloc_trid();
+        self.transmit
+            .push_back(Frame::command(verb, trid, args).with_payload(Bytes::from(payload)));
+        self.track(now, verb, trid, kind);
+        trid
+    }
+
     fn track(&mut self, now: Instant, verb: Verb, trid: u32, kind: PendingKind) {
         let deadline = now + self.config.request_timeout;
         self.pending.insert(
@@ -279,6 +311,12 @@ impl NsSession {
         }
     }
 
+    /// The `ADC`/`REM`/`ADG` family exists up to MSNP12; from MSNP13 the address book
+    /// (SOAP) replaces it (§4.5).
+    fn require_list_commands(&self) -> Result<(), CommandError> {
+        self.require_version("ADC", 8, 12)
+    }
+
     fn require_version(&self, command: &'static str, min: u8, max: u8) -> Result<(), CommandError> {
         if (min..=max).contains(&self.version) {
             Ok(())
@@ -309,6 +347,104 @@ impl NsSession {
             vec!["TWN".into(), "S".into(), t.to_owned()],
             PendingKind::Login,
         );
+        Ok(())
+    }
+
+    /// The shell obtained the single sign-on tokens for the last `NeedSsoTicket`
+    /// (§2.5.2): queues `USR trid SSO S <ticket> <MBI blob> [{machine-guid}]`, the blob
+    /// computed here from the binary secret, the server's nonce and `iv` (8 random bytes
+    /// the shell draws, §2.5.3); the GUID from MSNP16 on.
+    pub fn handle_sso_ticket(
+        &mut self,
+        now: Instant,
+        ticket: &Secret,
+        binary_secret: &Secret,
+        iv: [u8; 8],
+    ) -> Result<(), CommandError> {
+        if self.phase != Phase::Ticket {
+            return Err(CommandError::NotOnline);
+        }
+        let Some(nonce) = self.sso_nonce.clone() else {
+            return Err(CommandError::NotOnline);
+        };
+        let t = ticket.expose();
+        if t.is_empty() || t.bytes().any(|b| b.is_ascii_whitespace()) {
+            return Err(CommandError::InvalidArgument { what: "ticket" });
+        }
+        let blob = super::mbi::response(binary_secret.expose(), &nonce, iv).map_err(|_| {
+            CommandError::InvalidArgument {
+                what: "binary secret",
+            }
+        })?;
+        let mut args = vec!["SSO".into(), "S".into(), t.to_owned(), blob];
+        if self.dialect().has_endpoints() {
+            let Some(guid) = self.config.machine_guid.clone() else {
+                return Err(CommandError::InvalidArgument {
+                    what: "machine GUID",
+                });
+            };
+            args.push(guid);
+        }
+        self.sso_nonce = None;
+        self.phase = Phase::UsrS;
+        self.send(now, Verb::USR, args, PendingKind::Login);
+        Ok(())
+    }
+
+    /// MSNP13+: the shell read the address book (§4.5) for the last `NeedAddressBook`.
+    /// Sends `BLP`, the initial `ADL` (split, §4.5) and then what follows every login
+    /// (`LoggedIn`, the first `CHG`, …).
+    pub fn handle_address_book(
+        &mut self,
+        now: Instant,
+        book: ContactList,
+    ) -> Result<(), CommandError> {
+        if self.phase != Phase::AddressBook {
+            return Err(CommandError::NotOnline);
+        }
+        self.list.contacts = book.contacts;
+        self.list.groups = book.groups;
+        if book.privacy.is_some() {
+            self.list.privacy = book.privacy;
+        }
+        if book.own_friendly_name.is_some() {
+            self.list.own_friendly_name = book.own_friendly_name;
+        }
+        let privacy = self.list.privacy.clone().unwrap_or_else(|| "AL".to_owned());
+        self.send(now, Verb::BLP, vec![privacy], PendingKind::Plain);
+        let entries: Vec<ml::MlEntry> = self
+            .list
+            .contacts
+            .values()
+            .map(|c| ml::MlEntry {
+                address: c.email.clone(),
+                lists: c.lists,
+                network: c.network.unwrap_or(ml::NETWORK_PASSPORT),
+                friendly: None,
+            })
+            .collect();
+        // An address the server could not have given us is left out, not fatal.
+        let sendable: Vec<ml::MlEntry> = entries
+            .into_iter()
+            .filter(|e| ml::build(std::slice::from_ref(e), true).is_ok())
+            .collect();
+        let payloads = ml::build(&sendable, true).unwrap_or_default();
+        // §4.5: an empty initial list is still sent, so the server starts routing.
+        let payloads = if payloads.is_empty() {
+            vec!["<ml l=\"1\"></ml>".to_owned()]
+        } else {
+            payloads
+        };
+        for payload in payloads {
+            self.send_payload(
+                now,
+                Verb::ADL,
+                Vec::new(),
+                payload.into_bytes(),
+                PendingKind::Plain,
+            );
+        }
+        self.come_online(now);
         Ok(())
     }
 
@@ -400,16 +536,7 @@ impl NsSession {
     fn dispatch(&mut self, now: Instant, frame: Frame, pending: Option<Pending>) {
         match frame.verb.as_str() {
             "VER" => self.on_ver(now, &frame),
-            "CVR" if self.phase == Phase::Cvr => {
-                self.phase = Phase::UsrI;
-                let login = self.config.login.clone();
-                self.send(
-                    now,
-                    Verb::USR,
-                    vec!["TWN".into(), "I".into(), login],
-                    PendingKind::Login,
-                );
-            }
+            "CVR" if self.phase == Phase::Cvr => self.send_usr_i(now),
             "USR" => self.on_usr(now, &frame),
             "XFR" => self.on_xfr(&frame, pending),
             "SYN" => self.on_syn(&frame),
@@ -445,6 +572,7 @@ impl NsSession {
                 }
             }
             "UBX" => self.on_ubx(&frame),
+            "ADL" | "RML" if pending.is_none() => self.on_server_ml(&frame),
             "CHG" => {
                 if let Some(PendingKind::Status(status)) = pending.map(|p| p.kind) {
                     self.status = status;
@@ -538,14 +666,7 @@ impl NsSession {
                     }
                     // CVR errors (420, 710, 731) are not fatal on their own (§2.3).
                     (_, Phase::Cvr) => {
-                        self.phase = Phase::UsrI;
-                        let login = self.config.login.clone();
-                        self.send(
-                            now,
-                            Verb::USR,
-                            vec!["TWN".into(), "I".into(), login],
-                            PendingKind::Login,
-                        );
+                        self.send_usr_i(now);
                         return;
                     }
                     _ => LoginError::Server { code },
@@ -572,7 +693,7 @@ impl NsSession {
             .arg(0)
             .and_then(|v| v.strip_prefix("MSNP"))
             .and_then(|v| v.parse::<u8>().ok())
-            .filter(|v| self.config.versions.contains(v) && (8..=12).contains(v));
+            .filter(|v| self.config.versions.contains(v) && SUPPORTED_VERSIONS.contains(v));
         let Some(v) = chosen else {
             self.fail_login(LoginError::UnsupportedVersion {
                 offered: frame.arg(0).map(str::to_owned),
@@ -595,8 +716,37 @@ impl NsSession {
         self.send(now, Verb::CVR, args, PendingKind::Login);
     }
 
+    /// `USR trid TWN|SSO I account` (§2.4.1, §2.5.1).
+    fn send_usr_i(&mut self, now: Instant) {
+        self.phase = Phase::UsrI;
+        let scheme = if self.dialect().signs_in_with_sso() {
+            "SSO"
+        } else {
+            "TWN"
+        };
+        let login = self.config.login.clone();
+        self.send(
+            now,
+            Verb::USR,
+            vec![scheme.into(), "I".into(), login],
+            PendingKind::Login,
+        );
+    }
+
     fn on_usr(&mut self, now: Instant, frame: &Frame) {
         match (frame.arg(0), frame.arg(1)) {
+            (Some("SSO"), Some("S")) if self.phase == Phase::UsrI => {
+                // §2.5.1: `USR trid SSO S <policy> <nonce>`.
+                let (Some(policy), Some(nonce)) = (frame.arg(2), frame.arg(3)) else {
+                    self.fail_login(LoginError::Server { code: 0 });
+                    return;
+                };
+                self.phase = Phase::Ticket;
+                self.sso_nonce = Some(nonce.to_owned());
+                self.events.push_back(NsEvent::NeedSsoTicket {
+                    policy: policy.to_owned(),
+                });
+            }
             (Some("TWN"), Some("S")) if self.phase == Phase::UsrI => {
                 self.phase = Phase::Ticket;
                 self.events.push_back(NsEvent::NeedTicket {
@@ -616,6 +766,11 @@ impl NsSession {
                 }
                 self.list.account = account;
                 self.list.verified = verified.map(|v| v == "1");
+                if self.dialect().lists_from_address_book() {
+                    self.phase = Phase::AddressBook;
+                    self.events.push_back(NsEvent::NeedAddressBook);
+                    return;
+                }
                 self.phase = Phase::Sync(SyncState::default());
                 let args = if self.version < 10 {
                     vec!["0".to_owned()]
@@ -676,6 +831,12 @@ impl NsSession {
         if state.seen_contacts < contacts || state.seen_groups < state.groups {
             return;
         }
+        self.come_online(now);
+    }
+
+    /// The lists are known: tell the shell, then set our name, endpoint, status and
+    /// personal message as every login does (§2.7).
+    fn come_online(&mut self, now: Instant) {
         self.phase = Phase::Online;
         self.events.push_back(NsEvent::LoggedIn {
             version: self.version,
@@ -695,6 +856,21 @@ impl NsSession {
             && self.list.own_friendly_name.as_deref() != Some(name.as_str())
         {
             let _ = self.set_friendly_name(now, &name);
+        }
+        if self.dialect().has_endpoints() {
+            // §5.5: the endpoint's name for the user's other endpoints, before the CHG.
+            let doc = format!(
+                "<PrivateEndpointData><EpName>{}</EpName><Idle>false</Idle><ClientType>1</ClientType><State>{}</State></PrivateEndpointData>",
+                one_line_xml(&self.config.endpoint_name),
+                self.config.initial_status.code()
+            );
+            self.send_payload(
+                now,
+                Verb::UUX,
+                Vec::new(),
+                doc.into_bytes(),
+                PendingKind::Plain,
+            );
         }
         let status = self.config.initial_status;
         let caps = self.config.capabilities;
@@ -775,14 +951,19 @@ impl NsSession {
             return;
         };
         let email = strip_network(email).to_owned();
-        let friendly_name = frame.arg(2).map(escape::decode_lossy).unwrap_or_default();
+        // MSNP14–17 put the network id after the address (§5.4).
+        let skip = usize::from(self.dialect().network_field() == NetworkField::Argument);
+        let friendly_name = frame
+            .arg(2 + skip)
+            .map(escape::decode_lossy)
+            .unwrap_or_default();
         let caps = frame
-            .arg(3)
+            .arg(3 + skip)
             .and_then(|c| c.split(':').next())
             .and_then(|c| c.parse().ok())
             .unwrap_or(0);
         let msn_object = frame
-            .arg(4)
+            .arg(4 + skip)
             .map(escape::decode_lossy)
             .filter(|o| !matches!(o.trim(), "" | "0" | "<msnobj/>"));
         if let Some(c) = self.list.contacts.get_mut(&email.to_ascii_lowercase()) {
@@ -796,6 +977,32 @@ impl NsSession {
             msn_object,
             initial,
         }));
+    }
+
+    /// MSNP13+: `ADL 0 len` (someone added us) or `RML 0 len` (removed us), §4.5.
+    fn on_server_ml(&mut self, frame: &Frame) {
+        let Some(payload) = frame.payload.as_ref() else {
+            return;
+        };
+        let Ok(entries) = ml::parse(&String::from_utf8_lossy(payload)) else {
+            return;
+        };
+        let reverse = List::Reverse.bit() | List::Pending.bit();
+        for entry in entries.into_iter().filter(|e| e.lists & reverse != 0) {
+            let contact = entry.address.to_ascii_lowercase();
+            self.events.push_back(if frame.verb == Verb::ADL {
+                NsEvent::AddedBy {
+                    friendly_name: entry
+                        .friendly
+                        .as_deref()
+                        .map(escape::decode_lossy)
+                        .unwrap_or_else(|| contact.clone()),
+                    contact,
+                }
+            } else {
+                NsEvent::RemovedBy { contact }
+            });
+        }
     }
 
     fn on_ubx(&mut self, frame: &Frame) {
@@ -1044,12 +1251,24 @@ impl NsSession {
         if status == Status::Offline {
             return Err(CommandError::InvalidArgument { what: "status FLN" });
         }
-        let mut args = vec![status.code().to_owned(), caps.to_string()];
-        if self.version >= 9
-            && let Some(obj) = msn_object.filter(|o| !o.is_empty())
-        {
-            args.push(escape::encode(obj));
-        }
+        let object = msn_object.filter(|o| !o.is_empty()).map(escape::encode);
+        // §5.2: `caps:capsex` and `0` for no picture from MSNP16; no picture is left out
+        // before (and MSNP8 has none).
+        let args = if self.dialect().has_endpoints() {
+            vec![
+                status.code().to_owned(),
+                format!("{caps}:0"),
+                object.unwrap_or_else(|| "0".to_owned()),
+            ]
+        } else {
+            let mut args = vec![status.code().to_owned(), caps.to_string()];
+            if self.version >= 9
+                && let Some(object) = object
+            {
+                args.push(object);
+            }
+            args
+        };
         self.config.capabilities = caps;
         self.config.msn_object = msn_object.map(str::to_owned);
         Ok(self.send(now, Verb::CHG, args, PendingKind::Status(status)))
@@ -1086,19 +1305,19 @@ impl NsSession {
         current_media: &str,
     ) -> Result<u32, CommandError> {
         self.require_online()?;
-        self.require_version("UUX", 11, 12)?;
-        let one_line = |s: &str| crate::xml::escape_lossy(&s.replace(['\r', '\n'], " "));
+        self.require_version("UUX", 11, *SUPPORTED_VERSIONS.end())?;
         let doc = format!(
             "<Data><PSM>{}</PSM><CurrentMedia>{}</CurrentMedia></Data>",
-            one_line(psm),
-            one_line(current_media)
+            one_line_xml(psm),
+            one_line_xml(current_media)
         );
-        let trid = self.alloc_trid();
-        self.transmit.push_back(
-            Frame::command(Verb::UUX, trid, Vec::<String>::new()).with_payload(Bytes::from(doc)),
-        );
-        self.track(now, Verb::UUX, trid, PendingKind::Plain);
-        Ok(trid)
+        Ok(self.send_payload(
+            now,
+            Verb::UUX,
+            Vec::new(),
+            doc.into_bytes(),
+            PendingKind::Plain,
+        ))
     }
 
     /// Adds `email` to `list` (§4.2 `ADD`, §4.3 `ADC`). `group` (FL only) is a group id
@@ -1113,6 +1332,7 @@ impl NsSession {
         group: Option<&str>,
     ) -> Result<u32, CommandError> {
         self.require_online()?;
+        self.require_list_commands()?;
         if matches!(list, List::Reverse | List::Pending) {
             return Err(CommandError::InvalidArgument { what: "list" });
         }
@@ -1153,6 +1373,7 @@ impl NsSession {
         group: &str,
     ) -> Result<u32, CommandError> {
         self.require_online()?;
+        self.require_list_commands()?;
         let key = self
             .find_contact_key(email)
             .ok_or(CommandError::UnknownContact)?;
@@ -1189,6 +1410,7 @@ impl NsSession {
         group: Option<&str>,
     ) -> Result<u32, CommandError> {
         self.require_online()?;
+        self.require_list_commands()?;
         if matches!(list, List::Reverse | List::Pending) {
             return Err(CommandError::InvalidArgument { what: "list" });
         }
@@ -1255,6 +1477,7 @@ impl NsSession {
     /// Creates a group (`ADG`, §4.2/§4.3); the id arrives with `ListChange::GroupAdded`.
     pub fn add_group(&mut self, now: Instant, name: &str) -> Result<u32, CommandError> {
         self.require_online()?;
+        self.require_list_commands()?;
         let enc = escape::encode(name);
         if name.is_empty() || enc.len() > 61 {
             return Err(CommandError::InvalidArgument { what: "group name" });
@@ -1274,6 +1497,7 @@ impl NsSession {
         name: &str,
     ) -> Result<u32, CommandError> {
         self.require_online()?;
+        self.require_list_commands()?;
         let enc = escape::encode(name);
         if name.is_empty() || enc.len() > 61 || id.is_empty() {
             return Err(CommandError::InvalidArgument { what: "group name" });
@@ -1292,6 +1516,7 @@ impl NsSession {
     /// Removes a group (`RMG trid id`).
     pub fn remove_group(&mut self, now: Instant, id: &str) -> Result<u32, CommandError> {
         self.require_online()?;
+        self.require_list_commands()?;
         if id.is_empty() || id.bytes().any(|b| b.is_ascii_whitespace()) {
             return Err(CommandError::InvalidArgument { what: "group id" });
         }
@@ -1335,6 +1560,11 @@ pub(crate) fn strip_network(id: &str) -> &str {
         Some((n, rest)) if n.bytes().all(|b| b.is_ascii_digit()) => rest,
         _ => id,
     }
+}
+
+/// Text for a one-line UUX document (R2M keeps only the first line, §5.5).
+fn one_line_xml(text: &str) -> String {
+    crate::xml::escape_lossy(&text.replace(['\r', '\n'], " "))
 }
 
 /// Whether `s` looks like `8f5b2a44-13c7-4d0e-9a61-0c2e5e6f7a80`.

@@ -868,3 +868,223 @@ fn replies_are_reported_after_their_events() {
     );
     assert!(std::iter::from_fn(|| s.poll_event()).all(|e| !matches!(e, NsEvent::Replied { .. })));
 }
+
+/// The MSNP.md §2.7 MSNP18 transcript: `USR SSO` with the §2.5.4 MBI vector and the
+/// machine GUID, the address book handed in, `BLP`, the initial `ADL`, the endpoint's
+/// `UUX` and `CHG caps:0 0`; then the MSNP18 presence forms.
+#[test]
+fn msnp18_sso_login_matches_section_2_7() {
+    let now = Instant::now();
+    let mut c = config();
+    c.versions = vec![18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8];
+    c.machine_guid = Some("{6F1E2D3C-4B5A-4978-8695-A4B3C2D1E0F9}".into());
+    c.personal_message = None;
+    let mut s = NsSession::new(c, now);
+    assert_eq!(
+        sent(&mut s),
+        "VER 1 MSNP18 MSNP17 MSNP16 MSNP15 MSNP14 MSNP13 MSNP12 MSNP11 MSNP10 MSNP9 MSNP8 CVR0\r\n"
+    );
+    feed(&mut s, now, "VER 1 MSNP18\r\n");
+    assert!(sent(&mut s).starts_with("CVR 2 "));
+    feed(
+        &mut s,
+        now,
+        "CVR 2 14.0.8117.0416 14.0.8117.0416 14.0.8117.0416 https://example.invalid https://example.invalid\r\n",
+    );
+    assert_eq!(sent(&mut s), "USR 3 SSO I bridge@example.com\r\n");
+    // Escargot's unsolicited shields come first (§2.5.1).
+    let shields = "<?xml version=\"1.0\" encoding=\"utf-8\" ?><config></config>";
+    feed(&mut s, now, &pl("GCF 0", shields));
+    let nonce = "8CLhG/xfgYZ7TyRQ/jIAWyDmd/w4R4GF2yKLS6tYrnjzi4cFag/Nr+hxsfg5zlCf";
+    feed(&mut s, now, &format!("USR 3 SSO S MBI_KEY_OLD {nonce}\r\n"));
+    assert_eq!(
+        events(&mut s),
+        [NsEvent::NeedSsoTicket {
+            policy: "MBI_KEY_OLD".into()
+        }]
+    );
+    assert_eq!(
+        s.handle_sso_ticket(
+            now,
+            &Secret::new("t=ticket&p="),
+            &Secret::new("not base64!"),
+            [1, 2, 3, 4, 5, 6, 7, 8]
+        ),
+        Err(CommandError::InvalidArgument {
+            what: "binary secret"
+        })
+    );
+    s.handle_sso_ticket(
+        now,
+        &Secret::new("t=ticket&p="),
+        &Secret::new("AAECAwQFBgcICQoLDA0ODxAREhMUFRYX"),
+        [1, 2, 3, 4, 5, 6, 7, 8],
+    )
+    .expect("the ticket is taken");
+    let blob = "HAAAAAEAAAADZgAABIAAAAgAAAAUAAAASAAAAAECAwQFBgcID1yG3ouDEzCxJn07RBHEbAUjU3WlV5p9F2FTlOrflG0B30EUM3h2JvX151lR9oZptsoLWpT0olpXaLh/su4d9rCe/T2lsHnJB/A2oSVepW/akm5ZjNwdfKEujZo=";
+    assert_eq!(
+        sent(&mut s),
+        format!("USR 4 SSO S t=ticket&p= {blob} {{6F1E2D3C-4B5A-4978-8695-A4B3C2D1E0F9}}\r\n")
+    );
+    feed(
+        &mut s,
+        now,
+        "USR 4 OK bridge@example.com 1 0\r\nSBS 0 null\r\n",
+    );
+    feed(&mut s, now, &pl("MSG Hotmail Hotmail", PROFILE));
+    feed(&mut s, now, "UBX 1:bridge@example.com 0\r\n");
+    assert!(
+        events(&mut s).contains(&NsEvent::NeedAddressBook),
+        "the address book is asked for"
+    );
+    // No SYN on MSNP13+ (Escargot answers 502).
+    assert_eq!(sent(&mut s), "");
+    assert!(!s.is_online());
+
+    let mut book = ContactList::default();
+    for (email, lists) in [("bob@example.com", 3), ("carol@example.com", 1)] {
+        book.contacts.insert(
+            email.into(),
+            Contact {
+                email: email.into(),
+                friendly_name: email.into(),
+                lists,
+                network: Some(1),
+                ..Contact::default()
+            },
+        );
+    }
+    book.privacy = Some("AL".into());
+    s.handle_address_book(now, book)
+        .expect("in the address-book phase");
+    let out = sent(&mut s);
+    let adl = r#"<ml l="1"><d n="example.com"><c n="bob" l="3" t="1"/><c n="carol" l="1" t="1"/></d></ml>"#;
+    let endpoint = "<PrivateEndpointData><EpName>Matrix</EpName><Idle>false</Idle><ClientType>1</ClientType><State>NLN</State></PrivateEndpointData>";
+    assert_eq!(
+        out,
+        format!(
+            "BLP 5 AL\r\nADL 6 {}\r\n{adl}GCF 7 Shields.xml\r\nPRP 8 MFN Matrix%20Bridge\r\nUUX 9 {}\r\n{endpoint}CHG 10 NLN 1342177280:0 0\r\n",
+            adl.len(),
+            endpoint.len()
+        )
+    );
+    assert!(s.is_online());
+    let evs = events(&mut s);
+    assert!(matches!(
+        evs.first(),
+        Some(NsEvent::LoggedIn { version: 18, .. })
+    ));
+    feed(
+        &mut s,
+        now,
+        "BLP 5 AL\r\nADL 6 OK\r\nCHG 10 NLN 1342177280:0 0\r\n",
+    );
+    feed(
+        &mut s,
+        now,
+        "NLN NLN 1:bob@example.com Bob 2789003324:48 %3Cmsnobj%2F%3E\r\nFLN 1:carol@example.com 0:0\r\n",
+    );
+    let evs = events(&mut s);
+    assert!(evs.contains(&NsEvent::PresenceChanged(Presence {
+        contact: "bob@example.com".into(),
+        status: Status::Online,
+        friendly_name: "Bob".into(),
+        caps: 2789003324,
+        msn_object: None,
+        initial: false,
+    })));
+    assert!(evs.contains(&NsEvent::ContactOffline {
+        contact: "carol@example.com".into()
+    }));
+    // Someone adds the user: the server's ADL with the reverse/pending bits (§4.5).
+    feed(
+        &mut s,
+        now,
+        &pl(
+            "ADL 0",
+            r#"<ml><d n="example.com"><c n="dave" l="8" t="1" f="Dave%20D"/></d></ml>"#,
+        ),
+    );
+    assert_eq!(
+        events(&mut s),
+        [NsEvent::AddedBy {
+            contact: "dave@example.com".into(),
+            friendly_name: "Dave D".into()
+        }]
+    );
+    // The ADC family is gone from MSNP13.
+    assert_eq!(
+        s.add_contact(now, List::Forward, "x@y.z", None, None),
+        Err(CommandError::Unsupported {
+            command: "ADC",
+            version: 18
+        })
+    );
+}
+
+#[test]
+fn msnp16_needs_a_machine_guid_and_msnp15_sends_none() {
+    let now = Instant::now();
+    let sso = |version: u8, guid: Option<&str>| {
+        let mut c = config();
+        c.versions = vec![version];
+        c.machine_guid = guid.map(str::to_owned);
+        let mut s = NsSession::new(c, now);
+        feed(&mut s, now, &format!("VER 1 MSNP{version}\r\n"));
+        feed(&mut s, now, "CVR 2 1 1 1 a b\r\n");
+        feed(&mut s, now, "USR 3 SSO S MBI_KEY_OLD bm9uY2U=\r\n");
+        sent(&mut s);
+        let taken = s.handle_sso_ticket(
+            now,
+            &Secret::new("t=x&p="),
+            &Secret::new("AAECAwQFBgcICQoLDA0ODxAREhMUFRYX"),
+            [0; 8],
+        );
+        (taken, sent(&mut s))
+    };
+    let (taken, out) = sso(15, None);
+    assert_eq!(taken, Ok(()));
+    assert_eq!(out.trim_end().split(' ').count(), 6, "no GUID: {out}");
+    let (taken, _) = sso(16, None);
+    assert_eq!(
+        taken,
+        Err(CommandError::InvalidArgument {
+            what: "machine GUID"
+        })
+    );
+    // MSNP13–14 still sign in with TWN.
+    let mut c = config();
+    c.versions = vec![14];
+    let mut s = NsSession::new(c, now);
+    feed(&mut s, now, "VER 1 MSNP14\r\n");
+    sent(&mut s);
+    feed(&mut s, now, "CVR 2 1 1 1 a b\r\n");
+    assert_eq!(sent(&mut s), "USR 3 TWN I bridge@example.com\r\n");
+}
+
+#[test]
+fn msnp14_to_17_presence_has_the_network_after_the_address() {
+    let now = Instant::now();
+    let mut c = config();
+    c.versions = vec![16];
+    let mut s = NsSession::new(c, now);
+    feed(&mut s, now, "VER 1 MSNP16\r\n");
+    events(&mut s);
+    // Presence lines are read whatever the phase; the form is the dialect's.
+    feed(
+        &mut s,
+        now,
+        "NLN AWY alice@example.com 1 Alice%20A 2789003324:48 %3Cmsnobj%20Creator%3D%22x%22%2F%3E\r\n",
+    );
+    assert_eq!(
+        events(&mut s),
+        [NsEvent::PresenceChanged(Presence {
+            contact: "alice@example.com".into(),
+            status: Status::Away,
+            friendly_name: "Alice A".into(),
+            caps: 2789003324,
+            msn_object: Some("<msnobj Creator=\"x\"/>".into()),
+            initial: false,
+        })]
+    );
+}

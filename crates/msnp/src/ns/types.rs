@@ -158,7 +158,8 @@ impl Default for ClientInfo {
 pub struct NsConfig {
     /// Account e-mail.
     pub login: String,
-    /// Versions offered in `VER`, most preferred first (§2.2). Only 8–12 are accepted.
+    /// Versions offered in `VER`, most preferred first (§2.2). Only
+    /// [`super::SUPPORTED_VERSIONS`] are accepted.
     pub versions: Vec<u8>,
     /// `CVR` arguments.
     pub client_info: ClientInfo,
@@ -178,6 +179,11 @@ pub struct NsConfig {
     pub request_timeout: Duration,
     /// How long to wait for `QNG` (or any traffic) after `PNG` (§11.1, ~30 s).
     pub ping_timeout: Duration,
+    /// MSNP16+: this endpoint's machine GUID in braces (`{…}`), the same for every
+    /// login of this bridge user, so that a reconnection is the same endpoint (§2.5.1).
+    pub machine_guid: Option<String>,
+    /// MSNP16+: the endpoint's name shown to the user's other endpoints (§5.5).
+    pub endpoint_name: String,
     /// Send `GCF trid Shields.xml` after the sync (MSNP11+, §11.5), as the official
     /// client does; harmless, matches the §2.7 transcript.
     pub send_gcf: bool,
@@ -198,6 +204,8 @@ impl NsConfig {
             personal_message: None,
             request_timeout: Duration::from_secs(30),
             ping_timeout: Duration::from_secs(30),
+            machine_guid: None,
+            endpoint_name: "Matrix".into(),
             send_gcf: true,
         }
     }
@@ -403,6 +411,15 @@ pub enum NsEvent {
         /// The `USR … TWN S` argument, to pass through unmodified.
         tw_challenge: String,
     },
+    /// Get the single sign-on tokens (§2.5.2) with this policy for
+    /// `messengerclear.live.com`, then call `handle_sso_ticket`.
+    NeedSsoTicket {
+        /// The `USR … SSO S` policy (normally `MBI_KEY_OLD`).
+        policy: String,
+    },
+    /// MSNP13+: logged in; read the address book (§4.5), then call
+    /// `handle_address_book`.
+    NeedAddressBook,
     /// Login and list sync complete; the first `CHG` follows.
     LoggedIn {
         /// Negotiated version.
