@@ -130,50 +130,7 @@ impl AuthError {
     }
 }
 
-/// The `faultcode` of an `RST.srf` SOAP fault, by local name (prefixes vary:
-/// `wsse:`, `wst:`, `psf:`, `S:`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FaultCode {
-    /// `FailedAuthentication`: wrong account or password (R2M; Escargot's
-    /// `RST.authfailed.xml`).
-    FailedAuthentication,
-    /// `InvalidSecurity` / `InvalidSecurityToken`: the security header was not accepted.
-    InvalidSecurity,
-    /// `InvalidRequest` / `BadRequest` / SOAP `Client` / `Sender`: the request was
-    /// refused (Escargot's `RST.error.xml`: `S:Client` "Invalid Request"; R2M for a
-    /// wrong TWN policy).
-    InvalidRequest,
-    /// `RequestFailed` / SOAP `Server` / `Receiver`: the server failed.
-    ServerFailure,
-    /// Anything else, as sent.
-    Other(String),
-}
-
-impl FaultCode {
-    /// Types a `faultcode` value such as `wsse:FailedAuthentication`.
-    pub fn parse(code: &str) -> FaultCode {
-        let local = code.trim().rsplit_once(':').map_or(code.trim(), |(_, l)| l);
-        match local {
-            "FailedAuthentication" => FaultCode::FailedAuthentication,
-            "InvalidSecurity" | "InvalidSecurityToken" => FaultCode::InvalidSecurity,
-            "InvalidRequest" | "BadRequest" | "Client" | "Sender" => FaultCode::InvalidRequest,
-            "RequestFailed" | "Server" | "Receiver" => FaultCode::ServerFailure,
-            _ => FaultCode::Other(code.trim().to_owned()),
-        }
-    }
-}
-
-impl fmt::Display for FaultCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FaultCode::FailedAuthentication => f.write_str("FailedAuthentication"),
-            FaultCode::InvalidSecurity => f.write_str("InvalidSecurity"),
-            FaultCode::InvalidRequest => f.write_str("InvalidRequest"),
-            FaultCode::ServerFailure => f.write_str("ServerFailure"),
-            FaultCode::Other(code) => f.write_str(code),
-        }
-    }
-}
+pub use crate::soap::FaultCode;
 
 /// The method of an [`HttpRequest`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,6 +9,7 @@
 //! Its manifest has no async runtime, HTTP client, database or randomness, and no other
 //! crate of the workspace (`tests/it/layers.rs` checks).
 
+pub mod abch;
 pub mod args;
 pub mod auth;
 pub mod challenge;
@@ -22,6 +23,7 @@ pub mod ml;
 pub mod ns;
 pub mod p2p;
 pub mod sb;
+pub mod soap;
 pub mod verb;
 pub mod xml;
 

@@ -7,7 +7,8 @@
 //! (checked before any token), and matching responses by `wsa:Address` text, not by
 //! position. The XML is read with [`crate::xml::Element`]. No I/O.
 
-use super::{AuthError, FaultCode, PostRequest, Secret, normalize_url, usable_ticket};
+use super::{AuthError, PostRequest, Secret, normalize_url, usable_ticket};
+use crate::soap;
 use crate::xml::{self, Element};
 
 /// The path of the WS-Trust endpoint on both revival servers (§2.5.2, §2.8).
@@ -176,38 +177,17 @@ pub fn tokens_request(
     })
 }
 
-/// The fault in a SOAP response, if it has one (`faultcode`/`faultstring`, or the
-/// SOAP 1.2 `Code/Value` (most specific last) and `Reason/Text`).
-pub(crate) fn soap_fault(status: u16, root: &Element) -> Option<AuthError> {
-    let fault = root.find("Fault")?;
-    let code = fault
-        .find("faultcode")
-        .and_then(Element::trimmed_text)
-        .or_else(|| {
-            // `Value` and `Subcode/Value` in document order: the last is most specific.
-            let values = fault.find("Code")?.find_all("Value");
-            values.into_iter().rev().find_map(Element::trimmed_text)
-        })
-        .unwrap_or_default();
-    let reason = fault
-        .find("faultstring")
-        .or_else(|| fault.find("Text"))
-        .and_then(Element::trimmed_text)
-        .unwrap_or_default();
-    Some(AuthError::Fault {
-        status,
-        code: FaultCode::parse(code),
-        reason: reason.chars().take(200).collect(),
-    })
-}
-
 /// Reads an `RST.srf` response into every usable token it issued (§2.5.2): a SOAP fault
 /// is checked first; a token whose text is empty or could break the `USR` line (white
 /// space, controls) is left out.
 pub fn parse_rst_tokens(status: u16, body: &str) -> Result<Vec<IssuedToken>, AuthError> {
     let root = Element::parse(body);
-    if let Some(fault) = root.as_ref().ok().and_then(|r| soap_fault(status, r)) {
-        return Err(fault);
+    if let Some(fault) = root.as_ref().ok().and_then(soap::fault) {
+        return Err(AuthError::Fault {
+            status,
+            code: fault.code,
+            reason: fault.reason,
+        });
     }
     if !(200..300).contains(&status) {
         return Err(AuthError::Unexpected { status });
@@ -261,6 +241,7 @@ pub fn parse_rst_response(status: u16, body: &str, address: &str) -> Result<Secr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::soap::FaultCode;
 
     const TWN_CHALLENGE: &str = "ct=1,rver=1,wp=FS_40SEC_0_COMPACT,lc=1,id=1";
 

@@ -1,0 +1,25 @@
+//! Address-book responses (MSNP.md §15.5): any body, with any status, reads into
+//! memberships, an address book, a new contact id or an error, never a panic; what
+//! reads merges into a contact list whose entries are keyed by their own address.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use msnp::abch;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&status, body)) = data.split_first() else {
+        return;
+    };
+    let Ok(body) = std::str::from_utf8(body) else {
+        return;
+    };
+    let status = 150 + u16::from(status) * 2;
+    let memberships = abch::parse_memberships(status, body).unwrap_or_default();
+    let book = abch::parse_address_book(status, body).unwrap_or_default();
+    let _ = abch::parse_contact_added(status, body);
+    let _ = abch::parse_ack(status, body);
+    let list = abch::contact_list(&book, &memberships);
+    for (key, contact) in &list.contacts {
+        assert_eq!(key, &contact.email);
+    }
+});
