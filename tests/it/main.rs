@@ -30,4 +30,5 @@ mod p2p;
 mod store;
 mod support;
 mod testkit_msnp11_sdk;
+mod testkit_msnp18;
 mod testkit_raw;

@@ -16,15 +16,15 @@ use tokio::time::timeout;
 
 const T: Duration = Duration::from_secs(5);
 
-struct Raw {
+pub(crate) struct Raw {
     stream: TcpStream,
     buf: BytesMut,
-    version: u8,
+    pub(crate) version: u8,
     trid: u32,
 }
 
 impl Raw {
-    async fn connect(addr: SocketAddr) -> Raw {
+    pub(crate) async fn connect(addr: SocketAddr) -> Raw {
         Raw {
             stream: TcpStream::connect(addr).await.expect("connect"),
             buf: BytesMut::new(),
@@ -33,13 +33,18 @@ impl Raw {
         }
     }
 
+    /// A TrID for a frame the test builds itself (payload commands).
+    pub(crate) fn next_trid_for_payload(&mut self) -> u32 {
+        self.next_trid()
+    }
+
     fn next_trid(&mut self) -> u32 {
         self.trid += 1;
         self.trid
     }
 
     /// Sends `VERB trid args…` and returns the TrID.
-    async fn cmd(&mut self, verb_and_args: &str) -> u32 {
+    pub(crate) async fn cmd(&mut self, verb_and_args: &str) -> u32 {
         let trid = self.next_trid();
         let (verb, rest) = verb_and_args.split_once(' ').unwrap_or((verb_and_args, ""));
         let line = if rest.is_empty() {
@@ -51,17 +56,17 @@ impl Raw {
         trid
     }
 
-    async fn raw(&mut self, bytes: &[u8]) {
+    pub(crate) async fn raw(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).await.expect("write");
     }
 
-    async fn frame(&mut self, frame: &Frame) {
+    pub(crate) async fn frame(&mut self, frame: &Frame) {
         let bytes = frame.to_bytes().expect("encode");
         self.raw(&bytes).await;
     }
 
     /// The next frame, or `None` on EOF / timeout.
-    async fn next_within(&mut self, limit: Duration) -> Option<Frame> {
+    pub(crate) async fn next_within(&mut self, limit: Duration) -> Option<Frame> {
         let deadline = Instant::now() + limit;
         loop {
             match parse(
@@ -83,7 +88,7 @@ impl Raw {
     }
 
     /// Skips frames until one with this verb (`"911"` for errors) arrives.
-    async fn expect(&mut self, verb: &str) -> Frame {
+    pub(crate) async fn expect(&mut self, verb: &str) -> Frame {
         loop {
             match self.next_within(T).await {
                 Some(f) if f.verb.to_string() == verb => return f,
@@ -94,7 +99,7 @@ impl Raw {
     }
 
     /// The very next frame must have this verb.
-    async fn expect_now(&mut self, verb: &str) -> Frame {
+    pub(crate) async fn expect_now(&mut self, verb: &str) -> Frame {
         let f = self
             .next_within(T)
             .await
@@ -104,7 +109,7 @@ impl Raw {
     }
 
     /// Nothing but EOF follows (frames before it are skipped).
-    async fn expect_closed(&mut self) {
+    pub(crate) async fn expect_closed(&mut self) {
         let deadline = Instant::now() + T;
         while Instant::now() < deadline {
             if self.next_within(T).await.is_none() {
@@ -114,13 +119,17 @@ impl Raw {
         panic!("connection not closed");
     }
 
-    async fn silent_for(&mut self, d: Duration) -> bool {
+    pub(crate) async fn silent_for(&mut self, d: Duration) -> bool {
         self.next_within(d).await.is_none()
     }
 }
 
 /// Passport 1.4 over a raw HTTP/1.1 exchange; returns the `from-PP` ticket.
-async fn ticket(server: &MsnServerHandle, email: &str, password: &str) -> Option<String> {
+pub(crate) async fn ticket(
+    server: &MsnServerHandle,
+    email: &str,
+    password: &str,
+) -> Option<String> {
     let mut s = TcpStream::connect(server.http_addr()).await.ok()?;
     let req = format!(
         "GET /login.srf HTTP/1.1\r\nHost: {}\r\nAuthorization: Passport1.4 OrgVerb=GET,OrgURL=http%3A%2F%2Fmessenger%2Emsn%2Ecom,sign-in={},pwd={},ct=1,rver=1,wp=FS_40SEC_0_COMPACT,lc=1,id=1\r\nConnection: close\r\n\r\n",
@@ -136,7 +145,7 @@ async fn ticket(server: &MsnServerHandle, email: &str, password: &str) -> Option
     Some(resp[start..end].to_owned())
 }
 
-async fn login(server: &MsnServerHandle, email: &str, version: u8) -> Raw {
+pub(crate) async fn login(server: &MsnServerHandle, email: &str, version: u8) -> Raw {
     let mut c = Raw::connect(server.ns_addr()).await;
     let t = c.cmd(&format!("VER MSNP{version} CVR0")).await;
     let f = c.expect_now("VER").await;
@@ -179,16 +188,19 @@ async fn login(server: &MsnServerHandle, email: &str, version: u8) -> Raw {
     c
 }
 
-async fn chg(c: &mut Raw, status: &str) {
+pub(crate) async fn chg(c: &mut Raw, status: &str) {
     let t = c.cmd(&format!("CHG {status} 1342177280")).await;
     let f = c.expect("CHG").await;
     assert_eq!(f.trid, Some(t));
 }
 
 async fn server() -> MsnServerHandle {
-    let server = MsnServer::start(MsnServerConfig::default())
-        .await
-        .expect("start");
+    server_with(MsnServerConfig::default()).await
+}
+
+/// A server with Alice, Bob and Carol (password `secret`); Alice and Bob are friends.
+pub(crate) async fn server_with(config: MsnServerConfig) -> MsnServerHandle {
+    let server = MsnServer::start(config).await.expect("start");
     for (e, n) in [
         ("alice@example.com", "Alice"),
         ("bob@example.com", "Bob"),

@@ -1,12 +1,16 @@
-//! A small but real MSNP8–12 server for tests and the load program: dispatch,
-//! notification server, switchboard and Passport 1.4 HTTP, all bound to `127.0.0.1:0`,
-//! behaving like the revival servers of MSNP.md §2.8 (it refuses, times out and kicks
-//! where they do), with fault injection and observers.
+//! A small but real MSNP8–18 server for tests and the load program: dispatch,
+//! notification server, switchboard, Passport 1.4 and RST over HTTP, and from MSNP13 the
+//! address book (ABCH SOAP), all bound to `127.0.0.1:0`, behaving like the revival
+//! servers of MSNP.md §2.8 and §15 (it refuses, times out and kicks where they do), with
+//! fault injection and observers. MSNP8–12 is the default; MSNP13+ is
+//! `MsnServerConfig::versions`.
 //!
 //! Files: `accounts` (lists and account data), `state` (shared routing state, events),
 //! `conn` (socket reader/writer, faults applied, log redaction), `faults`, `presence`
-//! (ILN/NLN/FLN/UBX), `passport` (HTTP), `dispatch`, `ns`, `sb`. Uses only the framing,
-//! challenge and escaping parts of `msnp`, never the client state machines.
+//! (ILN/NLN/FLN/UBX per version), `passport` (HTTP: Passport, RST), `abch` (address
+//! book), `dispatch`, `ns` (with `ns/sso` and `ns/address_list` for MSNP13+), `sb`.
+//! Uses the framing, challenge, escaping, XML and MBI parts of `msnp`, never the client
+//! state machines.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -19,6 +23,7 @@
 //! # Ok(()) }
 //! ```
 
+mod abch;
 mod accounts;
 mod conn;
 mod dispatch;
@@ -118,7 +123,7 @@ impl MsnServer {
         });
         spawn_listener(ns, shared.clone(), |s, sh| tokio::spawn(ns::run(s, sh)));
         spawn_listener(sb, shared.clone(), |s, sh| tokio::spawn(sb::run(s, sh)));
-        let router = passport::router(shared.clone());
+        let router = passport::router(shared.clone()).merge(abch::router(shared.clone()));
         let stop = shared.shutdown.clone();
         tokio::spawn(async move {
             let _ = axum::serve(http, router)
@@ -340,6 +345,15 @@ impl MsnServerHandle {
             .accounts
             .get(&key(email))
             .map(|a| a.psm.clone())
+    }
+
+    /// The machine GUID the account's NS session signed in with (MSNP16+).
+    pub fn machine_guid(&self, email: &str) -> Option<String> {
+        self.shared
+            .lock()
+            .sessions
+            .get(&key(email))
+            .and_then(|s| s.machine_guid.clone())
     }
 
     /// Frames received from an account (NS and SB), secrets redacted, oldest first.

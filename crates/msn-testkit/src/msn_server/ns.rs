@@ -19,6 +19,11 @@ use msnp::challenge::{ALL_PRODUCTS, response};
 use msnp::frame::Frame;
 use msnp::verb::Verb;
 
+mod address_list;
+mod sso;
+
+pub(crate) use address_list::change_lists;
+
 use super::accounts::{ContactEntry, Group, Lists};
 use super::conn::{self, ConnTx, Read, error};
 use super::presence::{self, fan_out, refresh_one};
@@ -56,6 +61,7 @@ pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>) {
         logged_in: false,
         peer,
         last_challenge: Instant::now(),
+        sso_nonce: None,
     };
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
@@ -99,6 +105,8 @@ struct Ns {
     logged_in: bool,
     peer: Option<std::net::SocketAddr>,
     last_challenge: Instant,
+    /// The nonce of `USR … SSO S`, until the client answers it (MSNP15+).
+    sso_nonce: Option<String>,
 }
 
 fn parse_list(token: Option<&str>) -> Option<Lists> {
@@ -172,6 +180,22 @@ impl Ns {
                 Flow::Continue
             }
             _ if !self.logged_in => self.err(302, trid),
+            // MSNP13+: the lists are in the address book; SYN and the ADC family are
+            // gone (Escargot: 502, §4.5).
+            "SYN" | "GTC" | "ADD" | "ADC" | "REM" | "ADG" | "RMG" | "REG" | "SBP"
+                if self.version >= 13 =>
+            {
+                self.err(502, trid)
+            }
+            "ADL" | "RML" if self.version >= 13 => self.address_list(&frame),
+            "FQY" if self.version >= 13 => {
+                let payload = frame.payload.clone().unwrap_or_default();
+                self.send(
+                    Frame::command(Verb::FQY, trid.unwrap_or(0), Vec::<String>::new())
+                        .with_payload(payload),
+                );
+                Flow::Continue
+            }
             "SYN" => self.syn(&frame),
             "GCF" if self.version >= 10 => {
                 self.send(
@@ -256,25 +280,38 @@ impl Ns {
         Flow::Continue
     }
 
+    /// The lower-cased `email` if it has an account; else `911` (R2M disconnects
+    /// then, §2.4.1) and `None`.
+    fn known_account(&self, email: &str, trid: Option<u32>) -> Option<String> {
+        let email = email.to_lowercase();
+        let known = self.shared.lock().accounts.contains_key(&email);
+        if !known {
+            self.shared.emit(ServerEvent::LoginFailed { email });
+            self.send(error(911, trid));
+            return None;
+        }
+        Some(email)
+    }
+
     fn usr(&mut self, f: &Frame) -> Flow {
         let trid = f.trid;
         if self.logged_in {
             return self.err(207, trid);
         }
-        if self.version < 8 || f.arg(0) != Some("TWN") {
-            // Escargot accepts only TWN for MSNP8–14 and closes otherwise (§2.4.1).
+        // Escargot accepts TWN for MSNP8–14 and SSO for MSNP15+, and closes otherwise
+        // (§2.4.1, §2.5.1).
+        let scheme = if self.version >= 15 { "SSO" } else { "TWN" };
+        if self.version < 8 || f.arg(0) != Some(scheme) {
             return Flow::Close;
+        }
+        if scheme == "SSO" {
+            return self.usr_sso(f);
         }
         match (f.arg(1), f.arg(2)) {
             (Some("I"), Some(email)) => {
-                let email = email.to_lowercase();
-                let known = self.shared.lock().accounts.contains_key(&email);
-                if !known {
-                    // R2M: 911 and disconnect for an unknown address (§2.4.1).
-                    self.shared.emit(ServerEvent::LoginFailed { email });
-                    self.send(error(911, trid));
+                let Some(email) = self.known_account(email, trid) else {
                     return Flow::Close;
-                }
+                };
                 self.email = Some(email);
                 self.send(Frame::command(
                     Verb::USR,
@@ -283,12 +320,12 @@ impl Ns {
                 ));
                 Flow::Continue
             }
-            (Some("S"), Some(ticket)) => self.login(trid, ticket),
+            (Some("S"), Some(ticket)) => self.login(trid, ticket, None),
             _ => self.err(201, trid),
         }
     }
 
-    fn login(&mut self, trid: Option<u32>, ticket: &str) -> Flow {
+    fn login(&mut self, trid: Option<u32>, ticket: &str, machine_guid: Option<String>) -> Flow {
         let Some(email) = self.email.clone() else {
             self.send(error(911, trid));
             return Flow::Close;
@@ -321,6 +358,7 @@ impl Ns {
                 caps: "0".to_owned(),
                 msnobj: None,
                 challenge: None,
+                machine_guid,
             },
         );
         let (name, member_id) = state
@@ -348,6 +386,11 @@ impl Ns {
             Frame::untracked(Verb::MSG, ["Hotmail", "Hotmail"])
                 .with_payload(self.profile(member_id)),
         );
+        // MSNP16+: the account's (empty) personal message for its endpoints (§2.6).
+        if self.version >= 16 {
+            let ubx = presence::address_args(&email, self.version);
+            self.send(Frame::untracked(Verb::UBX, ubx).with_payload(Bytes::new()));
+        }
         self.shared.emit(ServerEvent::LoggedIn {
             email,
             version: self.version,
@@ -443,7 +486,8 @@ impl Ns {
             }
         }
         for c in contacts {
-            let bits = c.lists.0.to_string();
+            // Pending is the address book's (MSNP13+); R2M's lists have no such bit.
+            let bits = c.lists.without(Lists::PL).0.to_string();
             let in_fl = c.lists.contains(Lists::FL);
             let mut args: Vec<String> = if v >= 10 {
                 let mut a = vec![format!("N={}", c.email), format!("F={}", c.name_enc)];
@@ -491,10 +535,19 @@ impl Ns {
         let Some(caps) = f.arg(1) else {
             return Flow::Continue;
         };
-        if !STATUSES.contains(&status) || caps.parse::<u32>().is_err() {
+        // MSNP16+: `caps:capsex` (§5.2).
+        let caps_ok = match caps.split_once(':') {
+            Some((c, x)) if self.version >= 16 => {
+                c.parse::<u32>().is_ok() && x.parse::<u32>().is_ok()
+            }
+            Some(_) => false,
+            None => caps.parse::<u32>().is_ok(),
+        };
+        if !STATUSES.contains(&status) || !caps_ok {
             return self.err(201, Some(trid));
         }
-        let msnobj = if self.version >= 9 { f.arg(2) } else { None };
+        // `0` is "no picture" on MSNP16+.
+        let msnobj = if self.version >= 9 { f.arg(2) } else { None }.filter(|o| *o != "0");
         let me = self.me();
         let mut state = self.shared.lock();
         let Some(session) = state.sessions.get_mut(&me) else {
@@ -506,10 +559,8 @@ impl Ns {
         session.status = Some(status.to_owned());
         session.caps = caps.to_owned();
         session.msnobj = msnobj.map(str::to_owned);
-        let mut echo = vec![status.to_owned(), caps.to_owned()];
-        if let Some(obj) = msnobj {
-            echo.push(obj.to_owned());
-        }
+        // Escargot echoes the arguments as they came (§2.7).
+        let echo: Vec<String> = f.args.iter().map(str::to_owned).collect();
         self.send(Frame::command(Verb::CHG, trid, echo));
         if first {
             self.initial_presence(&state, &me, trid);
@@ -546,11 +597,22 @@ impl Ns {
     fn uux(&mut self, f: &Frame) -> Flow {
         let trid = f.trid.unwrap_or(0);
         let me = self.me();
-        let mut state = self.shared.lock();
-        if let Some(a) = state.accounts.get_mut(&me) {
-            a.psm = f.payload.clone().unwrap_or_default();
+        let payload = f.payload.clone().unwrap_or_default();
+        // MSNP16+ clients also describe their endpoint with UUX (§5.5): only a `<Data>`
+        // document (or an empty one) is the personal message.
+        let root = msnp::xml::Element::parse(&String::from_utf8_lossy(&payload));
+        let is_psm = payload.is_empty() || root.as_ref().is_ok_and(|r| r.name == "Data");
+        if !is_psm && root.is_err() {
+            return self.err(201, f.trid);
         }
         self.send(Frame::command(Verb::UUX, trid, ["0"]));
+        if !is_psm {
+            return Flow::Continue;
+        }
+        let mut state = self.shared.lock();
+        if let Some(a) = state.accounts.get_mut(&me) {
+            a.psm = payload;
+        }
         if state
             .sessions
             .get(&me)
@@ -559,7 +621,7 @@ impl Ns {
         {
             for (_, conn, version) in state.watchers(&me) {
                 if version >= 11 {
-                    conn.send(presence::ubx(&state, &me));
+                    conn.send(presence::ubx(&state, &me, version));
                 }
             }
         }
@@ -684,7 +746,7 @@ impl Ns {
         let before = can_see_me(&state, &me);
         let guid = self.shared.guid();
         let entry = entry_mut(&mut state, &me, &email, &name, guid);
-        entry.lists = entry.lists | list;
+        entry.lists = answered(entry.lists | list);
         if list == Lists::FL && group != 0 && !entry.groups.contains(&group) {
             entry.groups.push(group);
         }
@@ -711,24 +773,8 @@ impl Ns {
             let my_name = state.name_of(&me);
             let guid = self.shared.guid();
             let entry = entry_mut(state, email, &me, &my_name, guid);
-            entry.lists = entry.lists | Lists::RL;
-            let version = bump(state, email);
-            if let Some(s) = state.sessions.get(email) {
-                let frame = if s.version <= 9 {
-                    Frame::command(
-                        Verb::ADD,
-                        0,
-                        ["RL".to_owned(), version.to_string(), me.clone(), my_name],
-                    )
-                } else {
-                    Frame::command(
-                        Verb::ADC,
-                        0,
-                        ["RL".to_owned(), format!("N={me}"), format!("F={my_name}")],
-                    )
-                };
-                s.conn.send(frame);
-            }
+            entry.lists = added_by(entry.lists);
+            tell_reverse(state, email, &me, true);
             refresh_one(state, email, &me);
         } else {
             privacy_changed(state, &me, before);
@@ -793,7 +839,7 @@ impl Ns {
         let name = fname.unwrap_or(&email).to_owned();
         let guid = self.shared.guid();
         let entry = entry_mut(&mut state, &me, &email, &name, guid);
-        entry.lists = entry.lists | list;
+        entry.lists = answered(entry.lists | list);
         if let Some(gid) = gid.filter(|_| list == Lists::FL)
             && !entry.groups.contains(&gid)
         {
@@ -886,21 +932,9 @@ impl Ns {
                 .get_mut(&email)
                 .and_then(|a| a.contacts.get_mut(&me))
             {
-                e.lists = e.lists.without(Lists::RL);
+                e.lists = e.lists.without(Lists::RL | Lists::PL);
             }
-            let version = bump(&mut state, &email);
-            if let Some(s) = state.sessions.get(&email) {
-                let frame = if s.version <= 9 {
-                    Frame::command(
-                        Verb::REM,
-                        0,
-                        ["RL".to_owned(), version.to_string(), me.clone()],
-                    )
-                } else {
-                    Frame::command(Verb::REM, 0, ["RL".to_owned(), format!("N={me}")])
-                };
-                s.conn.send(frame);
-            }
+            tell_reverse(&mut state, &email, &me, false);
             if let Some(a) = state.accounts.get_mut(&email) {
                 a.prune();
             }
@@ -1141,6 +1175,76 @@ fn bump(state: &mut State, email: &str) -> u32 {
     })
 }
 
+/// An entry's `lists` once its contact added the owner: on the reverse list and, unless
+/// already allowed or blocked, pending, as Escargot keeps it until answered (§2.8,
+/// §15.5).
+pub(super) fn added_by(lists: Lists) -> Lists {
+    if lists.contains(Lists::AL) || lists.contains(Lists::BL) {
+        lists | Lists::RL
+    } else {
+        lists | Lists::RL | Lists::PL
+    }
+}
+
+/// `lists` after a list change: allowing or blocking someone answers their pending add.
+fn answered(lists: Lists) -> Lists {
+    if lists.contains(Lists::AL) || lists.contains(Lists::BL) {
+        lists.without(Lists::PL)
+    } else {
+        lists
+    }
+}
+
+/// Tells `owner`, if online, that `other` added (`added`) or removed them: the reverse
+/// list change as the owner's version reads it (`ADD`/`ADC`/`REM 0 RL`, §4.2, §4.3;
+/// `ADL`/`RML 0` with `l="8"`, §4.5).
+fn tell_reverse(state: &mut State, owner: &str, other: &str, added: bool) {
+    let list_version = bump(state, owner);
+    let name = state.name_of(other);
+    let Some(s) = state.sessions.get(owner) else {
+        return;
+    };
+    let frame = match (s.version, added) {
+        (13.., _) => {
+            let (local, domain) = other.split_once('@').unwrap_or((other, ""));
+            let f = if added {
+                format!(" f=\"{}\"", msnp::xml::escape_lossy(&name))
+            } else {
+                String::new()
+            };
+            let ml = format!(
+                "<ml><d n=\"{}\"><c n=\"{}\" l=\"8\" t=\"1\"{f}/></d></ml>",
+                msnp::xml::escape_lossy(domain),
+                msnp::xml::escape_lossy(local)
+            );
+            let verb = if added { Verb::ADL } else { Verb::RML };
+            Frame::command(verb, 0, Vec::<String>::new()).with_payload(Bytes::from(ml))
+        }
+        (..=9, true) => Frame::command(
+            Verb::ADD,
+            0,
+            [
+                "RL".to_owned(),
+                list_version.to_string(),
+                other.to_owned(),
+                name,
+            ],
+        ),
+        (..=9, false) => Frame::command(
+            Verb::REM,
+            0,
+            ["RL".to_owned(), list_version.to_string(), other.to_owned()],
+        ),
+        (_, true) => Frame::command(
+            Verb::ADC,
+            0,
+            ["RL".to_owned(), format!("N={other}"), format!("F={name}")],
+        ),
+        (_, false) => Frame::command(Verb::REM, 0, ["RL".to_owned(), format!("N={other}")]),
+    };
+    s.conn.send(frame);
+}
+
 /// The entry for `contact` in `owner`'s list, created (with `name` and `guid`) if absent.
 /// The caller guarantees that `owner` exists; a throwaway entry is returned otherwise.
 fn entry_mut<'a>(
@@ -1185,7 +1289,7 @@ fn privacy_changed(state: &State, me: &str, before: &[String]) {
     }
     for viewer in before.iter().filter(|v| !after.contains(v)) {
         if let Some(s) = state.sessions.get(viewer) {
-            s.conn.send(presence::fln(me));
+            s.conn.send(presence::fln(me, s.version));
         }
     }
     for viewer in after.iter().filter(|v| !before.contains(v)) {

@@ -5,7 +5,9 @@
 //! `WWW-Authenticate: Passport1.4 da-status=failed`; and `POST /RST.srf` (§2.4.3,
 //! R2M-style): a WS-Trust envelope whose `messenger.msn.com` request must carry exactly
 //! the TWN policy this server's NS sends, answered by `BinarySecurityToken`s or a SOAP
-//! fault (`wsse:FailedAuthentication`, `S:Client`), as Escargot's templates do; and
+//! fault (`wsse:FailedAuthentication`, `S:Client`), as Escargot's templates do, and for
+//! a server speaking MSNP15+ the single sign-on tokens with the binary secret the NS
+//! checks the MBI response against (§2.5.2); and
 //! Escargot's `POST /NotRST.srf` (§2.4.3): `X-User`/`X-Password` request headers,
 //! always `200`, with an `X-Token` header only when the password is right.
 //!
@@ -23,7 +25,10 @@ use axum::routing::{get, post};
 
 use msnp::{escape, xml};
 
-use super::state::{Shared, Ticket, random_token};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
+use super::state::{Shared, Ticket, random_token, random_u64};
 
 /// The HTTP routes of the Passport side.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
@@ -82,11 +87,17 @@ fn unauthorized() -> Response {
 /// `USR … TWN S`). `None` (and a `LoginFailed` event) for a wrong account or password.
 fn issue_ticket(shared: &Shared, email: String, password: &str) -> Option<String> {
     let ticket = format!("t={}&p={}", random_token(20), random_token(20));
-    issue(shared, email, password, ticket)
+    issue(shared, email, password, ticket, None)
 }
 
 /// Stores `ticket` for `email` if `password` is right (else `None` and `LoginFailed`).
-fn issue(shared: &Shared, email: String, password: &str, ticket: String) -> Option<String> {
+fn issue(
+    shared: &Shared,
+    email: String,
+    password: &str,
+    ticket: String,
+    binary_secret: Option<String>,
+) -> Option<String> {
     let mut state = shared.lock();
     let ok = state
         .accounts
@@ -104,6 +115,7 @@ fn issue(shared: &Shared, email: String, password: &str, ticket: String) -> Opti
         Ticket {
             email,
             expires: now + shared.config.ticket_lifetime,
+            binary_secret,
         },
     );
     Some(ticket)
@@ -144,6 +156,7 @@ async fn not_rst(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respo
             user.trim().to_lowercase(),
             password,
             random_token(20),
+            None,
         ),
         _ => None,
     };
@@ -203,33 +216,50 @@ fn soap_fault(status: StatusCode, code: &str, reason: &str) -> Response {
         .into_response()
 }
 
-/// `POST /RST.srf` for TWN (§2.4.3). Only `http://Passport.NET/tb` and
-/// `messenger.msn.com` with the exact TWN policy are served (R2M); anything else is an
-/// `S:Client` fault.
+/// `POST /RST.srf` (§2.4.3, §2.5.2). Served: `http://Passport.NET/tb`,
+/// `messenger.msn.com` with the exact TWN policy (R2M rejects any other), and, when the
+/// server speaks MSNP15+, `messengerclear.live.com` (policy `MBI_KEY_OLD`, with a
+/// 24-byte binary secret, as Escargot) and `contacts.msn.com`. Anything else is an
+/// `S:Client` fault. One ticket answers every address, as Escargot does.
 async fn rst(State(shared): State<Arc<Shared>>, body: String) -> Response {
     let invalid = || soap_fault(StatusCode::BAD_REQUEST, "S:Client", "Invalid Request");
     let Some(request) = parse_rst_request(&body) else {
         return invalid();
     };
     let twn_policy = format!("?{}", super::ns::TWN_POLICY.replace(',', "&"));
+    let sso = shared.config.versions.end() >= &15;
+    let mut secret = None;
     for (address, policy) in &request.tokens {
         let ok = match address.as_str() {
             "http://Passport.NET/tb" => true,
             "messenger.msn.com" => policy.as_deref() == Some(twn_policy.as_str()),
+            "messengerclear.live.com" if sso => {
+                let secret_bytes: Vec<u8> =
+                    (0..3).flat_map(|_| random_u64().to_le_bytes()).collect();
+                secret = Some(STANDARD.encode(secret_bytes));
+                policy.as_deref() == Some("MBI_KEY_OLD")
+            }
+            "contacts.msn.com" if sso => true,
             _ => false,
         };
         if !ok {
             return invalid();
         }
     }
-    let Some(ticket) = issue_ticket(&shared, request.email, &request.password) else {
+    let ticket = format!("t={}&p={}", random_token(20), random_token(20));
+    let Some(ticket) = issue(
+        &shared,
+        request.email,
+        &request.password,
+        ticket,
+        secret.clone(),
+    ) else {
         return soap_fault(
             StatusCode::OK,
             "wsse:FailedAuthentication",
             "Authentication Failure",
         );
     };
-    // One token for every address, as Escargot does; the NS accepts it verbatim.
     let Ok(token) = xml::escape(&ticket) else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
@@ -237,14 +267,20 @@ async fn rst(State(shared): State<Arc<Shared>>, body: String) -> Response {
         r#"<?xml version="1.0" encoding="utf-8" ?><S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/" xmlns:wsse="http://schemas.xmlsoap.org/ws/2003/06/secext" xmlns:wst="http://schemas.xmlsoap.org/ws/2004/04/trust" xmlns:wsp="http://schemas.xmlsoap.org/ws/2002/12/policy" xmlns:wsa="http://schemas.xmlsoap.org/ws/2004/03/addressing"><S:Body><wst:RequestSecurityTokenResponseCollection>"#,
     );
     for (i, (address, _)) in request.tokens.iter().enumerate() {
-        let Ok(address) = xml::escape(address) else {
+        let Ok(escaped) = xml::escape(address) else {
             return invalid();
+        };
+        let proof = match (&secret, address.as_str()) {
+            (Some(secret), "messengerclear.live.com") => format!(
+                "<wst:RequestedProofToken><wst:BinarySecret>{secret}</wst:BinarySecret></wst:RequestedProofToken>"
+            ),
+            _ => String::new(),
         };
         out.push_str(&format!(
             "<wst:RequestSecurityTokenResponse><wst:TokenType>urn:passport:compact</wst:TokenType>\
-             <wsp:AppliesTo><wsa:EndpointReference><wsa:Address>{address}</wsa:Address></wsa:EndpointReference></wsp:AppliesTo>\
+             <wsp:AppliesTo><wsa:EndpointReference><wsa:Address>{escaped}</wsa:Address></wsa:EndpointReference></wsp:AppliesTo>\
              <wst:RequestedSecurityToken><wsse:BinarySecurityToken Id=\"Compact{i}\">{token}</wsse:BinarySecurityToken></wst:RequestedSecurityToken>\
-             </wst:RequestSecurityTokenResponse>"
+             {proof}</wst:RequestSecurityTokenResponse>"
         ));
     }
     out.push_str("</wst:RequestSecurityTokenResponseCollection></S:Body></S:Envelope>");

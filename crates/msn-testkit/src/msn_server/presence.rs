@@ -1,6 +1,8 @@
 //! Presence notification lines per protocol version (MSNP.md §5.4, §5.5) and their
-//! fan-out to watchers: `ILN` (initial dump after the first `CHG`), `NLN`, `FLN` and,
-//! for MSNP11+, the `UBX` that follows every presence line (Escargot behaviour).
+//! fan-out to watchers: `ILN` (initial dump after the first `CHG`; `NLN` on MSNP18),
+//! `NLN`, `FLN` and, for MSNP11+, the `UBX` that follows every presence line (Escargot
+//! behaviour). From MSNP14 the address carries its network (an argument after it on
+//! 14–17, a `1:` prefix on 18) and from MSNP16 the capabilities are `caps:capsex`.
 //!
 //! Reads the shared state; sends through the watchers' connection handles.
 
@@ -26,45 +28,75 @@ pub(crate) fn online_frames(
     let Some(status) = session.visible_status() else {
         return Vec::new();
     };
-    let mut args = vec![
-        status.to_owned(),
-        user.to_owned(),
-        state.name_of(user),
-        session.caps.clone(),
-    ];
-    // MSNP8 has no msnobj; 9–12 carry it when set (R2M omits it otherwise, Escargot
-    // names an empty one, §2.8, §5.4).
+    let mut args = vec![status.to_owned()];
+    args.extend(address_args(user, version));
+    args.push(state.name_of(user));
+    args.push(caps_for(version, &session.caps));
+    // MSNP8 has no msnobj; 9–13 carry it when set (R2M omits it otherwise, Escargot
+    // names an empty one, §2.8, §5.4); from 14 the field is always there.
     if version >= 9 {
         match &session.msnobj {
             Some(obj) => args.push(obj.clone()),
-            None if state.escargot_presence => args.push(EMPTY_MSNOBJ.to_owned()),
+            None if state.escargot_presence || version >= 14 => {
+                args.push(EMPTY_MSNOBJ.to_owned());
+            }
             None => {}
         }
     }
     let presence = match trid {
-        Some(trid) => Frame::command(Verb::ILN, trid, args),
-        None => Frame::untracked(Verb::NLN, args),
+        // MSNP18 has no ILN: the initial dump is NLN lines too.
+        Some(trid) if version < 18 => Frame::command(Verb::ILN, trid, args),
+        _ => Frame::untracked(Verb::NLN, args),
     };
     let mut out = vec![presence];
     if version >= 11 {
-        out.push(ubx(state, user));
+        out.push(ubx(state, user, version));
     }
     out
 }
 
-/// `UBX email len` with the user's last personal-message document (MSNP11–12 form).
-pub(crate) fn ubx(state: &State, user: &str) -> Frame {
+/// How `user` is named in presence lines for a `version` watcher (§5.4).
+pub(crate) fn address_args(user: &str, version: u8) -> Vec<String> {
+    match version {
+        ..=13 => vec![user.to_owned()],
+        14..=17 => vec![user.to_owned(), "1".to_owned()],
+        _ => vec![format!("1:{user}")],
+    }
+}
+
+/// `caps` as a `version` watcher reads it: `caps:capsex` from MSNP16, plain before.
+fn caps_for(version: u8, caps: &str) -> String {
+    let plain = caps.split(':').next().unwrap_or(caps);
+    if version >= 16 {
+        if caps.contains(':') {
+            caps.to_owned()
+        } else {
+            format!("{plain}:0")
+        }
+    } else {
+        plain.to_owned()
+    }
+}
+
+/// `UBX` with the user's last personal-message document, addressed per `version`.
+pub(crate) fn ubx(state: &State, user: &str, version: u8) -> Frame {
     let psm = state
         .accounts
         .get(user)
         .map(|a| a.psm.clone())
         .unwrap_or_default();
-    Frame::untracked(Verb::UBX, [user]).with_payload(psm)
+    Frame::untracked(Verb::UBX, address_args(user, version)).with_payload(psm)
 }
 
-/// `FLN email` (MSNP8–12).
-pub(crate) fn fln(user: &str) -> Frame {
-    Frame::untracked(Verb::FLN, [user])
+/// `FLN` for `user` as a `version` watcher reads it (§5.4).
+pub(crate) fn fln(user: &str, version: u8) -> Frame {
+    let mut args = address_args(user, version);
+    match version {
+        ..=13 => {}
+        14..=15 => args.push("0".to_owned()),
+        _ => args.push("0:0".to_owned()),
+    }
+    Frame::untracked(Verb::FLN, args)
 }
 
 /// Tells every watcher of `user` about its current state: `NLN` (+`UBX`) when visible,
@@ -81,7 +113,7 @@ pub(crate) fn fan_out(state: &State, user: &str, was_visible: bool) {
                 conn.send(frame);
             }
         } else if was_visible {
-            conn.send(fln(user));
+            conn.send(fln(user, version));
         }
     }
 }
@@ -107,6 +139,6 @@ pub(crate) fn refresh_one(state: &State, user: &str, viewer: &str) {
             viewer_session.conn.send(frame);
         }
     } else {
-        viewer_session.conn.send(fln(user));
+        viewer_session.conn.send(fln(user, viewer_session.version));
     }
 }

@@ -72,6 +72,8 @@ pub(crate) struct Session {
     pub msnobj: Option<String>,
     /// Outstanding `CHL` and the time by which the `QRY` must arrive.
     pub challenge: Option<(String, Instant)>,
+    /// MSNP16+: the endpoint's machine GUID from `USR SSO S`.
+    pub machine_guid: Option<String>,
 }
 
 impl Session {
@@ -86,6 +88,9 @@ impl Session {
 pub(crate) struct Ticket {
     pub email: String,
     pub expires: Instant,
+    /// The base64 binary secret issued with a `messengerclear.live.com` ticket (§2.5.2),
+    /// against which the MBI response is checked.
+    pub binary_secret: Option<String>,
 }
 
 /// What a switchboard cookie authorises.
