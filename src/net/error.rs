@@ -2,6 +2,7 @@
 
 use msnp::{CloseReason, CommandError, FrameError, LoginError, SendError, SendFailure};
 
+use super::address_book::AddressBookError;
 use super::passport::PassportError;
 
 /// Why a connection, a login or a request failed.
@@ -21,6 +22,8 @@ pub enum NetError {
     Frame(#[source] FrameError),
     #[error("Passport login failed: {0}")]
     Passport(#[source] PassportError),
+    #[error("the address book failed: {0}")]
+    AddressBook(#[source] AddressBookError),
     #[error("login refused: {0}")]
     Login(#[source] LoginError),
     #[error("too many redirects (last to {0})")]
@@ -42,6 +45,8 @@ pub enum NetError {
     NotDelivered(SendFailure),
     #[error("the connection's driver has stopped")]
     DriverGone,
+    #[error("the system has no randomness to sign in with")]
+    NoRandomness,
 }
 
 impl NetError {

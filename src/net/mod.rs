@@ -6,6 +6,7 @@
 //! channel and await their reply by TrID (every request has a timeout); typed events out.
 //! Must not import: the bridge core, the Matrix layer.
 
+mod address_book;
 mod backoff;
 mod error;
 mod ns_client;
@@ -15,16 +16,19 @@ mod redact;
 mod sb_client;
 mod session;
 mod settings;
+mod soap_post;
 mod wire;
 
+pub use address_book::{AddressBook, AddressBookError};
 pub use backoff::Backoff;
 pub use error::NetError;
 pub use ns_client::{NsClient, NsEvents};
 pub use p2p::{P2P_MIN_INTERVAL, P2P_WINDOW, TransferError, random_seed};
 pub use passport::{
-    PassportError, fetch_ticket, fetch_ticket_by_route, fetch_ticket_not_rst, fetch_ticket_rst,
-    http_client,
+    PassportError, SsoTokens, fetch_sso_tokens, fetch_ticket, fetch_ticket_by_route,
+    fetch_ticket_not_rst, fetch_ticket_rst, http_client,
 };
 pub use sb_client::{SbClient, SbEvents, SwitchboardEvent};
 pub use session::{EndReason, MsnSession, SessionEvent};
 pub use settings::{MsnSettings, TicketRoute};
+pub use soap_post::PostError;

@@ -1,7 +1,8 @@
 //! The notification-server connection: a driver task owning the socket and the
 //! [`NsSession`] machine, and [`NsClient`], a cheap cloneable handle whose requests are
-//! answered by TrID. Login (VER, CVR, USR TWN with the Passport ticket, `XFR NS`
-//! redirects) completes inside [`NsClient::connect`]; afterwards typed [`NsEvent`]s flow out.
+//! answered by TrID. Login (VER, CVR, USR TWN with the Passport ticket or USR SSO with
+//! the RST tokens and the MBI response, `XFR NS` redirects, and from MSNP13 the address
+//! book) completes inside [`NsClient::connect`]; afterwards typed [`NsEvent`]s flow out.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,8 +12,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
+use super::address_book::AddressBook;
 use super::error::NetError;
-use super::passport::fetch_ticket_by_route;
+use super::passport::{fetch_sso_tokens, fetch_ticket_by_route};
 use super::settings::MsnSettings;
 use super::wire::Wire;
 use msnp::{
@@ -100,6 +102,7 @@ impl NsClient {
             version: version.clone(),
             commands: HashMap::new(),
             switchboards: HashMap::new(),
+            address_book: None,
         };
         let span = tracing::info_span!("ns", login = %account);
         tokio::spawn(driver.run().instrument(span));
@@ -190,6 +193,8 @@ struct Driver {
     version: Arc<AtomicU8>,
     commands: HashMap<u32, oneshot::Sender<Result<(), NetError>>>,
     switchboards: HashMap<SbRequestId, SbReply>,
+    /// The address book and its ticket (MSNP13+), once the login has one.
+    address_book: Option<AddressBook>,
 }
 
 impl Driver {
@@ -317,6 +322,11 @@ impl Driver {
                 .await;
                 match ticket {
                     Ok(ticket) => {
+                        // MSNP13–14: Escargot opens the address book with this ticket too.
+                        self.address_book = Some(AddressBook {
+                            base: self.settings.address_book_url(),
+                            ticket: ticket.clone(),
+                        });
                         if let Err(e) = session.handle_ticket(Instant::now(), &ticket) {
                             self.fail_login(NetError::Command(e));
                             return Flow::Stop;
@@ -326,6 +336,65 @@ impl Driver {
                         self.fail_login(NetError::Passport(e));
                         return Flow::Stop;
                     }
+                }
+                Flow::Continue
+            }
+            NsEvent::NeedSsoTicket { policy } => {
+                let tokens = fetch_sso_tokens(
+                    &self.http,
+                    &self.settings.sso_url(),
+                    &self.config.login,
+                    &self.password,
+                    &policy,
+                )
+                .await;
+                let tokens = match tokens {
+                    Ok(tokens) => tokens,
+                    Err(e) => {
+                        self.fail_login(NetError::Passport(e));
+                        return Flow::Stop;
+                    }
+                };
+                self.address_book = Some(AddressBook {
+                    base: self.settings.address_book_url(),
+                    ticket: tokens
+                        .contacts
+                        .clone()
+                        .unwrap_or_else(|| tokens.ticket.clone()),
+                });
+                let mut iv = [0u8; 8];
+                if getrandom::fill(&mut iv).is_err() {
+                    self.fail_login(NetError::NoRandomness);
+                    return Flow::Stop;
+                }
+                let taken = session.handle_sso_ticket(
+                    Instant::now(),
+                    &tokens.ticket,
+                    &tokens.binary_secret,
+                    iv,
+                );
+                if let Err(e) = taken {
+                    self.fail_login(NetError::Command(e));
+                    return Flow::Stop;
+                }
+                Flow::Continue
+            }
+            NsEvent::NeedAddressBook => {
+                let Some(book) = self.address_book.clone() else {
+                    self.fail_login(NetError::Command(CommandError::NotOnline));
+                    return Flow::Stop;
+                };
+                let list = match book.contact_list(&self.http).await {
+                    Ok(list) => list,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read the address book");
+                        self.fail_login(NetError::AddressBook(e));
+                        return Flow::Stop;
+                    }
+                };
+                if let Err(e) = session.handle_address_book(Instant::now(), list) {
+                    self.fail_login(NetError::Command(e));
+                    return Flow::Stop;
                 }
                 Flow::Continue
             }

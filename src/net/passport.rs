@@ -2,14 +2,17 @@
 //! DALogin URL, then the login with the `Authorization: Passport1.4 ...` header, following
 //! redirects; or, as the alternative routes (§2.4.3), one `POST` of a WS-Trust envelope to
 //! `RST.srf`, or one bodiless `POST` to Escargot's `NotRST.srf` with the credentials in
-//! headers. The requests and answers are built and read by `msnp::auth`; this module
-//! only performs them. The password and ticket never reach a log line.
+//! headers. From MSNP15 the single sign-on tokens come from `RST.srf` too (§2.5.2): the
+//! messenger ticket with its binary secret, and the address book's ticket. The requests
+//! and answers are built and read by `msnp::auth`; this module only performs them. The
+//! password, tickets and secrets never reach a log line.
 
 use std::time::Duration;
 
 use msnp::auth::{self, AuthError, HttpMethod, HttpRequest, LoginResponse, Secret};
 
 use super::settings::TicketRoute;
+use super::soap_post::{self, PostError};
 
 /// How many login redirects are followed before giving up.
 const MAX_REDIRECTS: usize = 3;
@@ -26,6 +29,8 @@ pub enum PassportError {
     Protocol(#[source] AuthError),
     #[error("cannot reach the Passport server: {0}")]
     Http(#[source] reqwest::Error),
+    #[error("the Passport server issued no {0} for single sign-on")]
+    MissingToken(&'static str),
     #[error("the extra CA certificate is not valid PEM: {0}")]
     BadCa(#[source] reqwest::Error),
     #[error("too many redirects")]
@@ -133,26 +138,59 @@ pub async fn fetch_ticket_rst(
 ) -> Result<Secret, PassportError> {
     let request = auth::rst_request(rst_url, account, password, tw_challenge)
         .map_err(PassportError::Protocol)?;
-    let mut builder = http.post(&request.url);
-    for (name, value) in &request.headers {
-        builder = builder.header(name.as_str(), value.as_str());
-    }
-    let mut response = builder
-        .body(request.body.expose().to_owned())
-        .send()
-        .await
-        .map_err(PassportError::Http)?;
-    let status = response.status().as_u16();
-    // Read in chunks so a hostile server cannot make us buffer an unbounded body.
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(PassportError::Http)? {
-        if body.len() + chunk.len() > MAX_RST_BODY {
-            return Err(PassportError::TooLarge { max: MAX_RST_BODY });
-        }
-        body.extend_from_slice(&chunk);
-    }
-    let body = String::from_utf8_lossy(&body);
+    let (status, body) = post_rst(http, &request).await?;
     auth::parse_rst_response(status, &body, auth::TWN_RST_ADDRESS).map_err(ticket_error)
+}
+
+async fn post_rst(
+    http: &reqwest::Client,
+    request: &msnp::PostRequest,
+) -> Result<(u16, String), PassportError> {
+    soap_post::post(http, request, MAX_RST_BODY)
+        .await
+        .map_err(|e| match e {
+            PostError::Http(e) => PassportError::Http(e),
+            PostError::TooLarge { max } => PassportError::TooLarge { max },
+        })
+}
+
+/// What single sign-on needs from `RST.srf` (§2.5.2).
+#[derive(Debug, Clone)]
+pub struct SsoTokens {
+    /// The `messengerclear.live.com` ticket for `USR … SSO S`.
+    pub ticket: Secret,
+    /// Its binary secret, the key of the MBI response (§2.5.3).
+    pub binary_secret: Secret,
+    /// The `contacts.msn.com` ticket for the address book, if one came.
+    pub contacts: Option<Secret>,
+}
+
+/// Gets the single sign-on tokens from `rst_url` for the server's `policy`.
+pub async fn fetch_sso_tokens(
+    http: &reqwest::Client,
+    rst_url: &str,
+    account: &str,
+    password: &Secret,
+    policy: &str,
+) -> Result<SsoTokens, PassportError> {
+    let request = auth::sso_rst_request(rst_url, account, password, policy)
+        .map_err(PassportError::Protocol)?;
+    let (status, body) = post_rst(http, &request).await?;
+    let tokens = auth::parse_rst_tokens(status, &body).map_err(ticket_error)?;
+    let clear = auth::token_for(&tokens, status, auth::MESSENGER_CLEAR_ADDRESS)
+        .map_err(PassportError::Protocol)?;
+    let binary_secret = clear
+        .binary_secret
+        .clone()
+        .ok_or(PassportError::MissingToken("binary secret"))?;
+    let contacts = auth::token_for(&tokens, status, auth::CONTACTS_ADDRESS)
+        .ok()
+        .map(|t| t.ticket.clone());
+    Ok(SsoTokens {
+        ticket: clear.ticket.clone(),
+        binary_secret,
+        contacts,
+    })
 }
 
 /// Gets a TWN ticket through Escargot's `NotRST.srf` (§2.4.3): one bodiless `POST` with

@@ -39,6 +39,13 @@ pub struct MsnSettings {
     pub ticket_route: TicketRoute,
     /// Protocol versions offered in `VER`, best first (MSNP.md §12).
     pub versions: Vec<u8>,
+    /// `RST.srf` for single sign-on (MSNP15+); `None`: the [`TicketRoute::Rst`] URL if
+    /// that is the route, else `/RST.srf` on the nexus host, where both revival servers
+    /// serve it (§2.8).
+    pub sso_url: Option<String>,
+    /// The address book's base URL (MSNP13+); `None`: the nexus host, where Escargot
+    /// serves it (§2.8).
+    pub address_book_url: Option<String>,
     /// An extra CA certificate (PEM) trusted for the Passport HTTPS endpoints.
     pub extra_ca_pem: Option<Vec<u8>>,
     pub connect_timeout: Duration,
@@ -60,11 +67,67 @@ impl MsnSettings {
             dalogin_url: None,
             ticket_route: TicketRoute::Nexus,
             versions: vec![12, 11, 10, 9, 8],
+            sso_url: None,
+            address_book_url: None,
             extra_ca_pem: None,
             connect_timeout: Duration::from_secs(15),
             request_timeout: Duration::from_secs(30),
             switchboard_step: Duration::from_secs(5),
             limits: Limits::default(),
         }
+    }
+}
+
+impl MsnSettings {
+    /// The `RST.srf` URL single sign-on posts to.
+    pub fn sso_url(&self) -> String {
+        if let Some(url) = &self.sso_url {
+            return url.clone();
+        }
+        match &self.ticket_route {
+            TicketRoute::Rst { url } => url.clone(),
+            _ => format!("{}/RST.srf", origin(&self.nexus_url)),
+        }
+    }
+
+    /// The address book's base URL.
+    pub fn address_book_url(&self) -> String {
+        self.address_book_url
+            .clone()
+            .unwrap_or_else(|| origin(&self.nexus_url))
+    }
+}
+
+/// The scheme and authority of `url` (a bare host gets `https://`, as the nexus does).
+fn origin(url: &str) -> String {
+    let full = msnp::auth::normalize_url(url, "/").unwrap_or_else(|_| url.to_owned());
+    match full.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority = rest.split('/').next().unwrap_or_default();
+            format!("{scheme}://{authority}")
+        }
+        None => full,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn services_default_to_the_nexus_host() {
+        let mut s = MsnSettings::new("127.0.0.1:1863", "http://127.0.0.1:8080/rdr/pprdr.asp");
+        assert_eq!(s.sso_url(), "http://127.0.0.1:8080/RST.srf");
+        assert_eq!(s.address_book_url(), "http://127.0.0.1:8080");
+        s.nexus_url = "login.example".into();
+        assert_eq!(s.sso_url(), "https://login.example/RST.srf");
+        s.ticket_route = TicketRoute::Rst {
+            url: "https://rst.example/RST2.srf".into(),
+        };
+        assert_eq!(s.sso_url(), "https://rst.example/RST2.srf");
+        s.sso_url = Some("https://sso.example/RST.srf".into());
+        s.address_book_url = Some("https://ab.example".into());
+        assert_eq!(s.sso_url(), "https://sso.example/RST.srf");
+        assert_eq!(s.address_book_url(), "https://ab.example");
     }
 }

@@ -73,16 +73,20 @@ async fn connect_with(
 ) -> Result<(NsClient, NsEvents), NetError> {
     timeout(
         T * 2,
-        NsClient::connect(
-            settings,
-            &http(),
-            NsConfig::new(email),
-            Secret::new(password),
-        ),
+        NsClient::connect(settings, &http(), config(email), Secret::new(password)),
     )
     .await
     .expect("NsClient::connect hangs")
 }
+
+/// The login's configuration, with the endpoint's machine GUID MSNP16+ needs.
+fn config(email: &str) -> NsConfig {
+    let mut config = NsConfig::new(email);
+    config.machine_guid = Some(MACHINE_GUID.to_owned());
+    config
+}
+
+const MACHINE_GUID: &str = "{0B1C2D3E-4F50-4617-8829-3A4B5C6D7E8F}";
 
 /// Logs in and waits until the server confirmed our first `CHG`.
 async fn connect(settings: &MsnSettings, email: &str) -> (NsClient, NsEvents) {
@@ -347,19 +351,31 @@ async fn log_out_alice(client: &NsClient, events: &mut NsEvents, server: &MsnSer
 
 #[tokio::test]
 async fn login_through_dispatch_for_every_version() {
-    let server = server().await;
-    for v in [8u8, 9, 10, 11, 12] {
+    let server = server_with(MsnServerConfig {
+        versions: 8..=18,
+        ..MsnServerConfig::default()
+    })
+    .await;
+    for v in 8u8..=18 {
         let settings = settings(&server, &[v]);
         let (client, mut events) = connect_with(&settings, ALICE, PASSWORD)
             .await
             .unwrap_or_else(|e| panic!("MSNP{v} login: {e}"));
         assert_eq!(client.version(), v);
         assert_eq!(server.version(ALICE), Some(v));
-        let mut first = timeout(T, events.recv()).await.expect("first event");
-        if let Some(NsEvent::Profile(profile)) = &first {
-            assert!(profile.get("MSPAuth").is_some(), "{profile:?}");
-            first = timeout(T, events.recv()).await.expect("second event");
-        }
+        // Before the login completes only the profile (§2.6) and, on MSNP16+, the
+        // account's own empty personal message may come; the address book of MSNP13+
+        // is read meanwhile, so their order against `LoggedIn` varies.
+        let first = loop {
+            let event = timeout(T, events.recv()).await.expect("an event");
+            match event {
+                Some(NsEvent::Profile(profile)) => {
+                    assert!(profile.get("MSPAuth").is_some(), "{profile:?}");
+                }
+                Some(NsEvent::PersonalMessage { contact, .. }) if v >= 16 && contact == ALICE => {}
+                other => break other,
+            }
+        };
         assert_eq!(
             first,
             Some(NsEvent::LoggedIn {
@@ -391,6 +407,11 @@ async fn login_through_dispatch_for_every_version() {
         })
         .await;
         assert_eq!(server.online(ALICE).as_deref(), Some("NLN"));
+        assert_eq!(
+            server.machine_guid(ALICE).as_deref(),
+            (v >= 16).then_some(MACHINE_GUID),
+            "MSNP{v}"
+        );
         // The handle's view is the event's, except for `BPR` lines that follow the last
         // `LST` (they arrive after the sync counted complete).
         let mut now = timeout(T, client.contact_list())
@@ -420,6 +441,35 @@ async fn login_failures_are_typed() {
             Err(NetError::Passport(PassportError::WrongCredentials))
         ),
         "{wrong:?}"
+    );
+
+    // Single sign-on (MSNP18): the RST fault is the same typed refusal.
+    let sso = server_with(MsnServerConfig {
+        versions: 8..=18,
+        ..MsnServerConfig::default()
+    })
+    .await;
+    let wrong = connect_with(&settings(&sso, &[18]), ALICE, "wrong").await;
+    assert!(
+        matches!(
+            wrong,
+            Err(NetError::Passport(PassportError::WrongCredentials))
+        ),
+        "{wrong:?}"
+    );
+    // A server whose RST issues no binary secret (one that stops at MSNP12) cannot
+    // sign in an MSNP18 session: a clear error, not a hang.
+    let mut pretend = settings(&server, &[18]);
+    pretend.server = sso.dispatch_addr().to_string();
+    let no_secret = connect_with(&pretend, ALICE, PASSWORD).await;
+    assert!(
+        matches!(
+            no_secret,
+            Err(NetError::Passport(
+                PassportError::Protocol(_) | PassportError::MissingToken(_)
+            ))
+        ),
+        "{no_secret:?}"
     );
 
     let unknown = connect_with(&s, "nobody@example.com", PASSWORD).await;

@@ -1,6 +1,7 @@
 //! Dispatch server (MSNP.md §0.1, §2.4.1): answers `VER` and `CVR` like the NS and
-//! `USR … TWN I` with `XFR trid NS host:port 0 host:port`, then closes, so clients must
-//! reconnect to the notification server and restart at `VER`.
+//! `USR … TWN I` (MSNP8–14) or `USR … SSO I` (MSNP15+) with `XFR trid NS host:port 0
+//! host:port`, then closes, so clients must reconnect to the notification server and
+//! restart at `VER`. The wrong scheme for the version closes, as on the NS.
 
 use std::sync::Arc;
 
@@ -57,7 +58,10 @@ pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>) {
                     ],
                 ));
             }
-            "USR" if frame.arg(0) == Some("TWN") && frame.arg(1) == Some("I") => {
+            "USR"
+                if frame.arg(0) == Some(if version >= 15 { "SSO" } else { "TWN" })
+                    && frame.arg(1) == Some("I") =>
+            {
                 let ns = shared.ns_addr.to_string();
                 let ds = shared.dispatch_addr.to_string();
                 conn.send(Frame::command(
