@@ -22,12 +22,12 @@ use crate::bridge::remote::{
     OwnStatus, PictureRef, RemoteEvent, SessionEnd,
 };
 use crate::net::{
-    Backoff, EndReason, MsnSession, MsnSettings, NetError, PassportError, SessionEvent,
+    Backoff, ContactEdit, EndReason, MsnSession, MsnSettings, NetError, PassportError, SessionEvent,
 };
 use conversations::Conversations;
 use convert::{availability, contact_info, own_status, picture_ref, text_format};
 use msnp::p2p::MsnObject;
-use msnp::{List, LoginError, NsConfig, NsEvent, Secret};
+use msnp::{LoginError, NsConfig, NsEvent, Secret};
 
 /// Logs accounts in to one MSN service.
 #[derive(Clone)]
@@ -356,13 +356,9 @@ impl LinkSession {
         Err(delivery(last))
     }
 
-    async fn list_command(
-        &self,
-        op: impl FnOnce(&mut msnp::NsSession, std::time::Instant) -> Result<u32, msnp::CommandError>
-        + Send
-        + 'static,
-    ) -> Result<(), DeliveryError> {
-        self.ns()?.command(op).await.map_err(delivery)
+    /// A contact command, made the way the session's protocol version does it.
+    async fn edit(&self, edit: ContactEdit) -> Result<(), DeliveryError> {
+        self.ns()?.edit_contact(edit).await.map_err(delivery)
     }
 }
 
@@ -423,33 +419,25 @@ impl MsnSessionPort for LinkSession {
     }
 
     async fn add_contact(&self, address: &MsnAddress) -> Result<(), DeliveryError> {
-        let owned = address.to_string();
-        self.list_command(move |s, now| s.add_contact(now, List::Forward, &owned, None, None))
-            .await?;
+        self.edit(ContactEdit::Add(address.to_string())).await?;
         self.update(address.as_str(), |c| c.is_friend = true);
         Ok(())
     }
 
     async fn remove_contact(&self, address: &MsnAddress) -> Result<(), DeliveryError> {
-        let owned = address.to_string();
-        self.list_command(move |s, now| s.remove_contact(now, List::Forward, &owned, None))
-            .await?;
+        self.edit(ContactEdit::Remove(address.to_string())).await?;
         self.update(address.as_str(), |c| c.is_friend = false);
         Ok(())
     }
 
     async fn block(&self, address: &MsnAddress) -> Result<(), DeliveryError> {
-        let owned = address.to_string();
-        self.list_command(move |s, now| s.block(now, &owned))
-            .await?;
+        self.edit(ContactEdit::Block(address.to_string())).await?;
         self.update(address.as_str(), |c| c.blocked = true);
         Ok(())
     }
 
     async fn unblock(&self, address: &MsnAddress) -> Result<(), DeliveryError> {
-        let owned = address.to_string();
-        self.list_command(move |s, now| s.unblock(now, &owned))
-            .await?;
+        self.edit(ContactEdit::Unblock(address.to_string())).await?;
         self.update(address.as_str(), |c| c.blocked = false);
         Ok(())
     }

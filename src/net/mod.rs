@@ -8,6 +8,7 @@
 
 mod address_book;
 mod backoff;
+mod contact_edit;
 mod error;
 mod ns_client;
 mod p2p;
@@ -21,6 +22,7 @@ mod wire;
 
 pub use address_book::{AddressBook, AddressBookError};
 pub use backoff::Backoff;
+pub use contact_edit::ContactEdit;
 pub use error::NetError;
 pub use ns_client::{NsClient, NsEvents};
 pub use p2p::{P2P_MIN_INTERVAL, P2P_WINDOW, TransferError, random_seed};

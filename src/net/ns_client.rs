@@ -45,6 +45,9 @@ enum Request {
     ContactList {
         reply: oneshot::Sender<ContactList>,
     },
+    AddressBook {
+        reply: oneshot::Sender<Option<(AddressBook, reqwest::Client)>>,
+    },
     Logout {
         reply: oneshot::Sender<()>,
     },
@@ -168,6 +171,14 @@ impl NsClient {
     /// The contact list as the session knows it now.
     pub async fn contact_list(&self) -> Result<ContactList, NetError> {
         self.request(|reply| Request::ContactList { reply }).await
+    }
+
+    /// The address book (MSNP13+) and the HTTP client to call it with; `None` before
+    /// MSNP13.
+    pub(crate) async fn address_book(
+        &self,
+    ) -> Result<Option<(AddressBook, reqwest::Client)>, NetError> {
+        self.request(|reply| Request::AddressBook { reply }).await
     }
 
     /// Signs out (`OUT`) and stops the driver.
@@ -299,6 +310,14 @@ impl Driver {
             },
             Request::ContactList { reply } => {
                 let _ = reply.send(session.contact_list().clone());
+            }
+            Request::AddressBook { reply } => {
+                let book = session
+                    .dialect()
+                    .lists_from_address_book()
+                    .then(|| self.address_book.clone())
+                    .flatten();
+                let _ = reply.send(book.map(|b| (b, self.http.clone())));
             }
             Request::Logout { reply } => {
                 session.logout(now);

@@ -10,11 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use matrix_msn::net::{
-    Backoff, EndReason, MsnSession, MsnSettings, NetError, NsClient, NsEvents, PassportError,
-    SbClient, SbEvents, SessionEvent, SwitchboardEvent, TicketRoute, fetch_ticket_not_rst,
-    fetch_ticket_rst, http_client,
+    Backoff, ContactEdit, EndReason, MsnSession, MsnSettings, NetError, NsClient, NsEvents,
+    PassportError, SbClient, SbEvents, SessionEvent, SwitchboardEvent, TicketRoute,
+    fetch_ticket_not_rst, fetch_ticket_rst, http_client,
 };
-use msn_testkit::{MsnServer, MsnServerConfig, MsnServerHandle, ServerEvent};
+use msn_testkit::{Lists, MsnServer, MsnServerConfig, MsnServerHandle, ServerEvent};
 use msnp::{
     AuthError, CloseReason, FaultCode, LoginError, MsgPayload, NsConfig, NsEvent, SbConfig,
     SbEvent, Secret, Status, TextFormat,
@@ -425,6 +425,107 @@ async fn login_through_dispatch_for_every_version() {
         assert_eq!(now, then, "MSNP{v}");
         log_out_alice(&client, &mut events, &server).await;
     }
+}
+
+/// The contact commands on MSNP18 go through the address book and `ADL`/`RML`, and a
+/// contact on MSNP12 sees their effect as on MSNP8–12: added, removed, blocked.
+#[tokio::test]
+async fn contact_edits_on_msnp18_go_through_the_address_book() {
+    const DAVE: &str = "dave@example.com";
+    let server = server_with(MsnServerConfig {
+        versions: 8..=18,
+        ..MsnServerConfig::default()
+    })
+    .await;
+    server.add_account(DAVE, PASSWORD, "Dave");
+    let (alice, mut events) = connect(&settings(&server, &[18]), ALICE).await;
+    let (_dave, mut dave_events) = connect(&settings(&server, &[12]), DAVE).await;
+    let (_bob, mut bob_events) = connect(&settings(&server, &[12]), BOB).await;
+    let fl_al = Lists::FL | Lists::AL;
+
+    timeout(T, alice.edit_contact(ContactEdit::Add(DAVE.into())))
+        .await
+        .expect("add hangs")
+        .expect("added");
+    assert_eq!(server.lists(ALICE, DAVE), fl_al);
+    wait_ns(
+        &mut dave_events,
+        "Alice added Dave",
+        |e| matches!(e, NsEvent::AddedBy { contact, .. } if contact == ALICE),
+    )
+    .await;
+    let list = alice.contact_list().await.expect("list");
+    assert!(
+        list.contacts.get(DAVE).is_some_and(|c| c.lists & 3 == 3),
+        "{list:?}"
+    );
+
+    timeout(T, alice.edit_contact(ContactEdit::Remove(DAVE.into())))
+        .await
+        .expect("remove hangs")
+        .expect("removed");
+    assert!(!server.lists(ALICE, DAVE).contains(Lists::FL));
+    wait_ns(
+        &mut dave_events,
+        "Alice removed Dave",
+        |e| matches!(e, NsEvent::RemovedBy { contact } if contact == ALICE),
+    )
+    .await;
+
+    // Blocking Bob: he sees Alice go offline; unblocking brings her back.
+    timeout(T, alice.edit_contact(ContactEdit::Block(BOB.into())))
+        .await
+        .expect("block hangs")
+        .expect("blocked");
+    assert!(server.lists(ALICE, BOB).contains(Lists::BL));
+    assert!(!server.lists(ALICE, BOB).contains(Lists::AL));
+    wait_ns(
+        &mut bob_events,
+        "Alice offline for Bob",
+        |e| matches!(e, NsEvent::ContactOffline { contact } if contact == ALICE),
+    )
+    .await;
+    timeout(T, alice.edit_contact(ContactEdit::Unblock(BOB.into())))
+        .await
+        .expect("unblock hangs")
+        .expect("unblocked");
+    assert!(server.lists(ALICE, BOB).contains(Lists::AL));
+    wait_ns(
+        &mut bob_events,
+        "Alice back for Bob",
+        |e| matches!(e, NsEvent::PresenceChanged(p) if p.contact == ALICE),
+    )
+    .await;
+
+    // Erin, whom Alice never allowed, adds her: she is told, and Erin stays pending
+    // until she accepts.
+    const ERIN: &str = "erin@example.com";
+    server.add_account(ERIN, PASSWORD, "Erin");
+    let (erin, _erin_events) = connect(&settings(&server, &[12]), ERIN).await;
+    timeout(
+        T,
+        erin.command(|s, now| s.add_contact(now, msnp::List::Forward, ALICE, None, None)),
+    )
+    .await
+    .expect("Erin's add hangs")
+    .expect("Erin added Alice");
+    wait_ns(
+        &mut events,
+        "Erin added Alice",
+        |e| matches!(e, NsEvent::AddedBy { contact, .. } if contact == ERIN),
+    )
+    .await;
+    assert!(server.lists(ALICE, ERIN).contains(Lists::PL));
+    timeout(T, alice.edit_contact(ContactEdit::Add(ERIN.into())))
+        .await
+        .expect("accept hangs")
+        .expect("accepted");
+    let lists = server.lists(ALICE, ERIN);
+    assert!(
+        lists.contains(fl_al) && lists.contains(Lists::RL),
+        "{lists:?}"
+    );
+    assert!(!lists.contains(Lists::PL), "{lists:?}");
 }
 
 // ----- 2. typed login failures ----------------------------------------------------------

@@ -99,6 +99,12 @@ enum PendingKind {
     },
     RemoveGroup(String),
     Switchboard,
+    /// MSNP13+ `ADL`/`RML` of one contact (§4.5).
+    Lists {
+        email: String,
+        lists: Vec<List>,
+        add: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -572,7 +578,13 @@ impl NsSession {
                 }
             }
             "UBX" => self.on_ubx(&frame),
-            "ADL" | "RML" if pending.is_none() => self.on_server_ml(&frame),
+            "ADL" | "RML" => match pending.map(|p| p.kind) {
+                Some(PendingKind::Lists { email, lists, add }) => {
+                    self.on_lists_changed(email, lists, add);
+                }
+                Some(_) => {}
+                None => self.on_server_ml(&frame),
+            },
             "CHG" => {
                 if let Some(PendingKind::Status(status)) = pending.map(|p| p.kind) {
                     self.status = status;
@@ -979,6 +991,40 @@ impl NsSession {
         }));
     }
 
+    /// Our `ADL`/`RML` was accepted: the list as the server now has it.
+    fn on_lists_changed(&mut self, email: String, lists: Vec<List>, add: bool) {
+        let key = email.to_ascii_lowercase();
+        let contact = self.list.contacts.entry(key).or_insert_with(|| Contact {
+            email: email.clone(),
+            friendly_name: email.clone(),
+            network: Some(ml::NETWORK_PASSPORT),
+            ..Contact::default()
+        });
+        for list in &lists {
+            if add {
+                contact.lists |= list.bit();
+            } else {
+                contact.lists &= !list.bit();
+            }
+        }
+        for list in lists {
+            self.events.push_back(NsEvent::ListChanged(if add {
+                ListChange::ContactAdded {
+                    list,
+                    contact: email.clone(),
+                    guid: None,
+                    group: None,
+                }
+            } else {
+                ListChange::ContactRemoved {
+                    list,
+                    contact: email.clone(),
+                    group: None,
+                }
+            }));
+        }
+    }
+
     /// MSNP13+: `ADL 0 len` (someone added us) or `RML 0 len` (removed us), §4.5.
     fn on_server_ml(&mut self, frame: &Frame) {
         let Some(payload) = frame.payload.as_ref() else {
@@ -1318,6 +1364,41 @@ impl NsSession {
             doc.into_bytes(),
             PendingKind::Plain,
         ))
+    }
+
+    /// MSNP13+: puts `email` on (`add`) or takes it off `lists` (forward, allow, block)
+    /// with a non-initial `ADL`/`RML` (§4.5). The address-book call that goes with it
+    /// (adding the contact, the membership) is the shell's.
+    pub fn change_lists(
+        &mut self,
+        now: Instant,
+        email: &str,
+        lists: &[List],
+        add: bool,
+    ) -> Result<u32, CommandError> {
+        self.require_online()?;
+        self.require_version("ADL", 13, *SUPPORTED_VERSIONS.end())?;
+        let bits = lists.iter().fold(0u8, |bits, l| bits | l.bit());
+        if bits & !ml::CLIENT_LIST_BITS != 0 || bits == 0 {
+            return Err(CommandError::InvalidArgument { what: "list" });
+        }
+        let entry = ml::MlEntry {
+            address: email.to_owned(),
+            lists: bits,
+            network: ml::NETWORK_PASSPORT,
+            friendly: None,
+        };
+        let payload = ml::build(std::slice::from_ref(&entry), false)
+            .ok()
+            .and_then(|p| p.into_iter().next())
+            .ok_or(CommandError::InvalidArgument { what: "email" })?;
+        let verb = if add { Verb::ADL } else { Verb::RML };
+        let kind = PendingKind::Lists {
+            email: email.to_owned(),
+            lists: lists.to_vec(),
+            add,
+        };
+        Ok(self.send_payload(now, verb, Vec::new(), payload.into_bytes(), kind))
     }
 
     /// Adds `email` to `list` (§4.2 `ADD`, §4.3 `ADC`). `group` (FL only) is a group id
