@@ -117,7 +117,7 @@ pub struct MsnConfig {
     /// headers) instead of the nexus and DALogin; empty for none. Wins over `rst_url`.
     #[serde(default)]
     pub not_rst_url: String,
-    /// Protocol versions offered, best first; each between 8 and 12.
+    /// Protocol versions offered, best first; each between 8 and 18.
     #[serde(default = "default_versions")]
     pub protocol_versions: Vec<u8>,
     /// A PEM file with an extra CA certificate to trust for Passport HTTPS; empty for none.
@@ -332,7 +332,7 @@ fn default_command_prefix() -> String {
     "!msn".into()
 }
 fn default_versions() -> Vec<u8> {
-    vec![12, 11, 10, 9, 8]
+    (8..=18).rev().collect()
 }
 fn default_reconnect_initial() -> u64 {
     2
@@ -560,12 +560,11 @@ impl Config {
             check_url("msn.not_rst_url", &msn.not_rst_url)?;
         }
         if msn.protocol_versions.is_empty()
-            || msn.protocol_versions.iter().any(|v| !(8..=12).contains(v))
+            || msn.protocol_versions.iter().any(|v| !(8..=18).contains(v))
         {
             return Err(ConfigError::Invalid {
                 key: "msn.protocol_versions",
-                reason: "list versions between 8 and 12 (MSNP13 and later are not supported yet)"
-                    .into(),
+                reason: "list versions between 8 and 18".into(),
             });
         }
         if !msn.extra_ca_file.is_empty() && !Path::new(&msn.extra_ca_file).is_file() {
@@ -800,7 +799,7 @@ mod tests {
             assert!(err_of(&c).contains("msn.server"), "{bad}");
         }
         let mut c = valid();
-        c.msn.protocol_versions = vec![15];
+        c.msn.protocol_versions = vec![19];
         assert!(err_of(&c).contains("msn.protocol_versions"));
         let mut c = valid();
         c.msn.nexus_url = "nexus".into();

@@ -121,6 +121,23 @@ pub fn address_of_puppet(template: &str, domain: &str, mxid: &str) -> Option<Str
     unescape_address(escaped)
 }
 
+/// A machine GUID (MSNP.md §2.5.1) from 16 random bytes: `{8-4-4-4-12}` upper-case hex,
+/// marked as a random (version 4) UUID.
+pub fn machine_guid(mut random: [u8; 16]) -> String {
+    random[6] = (random[6] & 0x0f) | 0x40;
+    random[8] = (random[8] & 0x3f) | 0x80;
+    let hex: String = random.iter().map(|b| format!("{b:02X}")).collect();
+    let part = |range: std::ops::Range<usize>| hex.get(range).unwrap_or_default();
+    format!(
+        "{{{}-{}-{}-{}-{}}}",
+        part(0..8),
+        part(8..12),
+        part(12..16),
+        part(16..20),
+        part(20..32)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,5 +201,14 @@ mod tests {
             Some("bob@a.b")
         );
         assert_eq!(address_of_puppet("msn_{userid}", "h", "@msn_:h"), None);
+    }
+
+    #[test]
+    fn machine_guids_have_the_form_servers_check() {
+        let guid = machine_guid([0xab; 16]);
+        assert_eq!(guid, "{ABABABAB-ABAB-4BAB-ABAB-ABABABABABAB}");
+        let inner = guid.trim_start_matches('{').trim_end_matches('}');
+        let lens: Vec<usize> = inner.split('-').map(str::len).collect();
+        assert_eq!(lens, [8, 4, 4, 4, 12]);
     }
 }

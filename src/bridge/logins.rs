@@ -174,6 +174,18 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         }
     }
 
+    /// The user's MSN endpoint id, chosen at the first login and kept in the store.
+    async fn machine_guid(&self, mxid: &UserId) -> Result<String, LoginFailure> {
+        let mut random = [0u8; 16];
+        getrandom::fill(&mut random)
+            .map_err(|e| LoginFailure::Other(format!("no randomness for the endpoint id: {e}")))?;
+        let fresh = super::ids::machine_guid(random);
+        self.store
+            .machine_guid(mxid, &fresh)
+            .await
+            .map_err(|e| LoginFailure::Other(format!("cannot store the endpoint id: {e}")))
+    }
+
     /// Logs `account` in for `mxid`, stores the sealed password, and starts the event loop.
     async fn connect(
         self: &Arc<Self>,
@@ -206,6 +218,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             }
         };
         profile.picture = self.own_picture(avatar.as_deref()).await;
+        profile.endpoint = Some(self.machine_guid(mxid).await?);
         // What the MSN picture shows, unknown while the avatar could not be downloaded.
         let shown_avatar = (avatar.is_none() || profile.picture.is_some())
             .then(|| avatar.clone().unwrap_or_default());

@@ -88,6 +88,9 @@ pub struct OwnProfile {
     pub personal_message: Option<String>,
     /// The display picture's bytes (the user's Matrix avatar).
     pub picture: Option<Bytes>,
+    /// This bridge's endpoint id on MSN (the machine GUID of MSNP16+, in braces), the
+    /// same for every login of the user so that the bridge is one endpoint among theirs.
+    pub endpoint: Option<String>,
 }
 
 /// Why a session ended for good.

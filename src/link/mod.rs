@@ -131,6 +131,7 @@ impl MsnConnector for MsnLink {
         config.friendly_name = profile.friendly_name;
         config.initial_status = own_status(profile.status);
         config.personal_message = profile.personal_message;
+        config.machine_guid = profile.endpoint;
         let own_picture = profile
             .picture
             .map(|data| (own_object(account, &data), data));

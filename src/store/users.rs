@@ -112,6 +112,31 @@ impl Store {
         Ok(())
     }
 
+    /// The user's MSN endpoint id: the stored one, or `fresh` (then stored) when there is
+    /// none yet. The same for every later login of the user, across restarts.
+    pub async fn machine_guid(
+        &self,
+        mxid: &ruma::UserId,
+        fresh: &str,
+    ) -> Result<String, StoreError> {
+        sqlx::query(
+            "INSERT INTO bridge_user (mxid, machine_guid, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (mxid) DO UPDATE \
+             SET machine_guid = COALESCE(bridge_user.machine_guid, excluded.machine_guid)",
+        )
+        .bind(mxid.as_str())
+        .bind(fresh)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        let row = sqlx::query("SELECT machine_guid FROM bridge_user WHERE mxid = $1")
+            .bind(mxid.as_str())
+            .fetch_one(self.pool())
+            .await?;
+        let stored: Option<String> = row.try_get("machine_guid")?;
+        Ok(stored.unwrap_or_else(|| fresh.to_owned()))
+    }
+
     /// Changes only the login state of a user.
     pub async fn set_login_state(
         &self,

@@ -204,6 +204,19 @@ async fn users_round_trip(store: &Store) {
     assert_eq!(user.management_room.as_deref(), Some(room_id!("!mgmt")));
     assert_eq!(user.msn_login.as_deref(), Some("bob@hotmail.com"));
     assert_eq!(user.credentials.as_deref(), Some(&[1u8, 2, 3][..]));
+    // The endpoint id is chosen once: later logins keep it, whatever they offer.
+    let bob = user_id!("@bob:localhost");
+    let first = store.machine_guid(bob, "{A}").await.unwrap();
+    assert_eq!(first, "{A}");
+    assert_eq!(store.machine_guid(bob, "{B}").await.unwrap(), "{A}");
+    // A user the store has not met yet gets one too.
+    assert_eq!(
+        store
+            .machine_guid(user_id!("@new:localhost"), "{C}")
+            .await
+            .unwrap(),
+        "{C}"
+    );
     store
         .set_management_room(user_id!("@bob:localhost"), room_id!("!other"))
         .await
@@ -222,7 +235,8 @@ async fn users_round_trip(store: &Store) {
         !format!("{user:?}").contains("[1, 2, 3]"),
         "credentials redacted"
     );
-    assert_eq!(store.users().await.unwrap().len(), 1);
+    // Bob and the user given an endpoint id above.
+    assert_eq!(store.users().await.unwrap().len(), 2);
 }
 
 async fn puppets_round_trip(store: &Store) {

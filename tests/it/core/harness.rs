@@ -133,7 +133,10 @@ pub async fn until<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
 pub async fn msn_server() -> MsnServerHandle {
     let server = drive(
         "the MSN server",
-        MsnServer::start(MsnServerConfig::default()),
+        MsnServer::start(MsnServerConfig {
+            versions: 8..=18,
+            ..MsnServerConfig::default()
+        }),
     )
     .await
     .expect("start the MSN server");

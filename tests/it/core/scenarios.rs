@@ -113,6 +113,11 @@ async fn a_password_that_comes_too_late_is_read_as_a_command() {
 async fn a_contact_message_opens_a_portal_and_the_reply_reaches_the_contact() {
     let mut scene = Scene::start().await;
     scene.log_in(USER).await;
+    // The bridge offers MSNP18 first and the server speaks it: the core's scenarios run
+    // on single sign-on, the address book and the MSNP18 forms (the Synapse end-to-end
+    // tests run on MSNP12).
+    assert_eq!(scene.msn.version(BOB), Some(18));
+    assert!(scene.msn.machine_guid(BOB).is_some());
     let mut alice = Contact::sign_in(&scene.msn, ALICE).await;
     alice.say(BOB, "hello from MSN").await;
 
