@@ -121,12 +121,13 @@ pub fn address_of_puppet(template: &str, domain: &str, mxid: &str) -> Option<Str
     unescape_address(escaped)
 }
 
-/// A machine GUID (MSNP.md §2.5.1) from 16 random bytes: `{8-4-4-4-12}` upper-case hex,
-/// marked as a random (version 4) UUID.
+/// A machine GUID (MSNP.md §2.5.1) from 16 random bytes: `{8-4-4-4-12}` lower-case hex
+/// (Escargot compares some forms of it case-sensitively, §15.3.1), marked as a random
+/// (version 4) UUID.
 pub fn machine_guid(mut random: [u8; 16]) -> String {
     random[6] = (random[6] & 0x0f) | 0x40;
     random[8] = (random[8] & 0x3f) | 0x80;
-    let hex: String = random.iter().map(|b| format!("{b:02X}")).collect();
+    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
     let part = |range: std::ops::Range<usize>| hex.get(range).unwrap_or_default();
     format!(
         "{{{}-{}-{}-{}-{}}}",
@@ -206,7 +207,7 @@ mod tests {
     #[test]
     fn machine_guids_have_the_form_servers_check() {
         let guid = machine_guid([0xab; 16]);
-        assert_eq!(guid, "{ABABABAB-ABAB-4BAB-ABAB-ABABABABABAB}");
+        assert_eq!(guid, "{abababab-abab-4bab-abab-abababababab}");
         let inner = guid.trim_start_matches('{').trim_end_matches('}');
         let lens: Vec<usize> = inner.split('-').map(str::len).collect();
         assert_eq!(lens, [8, 4, 4, 4, 12]);

@@ -448,6 +448,9 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 self.relay_to_matrix(mxid, &chat, &from, text, &images)
                     .await
             }
+            RemoteEvent::OwnMessage { chat, via, text } => {
+                self.relay_own_message(mxid, &chat, &via, text).await
+            }
             RemoteEvent::Typing { chat, from } => self.relay_typing(mxid, &chat, &from).await,
             RemoteEvent::Nudge { chat, from } => self.relay_nudge(mxid, &chat, &from).await,
             RemoteEvent::Unsupported { chat, from, what } => {
@@ -521,6 +524,10 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             SessionEnd::SignedInElsewhere => (
                 SIGNED_IN_ELSEWHERE,
                 "You signed in to MSN from another place, so this session was closed. Send `reconnect` to take it back.".to_owned(),
+            ),
+            SessionEnd::SignedOutRemotely => (
+                SIGNED_IN_ELSEWHERE,
+                "You signed the bridge out of MSN from your Messenger, so it stays offline. Send `reconnect` to bring it back.".to_owned(),
             ),
             SessionEnd::LoggedOut => return,
         };

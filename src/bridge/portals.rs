@@ -356,6 +356,23 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         self.post_to_matrix(mxid, nudge).await;
     }
 
+    /// What the user wrote from their own Messenger: shown in the portal, marked as
+    /// theirs (a notice sent by a contact's puppet, the portal's bridge-controlled
+    /// member), and never sent back to MSN.
+    pub(super) async fn relay_own_message(
+        self: &Arc<Self>,
+        mxid: &UserId,
+        chat: &Chat,
+        via: &MsnAddress,
+        text: RichText,
+    ) {
+        let (body, html) = to_matrix(&text, &[]);
+        let body = format!("you, from Messenger: {body}");
+        let html = html.map(|h| format!("<em>you, from Messenger:</em> {h}"));
+        self.post_to_matrix(mxid, outgoing(chat, via, Shape::Notice, body, html))
+            .await;
+    }
+
     pub(super) async fn relay_unsupported(
         self: &Arc<Self>,
         mxid: &UserId,

@@ -98,6 +98,8 @@ pub struct OwnProfile {
 pub enum SessionEnd {
     LoginRefused(String),
     SignedInElsewhere,
+    /// The user signed this endpoint out from another place of theirs (MSNP16+).
+    SignedOutRemotely,
     LoggedOut,
 }
 
@@ -155,6 +157,13 @@ pub enum RemoteEvent {
         from: MsnAddress,
         text: RichText,
         emoticons: Vec<Emoticon>,
+    },
+    /// What the user wrote in a conversation from their own Messenger (another endpoint
+    /// of their account, MSNP16+); `via` is a contact of the conversation.
+    OwnMessage {
+        chat: Chat,
+        via: MsnAddress,
+        text: RichText,
     },
     Typing {
         chat: Chat,

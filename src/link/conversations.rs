@@ -41,6 +41,8 @@ pub(super) struct Conversations {
     state: Arc<Mutex<State>>,
     settings: MsnSettings,
     account: String,
+    /// MSNP16+: our endpoint's machine GUID, for `USR`/`ANS` (§15.3.3).
+    endpoint: Option<String>,
     events: mpsc::Sender<RemoteEvent>,
     next_group: Arc<AtomicU64>,
     /// Woken when a contact asks for a picture of ours we do not have: they missed the
@@ -52,12 +54,14 @@ impl Conversations {
     pub(super) fn new(
         settings: MsnSettings,
         account: String,
+        endpoint: Option<String>,
         events: mpsc::Sender<RemoteEvent>,
     ) -> Self {
         Self {
             state: Arc::new(Mutex::new(State::default())),
             settings,
             account,
+            endpoint,
             events,
             next_group: Arc::new(AtomicU64::new(0)),
             stale_picture: Arc::new(tokio::sync::Notify::new()),
@@ -157,6 +161,7 @@ impl Conversations {
         let mut config = SbConfig::new(self.account.clone(), version);
         config.request_timeout = self.settings.switchboard_step;
         config.join_timeout = self.settings.switchboard_step;
+        config.endpoint.clone_from(&self.endpoint);
         config
     }
 
@@ -237,6 +242,35 @@ impl Relay {
         }
     }
 
+    /// Whether `from` is the user's own account (another endpoint of it, MSNP16+).
+    fn is_own(&self, from: &str) -> bool {
+        let account = from.split(';').next().unwrap_or(from);
+        account.eq_ignore_ascii_case(&self.conversations.account)
+    }
+
+    /// What the user typed in their own Messenger in this conversation (§15.3.3): its
+    /// text goes to the portal as theirs; their typing and the rest are not news to them.
+    async fn on_own_message(&self, payload: MsgPayload) -> bool {
+        let MsgPayload::Text { text, format, .. } = payload else {
+            return true;
+        };
+        // Someone in the conversation, whose puppet is in the portal.
+        let Some(via) = self.others.keys().next() else {
+            return true;
+        };
+        let via = MsnAddress::from_server(via);
+        let chat = match &self.group {
+            Some(id) => Chat::Group(id.clone()),
+            None => Chat::Contact(via.clone()),
+        };
+        self.emit(RemoteEvent::OwnMessage {
+            chat,
+            via,
+            text: rich_text(text, format.as_ref()),
+        })
+        .await
+    }
+
     async fn emit(&self, event: RemoteEvent) -> bool {
         self.conversations.events.send(event).await.is_ok()
     }
@@ -286,6 +320,9 @@ impl Relay {
                 } => {
                     self.declared.insert(from.to_lowercase(), items);
                     true
+                }
+                SbEvent::Message { from, payload, .. } if self.is_own(&from) => {
+                    self.on_own_message(payload).await
                 }
                 SbEvent::Message { from, payload, .. } => {
                     let declared = match payload {

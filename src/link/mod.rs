@@ -131,7 +131,7 @@ impl MsnConnector for MsnLink {
         config.friendly_name = profile.friendly_name;
         config.initial_status = own_status(profile.status);
         config.personal_message = profile.personal_message;
-        config.machine_guid = profile.endpoint;
+        config.machine_guid.clone_from(&profile.endpoint);
         let own_picture = profile
             .picture
             .map(|data| (own_object(account, &data), data));
@@ -152,6 +152,7 @@ impl MsnConnector for MsnLink {
             conversations: Conversations::new(
                 self.settings.clone(),
                 account.to_owned(),
+                profile.endpoint.clone(),
                 out.clone(),
             ),
             contacts: Arc::new(Mutex::new(HashMap::new())),
@@ -205,6 +206,7 @@ impl LinkSession {
                     Some(RemoteEvent::Ended(match end {
                         EndReason::LoginRefused(why) => SessionEnd::LoginRefused(why),
                         EndReason::SignedInElsewhere => SessionEnd::SignedInElsewhere,
+                        EndReason::SignedOutRemotely => SessionEnd::SignedOutRemotely,
                         EndReason::LoggedOut => SessionEnd::LoggedOut,
                     }))
                 }

@@ -42,6 +42,8 @@ pub enum EndReason {
     LoginRefused(String),
     /// The account signed in from another place (`OUT OTH`).
     SignedInElsewhere,
+    /// Another endpoint of the account signed this one out (MSNP16+).
+    SignedOutRemotely,
     /// The bridge logged out.
     LoggedOut,
 }
@@ -330,6 +332,7 @@ impl Supervisor {
 fn classify(reason: &CloseReason) -> After {
     match reason {
         CloseReason::SignedInElsewhere => After::End(EndReason::SignedInElsewhere),
+        CloseReason::SignedOutRemotely => After::End(EndReason::SignedOutRemotely),
         CloseReason::LoggedOut => After::End(EndReason::LoggedOut),
         CloseReason::LoginFailed(e) => After::End(EndReason::LoginRefused(e.to_string())),
         other => After::Retry(format!("{other:?}")),
@@ -347,6 +350,7 @@ fn permanent(error: &NetError) -> Option<EndReason> {
             other => Some(EndReason::LoginRefused(other.to_string())),
         },
         NetError::Closed(CloseReason::SignedInElsewhere) => Some(EndReason::SignedInElsewhere),
+        NetError::Closed(CloseReason::SignedOutRemotely) => Some(EndReason::SignedOutRemotely),
         _ => None,
     }
 }

@@ -83,10 +83,15 @@ async fn sso_start(server: &MsnServerHandle, email: &str, version: u8) -> (Raw, 
 
 /// A full MSNP18 sign-in; returns the connection and the address-book ticket.
 async fn sso_login(server: &MsnServerHandle, email: &str) -> (Raw, Secret) {
+    sso_login_as(server, email, GUID).await
+}
+
+/// A full MSNP18 sign-in as the endpoint `guid`.
+async fn sso_login_as(server: &MsnServerHandle, email: &str, guid: &str) -> (Raw, Secret) {
     let (mut c, nonce) = sso_start(server, email, 18).await;
     let (ticket, secret, contacts) = sso_tokens(server, email, "secret").await.expect("tokens");
     let blob = msnp::mbi::response(secret.expose(), &nonce, [7; 8]).expect("a blob");
-    c.cmd(&format!("USR SSO S {} {blob} {GUID}", ticket.expose()))
+    c.cmd(&format!("USR SSO S {} {blob} {guid}", ticket.expose()))
         .await;
     let ok = c.expect_now("USR").await;
     assert_eq!((ok.arg(0), ok.arg(1)), (Some("OK"), Some(email)));
@@ -378,4 +383,55 @@ async fn a_wrong_mbi_or_a_missing_machine_guid_is_refused() {
     c.expect_now("CVR").await;
     c.cmd("USR TWN I bob@example.com").await;
     c.expect_closed().await;
+}
+
+/// MPOP as Escargot does it (§15.3.4, §15.3.5): MSNP16+ endpoints with new GUIDs
+/// coexist; a login reusing a GUID in use, or an older login, boots them all; a sign-out
+/// request reaches the endpoint it names.
+#[tokio::test]
+async fn endpoints_coexist_and_are_booted_as_escargot_does() {
+    const LAPTOP: &str = "{0c1d2e3f-4a5b-4c6d-8e7f-a0b1c2d3e4f5}";
+    const BRIDGE: &str = "{6f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9}";
+    let server = server().await;
+    let (mut laptop, _) = sso_login_as(&server, "bob@example.com", LAPTOP).await;
+    let (mut bridge, _) = sso_login_as(&server, "bob@example.com", BRIDGE).await;
+    assert_eq!(server.endpoint_count("bob@example.com"), 2);
+    assert!(
+        laptop.silent_for(Duration::from_millis(200)).await,
+        "no OUT for the laptop"
+    );
+
+    // The laptop signs the bridge out: the bridge is told, nobody is disconnected.
+    let t = laptop.next_trid_for_payload();
+    laptop
+        .frame(
+            &Frame::command(
+                Verb::UUN,
+                t,
+                [format!("bob@example.com;{BRIDGE}"), "4".into()],
+            )
+            .with_payload(bytes::Bytes::from_static(b"goawyplzthxbye")),
+        )
+        .await;
+    let ok = laptop.expect("UUN").await;
+    assert_eq!(ok.arg(0), Some("OK"));
+    let ubn = bridge.expect("UBN").await;
+    assert_eq!(
+        ubn.arg(0),
+        Some(format!("bob@example.com;{LAPTOP}").as_str())
+    );
+    assert_eq!(ubn.payload.as_deref(), Some(&b"goawyplzthxbye"[..]));
+    assert_eq!(server.endpoint_count("bob@example.com"), 2);
+
+    // A login reusing the bridge's GUID boots every endpoint.
+    let (_again, _) = sso_login_as(&server, "bob@example.com", BRIDGE).await;
+    for old in [&mut laptop, &mut bridge] {
+        let out = old.expect("OUT").await;
+        assert_eq!(out.arg(0), Some("OTH"));
+    }
+    assert_eq!(server.endpoint_count("bob@example.com"), 1);
+    // An MSNP12 login boots the MSNP16+ one too.
+    let _twn = login(&server, "bob@example.com", 12).await;
+    assert_eq!(server.endpoint_count("bob@example.com"), 1);
+    assert_eq!(server.version("bob@example.com"), Some(12));
 }

@@ -643,6 +643,7 @@ impl NsSession {
                 self.close(reason);
             }
             "MSG" => self.on_msg(&frame),
+            "UBN" => self.on_ubn(&frame),
             "NOT" | "IPG" => {
                 if let Some(p) = &frame.payload {
                     self.events.push_back(NsEvent::Notification {
@@ -869,29 +870,43 @@ impl NsSession {
         {
             let _ = self.set_friendly_name(now, &name);
         }
-        if self.dialect().has_endpoints() {
-            // §5.5: the endpoint's name for the user's other endpoints, before the CHG.
-            let doc = format!(
-                "<PrivateEndpointData><EpName>{}</EpName><Idle>false</Idle><ClientType>1</ClientType><State>{}</State></PrivateEndpointData>",
-                one_line_xml(&self.config.endpoint_name),
-                self.config.initial_status.code()
-            );
-            self.send_payload(
-                now,
-                Verb::UUX,
-                Vec::new(),
-                doc.into_bytes(),
-                PendingKind::Plain,
-            );
-        }
+        let psm = self
+            .config
+            .personal_message
+            .clone()
+            .filter(|_| self.version >= 11);
         let status = self.config.initial_status;
         let caps = self.config.capabilities;
         let obj = self.config.msn_object.clone();
-        let _ = self.set_status(now, status, caps, obj.as_deref());
-        if self.version >= 11
-            && let Some(psm) = self.config.personal_message.clone()
-        {
-            let _ = self.set_personal_message(now, &psm, "");
+        if self.dialect().has_endpoints() {
+            // §15.3.1, MSP31's order: the endpoint's capabilities, its name for the
+            // user's other endpoints, the personal message, then the first CHG.
+            let docs = [
+                format!("<EndpointData><Capabilities>{caps}:0</Capabilities></EndpointData>"),
+                format!(
+                    "<PrivateEndpointData><EpName>{}</EpName><Idle>false</Idle><ClientType>1</ClientType><State>{}</State></PrivateEndpointData>",
+                    one_line_xml(&self.config.endpoint_name),
+                    status.code()
+                ),
+            ];
+            for doc in docs {
+                self.send_payload(
+                    now,
+                    Verb::UUX,
+                    Vec::new(),
+                    doc.into_bytes(),
+                    PendingKind::Plain,
+                );
+            }
+            if let Some(psm) = &psm {
+                let _ = self.set_personal_message(now, psm, "");
+            }
+            let _ = self.set_status(now, status, caps, obj.as_deref());
+        } else {
+            let _ = self.set_status(now, status, caps, obj.as_deref());
+            if let Some(psm) = &psm {
+                let _ = self.set_personal_message(now, psm, "");
+            }
         }
         self.next_ping = Some(now + self.ping_interval);
     }
@@ -963,6 +978,13 @@ impl NsSession {
             return;
         };
         let email = strip_network(email).to_owned();
+        if email.eq_ignore_ascii_case(&self.config.login) {
+            // MSNP16+: our account's status as another endpoint of it set it (§15.3.2);
+            // the account is not a contact.
+            self.status = status;
+            self.events.push_back(NsEvent::OwnStatus { status });
+            return;
+        }
         // MSNP14–17 put the network id after the address (§5.4).
         let skip = usize::from(self.dialect().network_field() == NetworkField::Argument);
         let friendly_name = frame
@@ -1025,6 +1047,38 @@ impl NsSession {
         }
     }
 
+    /// MSNP16+ `UBN account;{guid} 4 len` + `goawyplzthxbye` aimed at this endpoint, or
+    /// `UBN account 8 len` + `gtfo` for all of them: another endpoint asks us to sign
+    /// out (§15.3.5). We go, and do not come back on our own.
+    fn on_ubn(&mut self, frame: &Frame) {
+        let (Some(target), Some(kind)) = (frame.arg(0), frame.arg(1)) else {
+            return;
+        };
+        let payload = frame.payload.as_deref().unwrap_or_default();
+        let (account, guid) = match target.split_once(';') {
+            Some((account, guid)) => (account, Some(guid)),
+            None => (target, None),
+        };
+        if !strip_network(account).eq_ignore_ascii_case(&self.config.login) {
+            return;
+        }
+        let ours = self.config.machine_guid.as_deref();
+        let aimed_here = match guid {
+            Some(guid) => ours.is_some_and(|g| g.eq_ignore_ascii_case(guid)),
+            None => true,
+        };
+        let asks_sign_out = match kind {
+            "4" => payload.starts_with(b"goawyplzthxbye"),
+            "8" => payload.starts_with(b"gtfo"),
+            _ => false,
+        };
+        if aimed_here && asks_sign_out {
+            self.transmit
+                .push_back(Frame::untracked(Verb::OUT, Vec::<String>::new()));
+            self.close(CloseReason::SignedOutRemotely);
+        }
+    }
+
     /// MSNP13+: `ADL 0 len` (someone added us) or `RML 0 len` (removed us), §4.5.
     fn on_server_ml(&mut self, frame: &Frame) {
         let Some(payload) = frame.payload.as_ref() else {
@@ -1055,6 +1109,10 @@ impl NsSession {
         let Some(email) = frame.arg(0) else {
             return;
         };
+        if strip_network(email).eq_ignore_ascii_case(&self.config.login) {
+            // Our own account's document (its endpoints, §15.3.1), not a contact's.
+            return;
+        }
         let doc = frame
             .payload
             .as_ref()

@@ -76,6 +76,9 @@ pub struct SbConfig {
     pub ack_timeout: Duration,
     /// Close after this long without messages in either direction (§6.4, 5–10 min).
     pub idle_timeout: Option<Duration>,
+    /// MSNP16+: this endpoint's machine GUID; `USR`/`ANS` then name us
+    /// `account;{guid}` (§15.3.3).
+    pub endpoint: Option<String>,
 }
 
 impl SbConfig {
@@ -89,6 +92,7 @@ impl SbConfig {
             join_timeout: Duration::from_secs(60),
             ack_timeout: Duration::from_secs(30),
             idle_timeout: Some(Duration::from_secs(300)),
+            endpoint: None,
         }
     }
 }
@@ -328,7 +332,7 @@ impl SbSession {
         }
         let mut s = SbSession::base(config, now);
         s.invitees = invitees.iter().map(|i| (*i).to_owned()).collect();
-        let account = s.config.account.clone();
+        let account = s.signed_as();
         s.command(
             now,
             Verb::USR,
@@ -350,7 +354,7 @@ impl SbSession {
         check_arg(session_id)?;
         let mut s = SbSession::base(config, now);
         s.session_id = Some(session_id.to_owned());
-        let account = s.config.account.clone();
+        let account = s.signed_as();
         s.command(
             now,
             Verb::ANS,
@@ -474,6 +478,14 @@ impl SbSession {
             );
         }
         self.last_activity = now;
+    }
+
+    /// How `USR`/`ANS` name us: the account, with the endpoint from MSNP16.
+    fn signed_as(&self) -> String {
+        match (&self.config.endpoint, self.config.version >= 16) {
+            (Some(guid), true) => format!("{};{guid}", self.config.account),
+            _ => self.config.account.clone(),
+        }
     }
 
     fn add_participant(&mut self, p: Participant, initial: bool) {

@@ -31,11 +31,11 @@ use super::homeserver::{BOT, DOMAIN, FakeHomeserver};
 use crate::support::{eid, rid, uid};
 
 /// Real time after which a wait fails the test.
-pub const STUCK: Duration = Duration::from_secs(20);
+pub const STUCK: Duration = Duration::from_secs(45);
 /// Real time the parts must be quiet before the clock creeps on by [`TICK`].
 pub const LOOK: Duration = Duration::from_millis(50);
 /// Real time between creeps while the parts are busy.
-pub const BUSY_LOOK: Duration = Duration::from_millis(250);
+pub const BUSY_LOOK: Duration = Duration::from_millis(200);
 pub const TICK: Duration = Duration::from_millis(100);
 
 thread_local! {
@@ -457,20 +457,34 @@ pub struct Contact {
 }
 
 impl Contact {
-    /// Signs `email` in to `server`.
+    /// Signs `email` in to `server` (on MSNP12, as Messenger 7.5 would).
     pub async fn sign_in(server: &MsnServerHandle, email: &str) -> Self {
-        let settings = matrix_msn::net::MsnSettings::new(
+        Self::sign_in_with(server, email, None).await
+    }
+
+    /// Signs `email` in on MSNP18 as the endpoint `guid`: for the bridged user, their
+    /// own Messenger beside the bridge.
+    pub async fn sign_in_endpoint(server: &MsnServerHandle, email: &str, guid: &str) -> Self {
+        Self::sign_in_with(server, email, Some(guid)).await
+    }
+
+    async fn sign_in_with(server: &MsnServerHandle, email: &str, guid: Option<&str>) -> Self {
+        let mut settings = matrix_msn::net::MsnSettings::new(
             server.dispatch_addr().to_string(),
             server.nexus_url(),
         );
+        if guid.is_some() {
+            settings.versions = vec![18];
+        }
         let link =
             MsnLink::new(settings, Duration::from_secs(1), Duration::from_secs(2)).expect("link");
-        let (session, events) = drive(
-            "a contact to sign in",
-            link.login(email, "secret", OwnProfile::default()),
-        )
-        .await
-        .expect("the contact signs in");
+        let profile = OwnProfile {
+            endpoint: guid.map(str::to_owned),
+            ..OwnProfile::default()
+        };
+        let (session, events) = drive("a contact to sign in", link.login(email, "secret", profile))
+            .await
+            .expect("the contact signs in");
         Self { session, events }
     }
 

@@ -510,3 +510,58 @@ async fn an_outbox_write_that_fails_is_tried_again() {
         .await;
     scene.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_users_own_messenger_stays_online_and_what_it_writes_reaches_the_portal() {
+    let mut scene = Scene::start().await;
+    let mgmt = scene.log_in(USER).await;
+    // The user's own Messenger signs in beside the bridge (MSNP18, another GUID).
+    let own =
+        Contact::sign_in_endpoint(&scene.msn, BOB, "{0c1d2e3f-4a5b-4c6d-8e7f-a0b1c2d3e4f5}").await;
+    let msn = &scene.msn;
+    until("both endpoints of Bob online", || {
+        (msn.endpoint_count(BOB) == 2).then_some(())
+    })
+    .await;
+
+    // Alice calls Bob: both endpoints ring and join her conversation.
+    let alice = Contact::sign_in(&scene.msn, ALICE).await;
+    let to_bob = Chat::Contact(MsnAddress::from_server(BOB));
+    let _ = super::harness::drive("Alice opening a chat", alice.session.send_typing(&to_bob)).await;
+    until("both of Bob's endpoints in Alice's conversation", || {
+        msn.switchboards_of(ALICE)
+            .iter()
+            .any(|members| members.iter().filter(|m| *m == BOB).count() == 2)
+            .then_some(())
+    })
+    .await;
+    alice.say(BOB, "hi both").await;
+    let portal = scene.portal_with(PUPPET_ALICE, USER).await;
+    scene.notice_from(&portal, PUPPET_ALICE, "hi both").await;
+
+    // The user answers from their Messenger: the portal shows it as theirs, and it is
+    // not sent back to MSN.
+    own.say(ALICE, "hello from WLM").await;
+    scene
+        .notice_from(&portal, PUPPET_ALICE, "you, from Messenger: hello from WLM")
+        .await;
+    let room = scene.hs.room(&portal).expect("portal");
+    let event = room
+        .timeline
+        .iter()
+        .find(|e| e.body.contains("hello from WLM"))
+        .expect("the user's line");
+    assert_eq!(event.msgtype, "m.notice");
+
+    // Neither endpoint booted the other.
+    assert_eq!(scene.msn.endpoint_count(BOB), 2);
+    let told = scene.hs.room(&mgmt).expect("management room");
+    assert!(
+        !told
+            .timeline
+            .iter()
+            .any(|e| e.body.contains("another place")),
+        "the bridge was not signed out"
+    );
+    scene.stop().await;
+}

@@ -347,6 +347,15 @@ impl MsnServerHandle {
             .map(|a| a.psm.clone())
     }
 
+    /// How many NS endpoints of the account are signed in (MSNP16+ MPOP; 1 otherwise).
+    pub fn endpoint_count(&self, email: &str) -> usize {
+        self.shared
+            .lock()
+            .sessions
+            .get(&key(email))
+            .map_or(0, |s| 1 + s.others.len())
+    }
+
     /// The machine GUID the account's NS session signed in with (MSNP16+).
     pub fn machine_guid(&self, email: &str) -> Option<String> {
         self.shared

@@ -20,6 +20,7 @@ use msnp::frame::Frame;
 use msnp::verb::Verb;
 
 mod address_list;
+mod endpoints;
 mod sso;
 
 pub(crate) use address_list::change_lists;
@@ -28,7 +29,7 @@ use super::accounts::{ContactEntry, Group, Lists};
 use super::conn::{self, ConnTx, Read, error};
 use super::presence::{self, fan_out, refresh_one};
 use super::state::{
-    CookieKind, SbCookie, ServerEvent, ServerKind, Session, Shared, State, random_digits,
+    CookieKind, Endpoint, SbCookie, ServerEvent, ServerKind, Session, Shared, State, random_digits,
     random_token,
 };
 
@@ -188,6 +189,7 @@ impl Ns {
                 self.err(502, trid)
             }
             "ADL" | "RML" if self.version >= 13 => self.address_list(&frame),
+            "UUN" if self.version >= 16 => self.uun(&frame),
             "FQY" if self.version >= 13 => {
                 let payload = frame.payload.clone().unwrap_or_default();
                 self.send(
@@ -342,25 +344,50 @@ impl Ns {
             self.send(error(911, trid));
             return Flow::Close;
         }
-        // A second login kicks the first (R2M always, §2.8 / §11.3).
-        if let Some(old) = state.sessions.remove(&email) {
-            let was_visible = old.visible_status().is_some();
-            old.conn.send(Frame::untracked(Verb::OUT, ["OTH"]));
-            old.conn.close();
-            fan_out(&state, &email, was_visible);
+        // A second login kicks the first (R2M always, §2.8 / §11.3), except that an
+        // MSNP16+ login with a new machine GUID joins the account's MSNP16+ endpoints;
+        // one reusing a GUID in use boots every endpoint (Escargot, §15.3.4).
+        let beside = state.sessions.get(&email).is_some_and(|old| {
+            old.version >= 16
+                && machine_guid
+                    .as_deref()
+                    .is_some_and(|guid| self.version >= 16 && !old.has_guid(guid))
+        });
+        if beside {
+            if let (Some(old), Some(guid)) = (state.sessions.get_mut(&email), machine_guid) {
+                old.others.push(Endpoint {
+                    conn: self.conn.clone(),
+                    version: self.version,
+                    guid,
+                    changed: false,
+                    name: None,
+                });
+            }
+        } else {
+            if let Some(old) = state.sessions.remove(&email) {
+                let was_visible = old.visible_status().is_some();
+                for (conn, _, _) in old.endpoints() {
+                    conn.send(Frame::untracked(Verb::OUT, ["OTH"]));
+                    conn.close();
+                }
+                fan_out(&state, &email, was_visible);
+            }
+            state.sessions.insert(
+                email.clone(),
+                Session {
+                    conn: self.conn.clone(),
+                    version: self.version,
+                    status: None,
+                    changed: false,
+                    endpoint_name: None,
+                    others: Vec::new(),
+                    caps: "0".to_owned(),
+                    msnobj: None,
+                    challenge: None,
+                    machine_guid,
+                },
+            );
         }
-        state.sessions.insert(
-            email.clone(),
-            Session {
-                conn: self.conn.clone(),
-                version: self.version,
-                status: None,
-                caps: "0".to_owned(),
-                msnobj: None,
-                challenge: None,
-                machine_guid,
-            },
-        );
         let (name, member_id) = state
             .accounts
             .get(&email)
@@ -553,7 +580,8 @@ impl Ns {
         let Some(session) = state.sessions.get_mut(&me) else {
             return Flow::Close;
         };
-        let first = session.status.is_none();
+        let first = !session.changed_on(self.conn.id);
+        session.mark_changed(self.conn.id);
         let was_visible = session.visible_status().is_some();
         let same_status = session.status.as_deref() == Some(status);
         session.status = Some(status.to_owned());
@@ -565,6 +593,20 @@ impl Ns {
         if first {
             self.initial_presence(&state, &me, trid);
             self.last_challenge = Instant::now();
+        }
+        // The account's other MSNP16+ endpoints see its status as a contact's (§15.3.2).
+        let others: Vec<(ConnTx, u8)> = state
+            .sessions
+            .get(&me)
+            .map(Session::live_endpoints)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(conn, version)| conn.id != self.conn.id && *version >= 16)
+            .collect();
+        for (conn, version) in others {
+            for frame in presence::online_frames(&state, &me, version, None) {
+                conn.send(frame);
+            }
         }
         // Escargot tells contacts only about status changes (§2.8).
         if !(state.escargot_presence && same_status) {
@@ -607,6 +649,22 @@ impl Ns {
         }
         self.send(Frame::command(Verb::UUX, trid, ["0"]));
         if !is_psm {
+            // The endpoint's name, for the account's other endpoints (§15.3.1).
+            let name = root
+                .ok()
+                .filter(|r| r.name == "PrivateEndpointData")
+                .and_then(|r| r.find("EpName").map(|n| n.text().to_owned()));
+            if let Some(name) = name {
+                let mut state = self.shared.lock();
+                if let Some(s) = state.sessions.get_mut(&me) {
+                    if s.conn.id == self.conn.id {
+                        s.endpoint_name = Some(name);
+                    } else if let Some(e) = s.others.iter_mut().find(|e| e.conn.id == self.conn.id)
+                    {
+                        e.name = Some(name);
+                    }
+                }
+            }
             return Flow::Continue;
         }
         let mut state = self.shared.lock();
@@ -1080,13 +1138,12 @@ impl Ns {
         }
         let me = self.me();
         let mut state = self.shared.lock();
-        // 913 before the first CHG and while hidden (§2.8, §5.2).
-        if state
+        // 913 before this endpoint's first CHG and while hidden (§2.8, §5.2).
+        let allowed = state
             .sessions
             .get(&me)
-            .and_then(Session::visible_status)
-            .is_none()
-        {
+            .is_some_and(|s| s.changed_on(self.conn.id) && s.visible_status().is_some());
+        if !allowed {
             return self.err(913, trid);
         }
         let cookie = format!("{}.{}", random_digits(10), random_digits(6));
@@ -1151,19 +1208,32 @@ impl Ns {
         let Some(email) = self.email.clone().filter(|_| self.logged_in) else {
             return;
         };
-        if state
-            .sessions
-            .get(&email)
-            .is_some_and(|s| s.conn.id == self.conn.id)
-        {
-            let was_visible = state
-                .sessions
-                .remove(&email)
-                .is_some_and(|s| s.visible_status().is_some());
-            fan_out(&state, &email, was_visible);
-            drop(state);
-            self.shared.emit(ServerEvent::Disconnected { email });
+        let Some(session) = state.sessions.get_mut(&email) else {
+            return;
+        };
+        if session.conn.id != self.conn.id {
+            // Another endpoint of the account goes; the account stays online.
+            session.others.retain(|e| e.conn.id != self.conn.id);
+            return;
         }
+        if !session.others.is_empty() {
+            // The next endpoint becomes the account's first.
+            let next = session.others.remove(0);
+            session.conn = next.conn;
+            session.version = next.version;
+            session.machine_guid = Some(next.guid);
+            session.changed = next.changed;
+            session.endpoint_name = next.name;
+            session.challenge = None;
+            return;
+        }
+        let was_visible = state
+            .sessions
+            .remove(&email)
+            .is_some_and(|s| s.visible_status().is_some());
+        fan_out(&state, &email, was_visible);
+        drop(state);
+        self.shared.emit(ServerEvent::Disconnected { email });
     }
 }
 
@@ -1204,11 +1274,18 @@ fn tell_reverse(state: &mut State, owner: &str, other: &str, added: bool) {
     let Some(s) = state.sessions.get(owner) else {
         return;
     };
-    let frame = match (s.version, added) {
+    for (conn, version, _) in s.endpoints() {
+        conn.send(reverse_frame(version, other, &name, list_version, added));
+    }
+}
+
+/// The reverse-list change as a `version` client reads it.
+fn reverse_frame(version: u8, other: &str, name: &str, list_version: u32, added: bool) -> Frame {
+    match (version, added) {
         (13.., _) => {
             let (local, domain) = other.split_once('@').unwrap_or((other, ""));
             let f = if added {
-                format!(" f=\"{}\"", msnp::xml::escape_lossy(&name))
+                format!(" f=\"{}\"", msnp::xml::escape_lossy(name))
             } else {
                 String::new()
             };
@@ -1227,7 +1304,7 @@ fn tell_reverse(state: &mut State, owner: &str, other: &str, added: bool) {
                 "RL".to_owned(),
                 list_version.to_string(),
                 other.to_owned(),
-                name,
+                name.to_owned(),
             ],
         ),
         (..=9, false) => Frame::command(
@@ -1241,8 +1318,7 @@ fn tell_reverse(state: &mut State, owner: &str, other: &str, added: bool) {
             ["RL".to_owned(), format!("N={other}"), format!("F={name}")],
         ),
         (_, false) => Frame::command(Verb::REM, 0, ["RL".to_owned(), format!("N={other}")]),
-    };
-    s.conn.send(frame);
+    }
 }
 
 /// The entry for `contact` in `owner`'s list, created (with `name` and `guid`) if absent.
@@ -1287,12 +1363,18 @@ fn privacy_changed(state: &State, me: &str, before: &[String]) {
     if !visible {
         return;
     }
-    for viewer in before.iter().filter(|v| !after.contains(v)) {
+    let mut newly_blocked: Vec<&String> = before.iter().filter(|v| !after.contains(v)).collect();
+    newly_blocked.dedup();
+    for viewer in newly_blocked {
         if let Some(s) = state.sessions.get(viewer) {
-            s.conn.send(presence::fln(me, s.version));
+            for (conn, version) in s.live_endpoints() {
+                conn.send(presence::fln(me, version));
+            }
         }
     }
-    for viewer in after.iter().filter(|v| !before.contains(v)) {
+    let mut newly_allowed: Vec<&String> = after.iter().filter(|v| !before.contains(v)).collect();
+    newly_allowed.dedup();
+    for viewer in newly_allowed {
         refresh_one(state, me, viewer);
     }
 }

@@ -78,14 +78,39 @@ fn caps_for(version: u8, caps: &str) -> String {
     }
 }
 
-/// `UBX` with the user's last personal-message document, addressed per `version`.
+/// `UBX` with the user's last personal-message document, addressed per `version`; for
+/// MSNP16+ it lists one `<EndpointData id="{guid}">` per signed-in endpoint (§15.3.1).
 pub(crate) fn ubx(state: &State, user: &str, version: u8) -> Frame {
     let psm = state
         .accounts
         .get(user)
         .map(|a| a.psm.clone())
         .unwrap_or_default();
-    Frame::untracked(Verb::UBX, address_args(user, version)).with_payload(psm)
+    let endpoints: String = state
+        .sessions
+        .get(user)
+        .filter(|_| version >= 16)
+        .map(|s| {
+            s.named_endpoints()
+                .into_iter()
+                .map(|(guid, _)| {
+                    format!(
+                        "<EndpointData id=\"{guid}\"><Capabilities>{}</Capabilities></EndpointData>",
+                        caps_for(16, &s.caps)
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if endpoints.is_empty() {
+        return Frame::untracked(Verb::UBX, address_args(user, version)).with_payload(psm);
+    }
+    let doc = String::from_utf8_lossy(&psm).into_owned();
+    let doc = match doc.rfind("</Data>") {
+        Some(end) => format!("{}{endpoints}</Data>", doc.get(..end).unwrap_or_default()),
+        None => format!("<Data><PSM></PSM><CurrentMedia></CurrentMedia>{endpoints}</Data>"),
+    };
+    Frame::untracked(Verb::UBX, address_args(user, version)).with_payload(doc.into_bytes())
 }
 
 /// `FLN` for `user` as a `version` watcher reads it (§5.4).
@@ -124,7 +149,8 @@ pub(crate) fn refresh_one(state: &State, user: &str, viewer: &str) {
     let Some(viewer_session) = state.sessions.get(viewer) else {
         return;
     };
-    if viewer_session.status.is_none() {
+    let endpoints = viewer_session.live_endpoints();
+    if endpoints.is_empty() {
         return;
     }
     let on_fl = state
@@ -134,11 +160,14 @@ pub(crate) fn refresh_one(state: &State, user: &str, viewer: &str) {
     if !on_fl {
         return;
     }
-    if state.visible_to(user, viewer).is_some() {
-        for frame in online_frames(state, user, viewer_session.version, None) {
-            viewer_session.conn.send(frame);
+    let visible = state.visible_to(user, viewer).is_some();
+    for (conn, version) in endpoints {
+        if visible {
+            for frame in online_frames(state, user, version, None) {
+                conn.send(frame);
+            }
+        } else {
+            conn.send(fln(user, version));
         }
-    } else {
-        viewer_session.conn.send(fln(user, viewer_session.version));
     }
 }

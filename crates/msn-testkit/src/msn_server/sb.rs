@@ -72,13 +72,40 @@ fn caps_of(state: &State, email: &str) -> String {
         .map_or_else(|| "0".to_owned(), |s| s.caps.clone())
 }
 
-/// `JOI email name [caps]`: caps from MSNP12 on (§6.1).
-fn joi(state: &State, email: &str, to_version: u8) -> Frame {
-    let mut args = vec![email.to_owned(), state.name_of(email)];
+/// `JOI who name [caps]`: caps from MSNP12 on (§6.1); `who` is `email` or, for MSNP16+,
+/// `email;{guid}` (§15.3.3).
+fn joi(state: &State, who: &str, email: &str, to_version: u8) -> Frame {
+    let mut args = vec![who.to_owned(), state.name_of(email)];
     if to_version >= 12 {
         args.push(caps_of(state, email));
     }
     Frame::untracked(Verb::JOI, args)
+}
+
+/// `email` or `email;{guid}` of `USR`/`ANS`: the lower-cased account and the endpoint.
+fn split_endpoint(who: &str) -> (String, Option<String>) {
+    match who.split_once(';') {
+        Some((email, guid)) => (email.to_lowercase(), Some(guid.to_lowercase())),
+        None => (who.to_lowercase(), None),
+    }
+}
+
+/// Tells every member but the joiner's connection that `joiner` came in: per endpoint to
+/// MSNP16+ members, and the bare line when it is the first endpoint of its account
+/// (§15.3.3).
+fn announce_join(state: &State, members: &[Member], joiner: &Member) {
+    let first_of_account = !members
+        .iter()
+        .any(|m| m.email == joiner.email && m.conn.id != joiner.conn.id);
+    for m in members.iter().filter(|m| m.conn.id != joiner.conn.id) {
+        if let Some(who) = joiner.endpoint_name(m.version) {
+            m.conn.send(joi(state, &who, &joiner.email, m.version));
+        }
+        if first_of_account {
+            m.conn
+                .send(joi(state, &joiner.email, &joiner.email, m.version));
+        }
+    }
 }
 
 impl Sb {
@@ -133,7 +160,7 @@ impl Sb {
         let (Some(trid), Some(email), Some(cookie)) = (f.trid, f.arg(0), f.arg(1)) else {
             return Flow::Close;
         };
-        let email = email.to_lowercase();
+        let (email, guid) = split_endpoint(email);
         let mut state = self.shared.lock();
         let valid = self
             .take_cookie(&mut state, cookie, &email)
@@ -152,6 +179,7 @@ impl Sb {
                     email: email.clone(),
                     conn: self.conn.clone(),
                     version: cookie.version,
+                    guid: guid.clone(),
                 }],
                 invited: Default::default(),
             },
@@ -161,10 +189,14 @@ impl Sb {
         }
         let name = state.name_of(&email);
         drop(state);
+        // Escargot echoes the endpoint form (§15.3.3).
+        let echoed = guid
+            .as_ref()
+            .map_or_else(|| email.clone(), |g| format!("{email};{g}"));
         self.send(Frame::command(
             Verb::USR,
             trid,
-            ["OK", email.as_str(), name.as_str()],
+            ["OK", echoed.as_str(), name.as_str()],
         ));
         self.email = Some(email.clone());
         self.session = Some(id);
@@ -179,7 +211,7 @@ impl Sb {
         else {
             return Flow::Close;
         };
-        let email = email.to_lowercase();
+        let (email, guid) = split_endpoint(email);
         let mut state = self.shared.lock();
         let session = self
             .take_cookie(&mut state, cookie, &email)
@@ -201,31 +233,45 @@ impl Sb {
             .get(&id)
             .map(|sb| sb.members.clone())
             .unwrap_or_default();
-        let others: Vec<&Member> = members.iter().filter(|m| m.email != email).collect();
-        let total = others.len();
-        for (i, m) in others.iter().enumerate() {
+        // The roster: for MSNP16+ one line per endpoint and one bare per account (the
+        // answering account's other endpoints included), else one per account (§15.3.3).
+        let mut roster: Vec<(String, String)> = Vec::new();
+        for m in members.iter().filter(|m| m.conn.id != self.conn.id) {
+            if let Some(who) = m.endpoint_name(version) {
+                roster.push((who, m.email.clone()));
+            }
+            if !roster.iter().any(|(who, _)| *who == m.email) {
+                roster.push((m.email.clone(), m.email.clone()));
+            }
+        }
+        // MSNP8–15 see only other accounts, as before endpoints existed.
+        if version < 16 {
+            roster.retain(|(_, account)| *account != email);
+        }
+        let total = roster.len();
+        for (i, (who, account)) in roster.iter().enumerate() {
             let mut args = vec![
                 (i + 1).to_string(),
                 total.to_string(),
-                m.email.clone(),
-                state.name_of(&m.email),
+                who.clone(),
+                state.name_of(account),
             ];
             if version >= 12 {
-                args.push(caps_of(&state, &m.email));
+                args.push(caps_of(&state, account));
             }
             self.send(Frame::command(Verb::IRO, trid, args));
         }
         self.send(Frame::command(Verb::ANS, trid, ["OK"]));
-        for m in &members {
-            m.conn.send(joi(&state, &email, m.version));
-        }
+        let joiner = Member {
+            email: email.clone(),
+            conn: self.conn.clone(),
+            version,
+            guid,
+        };
+        announce_join(&state, &members, &joiner);
         if let Some(sb) = state.switchboards.get_mut(&id) {
             sb.invited.remove(&email);
-            sb.members.push(Member {
-                email: email.clone(),
-                conn: self.conn.clone(),
-                version,
-            });
+            sb.members.push(joiner);
         }
         if let Some(entry) = state.sb_conns.get_mut(&self.conn.id) {
             entry.0 = Some(email.clone());
@@ -274,35 +320,42 @@ impl Sb {
             self.send(error(code, trid));
             return Flow::Continue;
         }
-        let cookie = format!("{}.{}", random_digits(10), random_digits(10));
+        // Every endpoint of the callee rings, each with its own cookie (§15.3.3).
         let Some(target_session) = state.sessions.get(&target) else {
             return Flow::Continue;
         };
-        let target_conn = target_session.conn.clone();
-        let target_version = target_session.version;
-        state.sb_cookies.insert(
-            cookie.clone(),
-            SbCookie {
-                email: target.clone(),
-                kind: CookieKind::Ring { session: id },
-                version: target_version,
-                expires: Instant::now() + self.shared.config.sb_cookie_lifetime,
-            },
-        );
+        let endpoints: Vec<(ConnTx, u8)> = target_session
+            .endpoints()
+            .into_iter()
+            .map(|(conn, version, _)| (conn, version))
+            .collect();
+        let caller_name = state.name_of(&me);
+        for (conn, version) in endpoints {
+            let cookie = format!("{}.{}", random_digits(10), random_digits(10));
+            state.sb_cookies.insert(
+                cookie.clone(),
+                SbCookie {
+                    email: target.clone(),
+                    kind: CookieKind::Ring { session: id },
+                    version,
+                    expires: Instant::now() + self.shared.config.sb_cookie_lifetime,
+                },
+            );
+            conn.send(Frame::untracked(
+                Verb::RNG,
+                [
+                    id.to_string(),
+                    self.shared.sb_addr.to_string(),
+                    "CKI".to_owned(),
+                    cookie,
+                    me.clone(),
+                    caller_name.clone(),
+                ],
+            ));
+        }
         if let Some(sb) = state.switchboards.get_mut(&id) {
             sb.invited.insert(target);
         }
-        target_conn.send(Frame::untracked(
-            Verb::RNG,
-            [
-                id.to_string(),
-                self.shared.sb_addr.to_string(),
-                "CKI".to_owned(),
-                cookie,
-                me.clone(),
-                state.name_of(&me),
-            ],
-        ));
         drop(state);
         self.send(Frame::command(
             Verb::CAL,
@@ -381,11 +434,10 @@ pub(crate) fn remove_member(
     let Some(sb) = state.switchboards.get_mut(&id) else {
         return false;
     };
-    let before = sb.members.len();
-    sb.members.retain(|m| m.conn.id != conn_id);
-    if sb.members.len() == before {
+    let Some(leaver) = sb.members.iter().find(|m| m.conn.id == conn_id).cloned() else {
         return false;
-    }
+    };
+    sb.members.retain(|m| m.conn.id != conn_id);
     if sb.members.is_empty() {
         state.switchboards.remove(&id);
         state
@@ -393,12 +445,23 @@ pub(crate) fn remove_member(
             .retain(|_, c| !matches!(c.kind, CookieKind::Ring { session } if session == id));
         return true;
     }
-    let mut args = vec![email.to_owned()];
-    if by_server {
-        args.push("1".to_owned());
-    }
+    // Per endpoint to MSNP16+ members; the bare line once the account's last endpoint
+    // left (§15.3.3).
+    let last_of_account = !sb.members.iter().any(|m| m.email == email);
+    let idle = by_server.then(|| "1".to_owned());
     for m in &sb.members {
-        m.conn.send(Frame::untracked(Verb::BYE, args.clone()));
+        if let Some(who) = leaver.endpoint_name(m.version) {
+            m.conn.send(Frame::untracked(
+                Verb::BYE,
+                std::iter::once(who).chain(idle.clone()),
+            ));
+        }
+        if last_of_account {
+            m.conn.send(Frame::untracked(
+                Verb::BYE,
+                std::iter::once(email.to_owned()).chain(idle.clone()),
+            ));
+        }
     }
     true
 }

@@ -61,13 +61,21 @@ pub enum ServerEvent {
     },
 }
 
-/// A logged-in NS connection.
+/// A logged-in account: its first NS connection (endpoint) and, from MSNP16, the other
+/// endpoints signed in beside it (MPOP, §15.3). Status, caps and msnobj belong to the
+/// account (Escargot, §15.3.2).
 #[derive(Debug)]
 pub(crate) struct Session {
     pub conn: ConnTx,
     pub version: u8,
-    /// `None` until the first `CHG` (§5.2): invisible, `XFR SB` refused.
+    /// `None` until an endpoint's first `CHG` (§5.2): invisible, `XFR SB` refused.
     pub status: Option<String>,
+    /// The first endpoint sent its first `CHG`.
+    pub changed: bool,
+    /// The first endpoint's `EpName` (MSNP16+).
+    pub endpoint_name: Option<String>,
+    /// The other endpoints (MSNP16+).
+    pub others: Vec<Endpoint>,
     pub caps: String,
     pub msnobj: Option<String>,
     /// Outstanding `CHL` and the time by which the `QRY` must arrive.
@@ -76,10 +84,82 @@ pub(crate) struct Session {
     pub machine_guid: Option<String>,
 }
 
+/// An endpoint of an account signed in beside its first one (MSNP16+, §15.3).
+#[derive(Debug, Clone)]
+pub(crate) struct Endpoint {
+    pub conn: ConnTx,
+    pub version: u8,
+    pub guid: String,
+    /// It sent its first `CHG` (presence flows to it, `XFR SB` allowed).
+    pub changed: bool,
+    /// Its `EpName`.
+    pub name: Option<String>,
+}
+
 impl Session {
     /// The status others see, or `None` when the user appears offline.
     pub fn visible_status(&self) -> Option<&str> {
         self.status.as_deref().filter(|s| *s != "HDN")
+    }
+
+    /// Every endpoint: (connection, version, first `CHG` sent), the first one first.
+    pub fn endpoints(&self) -> Vec<(ConnTx, u8, bool)> {
+        std::iter::once((self.conn.clone(), self.version, self.changed))
+            .chain(
+                self.others
+                    .iter()
+                    .map(|e| (e.conn.clone(), e.version, e.changed)),
+            )
+            .collect()
+    }
+
+    /// The endpoints that sent their first `CHG`: (connection, version).
+    pub fn live_endpoints(&self) -> Vec<(ConnTx, u8)> {
+        self.endpoints()
+            .into_iter()
+            .filter(|(_, _, changed)| *changed)
+            .map(|(conn, version, _)| (conn, version))
+            .collect()
+    }
+
+    /// Whether the endpoint on `conn_id` sent its first `CHG`.
+    pub fn changed_on(&self, conn_id: u64) -> bool {
+        if self.conn.id == conn_id {
+            return self.changed;
+        }
+        self.others
+            .iter()
+            .any(|e| e.conn.id == conn_id && e.changed)
+    }
+
+    /// Marks the endpoint on `conn_id` as having sent its first `CHG`.
+    pub fn mark_changed(&mut self, conn_id: u64) {
+        if self.conn.id == conn_id {
+            self.changed = true;
+        }
+        for e in self.others.iter_mut().filter(|e| e.conn.id == conn_id) {
+            e.changed = true;
+        }
+    }
+
+    /// Whether an endpoint signed in with `guid` (compared without regard to case).
+    pub fn has_guid(&self, guid: &str) -> bool {
+        self.machine_guid
+            .as_deref()
+            .is_some_and(|g| g.eq_ignore_ascii_case(guid))
+            || self
+                .others
+                .iter()
+                .any(|e| e.guid.eq_ignore_ascii_case(guid))
+    }
+
+    /// (machine GUID, name) of every endpoint that has a GUID.
+    pub fn named_endpoints(&self) -> Vec<(String, Option<String>)> {
+        self.machine_guid
+            .iter()
+            .map(|g| (g.clone(), self.endpoint_name.clone()))
+            .chain(self.others.iter().map(|e| (e.guid.clone(), e.name.clone())))
+            .collect()
     }
 }
 
@@ -116,6 +196,17 @@ pub(crate) struct Member {
     pub email: String,
     pub conn: ConnTx,
     pub version: u8,
+    /// The endpoint's machine GUID, when it joined as `email;{guid}` (MSNP16+).
+    pub guid: Option<String>,
+}
+
+impl Member {
+    /// How this member is named to `viewer_version`: `email;{guid}` for MSNP16+ viewers
+    /// when it joined as an endpoint, else the bare address (§15.3.3).
+    pub fn endpoint_name(&self, viewer_version: u8) -> Option<String> {
+        let guid = self.guid.as_ref().filter(|_| viewer_version >= 16)?;
+        Some(format!("{};{guid}", self.email))
+    }
 }
 
 /// A switchboard session.
@@ -167,19 +258,23 @@ impl State {
 
     /// Logged-in users that should receive presence updates about `user`: they have
     /// `user` on their FL, `user` allows them, and they have sent their first `CHG`.
+    /// One entry per endpoint of theirs that sent its first `CHG` (MSNP16+ MPOP).
     pub fn watchers(&self, user: &str) -> Vec<(String, ConnTx, u8)> {
         self.sessions
             .iter()
-            .filter(|(email, s)| {
+            .filter(|(email, _)| {
                 email.as_str() != user
-                    && s.status.is_some()
                     && self
                         .accounts
                         .get(email.as_str())
                         .is_some_and(|a| a.lists_of(user).contains(super::accounts::Lists::FL))
                     && self.allows(user, email)
             })
-            .map(|(email, s)| (email.clone(), s.conn.clone(), s.version))
+            .flat_map(|(email, s)| {
+                s.live_endpoints()
+                    .into_iter()
+                    .map(move |(conn, version)| (email.clone(), conn, version))
+            })
             .collect()
     }
 }

@@ -959,12 +959,15 @@ fn msnp18_sso_login_matches_section_2_7() {
         .expect("in the address-book phase");
     let out = sent(&mut s);
     let adl = r#"<ml l="1"><d n="example.com"><c n="bob" l="3" t="1"/><c n="carol" l="1" t="1"/></d></ml>"#;
+    // §15.3.1: capabilities, the endpoint's name, then the first CHG.
+    let caps = "<EndpointData><Capabilities>1342177280:0</Capabilities></EndpointData>";
     let endpoint = "<PrivateEndpointData><EpName>Matrix</EpName><Idle>false</Idle><ClientType>1</ClientType><State>NLN</State></PrivateEndpointData>";
     assert_eq!(
         out,
         format!(
-            "BLP 5 AL\r\nADL 6 {}\r\n{adl}GCF 7 Shields.xml\r\nPRP 8 MFN Matrix%20Bridge\r\nUUX 9 {}\r\n{endpoint}CHG 10 NLN 1342177280:0 0\r\n",
+            "BLP 5 AL\r\nADL 6 {}\r\n{adl}GCF 7 Shields.xml\r\nPRP 8 MFN Matrix%20Bridge\r\nUUX 9 {}\r\n{caps}UUX 10 {}\r\n{endpoint}CHG 11 NLN 1342177280:0 0\r\n",
             adl.len(),
+            caps.len(),
             endpoint.len()
         )
     );
@@ -977,7 +980,7 @@ fn msnp18_sso_login_matches_section_2_7() {
     feed(
         &mut s,
         now,
-        "BLP 5 AL\r\nADL 6 OK\r\nCHG 10 NLN 1342177280:0 0\r\n",
+        "BLP 5 AL\r\nADL 6 OK\r\nCHG 11 NLN 1342177280:0 0\r\n",
     );
     feed(
         &mut s,
@@ -1012,6 +1015,34 @@ fn msnp18_sso_login_matches_section_2_7() {
             friendly_name: "Dave D".into()
         }]
     );
+    // The user's own Messenger (another endpoint) sets Busy: that is our account's
+    // status, not a contact's; its UBX is not a contact's personal message.
+    feed(
+        &mut s,
+        now,
+        "NLN BSY 1:bridge@example.com Me 2789003324:48 0\r\n",
+    );
+    feed(
+        &mut s,
+        now,
+        &pl("UBX 1:bridge@example.com", "<Data><PSM>mine</PSM></Data>"),
+    );
+    assert_eq!(
+        events(&mut s),
+        [NsEvent::OwnStatus {
+            status: Status::Busy
+        }]
+    );
+    // A sign-out request for another endpoint is not ours; one for ours is obeyed.
+    feed(
+        &mut s,
+        now,
+        &pl(
+            "UBN bridge@example.com;{00000000-0000-0000-0000-000000000001} 4",
+            "goawyplzthxbye",
+        ),
+    );
+    assert!(!s.is_closed());
     // The ADC family is gone from MSNP13.
     assert_eq!(
         s.add_contact(now, List::Forward, "x@y.z", None, None),
@@ -1086,5 +1117,30 @@ fn msnp14_to_17_presence_has_the_network_after_the_address() {
             msn_object: Some("<msnobj Creator=\"x\"/>".into()),
             initial: false,
         })]
+    );
+}
+
+#[test]
+fn a_sign_out_from_another_endpoint_ends_the_session_for_good() {
+    let now = Instant::now();
+    let mut c = config();
+    c.versions = vec![18];
+    c.machine_guid = Some("{6f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9}".into());
+    let mut s = NsSession::new(c, now);
+    feed(&mut s, now, "VER 1 MSNP18\r\n");
+    sent(&mut s);
+    // Upper case from the other side is the same GUID.
+    feed(
+        &mut s,
+        now,
+        &pl(
+            "UBN bridge@example.com;{6F1E2D3C-4B5A-4978-8695-A4B3C2D1E0F9} 4",
+            "goawyplzthxbye",
+        ),
+    );
+    assert_eq!(sent(&mut s), "OUT\r\n");
+    assert_eq!(
+        events(&mut s),
+        [NsEvent::Closed(CloseReason::SignedOutRemotely)]
     );
 }

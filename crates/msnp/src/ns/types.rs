@@ -391,6 +391,9 @@ pub enum CloseReason {
     LoginFailed(LoginError),
     /// `OUT OTH`: signed in elsewhere; do not reconnect in a loop (§11.3).
     SignedInElsewhere,
+    /// MSNP16+: another endpoint of the account asked this one to sign out (`UBN` 4
+    /// `goawyplzthxbye`, or 8 `gtfo` for every endpoint, §15.3.5); do not reconnect.
+    SignedOutRemotely,
     /// `OUT SSD` or an unknown `OUT` reason: reconnect with backoff.
     ServerShutdown,
     /// Plain `OUT`.

@@ -533,3 +533,45 @@ fn a_group_call_waits_for_every_invitee_before_the_first_message() {
     s.handle_timeout(now + SbConfig::new("x", 12).join_timeout);
     assert!(s.is_ready() && !s.is_closed());
 }
+
+/// MSNP16+ (§15.3.3): `ANS` names this endpoint; the server's per-endpoint `IRO`/`JOI`
+/// lines and the user's own other endpoints are not contacts; only a bare `BYE` means a
+/// contact left.
+#[test]
+fn msnp18_endpoints_are_tracked_by_account() {
+    let now = Instant::now();
+    let mut config = SbConfig::new("bridge@example.com", 18);
+    config.endpoint = Some("{6f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9}".into());
+    let mut s =
+        SbSession::incoming(config, now, &Secret::new(COOKIE), "11752013").expect("a session");
+    assert_eq!(
+        sent(&mut s),
+        format!(
+            "ANS 1 bridge@example.com;{{6f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9}} {COOKIE} 11752013\r\n"
+        )
+    );
+    feed(
+        &mut s,
+        now,
+        "IRO 1 1 4 alice@example.com;{aaaaaaaa-0000-4000-8000-000000000001} Alice 2789003324:48\r\n\
+         IRO 1 2 4 alice@example.com Alice 2789003324:48\r\n\
+         IRO 1 3 4 bridge@example.com;{0c1d2e3f-4a5b-4c6d-8e7f-a0b1c2d3e4f5} Me 2789003324:48\r\n\
+         IRO 1 4 4 bridge@example.com Me 2789003324:48\r\n\
+         ANS 1 OK\r\n",
+    );
+    let emails: Vec<String> = s.participants().iter().map(|p| p.email.clone()).collect();
+    assert_eq!(emails, ["alice@example.com"]);
+    events(&mut s);
+    // The user's Messenger leaves the window: not a contact leaving.
+    feed(
+        &mut s,
+        now,
+        "BYE bridge@example.com;{0c1d2e3f-4a5b-4c6d-8e7f-a0b1c2d3e4f5}\r\nBYE alice@example.com;{aaaaaaaa-0000-4000-8000-000000000001}\r\n",
+    );
+    assert_eq!(events(&mut s), []);
+    feed(&mut s, now, "BYE alice@example.com\r\n");
+    assert!(events(&mut s).contains(&SbEvent::Left {
+        contact: "alice@example.com".into(),
+        idle: false
+    }));
+}
