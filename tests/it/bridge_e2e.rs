@@ -46,9 +46,16 @@ pub(crate) struct Scene {
 
 /// A [`Scene`] with the bridge started on it; `None` without a homeserver to test against.
 pub(crate) async fn scene() -> Option<(Scene, TestBridge)> {
+    scene_on(8..=12).await
+}
+
+/// [`scene`] with an MSN server speaking `versions`.
+pub(crate) async fn scene_on(
+    versions: std::ops::RangeInclusive<u8>,
+) -> Option<(Scene, TestBridge)> {
     let hs = support::homeserver_url()?;
     let turn = TURN.lock().await;
-    let (msn, dir, cfg) = world(&hs).await;
+    let (msn, dir, cfg) = world_on(&hs, versions).await;
     let bridge = TestBridge::start(cfg.clone()).await;
     let scene = Scene {
         hs,
@@ -69,7 +76,23 @@ pub(crate) async fn world(
     tempfile::TempDir,
     matrix_msn::config::Config,
 ) {
-    let msn = sdk::server().await;
+    world_on(hs, 8..=12).await
+}
+
+/// [`world`] with an MSN server speaking `versions`.
+pub(crate) async fn world_on(
+    hs: &str,
+    versions: std::ops::RangeInclusive<u8>,
+) -> (
+    MsnServerHandle,
+    tempfile::TempDir,
+    matrix_msn::config::Config,
+) {
+    let msn = sdk::server_with(msn_testkit::MsnServerConfig {
+        versions,
+        ..msn_testkit::MsnServerConfig::default()
+    })
+    .await;
     let dir = tempfile::tempdir().expect("tempdir");
     let db = format!("sqlite:{}", dir.path().join("msn.db").display());
     let cfg = bridge_config(hs, &db, &msn);
@@ -209,11 +232,48 @@ fn bold(text: &str) -> PlainText {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Synapse: scripts/test.sh runs it"]
 async fn e2e_bridge_chat_with_an_msn_contact() {
+    // A server that stops at MSNP12 (as Rusty Retro Messaging does).
+    chat_with_an_msn_contact(8..=12, None, 12).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Synapse: scripts/test.sh runs it"]
+async fn e2e_bridge_chat_on_msnp18() {
+    // Escargot's best: single sign-on, the address book, the bridge as an endpoint.
+    chat_with_an_msn_contact(8..=18, None, 18).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Synapse: scripts/test.sh runs it"]
+async fn e2e_bridge_chat_on_msnp15() {
+    // Single sign-on and the address book, no endpoints.
+    chat_with_an_msn_contact(8..=18, Some(vec![15]), 15).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Synapse: scripts/test.sh runs it"]
+async fn e2e_bridge_chat_on_msnp8() {
+    chat_with_an_msn_contact(8..=18, Some(vec![8]), 8).await;
+}
+
+/// The bridge end-to-end scenario (login, puppet, portal, messages both ways with
+/// formatting, presence, typing, nudges, undeliverable notices, replays, a database
+/// fault) against a server speaking `server`, the bridge offering `offered` (its
+/// default when `None`), on MSNP`version`. Alice uses the MSNP11 SDK (a real client
+/// library) whatever the bridge speaks.
+async fn chat_with_an_msn_contact(
+    server: std::ops::RangeInclusive<u8>,
+    offered: Option<Vec<u8>>,
+    version: u8,
+) {
     let Some(hs) = support::homeserver_url() else {
         return;
     };
     let _turn = TURN.lock().await;
-    let (msn, _dir, cfg) = world(&hs).await;
+    let (msn, _dir, mut cfg) = world_on(&hs, server).await;
+    if let Some(offered) = offered {
+        cfg.msn.protocol_versions = offered;
+    }
     let bridge = TestBridge::start(cfg.clone()).await;
 
     // Alice is on MSN, with a personal message.
@@ -253,7 +313,9 @@ async fn e2e_bridge_chat_with_an_msn_contact() {
     }
     sdk::wait_for(&mut alice_events, "bob online", |e| matches!(e, Event::PresenceUpdate { email, .. } | Event::InitialPresenceUpdate { email, .. } if email == BOB)).await;
     bob.say(&mgmt, "status").await;
-    bob.notice(&mgmt, "connected, MSNP12").await;
+    bob.notice(&mgmt, &format!("connected, MSNP{version}"))
+        .await;
+    assert_eq!(msn.version(BOB), Some(version));
 
     // Alice writes: a portal appears with her puppet and the text, escaped.
     let alice_sb = timeout(sdk::T, alice.create_session(BOB))
@@ -296,7 +358,13 @@ async fn e2e_bridge_chat_with_an_msn_contact() {
         .await
         .expect("presence");
     assert_eq!(presence.presence, PresenceState::Online);
-    assert_eq!(presence.status_msg.as_deref(), Some("Eating cake"));
+    // Personal messages exist from MSNP11 (UUX/UBX, §5.5).
+    let psm = (version >= 11).then_some("Eating cake");
+    assert_eq!(presence.status_msg.as_deref(), psm);
+    let busy = match psm {
+        Some(psm) => format!("Busy: {psm}"),
+        None => "Busy".to_owned(),
+    };
     // Busy on MSN is unavailable in Matrix, the status saying so beside the message;
     // appearing offline (HDN) is offline.
     timeout(sdk::T, alice.set_presence(MsnpStatus::Busy))
@@ -305,7 +373,7 @@ async fn e2e_bridge_chat_with_an_msn_contact() {
         .expect("CHG");
     bob.wait_for("alice busy", |s| {
         matches!(s, Seen::Presence { user, presence: PresenceState::Unavailable, status_msg: Some(m) }
-            if *user == puppet_id && m == "Busy: Eating cake")
+            if *user == puppet_id && *m == busy)
     })
     .await;
     timeout(sdk::T, alice.set_presence(MsnpStatus::AppearOffline))
@@ -891,8 +959,21 @@ async fn e2e_restored_logins_are_retried_until_msn_is_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Synapse: scripts/test.sh runs it"]
 async fn e2e_contact_list_changes_from_the_management_room() {
+    contact_list_changes(8..=12).await;
+}
+
+/// The same on MSNP18: the address book and `ADL`/`RML` behind the same commands, and
+/// Dave (on MSNP12) kept pending until Bob accepts, as Escargot does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Synapse: scripts/test.sh runs it"]
+async fn e2e_contact_list_changes_on_msnp18() {
+    contact_list_changes(8..=18).await;
+}
+
+async fn contact_list_changes(versions: std::ops::RangeInclusive<u8>) {
     use msn_testkit::Lists;
-    let Some((scene, bridge)) = scene().await else {
+    let on_address_book = *versions.end() >= 13;
+    let Some((scene, bridge)) = scene_on(versions).await else {
         return;
     };
     let (hs, msn) = (scene.hs.as_str(), &scene.msn);
@@ -914,6 +995,12 @@ async fn e2e_contact_list_changes_from_the_management_room() {
         .await;
     assert!(told.contains(&format!("accept {DAVE}")), "{told}");
     assert!(told.contains(&format!("block {DAVE}")), "{told}");
+    if on_address_book {
+        assert!(
+            msn.lists(BOB, DAVE).contains(Lists::PL),
+            "pending until answered"
+        );
+    }
 
     bob.say(&mgmt, &format!("accept {DAVE}")).await;
     bob.notice(&mgmt, &format!("{DAVE} is added")).await;
@@ -922,6 +1009,7 @@ async fn e2e_contact_list_changes_from_the_management_room() {
         lists.contains(Lists::FL) && lists.contains(Lists::AL),
         "{lists:?}"
     );
+    assert!(!lists.contains(Lists::PL), "answered: {lists:?}");
 
     bob.say(&mgmt, "contacts").await;
     let contacts = bob.notice(&mgmt, DAVE).await;

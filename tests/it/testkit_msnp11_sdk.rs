@@ -27,9 +27,12 @@ pub(crate) fn text(s: &str) -> PlainText {
 }
 
 pub(crate) async fn server() -> MsnServerHandle {
-    let server = MsnServer::start(MsnServerConfig::default())
-        .await
-        .expect("start test server");
+    server_with(MsnServerConfig::default()).await
+}
+
+/// [`server`] with `config`.
+pub(crate) async fn server_with(config: MsnServerConfig) -> MsnServerHandle {
+    let server = MsnServer::start(config).await.expect("start test server");
     for (email, name) in [
         ("alice@example.com", "Alice Ä"),
         ("bob@example.com", "Bob"),
