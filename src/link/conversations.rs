@@ -386,6 +386,21 @@ impl Relay {
                 })
                 .await
             }
+            // A conversation the user's own Messenger started (it rang us first): it is
+            // the chat with the first contact who joins.
+            None if self.others.len() == 1 && self.is_own(&self.key) => {
+                let key = Chat::Contact(MsnAddress::from_server(&address)).key();
+                let mut state = self.conversations.lock();
+                if let Some(sb) = state.open.remove(&self.key) {
+                    // Keep the newest conversation with the contact, as `adopt` does.
+                    if let Some(old) = state.open.insert(key.clone(), sb) {
+                        tokio::spawn(async move { old.close().await });
+                    }
+                }
+                drop(state);
+                self.key = key;
+                true
+            }
             None if self.others.len() >= 2 => {
                 let id = self.conversations.new_group_id();
                 let key = Chat::Group(id.clone()).key();

@@ -281,6 +281,9 @@ pub struct SbSession {
     assembler: ChunkAssembler,
     join_deadline: Option<Instant>,
     last_activity: Instant,
+    /// Another endpoint of our own account is in the session (MSNP16+): it may have
+    /// started it, and the contact is still to come (§15.3.3).
+    own_endpoint_in: bool,
 }
 
 impl std::fmt::Debug for SbSession {
@@ -315,6 +318,7 @@ impl SbSession {
             participants: Vec::new(),
             join_deadline: None,
             last_activity: now,
+            own_endpoint_in: false,
         }
     }
 
@@ -490,7 +494,9 @@ impl SbSession {
 
     fn add_participant(&mut self, p: Participant, initial: bool) {
         if p.email.eq_ignore_ascii_case(&self.config.account) {
-            // Escargot lists the answering user in IRO (§2.8); MSNP18 fakes a JOI.
+            // Escargot lists the answering user in IRO (§2.8), and on MSNP16+ our own
+            // other endpoints (§15.3.3): never a contact.
+            self.own_endpoint_in = true;
             return;
         }
         self.participants
@@ -651,10 +657,15 @@ impl SbSession {
                 if let Some(t) = frame.trid {
                     self.commands.remove(&t);
                 }
-                if self.participants.is_empty() {
-                    self.close(SbCloseReason::AllLeft, true);
-                } else {
+                if !self.participants.is_empty() {
                     self.become_ready(now);
+                } else if self.own_endpoint_in && self.config.version >= 16 {
+                    // The user's own Messenger rang us (WLM calls its own address first
+                    // when it opens a chat, §15.3.3): the contact it calls next joins.
+                    self.phase = Phase::Calling;
+                    self.join_deadline = Some(now + self.config.join_timeout);
+                } else {
+                    self.close(SbCloseReason::AllLeft, true);
                 }
             }
             "ACK" | "NAK" => {

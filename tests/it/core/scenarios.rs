@@ -565,3 +565,78 @@ async fn the_users_own_messenger_stays_online_and_what_it_writes_reaches_the_por
     );
     scene.stop().await;
 }
+
+/// WLM 2009 opens a chat by calling its own address first (MSNP.md §15.3.3): the bridge,
+/// rung by the user's own endpoint, stays for the contact who joins next, and the
+/// conversation is the chat with that contact both ways.
+#[tokio::test(start_paused = true)]
+async fn a_chat_the_users_own_messenger_starts_is_mirrored_in_the_portal() {
+    use super::harness::drive;
+    use matrix_msn::net::{MsnSettings, NsClient, SbClient, http_client};
+    use msnp::{NsConfig, NsEvent, SbConfig, Secret, TextFormat};
+    const LAPTOP: &str = "{0c1d2e3f-4a5b-4c6d-8e7f-a0b1c2d3e4f5}";
+
+    let mut scene = Scene::start().await;
+    scene.log_in(USER).await;
+    let mut alice = Contact::sign_in(&scene.msn, ALICE).await;
+
+    // The user's own Messenger: an MSNP18 endpoint of Bob's account.
+    let mut settings =
+        MsnSettings::new(scene.msn.dispatch_addr().to_string(), scene.msn.nexus_url());
+    settings.versions = vec![18];
+    let http = http_client(None, Duration::from_secs(5)).expect("http");
+    let mut config = NsConfig::new(BOB);
+    config.machine_guid = Some(LAPTOP.into());
+    let (own, mut own_events) = drive(
+        "the user's Messenger to sign in",
+        NsClient::connect(&settings, &http, config, Secret::new("secret")),
+    )
+    .await
+    .expect("signed in");
+    drive("its first CHG", async {
+        while let Some(event) = own_events.recv().await {
+            if matches!(event, NsEvent::OwnStatus { .. }) {
+                break;
+            }
+        }
+    })
+    .await;
+    let (address, auth) = drive("a switchboard", own.request_switchboard())
+        .await
+        .expect("XFR");
+    let mut sb_config = SbConfig::new(BOB, 18);
+    sb_config.endpoint = Some(LAPTOP.into());
+    let (sb, _sb_events) = drive(
+        "the chat window to open",
+        SbClient::open(&settings, sb_config, &address, &auth, &[BOB, ALICE]),
+    )
+    .await
+    .expect("opened");
+    drive("Alice to join", sb.ready()).await.expect("ready");
+    drive(
+        "the user's line",
+        sb.send_text("hello from my laptop".into(), TextFormat::default()),
+    )
+    .await
+    .expect("sent");
+
+    // The bridge was rung by the laptop, stayed, and shows the user's line to Alice's
+    // portal; Alice got it too.
+    let portal = scene.portal_with(PUPPET_ALICE, USER).await;
+    scene
+        .notice_from(
+            &portal,
+            PUPPET_ALICE,
+            "you, from Messenger: hello from my laptop",
+        )
+        .await;
+    let (from, text) = alice.message().await;
+    assert_eq!(
+        (from.as_str(), text.as_str()),
+        (BOB, "hello from my laptop")
+    );
+    // Alice answers in that conversation: the portal gets it from her puppet.
+    alice.say(BOB, "hi laptop").await;
+    scene.notice_from(&portal, PUPPET_ALICE, "hi laptop").await;
+    scene.stop().await;
+}

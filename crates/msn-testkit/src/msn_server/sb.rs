@@ -292,11 +292,27 @@ impl Sb {
         };
         let me = self.email.clone().unwrap_or_default();
         let mut state = self.shared.lock();
+        // The caller's own address rings its other endpoints (WLM 2009 does it when it
+        // opens a chat, §15.3.3); those already in are not rung again.
+        let own = target == me;
+        let in_session: Vec<u64> = state
+            .switchboards
+            .get(&id)
+            .map(|sb| sb.members.iter().map(|m| m.conn.id).collect())
+            .unwrap_or_default();
         let code = {
             let sb = state.switchboards.get(&id);
-            let present = sb.is_some_and(|sb| {
-                sb.members.iter().any(|m| m.email == target) || sb.invited.contains(&target)
-            });
+            let present = if own {
+                state.sessions.get(&target).is_none_or(|s| {
+                    s.endpoints()
+                        .iter()
+                        .all(|(conn, _, _)| in_session.contains(&conn.id))
+                })
+            } else {
+                sb.is_some_and(|sb| {
+                    sb.members.iter().any(|m| m.email == target) || sb.invited.contains(&target)
+                })
+            };
             if !target.contains('@') {
                 Some(208)
             } else if present {
@@ -327,6 +343,7 @@ impl Sb {
         let endpoints: Vec<(ConnTx, u8)> = target_session
             .endpoints()
             .into_iter()
+            .filter(|(conn, _, _)| !in_session.contains(&conn.id))
             .map(|(conn, version, _)| (conn, version))
             .collect();
         let caller_name = state.name_of(&me);
