@@ -135,6 +135,12 @@ pub struct NsSession {
     last_rx: Option<Instant>,
     /// The `USR … SSO S` nonce, until the ticket comes (§2.5.1).
     sso_nonce: Option<String>,
+    /// MSNP16+: the bridge has set a status since login (a Matrix-side change), so the
+    /// account's status as the user's other endpoint has it is no longer adopted.
+    status_chosen: bool,
+    /// MSNP16+: the status of the user's other endpoint, seen in our own `UBX` before
+    /// the first `CHG` could use it (§15.3.2).
+    endpoint_status: Option<Status>,
 }
 
 impl std::fmt::Debug for NsSession {
@@ -170,6 +176,8 @@ impl NsSession {
             ping_sent: None,
             last_rx: None,
             sso_nonce: None,
+            status_chosen: false,
+            endpoint_status: None,
         };
         let mut args: Vec<String> = s
             .config
@@ -577,7 +585,7 @@ impl NsSession {
                     });
                 }
             }
-            "UBX" => self.on_ubx(&frame),
+            "UBX" => self.on_ubx(now, &frame),
             "ADL" | "RML" => match pending.map(|p| p.kind) {
                 Some(PendingKind::Lists { email, lists, add }) => {
                     self.on_lists_changed(email, lists, add);
@@ -875,7 +883,11 @@ impl NsSession {
             .personal_message
             .clone()
             .filter(|_| self.version >= 11);
-        let status = self.config.initial_status;
+        // The user's own Messenger's status, if it told us before now (§15.3.2).
+        let status = self
+            .endpoint_status
+            .take()
+            .unwrap_or(self.config.initial_status);
         let caps = self.config.capabilities;
         let obj = self.config.msn_object.clone();
         if self.dialect().has_endpoints() {
@@ -901,9 +913,9 @@ impl NsSession {
             if let Some(psm) = &psm {
                 let _ = self.set_personal_message(now, psm, "");
             }
-            let _ = self.set_status(now, status, caps, obj.as_deref());
+            let _ = self.send_chg(now, status, caps, obj.as_deref());
         } else {
-            let _ = self.set_status(now, status, caps, obj.as_deref());
+            let _ = self.send_chg(now, status, caps, obj.as_deref());
             if let Some(psm) = &psm {
                 let _ = self.set_personal_message(now, psm, "");
             }
@@ -1105,12 +1117,48 @@ impl NsSession {
         }
     }
 
-    fn on_ubx(&mut self, frame: &Frame) {
+    /// Our own `UBX` (MSNP16+): when the user's own Messenger is signed in with a status
+    /// and the bridge has not chosen one since login, that status is the account's and
+    /// is kept rather than reset by the bridge's login (§15.3.2).
+    fn on_own_ubx(&mut self, now: Instant, frame: &Frame) {
+        if self.status_chosen || !self.dialect().has_endpoints() {
+            return;
+        }
+        let doc =
+            String::from_utf8_lossy(frame.payload.as_deref().unwrap_or_default()).into_owned();
+        let Ok(root) = crate::xml::Element::parse(&doc) else {
+            return;
+        };
+        let ours = self.config.machine_guid.as_deref().unwrap_or_default();
+        let theirs = root
+            .find_all("PrivateEndpointData")
+            .into_iter()
+            .filter(|e| !e.attr("id").is_some_and(|id| id.eq_ignore_ascii_case(ours)))
+            .find_map(|e| {
+                e.find("State")
+                    .and_then(|s| s.trimmed_text())
+                    .and_then(Status::from_code)
+            })
+            .filter(|s| *s != Status::Offline);
+        let Some(status) = theirs else {
+            return;
+        };
+        if self.phase != Phase::Online {
+            self.endpoint_status = Some(status);
+        } else if status != self.status {
+            self.status_chosen = true;
+            let (caps, obj) = (self.config.capabilities, self.config.msn_object.clone());
+            let _ = self.send_chg(now, status, caps, obj.as_deref());
+        }
+    }
+
+    fn on_ubx(&mut self, now: Instant, frame: &Frame) {
         let Some(email) = frame.arg(0) else {
             return;
         };
         if strip_network(email).eq_ignore_ascii_case(&self.config.login) {
             // Our own account's document (its endpoints, §15.3.1), not a contact's.
+            self.on_own_ubx(now, frame);
             return;
         }
         let doc = frame
@@ -1345,6 +1393,18 @@ impl NsSession {
     /// Sets our presence (§5.2): `CHG trid STATUS caps [msnobj]` (msnobj from MSNP9,
     /// the raw XML, percent-encoded here). `Offline` is refused: use [`Self::logout`].
     pub fn set_status(
+        &mut self,
+        now: Instant,
+        status: Status,
+        caps: u32,
+        msn_object: Option<&str>,
+    ) -> Result<u32, CommandError> {
+        self.status_chosen = true;
+        self.send_chg(now, status, caps, msn_object)
+    }
+
+    /// `CHG` in the version's form (§5.2).
+    fn send_chg(
         &mut self,
         now: Instant,
         status: Status,

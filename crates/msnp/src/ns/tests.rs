@@ -1144,3 +1144,52 @@ fn a_sign_out_from_another_endpoint_ends_the_session_for_good() {
         [NsEvent::Closed(CloseReason::SignedOutRemotely)]
     );
 }
+
+/// An MSNP18 session signed in (SSO with the §2.5.4 secret) with an empty address book,
+/// its login frames taken.
+fn msnp18_online(now: Instant, guid: &str) -> NsSession {
+    let mut c = config();
+    c.versions = vec![18];
+    c.machine_guid = Some(guid.into());
+    c.personal_message = None;
+    c.friendly_name = None;
+    let mut s = NsSession::new(c, now);
+    feed(
+        &mut s,
+        now,
+        "VER 1 MSNP18\r\nCVR 2 1 1 1 a b\r\nUSR 3 SSO S MBI_KEY_OLD bm9uY2U=\r\n",
+    );
+    s.handle_sso_ticket(
+        now,
+        &Secret::new("t=x&p="),
+        &Secret::new("AAECAwQFBgcICQoLDA0ODxAREhMUFRYX"),
+        [0; 8],
+    )
+    .expect("ticket");
+    feed(&mut s, now, "USR 4 OK bridge@example.com 1 0\r\n");
+    s.handle_address_book(now, ContactList::default())
+        .expect("address book");
+    sent(&mut s);
+    events(&mut s);
+    s
+}
+
+/// §15.3.2: the user's own Messenger is Busy when the bridge signs in beside it: its
+/// status is kept (not reset by the bridge's login) until the bridge chooses one.
+#[test]
+fn the_status_of_the_users_own_messenger_is_kept_at_login() {
+    let now = Instant::now();
+    let ours = "{6f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9}";
+    let mut s = msnp18_online(now, ours);
+    let ubx = format!(
+        "<Data><PSM></PSM><PrivateEndpointData id=\"{{0c1d2e3f-4a5b-4c6d-8e7f-a0b1c2d3e4f5}}\"><EpName>LAPTOP</EpName><State>BSY</State></PrivateEndpointData><PrivateEndpointData id=\"{ours}\"><EpName>Matrix</EpName><State>NLN</State></PrivateEndpointData></Data>"
+    );
+    feed(&mut s, now, &pl("UBX 1:bridge@example.com", &ubx));
+    assert_eq!(sent(&mut s), "CHG 11 BSY 1342177280:0 0\r\n");
+    // Once the bridge sets a status (a Matrix-side change), it is the bridge's.
+    s.set_status(now, Status::Away, 0x5000_0000, None)
+        .expect("online");
+    sent(&mut s);
+    feed(&mut s, now, &pl("UBX 1:bridge@example.com", &ubx));
+    assert_eq!(sent(&mut s), "");
+}
