@@ -145,12 +145,14 @@ impl Conversations {
         let (sb, events) =
             SbClient::answer(&self.settings, config, address, auth, session_id).await?;
         self.serve_own_picture(&sb).await;
-        self.adopt(
-            Chat::Contact(MsnAddress::from_server(inviter)).key(),
-            None,
-            sb,
-            events,
-        );
+        // A chat the user's own Messenger started is keyed by its session until the
+        // contact joins (two such chats must not replace each other).
+        let key = if inviter.eq_ignore_ascii_case(&self.account) {
+            format!("{};{session_id}", self.account)
+        } else {
+            Chat::Contact(MsnAddress::from_server(inviter)).key()
+        };
+        self.adopt(key, None, sb, events);
         Ok(())
     }
 
@@ -256,6 +258,9 @@ impl Relay {
         };
         // Someone in the conversation, whose puppet is in the portal.
         let Some(via) = self.others.keys().next() else {
+            tracing::debug!(
+                "the user wrote from their Messenger before a contact joined; not shown"
+            );
             return true;
         };
         let via = MsnAddress::from_server(via);

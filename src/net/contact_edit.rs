@@ -40,13 +40,16 @@ impl NsClient {
             return self.edit_on_ns(edit).await;
         };
         let lists = |lists: &'static [List], add: bool, email: String| {
-            move |s: &mut NsSession, now: Instant| s.change_lists(now, &email, lists, add)
+            move |s: &mut NsSession, now: Instant| s.change_lists(now, &email, lists, add, None)
         };
         match edit {
             ContactEdit::Add(email) => {
-                book.add_contact(&http, &email).await.map_err(book_error)?;
-                self.command(lists(&[List::Forward, List::Allow], true, email.clone()))
-                    .await?;
+                let id = book.add_contact(&http, &email).await.map_err(book_error)?;
+                let added = email.clone();
+                self.command(move |s, now| {
+                    s.change_lists(now, &added, &[List::Forward, List::Allow], true, Some(&id))
+                })
+                .await?;
                 // Answers a pending add, if there was one; nothing to answer is fine.
                 if let Err(e) = book.member(&http, false, Role::Pending, &email).await {
                     tracing::debug!(error = %e, "no pending membership to answer");
@@ -106,9 +109,9 @@ impl NsClient {
             .map_err(book_error)?;
         let leave = email.clone();
         let _ = self
-            .command(move |s, now| s.change_lists(now, &leave, &[from.1], false))
+            .command(move |s, now| s.change_lists(now, &leave, &[from.1], false, None))
             .await;
-        self.command(move |s, now| s.change_lists(now, &email, &[to.1], true))
+        self.command(move |s, now| s.change_lists(now, &email, &[to.1], true, None))
             .await
     }
 

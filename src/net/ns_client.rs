@@ -252,7 +252,14 @@ impl Driver {
                 match self.on_event(&mut session, event).await {
                     Flow::Continue => {}
                     Flow::Reconnect(next) => return Ok(Some(next)),
-                    Flow::Stop => return Ok(None),
+                    Flow::Stop => {
+                        // What the machine queued last (an `OUT`) still goes: an unclean
+                        // drop can cost the user's other endpoints their session (§15.3.4).
+                        let frames: Vec<_> =
+                            std::iter::from_fn(|| session.poll_transmit()).collect();
+                        let _ = wire.write_frames(&frames).await;
+                        return Ok(None);
+                    }
                 }
             }
             let frames: Vec<_> = std::iter::from_fn(|| session.poll_transmit()).collect();

@@ -287,11 +287,25 @@ pub fn parse_ack(status: u16, body: &str) -> Result<(), AbchError> {
 }
 
 /// Reads `FindMembership` into (role, address) pairs (`PassportName`, or `Email` for
-/// other networks), addresses lower-cased.
+/// other networks), addresses lower-cased. Only the Messenger service's memberships count
+/// (the request asks for several services).
 pub fn parse_memberships(status: u16, body: &str) -> Result<Vec<(Role, String)>, AbchError> {
     let root = result(status, body)?;
+    let services = root.find_all("Service");
+    let messenger: Vec<&Element> = if services.is_empty() {
+        vec![&root]
+    } else {
+        services
+            .into_iter()
+            .filter(|s| {
+                s.path(&["Info", "Handle", "Type"])
+                    .and_then(Element::trimmed_text)
+                    .is_none_or(|t| t == "Messenger")
+            })
+            .collect()
+    };
     let mut out = Vec::new();
-    for membership in root.find_all("Membership") {
+    for membership in messenger.iter().flat_map(|s| s.find_all("Membership")) {
         let Some(role) = membership
             .find("MemberRole")
             .and_then(Element::trimmed_text)

@@ -104,6 +104,7 @@ enum PendingKind {
         email: String,
         lists: Vec<List>,
         add: bool,
+        guid: Option<String>,
     },
 }
 
@@ -417,6 +418,9 @@ impl NsSession {
             return Err(CommandError::NotOnline);
         }
         self.list.contacts = book.contacts;
+        // The user's own entry is not a contact.
+        let me = self.config.login.to_ascii_lowercase();
+        self.list.contacts.remove(&me);
         self.list.groups = book.groups;
         if book.privacy.is_some() {
             self.list.privacy = book.privacy;
@@ -424,8 +428,10 @@ impl NsSession {
         if book.own_friendly_name.is_some() {
             self.list.own_friendly_name = book.own_friendly_name;
         }
-        let privacy = self.list.privacy.clone().unwrap_or_else(|| "AL".to_owned());
-        self.send(now, Verb::BLP, vec![privacy], PendingKind::Plain);
+        // Only a setting the address book gave: an unknown one is not overwritten.
+        if let Some(privacy) = self.list.privacy.clone() {
+            self.send(now, Verb::BLP, vec![privacy], PendingKind::Plain);
+        }
         let entries: Vec<ml::MlEntry> = self
             .list
             .contacts
@@ -579,16 +585,26 @@ impl NsSession {
             "ILN" => self.on_presence(&frame, true),
             "NLN" => self.on_presence(&frame, false),
             "FLN" => {
-                if let Some(email) = frame.arg(0) {
+                // Our own account is never a contact (MSNP16+ reports it like one).
+                if let Some(email) = frame
+                    .arg(0)
+                    .map(strip_network)
+                    .filter(|e| !e.eq_ignore_ascii_case(&self.config.login))
+                {
                     self.events.push_back(NsEvent::ContactOffline {
-                        contact: strip_network(email).to_owned(),
+                        contact: email.to_owned(),
                     });
                 }
             }
-            "UBX" => self.on_ubx(now, &frame),
+            "UBX" => self.on_ubx(&frame),
             "ADL" | "RML" => match pending.map(|p| p.kind) {
-                Some(PendingKind::Lists { email, lists, add }) => {
-                    self.on_lists_changed(email, lists, add);
+                Some(PendingKind::Lists {
+                    email,
+                    lists,
+                    add,
+                    guid,
+                }) => {
+                    self.on_lists_changed(email, lists, add, guid);
                 }
                 Some(_) => {}
                 None => self.on_server_ml(&frame),
@@ -1026,7 +1042,13 @@ impl NsSession {
     }
 
     /// Our `ADL`/`RML` was accepted: the list as the server now has it.
-    fn on_lists_changed(&mut self, email: String, lists: Vec<List>, add: bool) {
+    fn on_lists_changed(
+        &mut self,
+        email: String,
+        lists: Vec<List>,
+        add: bool,
+        guid: Option<String>,
+    ) {
         let key = email.to_ascii_lowercase();
         let contact = self.list.contacts.entry(key).or_insert_with(|| Contact {
             email: email.clone(),
@@ -1034,6 +1056,9 @@ impl NsSession {
             network: Some(ml::NETWORK_PASSPORT),
             ..Contact::default()
         });
+        if guid.is_some() {
+            contact.guid.clone_from(&guid);
+        }
         for list in &lists {
             if add {
                 contact.lists |= list.bit();
@@ -1059,9 +1084,10 @@ impl NsSession {
         }
     }
 
-    /// MSNP16+ `UBN account;{guid} 4 len` + `goawyplzthxbye` aimed at this endpoint, or
-    /// `UBN account 8 len` + `gtfo` for all of them: another endpoint asks us to sign
-    /// out (§15.3.5). We go, and do not come back on our own.
+    /// MSNP16+ `UBN account;{sender-guid} 4 len` + `goawyplzthxbye` (the server gives it
+    /// only to the endpoint it was aimed at), or a bare `UBN account 4|8` (`gtfo`: every
+    /// endpoint): another endpoint of the account asks us to sign out (§15.3.5). We go,
+    /// and do not come back on our own. One we sent ourselves (our GUID) is not for us.
     fn on_ubn(&mut self, frame: &Frame) {
         let (Some(target), Some(kind)) = (frame.arg(0), frame.arg(1)) else {
             return;
@@ -1076,7 +1102,7 @@ impl NsSession {
         }
         let ours = self.config.machine_guid.as_deref();
         let aimed_here = match guid {
-            Some(guid) => ours.is_some_and(|g| g.eq_ignore_ascii_case(guid)),
+            Some(sender) => !ours.is_some_and(|g| g.eq_ignore_ascii_case(sender)),
             None => true,
         };
         let asks_sign_out = match kind {
@@ -1120,8 +1146,10 @@ impl NsSession {
     /// Our own `UBX` (MSNP16+): when the user's own Messenger is signed in with a status
     /// and the bridge has not chosen one since login, that status is the account's and
     /// is kept rather than reset by the bridge's login (§15.3.2).
-    fn on_own_ubx(&mut self, now: Instant, frame: &Frame) {
-        if self.status_chosen || !self.dialect().has_endpoints() {
+    fn on_own_ubx(&mut self, frame: &Frame) {
+        // Only before our first CHG: afterwards the account's status comes as our own
+        // NLN, and an endpoint's State may be stale (§15.3.2).
+        if self.status_chosen || !self.dialect().has_endpoints() || self.phase == Phase::Online {
             return;
         }
         let doc =
@@ -1143,22 +1171,16 @@ impl NsSession {
         let Some(status) = theirs else {
             return;
         };
-        if self.phase != Phase::Online {
-            self.endpoint_status = Some(status);
-        } else if status != self.status {
-            self.status_chosen = true;
-            let (caps, obj) = (self.config.capabilities, self.config.msn_object.clone());
-            let _ = self.send_chg(now, status, caps, obj.as_deref());
-        }
+        self.endpoint_status = Some(status);
     }
 
-    fn on_ubx(&mut self, now: Instant, frame: &Frame) {
+    fn on_ubx(&mut self, frame: &Frame) {
         let Some(email) = frame.arg(0) else {
             return;
         };
         if strip_network(email).eq_ignore_ascii_case(&self.config.login) {
             // Our own account's document (its endpoints, §15.3.1), not a contact's.
-            self.on_own_ubx(now, frame);
+            self.on_own_ubx(frame);
             return;
         }
         let doc = frame
@@ -1486,13 +1508,15 @@ impl NsSession {
 
     /// MSNP13+: puts `email` on (`add`) or takes it off `lists` (forward, allow, block)
     /// with a non-initial `ADL`/`RML` (§4.5). The address-book call that goes with it
-    /// (adding the contact, the membership) is the shell's.
+    /// (adding the contact, the membership) is the shell's; `guid` is the address book's
+    /// id of a contact it just added, kept for removing it later.
     pub fn change_lists(
         &mut self,
         now: Instant,
         email: &str,
         lists: &[List],
         add: bool,
+        guid: Option<&str>,
     ) -> Result<u32, CommandError> {
         self.require_online()?;
         self.require_version("ADL", 13, *SUPPORTED_VERSIONS.end())?;
@@ -1515,6 +1539,7 @@ impl NsSession {
             email: email.to_owned(),
             lists: lists.to_vec(),
             add,
+            guid: guid.map(str::to_owned),
         };
         Ok(self.send_payload(now, verb, Vec::new(), payload.into_bytes(), kind))
     }

@@ -492,11 +492,22 @@ impl SbSession {
         }
     }
 
+    /// Notes an `IRO`/`JOI` of another endpoint of our own account (`account;{guid}`
+    /// with a GUID not ours, MSNP16+): the user's own Messenger is in the session.
+    fn note_own_endpoint(&mut self, who: Option<&str>) {
+        let Some((account, guid)) = who.and_then(|w| w.split_once(';')) else {
+            return;
+        };
+        let ours = self.config.endpoint.as_deref().unwrap_or_default();
+        if account.eq_ignore_ascii_case(&self.config.account) && !guid.eq_ignore_ascii_case(ours) {
+            self.own_endpoint_in = true;
+        }
+    }
+
     fn add_participant(&mut self, p: Participant, initial: bool) {
         if p.email.eq_ignore_ascii_case(&self.config.account) {
             // Escargot lists the answering user in IRO (§2.8), and on MSNP16+ our own
             // other endpoints (§15.3.3): never a contact.
-            self.own_endpoint_in = true;
             return;
         }
         self.participants
@@ -518,6 +529,11 @@ impl SbSession {
     }
 
     fn check_nobody(&mut self) {
+        // Rung by the user's own Messenger, we wait for its contact until the join
+        // deadline, not for calls of our own.
+        if self.phase == Phase::Calling && self.own_endpoint_in && self.invitees.is_empty() {
+            return;
+        }
         if self.phase == Phase::Calling
             && self.participants.is_empty()
             && !self.calls_pending()
@@ -640,6 +656,7 @@ impl SbSession {
                 }
             }
             "JOI" => {
+                self.note_own_endpoint(frame.arg(0));
                 if let Some(p) = parse_participant(frame.args.iter()) {
                     let email = p.email.clone();
                     self.add_participant(p, false);
@@ -649,6 +666,7 @@ impl SbSession {
             "IRO" if self.phase == Phase::Auth || self.phase == Phase::Roster => {
                 // `IRO trid index total email friendly [caps]`.
                 self.phase = Phase::Roster;
+                self.note_own_endpoint(frame.arg(2));
                 if let Some(p) = parse_participant(frame.args.iter().skip(2)) {
                     self.add_participant(p, true);
                 }

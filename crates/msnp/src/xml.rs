@@ -19,6 +19,8 @@ pub const MAX_DEPTH: usize = 64;
 /// The most elements [`Element::parse`] accepts (an address book of thousands of
 /// contacts has some tens of thousands).
 pub const MAX_ELEMENTS: usize = 262_144;
+/// The most attributes one element may have (an msnobj has nine).
+pub const MAX_ATTRIBUTES: usize = 64;
 
 /// Why a value cannot be written into XML, or a document cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -105,7 +107,59 @@ pub struct Element {
     pub name: String,
     attrs: Vec<(String, String)>,
     text: String,
+    /// The byte range of `text` without the white space written around it literally
+    /// (white space from a character reference is content).
+    trimmed: (usize, usize),
     children: Vec<Element>,
+}
+
+/// An element being read, with where its text came from: (end in `text`, written
+/// literally).
+struct Open {
+    element: Element,
+    segments: Vec<(usize, bool)>,
+}
+
+impl Open {
+    fn push(&mut self, piece: &str, literal: bool) {
+        self.element.text.push_str(piece);
+        self.segments.push((self.element.text.len(), literal));
+    }
+
+    /// The element, its trimmed range computed.
+    fn close(self) -> Element {
+        let Open {
+            mut element,
+            segments,
+        } = self;
+        let text = &element.text;
+        let mut starts = Vec::with_capacity(segments.len());
+        let mut from = 0;
+        for (end, literal) in &segments {
+            starts.push((from, *end, *literal));
+            from = *end;
+        }
+        let mut start = text.len();
+        for (from, end, literal) in &starts {
+            let piece = text.get(*from..*end).unwrap_or_default();
+            let blank = piece.len() - piece.trim_start().len();
+            if !literal || blank < piece.len() {
+                start = from + if *literal { blank } else { 0 };
+                break;
+            }
+        }
+        let mut end = 0;
+        for (from, to, literal) in starts.iter().rev() {
+            let piece = text.get(*from..*to).unwrap_or_default();
+            let blank = piece.len() - piece.trim_end().len();
+            if !literal || blank < piece.len() {
+                end = to - if *literal { blank } else { 0 };
+                break;
+            }
+        }
+        element.trimmed = if start < end { (start, end) } else { (0, 0) };
+        element
+    }
 }
 
 fn malformed(position: u64, reason: impl ToString) -> XmlError {
@@ -120,7 +174,7 @@ impl Element {
     pub fn parse(doc: &str) -> Result<Element, XmlError> {
         let mut reader = quick_xml::Reader::from_str(doc);
         // Open elements, innermost last; the root is the first one closed at depth 0.
-        let mut open: Vec<Element> = Vec::new();
+        let mut open: Vec<Open> = Vec::new();
         let mut count = 0usize;
         loop {
             let position = reader.buffer_position();
@@ -135,40 +189,45 @@ impl Element {
                 }
                 Event::Start(start) => {
                     count = Self::counted(count)?;
-                    open.push(Self::opened(&start, position)?);
+                    open.push(Open {
+                        element: Self::opened(&start, position)?,
+                        segments: Vec::new(),
+                    });
                 }
                 Event::Empty(start) => {
                     count = Self::counted(count)?;
                     let element = Self::opened(&start, position)?;
                     match open.last_mut() {
-                        Some(parent) => parent.children.push(element),
+                        Some(parent) => parent.element.children.push(element),
                         None => return Ok(element),
                     }
                 }
                 Event::End(_) => {
-                    let Some(element) = open.pop() else {
+                    let Some(closing) = open.pop() else {
                         return Err(malformed(position, "an end tag without a start"));
                     };
+                    let element = closing.close();
                     match open.last_mut() {
-                        Some(parent) => parent.children.push(element),
+                        Some(parent) => parent.element.children.push(element),
                         None => return Ok(element),
                     }
                 }
                 Event::Text(text) => {
-                    if let Some(element) = open.last_mut() {
+                    if let Some(open) = open.last_mut() {
                         let text = text.xml10_content().map_err(|e| malformed(position, e))?;
-                        element.text.push_str(&text);
+                        open.push(&text, true);
                     }
                 }
                 Event::CData(data) => {
-                    if let Some(element) = open.last_mut() {
+                    if let Some(open) = open.last_mut() {
                         let text = data.decode().map_err(|e| malformed(position, e))?;
-                        element.text.push_str(&text);
+                        open.push(&text, false);
                     }
                 }
                 Event::GeneralRef(reference) => {
-                    if let Some(element) = open.last_mut() {
-                        element.text.push(Self::resolved(&reference, position)?);
+                    if let Some(open) = open.last_mut() {
+                        let c = Self::resolved(&reference, position)?;
+                        open.push(c.encode_utf8(&mut [0; 4]), false);
                     }
                 }
                 Event::Eof if open.is_empty() => return Err(XmlError::Empty),
@@ -211,6 +270,12 @@ impl Element {
         let mut attrs: Vec<(String, String)> = Vec::new();
         for attr in start.attributes().with_checks(false) {
             let attr = attr.map_err(|e| malformed(position, e))?;
+            if attrs.len() >= MAX_ATTRIBUTES {
+                return Err(XmlError::TooLarge {
+                    what: "attributes",
+                    limit: MAX_ATTRIBUTES,
+                });
+            }
             let key = String::from_utf8_lossy(attr.key.local_name().as_ref()).into_owned();
             if attrs.iter().any(|(name, _)| *name == key) {
                 return Err(XmlError::DuplicateAttribute { name: key });
@@ -264,9 +329,12 @@ impl Element {
         &self.text
     }
 
-    /// The element's own text without surrounding whitespace; `None` when that is empty.
+    /// The element's own text without the white space written around it (white space
+    /// written as a character reference stays: it is content); `None` when empty.
     pub fn trimmed_text(&self) -> Option<&str> {
-        Some(self.text.trim()).filter(|t| !t.is_empty())
+        self.text
+            .get(self.trimmed.0..self.trimmed.1)
+            .filter(|t| !t.is_empty())
     }
 
     /// The child elements in document order.
@@ -369,6 +437,19 @@ mod tests {
         );
         assert_eq!(root.path(&["X", "X"]), None);
         assert_eq!(root.trimmed_text(), Some("<a:X>no</a:X>"));
+        // Written white space is layout; a character reference is content.
+        let t = Element::parse("<t>\n  &#10;&amp;x \n</t>").expect("parses");
+        assert_eq!(t.trimmed_text(), Some("\n&x"));
+        let blank = Element::parse("<t> \n </t>").expect("parses");
+        assert_eq!(blank.trimmed_text(), None);
+        let many: String = (0..=MAX_ATTRIBUTES).map(|i| format!(" a{i}='1'")).collect();
+        assert!(matches!(
+            Element::parse(&format!("<a{many}/>")),
+            Err(XmlError::TooLarge {
+                what: "attributes",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -1033,12 +1033,12 @@ fn msnp18_sso_login_matches_section_2_7() {
             status: Status::Busy
         }]
     );
-    // A sign-out request for another endpoint is not ours; one for ours is obeyed.
+    // A sign-out we sent (our own GUID as the sender) does not sign us out.
     feed(
         &mut s,
         now,
         &pl(
-            "UBN bridge@example.com;{00000000-0000-0000-0000-000000000001} 4",
+            "UBN bridge@example.com;{6F1E2D3C-4B5A-4978-8695-A4B3C2D1E0F9} 4",
             "goawyplzthxbye",
         ),
     );
@@ -1123,18 +1123,24 @@ fn msnp14_to_17_presence_has_the_network_after_the_address() {
 #[test]
 fn a_sign_out_from_another_endpoint_ends_the_session_for_good() {
     let now = Instant::now();
-    let mut c = config();
-    c.versions = vec![18];
-    c.machine_guid = Some("{6f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9}".into());
-    let mut s = NsSession::new(c, now);
-    feed(&mut s, now, "VER 1 MSNP18\r\n");
-    sent(&mut s);
-    // Upper case from the other side is the same GUID.
+    let ours = "{6f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9}";
+    let mut s = msnp18_online(now, ours);
+    // A request we sent ourselves (our GUID as the sender) is not for us.
     feed(
         &mut s,
         now,
         &pl(
             "UBN bridge@example.com;{6F1E2D3C-4B5A-4978-8695-A4B3C2D1E0F9} 4",
+            "goawyplzthxbye",
+        ),
+    );
+    assert!(!s.is_closed());
+    // The server hands the target `UBN account;{sender-guid}` (§15.3.5).
+    feed(
+        &mut s,
+        now,
+        &pl(
+            "UBN bridge@example.com;{0c1d2e3f-4a5b-4c6d-8e7f-a0b1c2d3e4f5} 4",
             "goawyplzthxbye",
         ),
     );
@@ -1145,9 +1151,9 @@ fn a_sign_out_from_another_endpoint_ends_the_session_for_good() {
     );
 }
 
-/// An MSNP18 session signed in (SSO with the §2.5.4 secret) with an empty address book,
-/// its login frames taken.
-fn msnp18_online(now: Instant, guid: &str) -> NsSession {
+/// An MSNP18 session up to `USR OK` (SSO with the §2.5.4 secret), waiting for its
+/// address book.
+fn msnp18_logged_in(now: Instant, guid: &str) -> NsSession {
     let mut c = config();
     c.versions = vec![18];
     c.machine_guid = Some(guid.into());
@@ -1167,6 +1173,12 @@ fn msnp18_online(now: Instant, guid: &str) -> NsSession {
     )
     .expect("ticket");
     feed(&mut s, now, "USR 4 OK bridge@example.com 1 0\r\n");
+    s
+}
+
+/// An MSNP18 session signed in with an empty address book, its login frames taken.
+fn msnp18_online(now: Instant, guid: &str) -> NsSession {
+    let mut s = msnp18_logged_in(now, guid);
     s.handle_address_book(now, ContactList::default())
         .expect("address book");
     sent(&mut s);
@@ -1180,16 +1192,24 @@ fn msnp18_online(now: Instant, guid: &str) -> NsSession {
 fn the_status_of_the_users_own_messenger_is_kept_at_login() {
     let now = Instant::now();
     let ours = "{6f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9}";
-    let mut s = msnp18_online(now, ours);
+    let mut s = msnp18_logged_in(now, ours);
+    // Before the bridge's first CHG, the account's UBX shows the laptop Busy.
     let ubx = format!(
         "<Data><PSM></PSM><PrivateEndpointData id=\"{{0c1d2e3f-4a5b-4c6d-8e7f-a0b1c2d3e4f5}}\"><EpName>LAPTOP</EpName><State>BSY</State></PrivateEndpointData><PrivateEndpointData id=\"{ours}\"><EpName>Matrix</EpName><State>NLN</State></PrivateEndpointData></Data>"
     );
     feed(&mut s, now, &pl("UBX 1:bridge@example.com", &ubx));
-    assert_eq!(sent(&mut s), "CHG 11 BSY 1342177280:0 0\r\n");
-    // Once the bridge sets a status (a Matrix-side change), it is the bridge's.
-    s.set_status(now, Status::Away, 0x5000_0000, None)
-        .expect("online");
     sent(&mut s);
-    feed(&mut s, now, &pl("UBX 1:bridge@example.com", &ubx));
+    s.handle_address_book(now, ContactList::default())
+        .expect("address book");
+    let out = sent(&mut s);
+    assert!(out.contains(" BSY 1342177280:0 0\r\n"), "{out}");
+    // No BLP: the address book did not say what the privacy setting is.
+    assert!(!out.contains("BLP"), "{out}");
+    // Once online, a UBX does not change the status: the account's own NLN does.
+    feed(
+        &mut s,
+        now,
+        &pl("UBX 1:bridge@example.com", &ubx.replace("BSY", "AWY")),
+    );
     assert_eq!(sent(&mut s), "");
 }
