@@ -121,6 +121,14 @@ fn base(server: &MsnServerHandle) -> String {
 }
 
 async fn memberships(server: &MsnServerHandle, ticket: &Secret) -> Vec<(Role, String)> {
+    memberships_of(server, ticket)
+        .await
+        .into_iter()
+        .map(|m| (m.role, m.address))
+        .collect()
+}
+
+async fn memberships_of(server: &MsnServerHandle, ticket: &Secret) -> Vec<abch::Membership> {
     let (status, body) = post(abch::find_membership(&base(server), ticket).expect("request")).await;
     abch::parse_memberships(status, &body).expect("memberships")
 }

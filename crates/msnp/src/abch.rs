@@ -286,10 +286,23 @@ pub fn parse_ack(status: u16, body: &str) -> Result<(), AbchError> {
     result(status, body).map(|_| ())
 }
 
-/// Reads `FindMembership` into (role, address) pairs (`PassportName`, or `Email` for
-/// other networks), addresses lower-cased. Only the Messenger service's memberships count
-/// (the request asks for several services).
-pub fn parse_memberships(status: u16, body: &str) -> Result<Vec<(Role, String)>, AbchError> {
+/// The network of e-mail (non-Passport) members: Yahoo interop (§4.5 `t=32`).
+pub const NETWORK_EMAIL: u32 = 32;
+
+/// One membership of `FindMembership`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    /// The list it is.
+    pub role: Role,
+    /// The address, lower-cased.
+    pub address: String,
+    /// 1 for a `PassportMember`, [`NETWORK_EMAIL`] for an `EmailMember`.
+    pub network: u32,
+}
+
+/// Reads `FindMembership` (`PassportName`, or `Email` for members of other networks).
+/// Only the Messenger service's memberships count (the request asks for several).
+pub fn parse_memberships(status: u16, body: &str) -> Result<Vec<Membership>, AbchError> {
     let root = result(status, body)?;
     let services = root.find_all("Service");
     let messenger: Vec<&Element> = if services.is_empty() {
@@ -314,13 +327,18 @@ pub fn parse_memberships(status: u16, body: &str) -> Result<Vec<(Role, String)>,
             continue;
         };
         for member in membership.find_all("Member") {
-            let address = member
-                .find("PassportName")
-                .or_else(|| member.find("Email"))
-                .and_then(Element::trimmed_text);
-            if let Some(address) = address {
-                out.push((role, address.to_ascii_lowercase()));
-            }
+            let passport = member.find("PassportName").and_then(Element::trimmed_text);
+            let email = member.find("Email").and_then(Element::trimmed_text);
+            let (address, network) = match (passport, email) {
+                (Some(a), _) => (a, crate::ml::NETWORK_PASSPORT),
+                (None, Some(a)) => (a, NETWORK_EMAIL),
+                (None, None) => continue,
+            };
+            out.push(Membership {
+                role,
+                address: address.to_ascii_lowercase(),
+                network,
+            });
         }
     }
     Ok(out)
@@ -440,7 +458,7 @@ pub fn parse_contact_added(status: u16, body: &str) -> Result<String, AbchError>
 /// The lists as the notification-server machine keeps them: messenger contacts of the
 /// address book are the forward list (with their id as GUID and their groups), the
 /// memberships the allow, block, reverse and pending lists.
-pub fn contact_list(book: &AddressBook, memberships: &[(Role, String)]) -> ContactList {
+pub fn contact_list(book: &AddressBook, memberships: &[Membership]) -> ContactList {
     let mut contacts: BTreeMap<String, Contact> = BTreeMap::new();
     for c in &book.contacts {
         let entry = contacts
@@ -457,14 +475,20 @@ pub fn contact_list(book: &AddressBook, memberships: &[(Role, String)]) -> Conta
             entry.lists |= List::Forward.bit();
         }
     }
-    for (role, address) in memberships {
-        let entry = contacts.entry(address.clone()).or_insert_with(|| Contact {
-            email: address.clone(),
-            friendly_name: address.clone(),
-            network: Some(crate::ml::NETWORK_PASSPORT),
-            ..Contact::default()
-        });
-        entry.lists |= role.list().bit();
+    for m in memberships {
+        let entry = contacts
+            .entry(m.address.clone())
+            .or_insert_with(|| Contact {
+                email: m.address.clone(),
+                friendly_name: m.address.clone(),
+                network: Some(m.network),
+                ..Contact::default()
+            });
+        // A contact of another network keeps it (its ADL says so, `t=`).
+        if m.network != crate::ml::NETWORK_PASSPORT {
+            entry.network = Some(m.network);
+        }
+        entry.lists |= m.role.list().bit();
     }
     ContactList {
         contacts,

@@ -91,12 +91,16 @@ fn memberships_response() -> String {
   <soap:Header><ServiceHeader xmlns="http://www.msn.com/webservices/AddressBook"><Version>15.01.1408.0000</Version></ServiceHeader></soap:Header>
   <soap:Body><FindMembershipResponse xmlns="http://www.msn.com/webservices/AddressBook"><FindMembershipResult><Services><Service><Memberships>
     {}{}{}{}
-  </Memberships><Info><Handle><Id>1</Id><Type>Messenger</Type><ForeignId /></Handle></Info></Service></Services></FindMembershipResult></FindMembershipResponse></soap:Body>
+    <Membership><MemberRole>Allow</MemberRole><Members><Member xsi:type="EmailMember"><Type>Email</Type><State>Accepted</State><Email>Yahoo@Example.net</Email></Member></Members></Membership>
+  </Memberships><Info><Handle><Id>1</Id><Type>Messenger</Type><ForeignId /></Handle></Info></Service>
+  <Service><Memberships>{}</Memberships><Info><Handle><Id>2</Id><Type>Profile</Type></Handle></Info></Service></Services></FindMembershipResult></FindMembershipResponse></soap:Body>
 </soap:Envelope>"#,
         membership("Allow", &["Bob@Example.com", "carol@example.com"]),
         membership("Block", &["mallory@example.com"]),
         membership("Reverse", &["bob@example.com", "carol@example.com"]),
         membership("Pending", &["dave@example.com"]),
+        // Another service's roles are not the Messenger lists.
+        membership("Block", &["bob@example.com"]),
     )
 }
 
@@ -155,9 +159,18 @@ fn address_book_response() -> String {
 #[test]
 fn memberships_and_the_address_book_make_the_contact_list() {
     let memberships = parse_memberships(200, &memberships_response()).expect("memberships");
-    assert_eq!(memberships.len(), 6);
-    assert!(memberships.contains(&(Role::Allow, "bob@example.com".into())));
-    assert!(memberships.contains(&(Role::Pending, "dave@example.com".into())));
+    assert_eq!(memberships.len(), 7, "{memberships:?}");
+    let has = |role, address: &str| {
+        memberships
+            .iter()
+            .any(|m| m.role == role && m.address == address)
+    };
+    assert!(has(Role::Allow, "bob@example.com"));
+    assert!(has(Role::Pending, "dave@example.com"));
+    assert!(
+        !has(Role::Block, "bob@example.com"),
+        "only the Messenger service"
+    );
     let book = parse_address_book(200, &address_book_response()).expect("address book");
     assert_eq!(book.own_name.as_deref(), Some("Matrix Bridge"));
     assert_eq!(book.privacy.as_deref(), Some("BL"));
@@ -171,6 +184,13 @@ fn memberships_and_the_address_book_make_the_contact_list() {
     assert_eq!(book.contacts.len(), 3, "Me is not a contact");
 
     let list = contact_list(&book, &memberships);
+    // A contact of another network keeps it.
+    let yahoo = list
+        .contacts
+        .get("yahoo@example.net")
+        .expect("the e-mail member");
+    assert_eq!(yahoo.network, Some(NETWORK_EMAIL));
+    assert_eq!(yahoo.lists, 2);
     let lists = |email: &str| list.contacts.get(email).map(|c| c.lists);
     let (fl, al, bl, rl, pl) = (1, 2, 4, 8, 16);
     assert_eq!(lists("bob@example.com"), Some(fl | al | rl));
