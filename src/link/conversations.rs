@@ -15,6 +15,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::convert::{rich_text, used_emoticons};
+use crate::bridge::formatting::RichText;
 use crate::bridge::ids::MsnAddress;
 use crate::bridge::remote::{Chat, RemoteEvent};
 use crate::net::{MsnSettings, NetError, NsClient, SbClient, SbEvents, SwitchboardEvent};
@@ -203,6 +204,7 @@ impl Conversations {
             group,
             others: Members::new(),
             declared: HashMap::new(),
+            early_own: Vec::new(),
         };
         tokio::spawn(relay.run(events));
     }
@@ -234,7 +236,13 @@ struct Relay {
     others: Members,
     /// Emoticons each participant declared for their next text.
     declared: HashMap<String, Vec<EmoticonDecl>>,
+    /// What the user wrote from their own Messenger before a contact joined (a chat it
+    /// started): shown once the contact is in. At most [`MAX_EARLY_OWN`].
+    early_own: Vec<RichText>,
 }
+
+/// Lines of the user's own Messenger kept while its contact is still to join.
+const MAX_EARLY_OWN: usize = 32;
 
 impl Relay {
     fn chat(&self, from: &str) -> Chat {
@@ -252,15 +260,27 @@ impl Relay {
 
     /// What the user typed in their own Messenger in this conversation (§15.3.3): its
     /// text goes to the portal as theirs; their typing and the rest are not news to them.
-    async fn on_own_message(&self, payload: MsgPayload) -> bool {
+    async fn on_own_message(&mut self, payload: MsgPayload) -> bool {
         let MsgPayload::Text { text, format, .. } = payload else {
             return true;
         };
+        let text = rich_text(text, format.as_ref());
+        if self.others.is_empty() {
+            // No contact yet (the user's Messenger started the chat): kept for them.
+            if self.early_own.len() < MAX_EARLY_OWN {
+                self.early_own.push(text);
+            } else {
+                tracing::warn!("the user's early lines from their Messenger overflow; one dropped");
+            }
+            return true;
+        }
+        self.emit_own(text).await
+    }
+
+    /// The user's line from their own Messenger, to the portal of this conversation.
+    async fn emit_own(&self, text: RichText) -> bool {
         // Someone in the conversation, whose puppet is in the portal.
         let Some(via) = self.others.keys().next() else {
-            tracing::debug!(
-                "the user wrote from their Messenger before a contact joined; not shown"
-            );
             return true;
         };
         let via = MsnAddress::from_server(via);
@@ -268,12 +288,7 @@ impl Relay {
             Some(id) => Chat::Group(id.clone()),
             None => Chat::Contact(via.clone()),
         };
-        self.emit(RemoteEvent::OwnMessage {
-            chat,
-            via,
-            text: rich_text(text, format.as_ref()),
-        })
-        .await
+        self.emit(RemoteEvent::OwnMessage { chat, via, text }).await
     }
 
     async fn emit(&self, event: RemoteEvent) -> bool {
@@ -395,15 +410,21 @@ impl Relay {
             // the chat with the first contact who joins.
             None if self.others.len() == 1 && self.is_own(&self.key) => {
                 let key = Chat::Contact(MsnAddress::from_server(&address)).key();
-                let mut state = self.conversations.lock();
-                if let Some(sb) = state.open.remove(&self.key) {
-                    // Keep the newest conversation with the contact, as `adopt` does.
-                    if let Some(old) = state.open.insert(key.clone(), sb) {
-                        tokio::spawn(async move { old.close().await });
+                {
+                    let mut state = self.conversations.lock();
+                    if let Some(sb) = state.open.remove(&self.key) {
+                        // Keep the newest conversation with the contact, as `adopt` does.
+                        if let Some(old) = state.open.insert(key.clone(), sb) {
+                            tokio::spawn(async move { old.close().await });
+                        }
                     }
                 }
-                drop(state);
                 self.key = key;
+                for text in std::mem::take(&mut self.early_own) {
+                    if !self.emit_own(text).await {
+                        return false;
+                    }
+                }
                 true
             }
             None if self.others.len() >= 2 => {

@@ -572,8 +572,8 @@ async fn the_users_own_messenger_stays_online_and_what_it_writes_reaches_the_por
 #[tokio::test(start_paused = true)]
 async fn a_chat_the_users_own_messenger_starts_is_mirrored_in_the_portal() {
     use super::harness::drive;
-    use matrix_msn::net::{MsnSettings, NsClient, SbClient, http_client};
-    use msnp::{NsConfig, NsEvent, SbConfig, Secret, TextFormat};
+    use matrix_msn::net::{MsnSettings, NsClient, http_client};
+    use msnp::{NsConfig, NsEvent, Secret};
     const LAPTOP: &str = "{0c1d2e3f-4a5b-4c6d-8e7f-a0b1c2d3e4f5}";
 
     let mut scene = Scene::start().await;
@@ -604,22 +604,18 @@ async fn a_chat_the_users_own_messenger_starts_is_mirrored_in_the_portal() {
     let (address, auth) = drive("a switchboard", own.request_switchboard())
         .await
         .expect("XFR");
-    let mut sb_config = SbConfig::new(BOB, 18);
-    sb_config.endpoint = Some(LAPTOP.into());
-    let (sb, _sb_events) = drive(
-        "the chat window to open",
-        SbClient::open(&settings, sb_config, &address, &auth, &[BOB, ALICE]),
-    )
-    .await
-    .expect("opened");
-    drive("Alice to join", sb.ready()).await.expect("ready");
-    drive(
-        "the user's line",
-        sb.send_text("hello from my laptop".into(), TextFormat::default()),
-    )
-    .await
-    .expect("sent");
-
+    // As WLM 2009 does, on the wire: its own address first (the bridge joins), a line
+    // typed before Alice is in, then Alice, then another line.
+    let mut wire = RawSb::connect(&address).await;
+    wire.send(&format!("USR 1 {BOB};{LAPTOP} {}\r\n", auth.expose()))
+        .await;
+    wire.until("USR").await;
+    wire.send(&format!("CAL 2 {BOB}\r\n")).await;
+    wire.until_joined(&format!("{BOB};")).await;
+    wire.say(3, "early line").await;
+    wire.send(&format!("CAL 4 {ALICE}\r\n")).await;
+    wire.until_joined(ALICE).await;
+    wire.say(5, "hello from my laptop").await;
     // The bridge was rung by the laptop, stayed, and shows the user's line to Alice's
     // portal; Alice got it too.
     let portal = scene.portal_with(PUPPET_ALICE, USER).await;
@@ -635,8 +631,91 @@ async fn a_chat_the_users_own_messenger_starts_is_mirrored_in_the_portal() {
         (from.as_str(), text.as_str()),
         (BOB, "hello from my laptop")
     );
+    // The line typed before Alice joined reached the portal too, first.
+    let room = scene.hs.room(&portal).expect("portal");
+    let lines: Vec<&str> = room
+        .timeline
+        .iter()
+        .filter(|e| e.body.starts_with("you, from Messenger"))
+        .map(|e| e.body.as_str())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "you, from Messenger: early line",
+            "you, from Messenger: hello from my laptop"
+        ]
+    );
     // Alice answers in that conversation: the portal gets it from her puppet.
     alice.say(BOB, "hi laptop").await;
     scene.notice_from(&portal, PUPPET_ALICE, "hi laptop").await;
     scene.stop().await;
+}
+
+/// A switchboard client on the raw wire (what the bridge's own client library would not
+/// do: calling its own address first and writing before anyone joined, as WLM does).
+struct RawSb {
+    stream: tokio::net::TcpStream,
+    buf: bytes::BytesMut,
+}
+
+impl RawSb {
+    async fn connect(address: &str) -> Self {
+        let stream =
+            super::harness::drive("the switchboard", tokio::net::TcpStream::connect(address))
+                .await
+                .expect("connects");
+        Self {
+            stream,
+            buf: bytes::BytesMut::new(),
+        }
+    }
+
+    async fn send(&mut self, line: &str) {
+        use tokio::io::AsyncWriteExt;
+        super::harness::drive("a write", self.stream.write_all(line.as_bytes()))
+            .await
+            .expect("written");
+    }
+
+    /// Sends `text` as a plain-text `MSG` with ack mode N.
+    async fn say(&mut self, trid: u32, text: &str) {
+        let payload =
+            format!("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\n{text}");
+        self.send(&format!("MSG {trid} N {}\r\n{payload}", payload.len()))
+            .await;
+    }
+
+    /// Reads frames until one `keep` accepts.
+    async fn next(&mut self, what: &str, keep: impl Fn(&msnp::frame::Frame) -> bool) {
+        use tokio::io::AsyncReadExt;
+        super::harness::drive(what, async {
+            loop {
+                while let Ok(Some(frame)) = msnp::frame::parse(
+                    &mut self.buf,
+                    &msnp::Limits::default(),
+                    msnp::Direction::ServerToClient,
+                    18,
+                ) {
+                    if keep(&frame) {
+                        return;
+                    }
+                }
+                let read = self.stream.read_buf(&mut self.buf).await.expect("reads");
+                assert!(read > 0, "the switchboard closed");
+            }
+        })
+        .await;
+    }
+
+    async fn until(&mut self, verb: &str) {
+        self.next(verb, |f| f.verb.to_string() == verb).await;
+    }
+
+    async fn until_joined(&mut self, who: &str) {
+        self.next(&format!("JOI {who}"), |f| {
+            f.verb.to_string() == "JOI" && f.arg(0).is_some_and(|a| a.starts_with(who))
+        })
+        .await;
+    }
 }
