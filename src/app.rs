@@ -125,7 +125,8 @@ pub async fn start(
         OwnedUserId::try_from(bot_id.as_str()).map_err(|_| RunError::BotId(bot_id.clone()))?;
     let client = Arc::new(
         Client::new(&config.homeserver.address, &config.appservice.as_token, bot)
-            .map_err(RunError::Client)?,
+            .map_err(RunError::Client)?
+            .with_double_puppet(config.bridge.double_puppet_tokens()),
     );
     let filter =
         EchoFilter::new(&bot_id, &config.puppet_namespace_regex()).map_err(RunError::Namespace)?;

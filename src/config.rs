@@ -255,6 +255,24 @@ pub struct BridgeConfig {
     pub permissions: BTreeMap<String, PermissionLevel>,
     /// 64 hex digits: the key that encrypts stored MSN credentials. Generated with the tokens.
     pub credentials_key: String,
+    /// Double puppeting (mautrix's convention): a homeserver name mapped to
+    /// `as_token:<token>`, the token of a second registration that may act as that
+    /// server's users. What a user writes in their own Messenger then appears as theirs.
+    #[serde(default)]
+    pub double_puppet_secrets: BTreeMap<String, String>,
+}
+
+impl BridgeConfig {
+    /// The double-puppet tokens by homeserver name (the `as_token:` prefix removed).
+    pub fn double_puppet_tokens(&self) -> std::collections::HashMap<String, String> {
+        self.double_puppet_secrets
+            .iter()
+            .filter_map(|(server, secret)| {
+                let token = secret.strip_prefix("as_token:")?;
+                Some((server.clone(), token.to_owned()))
+            })
+            .collect()
+    }
 }
 
 impl fmt::Debug for BridgeConfig {
@@ -265,6 +283,10 @@ impl fmt::Debug for BridgeConfig {
             .field("command_prefix", &self.command_prefix)
             .field("permissions", &self.permissions)
             .field("credentials_key", &"<redacted>")
+            .field(
+                "double_puppet_secrets",
+                &self.double_puppet_secrets.keys().collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -426,6 +448,17 @@ impl Config {
                     self.appservice.hostname
                 ),
             });
+        }
+        for (server, secret) in &self.bridge.double_puppet_secrets {
+            let token = secret.strip_prefix("as_token:").unwrap_or_default();
+            if server.is_empty() || token.is_empty() || token.contains(char::is_whitespace) {
+                return Err(ConfigError::Invalid {
+                    key: "bridge.double_puppet_secrets",
+                    reason: format!(
+                        "map a server name to \"as_token:<token of a second registration>\" ({server:?})"
+                    ),
+                });
+            }
         }
         if !is_localpart(&self.appservice.id) {
             return Err(ConfigError::Invalid {
@@ -801,6 +834,25 @@ mod tests {
         let mut c = valid();
         c.msn.protocol_versions = vec![19];
         assert!(err_of(&c).contains("msn.protocol_versions"));
+        let mut c = valid();
+        c.bridge
+            .double_puppet_secrets
+            .insert("example.com".into(), "secret-without-prefix".into());
+        assert!(err_of(&c).contains("bridge.double_puppet_secrets"));
+        c.bridge
+            .double_puppet_secrets
+            .insert("example.com".into(), "as_token:abc".into());
+        assert_eq!(
+            c.bridge
+                .double_puppet_tokens()
+                .get("example.com")
+                .map(String::as_str),
+            Some("abc")
+        );
+        assert!(
+            !format!("{:?}", c.bridge).contains("abc"),
+            "tokens redacted"
+        );
         let mut c = valid();
         c.msn.nexus_url = "nexus".into();
         assert!(err_of(&c).contains("msn.nexus_url"));

@@ -43,6 +43,9 @@ pub(super) enum Shape {
     Emote,
     /// A notice (what the bridge cannot show).
     Notice,
+    /// What the user wrote from their own Messenger, sent as the user (double
+    /// puppeting); `from` is a contact of the conversation.
+    Own,
 }
 
 /// One event for a portal, as the outbox keeps it.
@@ -263,10 +266,12 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             )));
         };
         let kind = match outgoing.shape {
-            Shape::Text => MessageKind::Text,
+            Shape::Text | Shape::Own => MessageKind::Text,
             Shape::Emote => MessageKind::Emote,
             Shape::Notice => MessageKind::Notice,
         };
+        let own = outgoing.shape == Shape::Own;
+        let sender = if own { mxid.to_owned() } else { puppet.clone() };
         let txn = format!("msn-outbox-{}-{}", entry.seq, entry.created_at);
         let text = OutgoingText {
             kind: &kind,
@@ -274,8 +279,10 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             html: outgoing.html.as_deref(),
             at_ms: Some(entry.created_at),
             mark: Some(&txn),
+            as_real_user: own,
         };
-        let already = if again {
+        // (The user's own line cannot be looked up as the puppet: sent again.)
+        let already = if again && !own {
             self.matrix
                 .find_marked(&room, &puppet, &txn)
                 .await
@@ -289,11 +296,33 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 tracing::info!("an earlier attempt went through; not sent again");
                 Ok(event_id)
             }
-            None => self.matrix.send_text(&room, text, &txn, &puppet).await,
+            None => self.matrix.send_text(&room, text, &txn, &sender).await,
         };
         let event_id = match sent {
             Ok(event_id) => event_id,
             Err(e) if M::is_transient(&e) => return Err(Failed::Transient(e.to_string())),
+            Err(e) if own => {
+                // The homeserver refused the user's own line (not in the room yet, say):
+                // it is shown as a notice instead, never lost.
+                tracing::info!(error = %e, "the user's own line goes as a notice");
+                let body = format!("you, from Messenger: {}", outgoing.body);
+                let notice = OutgoingText {
+                    kind: &MessageKind::Notice,
+                    body: &body,
+                    html: None,
+                    at_ms: Some(entry.created_at),
+                    mark: None,
+                    as_real_user: false,
+                };
+                let txn = format!("{txn}-notice");
+                match self.matrix.send_text(&room, notice, &txn, &puppet).await {
+                    Ok(event_id) => event_id,
+                    Err(e) if M::is_transient(&e) => {
+                        return Err(Failed::Transient(e.to_string()));
+                    }
+                    Err(e) => return Err(Failed::Permanent(e.to_string())),
+                }
+            }
             Err(e) => return Err(Failed::Permanent(e.to_string())),
         };
         if outgoing.shape == Shape::Text {

@@ -31,6 +31,9 @@ pub struct OutgoingText<'a> {
     /// A mark carried in the event's content, by which [`MatrixPort::find_marked`] can
     /// tell later whether it was sent.
     pub mark: Option<&'a str>,
+    /// Sent as the real user (double puppeting), marked so that the bridge does not take
+    /// it for something the user wrote in Matrix.
+    pub as_real_user: bool,
 }
 
 /// Calls the core makes on the homeserver.
@@ -39,6 +42,10 @@ pub trait MatrixPort: Send + Sync + 'static {
 
     /// The bridge bot's user ID.
     fn bot(&self) -> &UserId;
+
+    /// Whether the bridge may act as the real user `user` (double puppeting is configured
+    /// for their homeserver).
+    fn can_double_puppet(&self, user: &UserId) -> bool;
 
     /// Sends a notice as `as_user` (the bot when `None`); `txn_id` makes a retry idempotent.
     fn send_notice(

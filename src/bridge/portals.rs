@@ -356,9 +356,10 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         self.post_to_matrix(mxid, nudge).await;
     }
 
-    /// What the user wrote from their own Messenger: shown in the portal, marked as
-    /// theirs (a notice sent by a contact's puppet, the portal's bridge-controlled
-    /// member), and never sent back to MSN.
+    /// What the user wrote from their own Messenger: shown in the portal as theirs,
+    /// never sent back to MSN. With double puppeting it is their own message (marked as
+    /// the bridge's echo); without, a notice sent by a contact's puppet (the portal's
+    /// bridge-controlled member).
     pub(super) async fn relay_own_message(
         self: &Arc<Self>,
         mxid: &UserId,
@@ -367,10 +368,14 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         text: RichText,
     ) {
         let (body, html) = to_matrix(&text, &[]);
-        let body = format!("you, from Messenger: {body}");
-        let html = html.map(|h| format!("<em>you, from Messenger:</em> {h}"));
-        self.post_to_matrix(mxid, outgoing(chat, via, Shape::Notice, body, html))
-            .await;
+        let own = if self.matrix.can_double_puppet(mxid) {
+            outgoing(chat, via, Shape::Own, body, html)
+        } else {
+            let body = format!("you, from Messenger: {body}");
+            let html = html.map(|h| format!("<em>you, from Messenger:</em> {h}"));
+            outgoing(chat, via, Shape::Notice, body, html)
+        };
+        self.post_to_matrix(mxid, own).await;
     }
 
     pub(super) async fn relay_unsupported(
@@ -553,6 +558,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                     html: None,
                     at_ms: None,
                     mark: None,
+                    as_real_user: false,
                 },
                 &txn,
                 notifier,

@@ -105,6 +105,9 @@ pub struct Client {
     bot: OwnedUserId,
     versions: SupportedVersions,
     retry: RetryPolicy,
+    /// Double puppeting: the `as_token` of a second registration per homeserver name,
+    /// with which the bridge may act as that server's real users (mautrix's convention).
+    double_puppet: Arc<std::collections::HashMap<String, String>>,
 }
 
 impl fmt::Debug for Client {
@@ -168,7 +171,22 @@ impl Client {
                 features: Default::default(),
             },
             retry: RetryPolicy::default(),
+            double_puppet: Arc::default(),
         })
+    }
+
+    /// Enables double puppeting: `tokens` maps a homeserver name to the `as_token` that
+    /// may act as its users.
+    pub fn with_double_puppet(mut self, tokens: std::collections::HashMap<String, String>) -> Self {
+        self.double_puppet = Arc::new(tokens);
+        self
+    }
+
+    /// The token that acts as the real user `user`, if double puppeting covers them.
+    pub fn double_puppet_token(&self, user: &UserId) -> Option<&str> {
+        self.double_puppet
+            .get(user.server_name().as_str())
+            .map(String::as_str)
     }
 
     /// Replaces the retry policy (tests use short delays).
@@ -223,6 +241,44 @@ impl Client {
         R::PathBuilder: PathInput,
         for<'a> R::Authentication: AuthScheme<Input<'a> = SendAccessToken<'a>>,
     {
+        self.send_with_token(request, as_user, max_attempts, &self.as_token)
+            .await
+    }
+
+    /// [`Client::send`] as the real user `user`, with the double-puppet token of their
+    /// homeserver (an error when there is none).
+    pub async fn send_as_real_user<R>(
+        &self,
+        request: R,
+        user: &UserId,
+        once: bool,
+    ) -> Result<R::IncomingResponse, ClientError>
+    where
+        R: OutgoingRequest,
+        R::PathBuilder: PathInput,
+        for<'a> R::Authentication: AuthScheme<Input<'a> = SendAccessToken<'a>>,
+    {
+        let token = self
+            .double_puppet_token(user)
+            .ok_or_else(|| ClientError::Build(format!("no double puppeting for {user}")))?
+            .to_owned();
+        let attempts = if once { 1 } else { self.retry.max_attempts };
+        self.send_with_token(request, Some(user), attempts, &token)
+            .await
+    }
+
+    async fn send_with_token<R>(
+        &self,
+        request: R,
+        as_user: Option<&UserId>,
+        max_attempts: u32,
+        token: &str,
+    ) -> Result<R::IncomingResponse, ClientError>
+    where
+        R: OutgoingRequest,
+        R::PathBuilder: PathInput,
+        for<'a> R::Authentication: AuthScheme<Input<'a> = SendAccessToken<'a>>,
+    {
         let identity = match as_user {
             Some(user) if user != self.bot => AppserviceUserIdentity::new(user),
             _ => AppserviceUserIdentity::default(),
@@ -230,7 +286,7 @@ impl Client {
         let http_request: http::Request<Vec<u8>> = request
             .try_into_http_request_with_identity(
                 &self.base_url,
-                SendAccessToken::Always(&self.as_token),
+                SendAccessToken::Always(token),
                 identity,
                 R::PathBuilder::input(&self.versions),
             )

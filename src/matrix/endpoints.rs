@@ -203,23 +203,28 @@ impl Client {
         at_ms: Option<i64>,
         once: bool,
     ) -> Result<OwnedEventId, ClientError> {
-        let mut request = send_message_event::v3::Request::new_raw(
-            room_id.to_owned(),
-            OwnedTransactionId::from(txn_id),
-            MessageLikeEventType::RoomMessage,
-            raw(content)?,
-        );
-        // Appservice timestamp massaging (`ts`): the event shows when it was written.
-        request.timestamp = at_ms
-            .and_then(|ms| u64::try_from(ms).ok())
-            .and_then(ruma::UInt::new)
-            .map(ruma::MilliSecondsSinceUnixEpoch);
+        let request = message_request(room_id, content, txn_id, at_ms)?;
         let response = if once {
             self.send_once(request, as_user).await?
         } else {
             self.send(request, as_user).await?
         };
         Ok(response.event_id)
+    }
+
+    /// `PUT /_matrix/client/v3/rooms/{roomId}/send/m.room.message/{txnId}` as the real
+    /// user `user` (double puppeting).
+    pub async fn send_message_as_real_user(
+        &self,
+        room_id: &RoomId,
+        content: &Value,
+        txn_id: &str,
+        user: &UserId,
+        at_ms: Option<i64>,
+        once: bool,
+    ) -> Result<OwnedEventId, ClientError> {
+        let request = message_request(room_id, content, txn_id, at_ms)?;
+        Ok(self.send_as_real_user(request, user, once).await?.event_id)
     }
 
     /// `PUT /_matrix/client/v3/rooms/{roomId}/typing/{userId}`, as that user.
@@ -336,4 +341,25 @@ impl Client {
         request.reason = reason.map(str::to_owned);
         self.send(request, as_user).await.map(|_| ())
     }
+}
+
+/// An `m.room.message` request with `content`, dated `at_ms` when given (appservice
+/// timestamp massaging: the event shows when it was written).
+fn message_request(
+    room_id: &RoomId,
+    content: &Value,
+    txn_id: &str,
+    at_ms: Option<i64>,
+) -> Result<send_message_event::v3::Request, ClientError> {
+    let mut request = send_message_event::v3::Request::new_raw(
+        room_id.to_owned(),
+        OwnedTransactionId::from(txn_id),
+        MessageLikeEventType::RoomMessage,
+        raw(content)?,
+    );
+    request.timestamp = at_ms
+        .and_then(|ms| u64::try_from(ms).ok())
+        .and_then(ruma::UInt::new)
+        .map(ruma::MilliSecondsSinceUnixEpoch);
+    Ok(request)
 }

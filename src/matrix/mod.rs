@@ -2,7 +2,8 @@
 //!
 //! - `appservice`: the HTTP API the homeserver calls (transactions, queries, ping).
 //! - `transaction`: transaction bodies into the core's events.
-//! - `client`: client-server API calls as the bot or a puppet.
+//! - `client`: client-server API calls as the bot, a puppet, or (double puppeting) the
+//!   user.
 //! - `port`: the core's `MatrixPort` over the client.
 //! - `registration`: the registration file.
 
@@ -12,3 +13,9 @@ pub mod endpoints;
 pub mod port;
 pub mod registration;
 pub mod transaction;
+
+/// The content key marking a message a bridge sent as the real user (double puppeting),
+/// mautrix's convention: such an event is the bridge's echo, never relayed back.
+pub(crate) const DOUBLE_PUPPET_KEY: &str = "fi.mau.double_puppet_source";
+/// Our value for [`DOUBLE_PUPPET_KEY`].
+pub(crate) const DOUBLE_PUPPET_SOURCE: &str = "matrix-msn";

@@ -15,6 +15,7 @@ use ruma::presence::PresenceState;
 
 /// The content key of [`OutgoingText::mark`] (namespaced, as custom keys must be).
 const MARK_KEY: &str = "net.matrix_msn.mark";
+use super::{DOUBLE_PUPPET_KEY, DOUBLE_PUPPET_SOURCE};
 /// How many of a room's latest events [`MatrixPort::find_marked`] reads.
 const MARK_LOOK_BACK: u32 = 50;
 
@@ -23,6 +24,10 @@ impl MatrixPort for Client {
 
     fn bot(&self) -> &UserId {
         Client::bot(self)
+    }
+
+    fn can_double_puppet(&self, user: &UserId) -> bool {
+        self.double_puppet_token(user).is_some()
     }
 
     /// `PUT /_matrix/client/v3/rooms/{roomId}/send/m.room.message/{txnId}`.
@@ -117,6 +122,7 @@ impl MatrixPort for Client {
             html,
             at_ms,
             mark,
+            as_real_user,
         } = text;
         let msgtype = kind.msgtype();
         let mut content = serde_json::Map::new();
@@ -130,6 +136,20 @@ impl MatrixPort for Client {
         // retry here would not).
         if let Some(mark) = mark {
             content.insert(MARK_KEY.into(), mark.into());
+        }
+        if as_real_user {
+            // mautrix's marker: the bridge's own echo, not the user writing in Matrix.
+            content.insert(DOUBLE_PUPPET_KEY.into(), DOUBLE_PUPPET_SOURCE.into());
+            return self
+                .send_message_as_real_user(
+                    room_id,
+                    &serde_json::Value::Object(content),
+                    txn_id,
+                    as_user_id,
+                    at_ms,
+                    mark.is_some(),
+                )
+                .await;
         }
         self.send_message_with(
             room_id,

@@ -210,6 +210,10 @@ fn parse_timeline(raw: &Value) -> Outcome {
                     // A redacted message has empty content: nothing to bridge.
                     return Ok(Outcome::Ignored("m.room.message without body"));
                 };
+                if content.get(super::DOUBLE_PUPPET_KEY).is_some() {
+                    // Sent by a bridge as the user (from MSN): not written in Matrix.
+                    return Ok(Outcome::Ignored("a double-puppeted echo"));
+                }
                 let kind = match content.get("msgtype").and_then(Value::as_str) {
                     Some(msgtype) => MessageKind::from_msgtype(msgtype),
                     None => return Err("m.room.message without msgtype".into()),
@@ -465,5 +469,19 @@ mod tests {
                 url: None,
             }]
         );
+    }
+
+    #[test]
+    fn a_double_puppeted_echo_is_not_taken_for_the_user_writing() {
+        let body = serde_json::json!({"events": [{
+            "type": "m.room.message", "room_id": "!r:localhost", "event_id": "$e",
+            "sender": "@user:localhost",
+            "content": {"msgtype": "m.text", "body": "from Messenger",
+                        "fi.mau.double_puppet_source": "matrix-msn"}
+        }]});
+        let parsed = parse_transaction(&serde_json::to_vec(&body).expect("json"), &filter())
+            .expect("parses");
+        assert!(parsed.events.is_empty(), "{parsed:?}");
+        assert_eq!(parsed.malformed, 0);
     }
 }

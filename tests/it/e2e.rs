@@ -717,6 +717,7 @@ async fn e2e_client_calls_as_bot_and_puppet() {
                 html: None,
                 at_ms: None,
                 mark: Some("mark-1"),
+                as_real_user: false,
             },
             "txn-marked",
             &puppet_uid,

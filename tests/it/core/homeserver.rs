@@ -86,6 +86,8 @@ struct State {
 #[derive(Debug, Default)]
 pub struct FakeHomeserver {
     state: Mutex<State>,
+    /// Whether the bridge may act as real users (double puppeting is configured).
+    double_puppet: std::sync::atomic::AtomicBool,
     /// While `true`, a sent message is in its room at once but its reply waits.
     replies_held: tokio::sync::watch::Sender<bool>,
 }
@@ -104,6 +106,12 @@ impl FakeHomeserver {
     /// Takes the homeserver away (`true`) or brings it back.
     pub fn set_down(&self, down: bool) {
         self.lock().down = down;
+    }
+
+    /// Lets the bridge act as real users (double puppeting configured) or not.
+    pub fn allow_double_puppet(&self, allowed: bool) {
+        self.double_puppet
+            .store(allowed, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Holds the replies to sent messages (`true`) or lets them go: the message is in its
@@ -303,6 +311,11 @@ impl MatrixPort for FakeHomeserver {
 
     fn bot(&self) -> &UserId {
         &BOT_ID
+    }
+
+    fn can_double_puppet(&self, _user: &UserId) -> bool {
+        self.double_puppet
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     async fn send_notice(

@@ -515,29 +515,7 @@ async fn an_outbox_write_that_fails_is_tried_again() {
 async fn the_users_own_messenger_stays_online_and_what_it_writes_reaches_the_portal() {
     let mut scene = Scene::start().await;
     let mgmt = scene.log_in(USER).await;
-    // The user's own Messenger signs in beside the bridge (MSNP18, another GUID).
-    let own =
-        Contact::sign_in_endpoint(&scene.msn, BOB, "{0c1d2e3f-4a5b-4c6d-8e7f-a0b1c2d3e4f5}").await;
-    let msn = &scene.msn;
-    until("both endpoints of Bob online", || {
-        (msn.endpoint_count(BOB) == 2).then_some(())
-    })
-    .await;
-
-    // Alice calls Bob: both endpoints ring and join her conversation.
-    let alice = Contact::sign_in(&scene.msn, ALICE).await;
-    let to_bob = Chat::Contact(MsnAddress::from_server(BOB));
-    let _ = super::harness::drive("Alice opening a chat", alice.session.send_typing(&to_bob)).await;
-    until("both of Bob's endpoints in Alice's conversation", || {
-        msn.switchboards_of(ALICE)
-            .iter()
-            .any(|members| members.iter().filter(|m| *m == BOB).count() == 2)
-            .then_some(())
-    })
-    .await;
-    alice.say(BOB, "hi both").await;
-    let portal = scene.portal_with(PUPPET_ALICE, USER).await;
-    scene.notice_from(&portal, PUPPET_ALICE, "hi both").await;
+    let (own, _alice, portal) = alice_with_both_of_bobs_endpoints(&mut scene).await;
 
     // The user answers from their Messenger: the portal shows it as theirs, and it is
     // not sent back to MSN.
@@ -718,4 +696,63 @@ impl RawSb {
         })
         .await;
     }
+}
+
+/// With double puppeting, what the user writes in their own Messenger is their own
+/// message in the portal; while they have not joined it (the homeserver refuses), it
+/// comes as the notice instead, never lost.
+#[tokio::test(start_paused = true)]
+async fn with_double_puppeting_the_users_own_line_is_theirs() {
+    let mut scene = Scene::start().await;
+    scene.hs.allow_double_puppet(true);
+    scene.log_in(USER).await;
+    let (own, _alice, portal) = alice_with_both_of_bobs_endpoints(&mut scene).await;
+
+    // Not yet in the portal: the homeserver refuses the user's line; a notice says it.
+    own.say(ALICE, "before joining").await;
+    scene
+        .notice_from(&portal, PUPPET_ALICE, "you, from Messenger: before joining")
+        .await;
+    // Joined: the line is the user's own message.
+    scene.hs.user_joins(&portal, USER);
+    own.say(ALICE, "hello from WLM").await;
+    let hs = scene.hs.clone();
+    let event = until("the user's own line", || {
+        hs.room(&portal)?
+            .timeline
+            .into_iter()
+            .find(|e| e.body == "hello from WLM")
+    })
+    .await;
+    assert_eq!(event.sender, USER);
+    assert_eq!(event.msgtype, "m.text");
+    scene.stop().await;
+}
+
+/// The user's own Messenger (MSNP18, another machine GUID) signed in beside the bridge,
+/// and Alice in a conversation with both of Bob's endpoints, her first line in the
+/// portal: (the user's Messenger, Alice, the portal).
+async fn alice_with_both_of_bobs_endpoints(scene: &mut Scene) -> (Contact, Contact, String) {
+    let own =
+        Contact::sign_in_endpoint(&scene.msn, BOB, "{0c1d2e3f-4a5b-4c6d-8e7f-a0b1c2d3e4f5}").await;
+    let msn = &scene.msn;
+    until("both endpoints of Bob online", || {
+        (msn.endpoint_count(BOB) == 2).then_some(())
+    })
+    .await;
+    // Alice calls Bob: both endpoints ring and join her conversation.
+    let alice = Contact::sign_in(&scene.msn, ALICE).await;
+    let to_bob = Chat::Contact(MsnAddress::from_server(BOB));
+    let _ = super::harness::drive("Alice opening a chat", alice.session.send_typing(&to_bob)).await;
+    until("both of Bob's endpoints in Alice's conversation", || {
+        msn.switchboards_of(ALICE)
+            .iter()
+            .any(|members| members.iter().filter(|m| *m == BOB).count() == 2)
+            .then_some(())
+    })
+    .await;
+    alice.say(BOB, "hi both").await;
+    let portal = scene.portal_with(PUPPET_ALICE, USER).await;
+    scene.notice_from(&portal, PUPPET_ALICE, "hi both").await;
+    (own, alice, portal)
 }
