@@ -27,7 +27,8 @@ free_port() {
 log "starting PostgreSQL"
 PG_URL=$(scripts/postgres-up.sh "$STATE/pg")
 log "starting Synapse"
-HS_URL=$(SYNAPSE_PORT=$(free_port) scripts/synapse-up.sh "$STATE/synapse" tests/fixtures/e2e-registration.yaml)
+HS_URL=$(SYNAPSE_PORT=$(free_port) scripts/synapse-up.sh "$STATE/synapse" \
+  tests/fixtures/e2e-registration.yaml tests/fixtures/e2e-double-puppet.yaml)
 log "PostgreSQL at ${PG_URL%%@*}@..., Synapse at $HS_URL"
 
 # The test binaries' own arguments follow `--`; add `--include-ignored` to them.

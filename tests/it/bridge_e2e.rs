@@ -1034,3 +1034,101 @@ async fn contact_list_changes(versions: std::ops::RangeInclusive<u8>) {
     assert!(!msn.lists(BOB, DAVE).contains(Lists::FL));
     bridge.stop().await;
 }
+
+/// The double-puppet registration's token (tests/fixtures/e2e-double-puppet.yaml).
+const DOUBLE_PUPPET_TOKEN: &str = "as_dp_0123456789abcdef0123456789abcdef";
+
+/// MSNP18 with the user's own Messenger beside the bridge and double puppeting on: what
+/// the user writes in their Messenger is their own message in the portal (through a
+/// real Synapse with a second registration), Alice gets it once, and the bridge does
+/// not send the echo back to MSN.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Synapse: scripts/test.sh runs it"]
+async fn e2e_double_puppeting_shows_the_users_own_line_as_theirs() {
+    use matrix_msn::bridge::formatting::RichText;
+    use matrix_msn::bridge::ids::MsnAddress;
+    use matrix_msn::bridge::remote::{Chat, MsnConnector, MsnSessionPort, OwnProfile};
+    let Some(hs) = support::homeserver_url() else {
+        return;
+    };
+    let _turn = TURN.lock().await;
+    let (msn, _dir, mut cfg) = world_on(&hs, 8..=18).await;
+    cfg.bridge.double_puppet_secrets.insert(
+        "localhost".into(),
+        format!("as_token:{DOUBLE_PUPPET_TOKEN}"),
+    );
+    let bridge = TestBridge::start(cfg.clone()).await;
+    let mut bob = new_user(&hs, &unique("dpbob"), "bob-password-dp").await;
+    bob.log_in_to_msn().await;
+
+    // Bob's own Messenger: another MSNP18 endpoint of his account.
+    let mut settings =
+        matrix_msn::net::MsnSettings::new(msn.dispatch_addr().to_string(), msn.nexus_url());
+    settings.versions = vec![18];
+    let link =
+        matrix_msn::link::MsnLink::new(settings, Duration::from_secs(1), Duration::from_secs(2))
+            .expect("link");
+    let profile = OwnProfile {
+        endpoint: Some("{0c1d2e3f-4a5b-4c6d-8e7f-a0b1c2d3e4f5}".into()),
+        ..OwnProfile::default()
+    };
+    let (own, _own_events) = timeout(sdk::T, link.login(BOB, "secret", profile))
+        .await
+        .expect("login hangs")
+        .expect("the user's Messenger signs in");
+    support::poll_until("both endpoints of Bob online", || async {
+        msn.endpoint_count(BOB) == 2
+    })
+    .await;
+
+    // Alice writes to Bob once both of his endpoints are in her conversation.
+    let (alice, _alice_events) = msn_contact(&msn, ALICE).await;
+    let alice_sb = timeout(sdk::T, alice.create_session(BOB))
+        .await
+        .expect("XFR timed out")
+        .expect("switchboard");
+    let mut alice_sb_events = sdk::collect_sb(&alice_sb);
+    support::poll_until("both of Bob's endpoints with Alice", || async {
+        msn.switchboards_of(ALICE)
+            .iter()
+            .any(|members| members.iter().filter(|m| *m == BOB).count() == 2)
+    })
+    .await;
+    sdk::say(&alice_sb, "hi both").await;
+    let portal = bob.accept_invite().await;
+    bob.text_from(&portal, PUPPET_ALICE, "hi both").await;
+
+    // Bob answers from his Messenger: in Matrix it is his own message.
+    let rich = RichText {
+        text: "hello from WLM".into(),
+        style: Default::default(),
+    };
+    timeout(
+        sdk::T,
+        own.send_text(&Chat::Contact(MsnAddress::from_server(ALICE)), rich),
+    )
+    .await
+    .expect("send hangs")
+    .expect("sent");
+    let me = bob.user_id.clone();
+    bob.wait_for("Bob's own line, as Bob", |s| {
+        matches!(s, Seen::Text { room, sender, body, .. }
+            if *room == portal && *sender == me && body == "hello from WLM")
+    })
+    .await;
+    // Alice got it once: the bridge did not send the echo back. (Bob's next line from
+    // Matrix comes right after it.)
+    bob.say(&portal, "next").await;
+    let mut texts = Vec::new();
+    while texts.last().map(String::as_str) != Some("next") {
+        let e = sdk::wait_for(&mut alice_sb_events, "Bob's lines", |e| {
+            matches!(e, Event::TextMessage { .. })
+        })
+        .await;
+        if let Event::TextMessage { message, .. } = e {
+            texts.push(message.text);
+        }
+    }
+    assert_eq!(texts, ["hello from WLM", "next"]);
+    bridge.stop().await;
+}
