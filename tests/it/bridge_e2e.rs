@@ -53,9 +53,20 @@ pub(crate) async fn scene() -> Option<(Scene, TestBridge)> {
 pub(crate) async fn scene_on(
     versions: std::ops::RangeInclusive<u8>,
 ) -> Option<(Scene, TestBridge)> {
+    scene_offering(versions, None).await
+}
+
+/// [`scene_on`] with the bridge offering only `offered` (its default when `None`).
+pub(crate) async fn scene_offering(
+    versions: std::ops::RangeInclusive<u8>,
+    offered: Option<Vec<u8>>,
+) -> Option<(Scene, TestBridge)> {
     let hs = support::homeserver_url()?;
     let turn = TURN.lock().await;
-    let (msn, dir, cfg) = world_on(&hs, versions).await;
+    let (msn, dir, mut cfg) = world_on(&hs, versions).await;
+    if let Some(offered) = offered {
+        cfg.msn.protocol_versions = offered;
+    }
     let bridge = TestBridge::start(cfg.clone()).await;
     let scene = Scene {
         hs,
@@ -959,7 +970,19 @@ async fn e2e_restored_logins_are_retried_until_msn_is_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Synapse: scripts/test.sh runs it"]
 async fn e2e_contact_list_changes_from_the_management_room() {
-    contact_list_changes(8..=12).await;
+    contact_list_changes(8..=12, None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Synapse: scripts/test.sh runs it"]
+async fn e2e_contact_list_changes_on_msnp15() {
+    contact_list_changes(8..=18, Some(vec![15])).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Synapse: scripts/test.sh runs it"]
+async fn e2e_contact_list_changes_on_msnp8() {
+    contact_list_changes(8..=18, Some(vec![8])).await;
 }
 
 /// The same on MSNP18: the address book and `ADL`/`RML` behind the same commands, and
@@ -967,13 +990,17 @@ async fn e2e_contact_list_changes_from_the_management_room() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Synapse: scripts/test.sh runs it"]
 async fn e2e_contact_list_changes_on_msnp18() {
-    contact_list_changes(8..=18).await;
+    contact_list_changes(8..=18, None).await;
 }
 
-async fn contact_list_changes(versions: std::ops::RangeInclusive<u8>) {
+async fn contact_list_changes(versions: std::ops::RangeInclusive<u8>, offered: Option<Vec<u8>>) {
     use msn_testkit::Lists;
-    let on_address_book = *versions.end() >= 13;
-    let Some((scene, bridge)) = scene_on(versions).await else {
+    let negotiated = offered
+        .as_ref()
+        .and_then(|o| o.first().copied())
+        .unwrap_or(*versions.end());
+    let on_address_book = negotiated >= 13;
+    let Some((scene, bridge)) = scene_offering(versions, offered).await else {
         return;
     };
     let (hs, msn) = (scene.hs.as_str(), &scene.msn);
@@ -981,6 +1008,7 @@ async fn contact_list_changes(versions: std::ops::RangeInclusive<u8>) {
     msn.add_account(DAVE, "secret", "Dave");
     let mut bob = new_user(hs, &unique("cbob"), "bob-password-11").await;
     let mgmt = bob.log_in_to_msn().await;
+    assert_eq!(msn.version(BOB), Some(negotiated));
 
     let (dave, _dave_events) = msn_contact(msn, DAVE).await;
     timeout(

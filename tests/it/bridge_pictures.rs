@@ -102,7 +102,35 @@ impl Http {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Synapse: scripts/test.sh runs it"]
 async fn e2e_display_pictures_both_ways() {
-    let Some((scene, bridge)) = scene().await else {
+    display_pictures_both_ways(8..=12).await;
+}
+
+/// The same with the bridge on MSNP18 (MSNSLP over P2P v1 still), Alice on MSNP12.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Synapse: scripts/test.sh runs it"]
+async fn e2e_display_pictures_both_ways_on_msnp18() {
+    display_pictures_both_ways(8..=18).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Synapse: scripts/test.sh runs it"]
+async fn e2e_display_pictures_both_ways_on_msnp15() {
+    display_pictures_both_ways_offering(8..=18, Some(vec![15])).await;
+}
+
+async fn display_pictures_both_ways(versions: std::ops::RangeInclusive<u8>) {
+    display_pictures_both_ways_offering(versions, None).await;
+}
+
+async fn display_pictures_both_ways_offering(
+    versions: std::ops::RangeInclusive<u8>,
+    offered: Option<Vec<u8>>,
+) {
+    let negotiated = offered
+        .as_ref()
+        .and_then(|o| o.first().copied())
+        .unwrap_or(*versions.end());
+    let Some((scene, bridge)) = crate::bridge_e2e::scene_offering(versions, offered).await else {
         return;
     };
     let (hs, msn) = (scene.hs.as_str(), &scene.msn);
@@ -126,6 +154,7 @@ async fn e2e_display_pictures_both_ways() {
         http.media(&bob_avatar, false).await,
     ];
     bob.log_in_to_msn().await;
+    assert_eq!(msn.version(BOB), Some(negotiated));
 
     // Alice's client sees Bob's msnobj and fetches his picture over MSNSLP: his avatar,
     // as the homeserver's 96×96 thumbnail (or the original where it made none).
