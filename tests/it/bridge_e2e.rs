@@ -781,7 +781,18 @@ async fn e2e_login_failures_are_explained() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Synapse: scripts/test.sh runs it"]
 async fn e2e_three_party_switchboard_becomes_a_group_portal() {
-    let Some((scene, bridge)) = scene().await else {
+    three_party_switchboard(8..=12).await;
+}
+
+/// The same with the bridge on MSNP18 (per-endpoint roster lines in the switchboard).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Synapse: scripts/test.sh runs it"]
+async fn e2e_three_party_switchboard_on_msnp18() {
+    three_party_switchboard(8..=18).await;
+}
+
+async fn three_party_switchboard(versions: std::ops::RangeInclusive<u8>) {
+    let Some((scene, bridge)) = scene_on(versions).await else {
         return;
     };
     let (hs, msn) = (scene.hs.as_str(), &scene.msn);
