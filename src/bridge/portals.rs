@@ -744,6 +744,9 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             if let Some(psm) = c.personal_message.as_deref().filter(|p| !p.is_empty()) {
                 line.push_str(&format!(": {psm}"));
             }
+            if let Some(network) = &c.network {
+                line.push_str(&format!(" [{network}]"));
+            }
             if c.blocked {
                 line.push_str(" [blocked]");
             }

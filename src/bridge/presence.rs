@@ -71,6 +71,7 @@ mod tests {
             is_friend: true,
             blocked: false,
             picture: None,
+            network: None,
         }
     }
 

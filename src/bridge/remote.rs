@@ -62,6 +62,8 @@ pub struct ContactInfo {
     pub blocked: bool,
     /// The display picture the contact last announced, if any.
     pub picture: Option<PictureRef>,
+    /// The network of a contact who is not on MSN itself (e.g. `Yahoo!`), by name.
+    pub network: Option<String>,
 }
 
 /// A picture on MSN (a display picture, a custom emoticon): its content hash, which

@@ -72,7 +72,19 @@ pub(super) fn contact_info(contact: &Contact) -> ContactInfo {
         is_friend: contact.on(List::Forward),
         blocked: contact.on(List::Block),
         picture: None,
+        network: contact.network.and_then(network_name),
     }
+}
+
+/// The name of a contact's network when it is not MSN itself (MSNP.md §4.5, §5.4).
+fn network_name(network: u32) -> Option<String> {
+    Some(match network {
+        0 | 1 => return None,
+        2 => "Office Communicator".into(),
+        4 => "phone".into(),
+        32 => "Yahoo!".into(),
+        other => format!("network {other}"),
+    })
 }
 
 /// The core's reference to an announced msnobj: its SHA1D, and the XML to fetch it
@@ -107,6 +119,20 @@ pub(super) fn used_emoticons(declared: &[EmoticonDecl], text: &str) -> Vec<Emoti
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn contacts_of_other_networks_are_named_as_such() {
+        let mut c = Contact {
+            email: "y@example.net".into(),
+            network: Some(32),
+            ..Contact::default()
+        };
+        assert_eq!(contact_info(&c).network.as_deref(), Some("Yahoo!"));
+        c.network = Some(1);
+        assert_eq!(contact_info(&c).network, None);
+        c.network = None;
+        assert_eq!(contact_info(&c).network, None);
+    }
 
     #[test]
     fn formats_round_trip_through_styles() {

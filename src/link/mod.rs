@@ -300,6 +300,7 @@ impl LinkSession {
                 is_friend: false,
                 blocked: false,
                 picture: None,
+                network: None,
             });
         change(entry);
         entry.clone()
