@@ -1,6 +1,7 @@
-//! Address-book responses (MSNP.md §15.5): any body, with any status, reads into
-//! memberships, an address book, a new contact id or an error, never a panic; what
-//! reads merges into a contact list whose entries are keyed by their own address.
+//! Address-book and offline-message answers (MSNP.md §15.1, §15.5): any body, with any
+//! status, reads into memberships, an address book, a new contact id, a Mail-Data list
+//! or an offline message, or an error, never a panic; what reads merges into a contact
+//! list whose entries are keyed by their own address.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -18,6 +19,11 @@ fuzz_target!(|data: &[u8]| {
     let book = abch::parse_address_book(status, body).unwrap_or_default();
     let _ = abch::parse_contact_added(status, body);
     let _ = abch::parse_ack(status, body);
+    let _ = msnp::oim::parse_mail_data(body);
+    if let Ok(message) = msnp::oim::parse_message(status, body) {
+        assert!(message.text.len() <= msnp::oim::MAX_OIM_TEXT);
+    }
+    let _ = msnp::oim::decode_word(body);
     let list = abch::contact_list(&book, &memberships);
     for (key, contact) in &list.contacts {
         assert_eq!(key, &contact.email);

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::auth::{PostRequest, Secret, normalize_url};
+use crate::auth::{PostRequest, Secret};
 use crate::ns::{Contact, ContactList, Group, List};
 use crate::soap::{self, FaultCode};
 use crate::xml::{self, Element};
@@ -161,12 +161,7 @@ fn request(
 
 /// `base` with `path` instead of whatever path it has.
 fn service_url(base: &str, path: &str) -> Result<String, AbchError> {
-    let url = normalize_url(base, path).map_err(|_| AbchError::BadUrl(base.to_owned()))?;
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| AbchError::BadUrl(base.to_owned()))?;
-    let authority = rest.split('/').next().unwrap_or_default();
-    Ok(format!("{scheme}://{authority}{path}"))
+    soap::service_url(base, path).ok_or_else(|| AbchError::BadUrl(base.to_owned()))
 }
 
 /// `FindMembership` (SharingService, §15.5): the AL/BL/RL/PL memberships.
@@ -266,18 +261,14 @@ pub fn member(
 
 /// The result element of a response, after fault and status checks.
 fn result(status: u16, body: &str) -> Result<Element, AbchError> {
-    let root = Element::parse(body).map_err(|_| AbchError::Unexpected { status })?;
-    if let Some(fault) = soap::fault(&root) {
-        return Err(AbchError::Fault {
+    soap::answer(status, body).map_err(|refusal| match refusal {
+        soap::Refusal::Fault(fault) => AbchError::Fault {
             status,
             code: fault.code,
             reason: fault.reason,
-        });
-    }
-    if !(200..300).contains(&status) {
-        return Err(AbchError::Unexpected { status });
-    }
-    Ok(root)
+        },
+        soap::Refusal::Unexpected => AbchError::Unexpected { status },
+    })
 }
 
 /// Reads any successful response (`AddMember`, `DeleteMember`, `ABContactDelete` have

@@ -21,6 +21,7 @@ pub mod mbi;
 pub mod message;
 pub mod ml;
 pub mod ns;
+pub mod oim;
 pub mod p2p;
 pub mod sb;
 pub mod soap;

@@ -83,3 +83,33 @@ pub fn fault(root: &Element) -> Option<Fault> {
         reason: reason.chars().take(200).collect(),
     })
 }
+
+/// Why a SOAP answer has no result to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// A SOAP fault.
+    Fault(Fault),
+    /// Not XML, or a failure status without a fault.
+    Unexpected,
+}
+
+/// The root of a successful SOAP answer: a fault is checked first, then the status.
+pub fn answer(status: u16, body: &str) -> Result<Element, Refusal> {
+    let root = Element::parse(body).map_err(|_| Refusal::Unexpected)?;
+    if let Some(fault) = fault(&root) {
+        return Err(Refusal::Fault(fault));
+    }
+    if !(200..300).contains(&status) {
+        return Err(Refusal::Unexpected);
+    }
+    Ok(root)
+}
+
+/// `path` on the scheme and authority of `base` (a bare host gets `https://`), or
+/// `None` when `base` is no usable URL.
+pub fn service_url(base: &str, path: &str) -> Option<String> {
+    let url = crate::auth::normalize_url(base, path).ok()?;
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    Some(format!("{scheme}://{authority}{path}"))
+}
