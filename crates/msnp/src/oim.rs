@@ -8,6 +8,8 @@
 //! and the message's headers and base64 or quoted-printable body. Message ids are kept
 //! verbatim (Escargot looks them up case-sensitively). No I/O.
 
+pub mod store;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
@@ -80,8 +82,13 @@ pub fn parse_mail_data(body: &str) -> Result<MailData, OimError> {
     let value = body
         .lines()
         .find_map(|line| line.strip_prefix("Mail-Data:"))
-        .map(str::trim)
         .ok_or(OimError::NoMailData)?;
+    read_mail_data(value)
+}
+
+/// Reads the value of a `Mail-Data` header (an `<MD>` document, or `too-large`).
+pub fn read_mail_data(value: &str) -> Result<MailData, OimError> {
+    let value = value.trim();
     if value.eq_ignore_ascii_case("too-large") {
         return Ok(MailData::TooLarge);
     }
@@ -216,6 +223,82 @@ pub fn delete_message(base: &str, ticket: &Secret, id: &str) -> Result<PostReque
     )
 }
 
+/// `GetMetadata`: the list of stored offline messages, when the `Mail-Data` said
+/// `too-large`. Escargot reads an empty `GetMetadata` element as text and fails (§15.1.2),
+/// so it gets a child, which the service ignores.
+pub fn get_metadata(base: &str, ticket: &Secret) -> Result<PostRequest, OimError> {
+    rsi_request(
+        base,
+        ticket,
+        "GetMetadata",
+        "<alsoMarkAsRead>false</alsoMarkAsRead>",
+    )
+}
+
+/// Reads `GetMetadataResponse`: the same `M` entries as a `Mail-Data`.
+pub fn parse_metadata(status: u16, body: &str) -> Result<Vec<OimRef>, OimError> {
+    answer(status, body).map(|root| listed(&root))
+}
+
+/// A listed `RT` (ISO 8601 UTC, fractional seconds allowed) in milliseconds since the
+/// Unix epoch.
+pub fn received_ms(rt: &str) -> Option<i64> {
+    let at = time::OffsetDateTime::parse(rt.trim(), &time::format_description::well_known::Rfc3339)
+        .ok()?;
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
+/// Puts fetched offline messages in the order their sender wrote them (§15.1.2 step 5):
+/// by the time they were stored, and within one sending session (`X-OIM-Run-Id`) by
+/// sequence number, whatever their times say. `time` gives an item's stored time.
+pub fn sort_as_written<T>(
+    items: Vec<T>,
+    time: impl Fn(&T) -> Option<i64>,
+    message: impl Fn(&T) -> &OfflineMessage,
+) -> Vec<T> {
+    let mut by_time: Vec<usize> = (0..items.len()).collect();
+    by_time.sort_by_key(|&i| items.get(i).and_then(&time).unwrap_or(i64::MAX));
+    let run = |i: usize| items.get(i).and_then(|item| message(item).run_id.clone());
+    let sequence = |i: usize| items.get(i).and_then(|item| message(item).sequence);
+    // Each run keeps the places its messages have by time; they are dealt into those
+    // places by number.
+    let mut order = by_time.clone();
+    for (place, &first) in by_time.iter().enumerate() {
+        let Some(this_run) = run(first) else {
+            continue;
+        };
+        let is_first = by_time
+            .iter()
+            .take(place)
+            .all(|&i| run(i) != Some(this_run.clone()));
+        if !is_first {
+            continue;
+        }
+        let places: Vec<usize> = (0..by_time.len())
+            .filter(|&p| {
+                by_time
+                    .get(p)
+                    .is_some_and(|&i| run(i).as_ref() == Some(&this_run))
+            })
+            .collect();
+        let mut members: Vec<usize> = places
+            .iter()
+            .filter_map(|&p| by_time.get(p).copied())
+            .collect();
+        members.sort_by_key(|&i| sequence(i));
+        for (p, i) in places.into_iter().zip(members) {
+            if let Some(slot) = order.get_mut(p) {
+                *slot = i;
+            }
+        }
+    }
+    let mut slots: Vec<Option<T>> = items.into_iter().map(Some).collect();
+    order
+        .into_iter()
+        .filter_map(|i| slots.get_mut(i).and_then(Option::take))
+        .collect()
+}
+
 /// The root of a successful answer, after fault and status checks.
 fn answer(status: u16, body: &str) -> Result<Element, OimError> {
     soap::answer(status, body).map_err(|refusal| match refusal {
@@ -300,6 +383,38 @@ pub fn parse_message(status: u16, body: &str) -> Result<OfflineMessage, OimError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_times_are_read_as_utc() {
+        assert_eq!(received_ms("2026-11-26T09:14:03Z"), Some(1_795_684_443_000));
+        assert_eq!(
+            received_ms("2026-11-26T09:14:03.25Z"),
+            Some(1_795_684_443_250)
+        );
+        assert_eq!(received_ms("26 Nov 2026"), None);
+    }
+
+    #[test]
+    fn messages_are_ordered_by_time_and_by_number_within_a_run() {
+        let message = |run: Option<&str>, sequence| OfflineMessage {
+            sender: None,
+            text: String::new(),
+            run_id: run.map(str::to_owned),
+            sequence: Some(sequence),
+        };
+        // (label, stored time, message): run A's 2 was stored a second before its 1.
+        let items = vec![
+            ("b1", Some(5), message(Some("B"), 1)),
+            ("a2", Some(1), message(Some("A"), 2)),
+            ("x", Some(3), message(None, 1)),
+            ("a1", Some(2), message(Some("A"), 1)),
+            ("late", None, message(None, 1)),
+            ("a3", Some(4), message(Some("A"), 3)),
+        ];
+        let sorted = sort_as_written(items, |i| i.1, |i| &i.2);
+        let labels: Vec<&str> = sorted.iter().map(|i| i.0).collect();
+        assert_eq!(labels, ["a1", "a2", "x", "a3", "b1", "late"]);
+    }
 
     #[test]
     fn the_login_mail_data_of_section_15_1_1_is_read() {
