@@ -14,7 +14,7 @@ use super::ids::MsnAddress;
 use super::readiness::Phase;
 use super::registry::Login;
 use super::remote::{
-    LoginFailure, MsnConnector, MsnSessionPort, OwnProfile, RemoteEvent, SessionEnd,
+    Availability, LoginFailure, MsnConnector, MsnSessionPort, OwnProfile, RemoteEvent, SessionEnd,
 };
 use super::{Bridge, MatrixPort, commands, lock};
 use crate::config::PermissionLevel;
@@ -153,7 +153,10 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         )
         .await;
         self.set_phase(mxid, Phase::Coming);
-        match self.connect(mxid, account, &Password::new(password)).await {
+        match self
+            .connect(mxid, account, &Password::new(password), Connect::UnlessUp)
+            .await
+        {
             Ok(version) => {
                 let text = format!(
                     "Logged in to MSN as {account} (MSNP{version} on {}). Your contacts will appear as Matrix users; messages open chat rooms.",
@@ -192,7 +195,19 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         mxid: &UserId,
         account: &str,
         password: &Password,
+        how: Connect,
     ) -> Result<u8, LoginFailure> {
+        // One at a time per user: a login command in the first moments after a restart
+        // and the restore of the stored login must not both sign in (the second would
+        // sign the first out, as the same endpoint).
+        let user = self.users.entry(mxid);
+        let _one_at_a_time = user.connecting.lock().await;
+        if how == Connect::UnlessUp
+            && let Some(session) = user.session()
+        {
+            tracing::info!("already logged in meanwhile");
+            return Ok(session.protocol_version());
+        }
         // A few at a time: a burst of logins (many users at once) neither floods the MSN
         // server nor lifts the bridge's memory high-water mark for good.
         let _turn = self
@@ -334,7 +349,10 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             login.session.logout().await;
         }
         let outcome = match self.stored_login(cx.sender).await {
-            Some((account, password)) => match self.connect(cx.sender, &account, &password).await {
+            Some((account, password)) => match self
+                .connect(cx.sender, &account, &password, Connect::Anew)
+                .await
+            {
                 Ok(version) => Ok(format!("Reconnected to MSN as {account} (MSNP{version}).")),
                 Err(e) => Err(format!("Reconnecting failed: {e}.")),
             },
@@ -423,6 +441,9 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 }
             }
             RemoteEvent::ContactChanged(contact) => {
+                if contact.availability != Availability::Offline {
+                    self.contact_seen_online(mxid, &contact.address);
+                }
                 self.sync_contact(&contact).await;
                 self.sync_avatar(mxid, session, &contact);
             }
@@ -447,6 +468,20 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                     .await;
                 self.relay_to_matrix(mxid, &chat, &from, text, &images)
                     .await
+            }
+            RemoteEvent::OfflineMessage {
+                id,
+                from,
+                text,
+                written_ms,
+            } => {
+                let message = super::offline::Offline {
+                    id,
+                    from,
+                    text,
+                    written_ms,
+                };
+                self.relay_offline_message(mxid, message).await
             }
             RemoteEvent::OwnMessage { chat, via, text } => {
                 self.relay_own_message(mxid, &chat, &via, text).await
@@ -548,6 +583,15 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
 /// Logs back in every stored login that was connected: started a few a second (the
 /// logins themselves run at most [`LOGINS_AT_ONCE`] at a time), each retried with backoff
 /// while the MSN server cannot be reached.
+/// Whether a login replaces a live one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Connect {
+    /// Only if there is none (a login command, a restore).
+    UnlessUp,
+    /// Always (a `reconnect`).
+    Anew,
+}
+
 pub(super) async fn restore<M: MatrixPort, C: MsnConnector>(bridge: &Arc<Bridge<M, C>>) {
     let users = match bridge.store.users().await {
         Ok(users) => users,
@@ -591,7 +635,10 @@ async fn restore_one<M: MatrixPort, C: MsnConnector>(
     let longest = Duration::from_secs(bridge.config.msn.reconnect_max_seconds);
     let mut told = false;
     loop {
-        let e = match bridge.connect(&mxid, &account, &password).await {
+        let e = match bridge
+            .connect(&mxid, &account, &password, Connect::UnlessUp)
+            .await
+        {
             Ok(version) => {
                 tracing::info!(version, "login restored");
                 if told {

@@ -17,6 +17,7 @@ pub mod formatting;
 pub mod ids;
 mod logins;
 mod message_log;
+mod offline;
 mod outbox;
 pub mod pictures;
 pub mod port;

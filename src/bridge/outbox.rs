@@ -58,6 +58,12 @@ pub(super) struct Outgoing {
     pub shape: Shape,
     pub body: String,
     pub html: Option<String>,
+    /// When it was written, if not when it came (an offline message), ms since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written_ms: Option<i64>,
+    /// The offline message it is, deleted on MSN once delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offline_id: Option<String>,
 }
 
 /// Why an event could not be delivered now.
@@ -272,12 +278,21 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         };
         let own = outgoing.shape == Shape::Own;
         let sender = if own { mxid.to_owned() } else { puppet.clone() };
-        let txn = format!("msn-outbox-{}-{}", entry.seq, entry.created_at);
+        // An offline message is named by its id, not its outbox place: MSN hands it over
+        // at every login until it is deleted, so it may be queued again, and may have been
+        // sent before a crash kept it from being deleted.
+        let (txn, again) = match &outgoing.offline_id {
+            Some(id) => (offline_mark(id), true),
+            None => (
+                format!("msn-outbox-{}-{}", entry.seq, entry.created_at),
+                again,
+            ),
+        };
         let text = OutgoingText {
             kind: &kind,
             body: &outgoing.body,
             html: outgoing.html.as_deref(),
-            at_ms: Some(entry.created_at),
+            at_ms: Some(outgoing.written_ms.unwrap_or(entry.created_at)),
             mark: Some(&txn),
             as_real_user: own,
         };
@@ -339,6 +354,14 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 tracing::error!(error = %e, "cannot store the message mapping");
             }
         }
+        if let Some(id) = &outgoing.offline_id {
+            self.delete_offline_message(mxid, id);
+        }
         Ok(())
     }
+}
+
+/// The mark (and message-map id) of an offline message bridged to Matrix.
+pub(super) fn offline_mark(id: &str) -> String {
+    format!("msn-oim-{id}")
 }

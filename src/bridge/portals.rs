@@ -15,12 +15,12 @@ use super::ids::PortalKey;
 use super::outbox::{Outgoing, Shape};
 use super::port::OutgoingText;
 use super::presence::{MatrixPresence, own_status};
-use super::remote::{Chat, DeliveryError, MsnConnector, MsnSessionPort, OwnStatus};
+use super::remote::{Chat, DeliveryError, MsnConnector, MsnSessionPort, OwnStatus, Sent};
 use super::{Bridge, MatrixPort, MessageKind, lock};
 use crate::store::{MessageMapping, Portal};
 
 /// An event from MSN for `chat`'s portal, sent by `from`'s puppet.
-fn outgoing(
+pub(super) fn outgoing(
     chat: &Chat,
     from: &MsnAddress,
     shape: Shape,
@@ -33,6 +33,8 @@ fn outgoing(
         shape,
         body,
         html,
+        written_ms: None,
+        offline_id: None,
     }
 }
 
@@ -274,7 +276,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     }
 
     /// The portal room of `mxid`'s chat `key` if this run has met it (no store read).
-    fn cached_portal_room(&self, mxid: &UserId, key: &str) -> Option<OwnedRoomId> {
+    pub(super) fn cached_portal_room(&self, mxid: &UserId, key: &str) -> Option<OwnedRoomId> {
         lock(&self.portal_rooms)
             .get(&Self::portal_key(mxid, key))
             .cloned()
@@ -475,13 +477,17 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             self.wait_for_session(sender).await;
             outcome = self.send_to_msn(sender, &chat, nudge, &text).await;
         }
-        let outcome = outcome.map_err(|e| e.to_string());
-        if outcome.is_ok() {
-            self.metrics.message("to_msn");
-        }
-        if let Err(why) = outcome {
-            self.report_undelivered(room_id, event_id, &notifier, &why)
-                .await;
+        match outcome {
+            Ok(sent) => {
+                self.metrics.message("to_msn");
+                if sent == Sent::StoredOffline {
+                    self.tell_stored_offline(room_id, &chat, &notifier).await;
+                }
+            }
+            Err(why) => {
+                self.report_undelivered(room_id, event_id, &notifier, &why.to_string())
+                    .await;
+            }
         }
     }
 
@@ -491,7 +497,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         chat: &Chat,
         nudge: bool,
         text: &RichText,
-    ) -> Result<(), DeliveryError> {
+    ) -> Result<Sent, DeliveryError> {
         let Some(session) = self.session_of(sender) else {
             return Err(DeliveryError::Failed(
                 "you are not logged in to MSN (send `login` in your management room)".into(),
@@ -499,7 +505,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         };
         self.recall_group(&session, sender, chat).await;
         if nudge {
-            session.send_nudge(chat).await
+            session.send_nudge(chat).await.map(|()| Sent::Delivered)
         } else {
             session.send_text(chat, text.clone()).await
         }

@@ -20,7 +20,7 @@ pub const NAME_DEBOUNCE: Duration = Duration::from_secs(2);
 /// The friendly name a puppet shows, and a newer one waiting out [`NAME_DEBOUNCE`].
 #[derive(Default)]
 pub(super) struct NameState {
-    shown: String,
+    pub(super) shown: String,
     pending: Option<String>,
 }
 

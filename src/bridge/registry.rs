@@ -77,6 +77,8 @@ pub(super) struct Login<S> {
 pub(super) struct UserLogin<S> {
     /// The live MSN login, if any.
     pub(super) login: Mutex<Option<Login<S>>>,
+    /// Held while a login is made: one at a time per user.
+    pub(super) connecting: tokio::sync::Mutex<()>,
     /// After `login <email>`: the account, and when its password was asked for.
     pub(super) awaiting_password: Mutex<Option<(String, tokio::time::Instant)>>,
     /// Whether the session is connected, and the connection notices sent.
@@ -100,6 +102,7 @@ impl<S> Default for UserLogin<S> {
     fn default() -> Self {
         Self {
             login: Mutex::new(None),
+            connecting: tokio::sync::Mutex::new(()),
             awaiting_password: Mutex::new(None),
             status: Mutex::new(StatusMemo::default()),
             phase: watch::Sender::new(Phase::Down),
@@ -150,6 +153,9 @@ pub(super) struct PortalState {
     pub(super) typing: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Puppets shown typing in it: a message then clears it.
     pub(super) puppets_typing: Mutex<HashSet<OwnedUserId>>,
+    /// The user was told that their messages wait for the (offline) contact; told again
+    /// after the contact has been seen online.
+    pub(super) told_stored_offline: AtomicBool,
 }
 
 /// The presence last set on each puppet (by its user ID): sent again only on change,

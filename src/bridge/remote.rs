@@ -160,6 +160,17 @@ pub enum RemoteEvent {
         text: RichText,
         emoticons: Vec<Emoticon>,
     },
+    /// A message `from` wrote while the user was away, kept by MSN (MSNP13+) and handed
+    /// over now, in the order written. `id` names it for
+    /// [`MsnSessionPort::delete_offline_message`], which the core calls once it is
+    /// bridged; until then MSN hands it over at every login.
+    OfflineMessage {
+        id: String,
+        from: MsnAddress,
+        text: String,
+        /// When it was written (ms since the epoch), if MSN said.
+        written_ms: Option<i64>,
+    },
     /// What the user wrote in a conversation from their own Messenger (another endpoint
     /// of their account, MSNP16+); `via` is a contact of the conversation.
     OwnMessage {
@@ -196,6 +207,15 @@ pub enum RemoteEvent {
         chat: Chat,
         address: MsnAddress,
     },
+}
+
+/// How a text reached MSN.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sent {
+    /// The conversation took it.
+    Delivered,
+    /// The contact is offline: MSN keeps it for them until they sign in.
+    StoredOffline,
 }
 
 /// Why something could not be delivered to MSN, in words for a notice.
@@ -239,11 +259,18 @@ pub trait MsnConnector: Send + Sync + 'static {
 
 /// Acting in a logged-in MSN session.
 pub trait MsnSessionPort: Clone + Send + Sync + 'static {
-    /// Sends text to a chat, opening (or reopening) its conversation as needed.
+    /// Sends text to a chat, opening (or reopening) its conversation as needed; to a
+    /// contact who is offline, as an offline message where MSN keeps them.
     fn send_text(
         &self,
         to: &Chat,
         text: RichText,
+    ) -> impl Future<Output = Result<Sent, DeliveryError>> + Send;
+    /// Deletes an offline message the core has bridged (see
+    /// [`RemoteEvent::OfflineMessage`]).
+    fn delete_offline_message(
+        &self,
+        id: &str,
     ) -> impl Future<Output = Result<(), DeliveryError>> + Send;
     fn send_typing(&self, to: &Chat) -> impl Future<Output = Result<(), DeliveryError>> + Send;
     fn send_nudge(&self, to: &Chat) -> impl Future<Output = Result<(), DeliveryError>> + Send;

@@ -6,6 +6,7 @@
 
 mod conversations;
 mod convert;
+mod offline;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,15 +20,16 @@ use crate::bridge::formatting::RichText;
 use crate::bridge::ids::MsnAddress;
 use crate::bridge::remote::{
     Chat, ContactInfo, DeliveryError, LoginFailure, MsnConnector, MsnSessionPort, OwnProfile,
-    OwnStatus, PictureRef, RemoteEvent, SessionEnd,
+    OwnStatus, PictureRef, RemoteEvent, Sent, SessionEnd,
 };
 use crate::net::{
-    Backoff, ContactEdit, EndReason, MsnSession, MsnSettings, NetError, PassportError, SessionEvent,
+    Backoff, ContactEdit, EndReason, MsnSession, MsnSettings, NetError, OfflineSender,
+    PassportError, SessionEvent,
 };
 use conversations::Conversations;
 use convert::{availability, contact_info, own_status, picture_ref, text_format};
 use msnp::p2p::MsnObject;
-use msnp::{LoginError, NsConfig, NsEvent, Secret};
+use msnp::{LoginError, MsgPayload, NsConfig, NsEvent, Secret};
 
 /// Logs accounts in to one MSN service.
 #[derive(Clone)]
@@ -69,6 +71,9 @@ pub struct LinkSession {
     session: MsnSession,
     conversations: Conversations,
     contacts: Arc<Mutex<HashMap<String, ContactInfo>>>,
+    /// The user's friendly name, for the offline messages they send.
+    own_name: Arc<Mutex<Option<String>>>,
+    offline: Arc<OfflineSender>,
 }
 
 fn login_failure(e: NetError) -> LoginFailure {
@@ -101,6 +106,15 @@ fn never_sent(e: &NetError) -> bool {
     )
 }
 
+/// Whether a failed send says the contact could not be reached and nothing went out:
+/// no one joined the conversation, or the server refused to call them (217 offline).
+fn unreachable(e: &NetError) -> bool {
+    matches!(
+        e,
+        NetError::NotDelivered(msnp::SendFailure::NotSent) | NetError::Server { code: 217, .. }
+    )
+}
+
 fn delivery(e: NetError) -> DeliveryError {
     if matches!(e, NetError::DriverGone | NetError::Closed(_)) {
         return DeliveryError::NotConnected;
@@ -128,7 +142,7 @@ impl MsnConnector for MsnLink {
     ) -> Result<(LinkSession, mpsc::Receiver<RemoteEvent>), LoginFailure> {
         let mut config = NsConfig::new(account);
         config.versions = self.settings.versions.clone();
-        config.friendly_name = profile.friendly_name;
+        config.friendly_name = profile.friendly_name.clone();
         config.initial_status = own_status(profile.status);
         config.personal_message = profile.personal_message;
         config.machine_guid.clone_from(&profile.endpoint);
@@ -145,8 +159,13 @@ impl MsnConnector for MsnLink {
         )
         .await
         .map_err(login_failure)?;
+        let mut run = [0u8; 16];
+        getrandom::fill(&mut run)
+            .map_err(|_| LoginFailure::Other(NetError::NoRandomness.to_string()))?;
         let (out, out_rx) = mpsc::channel(1024);
         let link = LinkSession {
+            own_name: Arc::new(Mutex::new(profile.friendly_name.clone())),
+            offline: Arc::new(OfflineSender::new(run)),
             account: account.to_owned(),
             session,
             conversations: Conversations::new(
@@ -209,6 +228,18 @@ impl LinkSession {
                         EndReason::SignedOutRemotely => SessionEnd::SignedOutRemotely,
                         EndReason::LoggedOut => SessionEnd::LoggedOut,
                     }))
+                }
+                SessionEvent::Ns(NsEvent::NsMessage(MsgPayload::MailNotification {
+                    content_type,
+                    fields,
+                })) => {
+                    if self
+                        .pass_on_offline_messages(&content_type, &fields, &out)
+                        .await
+                    {
+                        continue;
+                    }
+                    break;
                 }
                 // Boxed: answering an invitation opens a switchboard (a deep future) that
                 // an idle session's task should not carry the size of.
@@ -323,7 +354,7 @@ impl LinkSession {
     /// Runs `send` on the chat's switchboard; when that one was given up before anything
     /// went out (a step unanswered in time, MSNP.md §2.8; or it closed under us), once
     /// more on a fresh one. What may have reached the server is never sent twice.
-    async fn on_switchboard<F, Fut>(&self, to: &Chat, send: F) -> Result<(), DeliveryError>
+    async fn on_switchboard<F, Fut>(&self, to: &Chat, send: F) -> Result<(), NetError>
     where
         F: Fn(crate::net::SbClient) -> Fut,
         Fut: std::future::Future<Output = Result<(), NetError>>,
@@ -338,7 +369,7 @@ impl LinkSession {
                     last = e;
                     continue;
                 }
-                Err(e) => return Err(delivery(e)),
+                Err(e) => return Err(e),
             };
             match send(sb.clone()).await {
                 Ok(()) => return Ok(()),
@@ -354,10 +385,10 @@ impl LinkSession {
                         e => e,
                     };
                 }
-                Err(e) => return Err(delivery(e)),
+                Err(e) => return Err(e),
             }
         }
-        Err(delivery(last))
+        Err(last)
     }
 
     /// A contact command, made the way the session's protocol version does it.
@@ -367,13 +398,31 @@ impl LinkSession {
 }
 
 impl MsnSessionPort for LinkSession {
-    async fn send_text(&self, to: &Chat, text: RichText) -> Result<(), DeliveryError> {
+    async fn send_text(&self, to: &Chat, text: RichText) -> Result<Sent, DeliveryError> {
         let format = text_format(&text.style);
-        self.on_switchboard(to, |sb| {
-            let (text, format) = (text.text.clone(), format.clone());
-            async move { sb.send_text(text, format).await }
-        })
-        .await
+        let sent = self
+            .on_switchboard(to, |sb| {
+                let (text, format) = (text.text.clone(), format.clone());
+                async move { sb.send_text(text, format).await }
+            })
+            .await;
+        match (sent, to) {
+            (Ok(()), _) => Ok(Sent::Delivered),
+            // Nobody took the conversation and nothing went out: the contact is offline
+            // or appears so (`CAL` → 217). Asked first rather than read from the list,
+            // which says offline for everyone until the presence after login is in.
+            (Err(e), Chat::Contact(contact))
+                if unreachable(&e) && self.takes_offline_messages() =>
+            {
+                tracing::info!(error = %e, "the contact cannot be reached; storing an offline message");
+                self.store_offline(contact, &text.text).await
+            }
+            (Err(e), _) => Err(delivery(e)),
+        }
+    }
+
+    async fn delete_offline_message(&self, id: &str) -> Result<(), DeliveryError> {
+        self.delete_offline(id).await
     }
 
     fn recall_group(&self, group: &Chat, members: Vec<(MsnAddress, String)>) {
@@ -400,6 +449,7 @@ impl MsnSessionPort for LinkSession {
             sb.send_nudge().await
         })
         .await
+        .map_err(delivery)
     }
 
     async fn set_status(&self, status: OwnStatus) -> Result<(), DeliveryError> {
@@ -410,6 +460,7 @@ impl MsnSessionPort for LinkSession {
     }
 
     async fn set_friendly_name(&self, name: &str) -> Result<(), DeliveryError> {
+        *self.own_name.lock().unwrap_or_else(|e| e.into_inner()) = Some(name.to_owned());
         self.session
             .set_friendly_name(name.to_owned())
             .await

@@ -11,6 +11,7 @@ mod backoff;
 mod contact_edit;
 mod error;
 mod ns_client;
+mod offline_messages;
 mod p2p;
 mod passport;
 mod redact;
@@ -25,6 +26,7 @@ pub use backoff::Backoff;
 pub use contact_edit::ContactEdit;
 pub use error::NetError;
 pub use ns_client::{NsClient, NsEvents};
+pub use offline_messages::{FetchedMessage, OfflineError, OfflineSender, OfflineText};
 pub use p2p::{P2P_MIN_INTERVAL, P2P_WINDOW, TransferError, random_seed};
 pub use passport::{
     PassportError, SsoTokens, fetch_sso_tokens, fetch_ticket, fetch_ticket_by_route,

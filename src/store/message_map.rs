@@ -56,6 +56,22 @@ impl Store {
         Ok(fresh)
     }
 
+    /// Whether the MSN message `msn_message_id` of `receiver` was bridged.
+    pub async fn has_msn_message(
+        &self,
+        receiver: &str,
+        msn_message_id: &str,
+    ) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "SELECT 1 AS found FROM message_map WHERE receiver = $1 AND msn_message_id = $2 LIMIT 1",
+        )
+        .bind(receiver)
+        .bind(msn_message_id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.is_some())
+    }
+
     /// Every recorded part of a Matrix event, in order.
     pub async fn messages_of_event(
         &self,

@@ -401,6 +401,20 @@ impl Scene {
         .await
     }
 
+    /// Fails if a "not delivered" notice is in `room`, from anyone (in a DM the
+    /// contact's puppet says it).
+    pub fn assert_nothing_undelivered(&self, room: &str) {
+        let bodies: Vec<String> = self
+            .hs
+            .room(room)
+            .map(|r| r.timeline.into_iter().map(|e| e.body).collect())
+            .unwrap_or_default();
+        assert!(
+            !bodies.iter().any(|b| b.contains("not delivered")),
+            "no failure notice: {bodies:?}"
+        );
+    }
+
     /// The bot's notices in `room`, in order.
     pub fn notices(&self, room: &str) -> Vec<String> {
         self.hs

@@ -104,6 +104,11 @@ impl FakeHomeserver {
     }
 
     /// Takes the homeserver away (`true`) or brings it back.
+    /// Forgets the transaction IDs seen, as Synapse does when it restarts.
+    pub fn forget_transactions(&self) {
+        self.lock().transactions.clear();
+    }
+
     pub fn set_down(&self, down: bool) {
         self.lock().down = down;
     }

@@ -6,4 +6,5 @@
 
 mod harness;
 mod homeserver;
+mod offline;
 mod scenarios;

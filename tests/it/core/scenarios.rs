@@ -219,13 +219,7 @@ async fn a_message_written_during_a_restart_waits_for_the_restored_login() {
         (from.as_str(), text.as_str()),
         (BOB, "written while the bridge was down")
     );
-    assert!(
-        !scene
-            .notices(&portal)
-            .iter()
-            .any(|n| n.contains("not delivered")),
-        "no failure notice"
-    );
+    scene.assert_nothing_undelivered(&portal);
     scene.stop().await;
 }
 

@@ -692,7 +692,7 @@ async fn run_fault(world: &mut World, case: usize, fault: &str) -> Result<(Flow,
                     )
                     .await
                 {
-                    Ok(()) => sends.push((body, sent_at)),
+                    Ok(_) => sends.push((body, sent_at)),
                     Err(_) => failed += 1,
                 }
                 tokio::time::sleep(gap).await;

@@ -8,7 +8,10 @@
 //! Files: `accounts` (lists and account data), `state` (shared routing state, events),
 //! `conn` (socket reader/writer, faults applied, log redaction), `faults`, `presence`
 //! (ILN/NLN/FLN/UBX per version), `passport` (HTTP: Passport, RST), `abch` (address
-//! book), `dispatch`, `ns` (with `ns/sso` and `ns/address_list` for MSNP13+), `sb`.
+//! book), `oim` (offline messages for MSNP13+: storage and the NS `Mail-Data` notices,
+//! with `oim/store2` and `oim/rsi` the HTTP services, `oim/mime` reading what senders
+//! send, `oim/mail` writing what Escargot writes), `dispatch`, `ns` (with `ns/sso` and
+//! `ns/address_list` for MSNP13+), `sb`.
 //! Uses the framing, challenge, escaping, XML and MBI parts of `msnp`, never the client
 //! state machines.
 //!
@@ -29,6 +32,7 @@ mod conn;
 mod dispatch;
 mod faults;
 mod ns;
+mod oim;
 mod passport;
 mod presence;
 mod sb;
@@ -50,7 +54,7 @@ use msnp::verb::Verb;
 
 pub use accounts::Lists;
 pub use conn::LoggedFrame;
-pub use state::{ServerEvent, ServerKind};
+pub use state::{ServerEvent, ServerKind, StoredOim};
 
 use state::Shared;
 
@@ -123,7 +127,9 @@ impl MsnServer {
         });
         spawn_listener(ns, shared.clone(), |s, sh| tokio::spawn(ns::run(s, sh)));
         spawn_listener(sb, shared.clone(), |s, sh| tokio::spawn(sb::run(s, sh)));
-        let router = passport::router(shared.clone()).merge(abch::router(shared.clone()));
+        let router = passport::router(shared.clone())
+            .merge(abch::router(shared.clone()))
+            .merge(oim::router(shared.clone()));
         let stop = shared.shutdown.clone();
         tokio::spawn(async move {
             let _ = axum::serve(http, router)
@@ -425,6 +431,27 @@ impl MsnServerHandle {
         true
     }
 
+    /// The offline messages stored for `email` (MSNP13+, MSNP.md §15.1), oldest first:
+    /// what `Store2` or [`store_offline_message`](Self::store_offline_message) stored
+    /// and RSI `DeleteMessages` has not deleted.
+    pub fn offline_messages(&self, email: &str) -> Vec<StoredOim> {
+        self.shared
+            .lock()
+            .oims
+            .get(&key(email))
+            .map(|list| list.iter().map(|r| r.oim.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Stores `message` for `to` (an account; others are ignored) as if its sender had
+    /// sent it with `Store2` while `to` was away (its `id` is the server's to give). It
+    /// is listed in the `Mail-Data` after every first `CHG` of `to` until deleted, and an
+    /// MSNP13+ endpoint of `to` that is online now gets the live
+    /// `text/x-msmsgsoimnotification` at once, as Escargot sends it.
+    pub fn store_offline_message(&self, to: &str, message: StoredOim) {
+        oim::inject(&self.shared, &key(to), message);
+    }
+
     /// Fault: closes the account's NS socket at once, without `OUT` (its contacts see
     /// `FLN`).
     pub fn drop_connections(&self, email: &str) {
@@ -450,6 +477,12 @@ impl MsnServerHandle {
     /// `ANS` is read and never answered, nor anything after it (R2M now and then, §2.8).
     pub fn hang_switchboards(&self, count: u64) {
         self.shared.faults.set_hanging_switchboards(count);
+    }
+
+    /// Fault: while `on`, RSI `DeleteMessages` fails and deletes nothing (what a bridge
+    /// stopped between bridging and deleting leaves behind).
+    pub fn refuse_offline_deletes(&self, on: bool) {
+        self.shared.lock().refuse_oim_deletes = on;
     }
 
     /// Fault: removes the account from every switchboard session, cutting its SB

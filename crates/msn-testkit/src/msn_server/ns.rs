@@ -2,7 +2,8 @@
 //! §11): version negotiation, TWN login against tickets from `passport`, the post-login
 //! burst, `SYN`, presence (`CHG` → `ILN`/`NLN`/`FLN` fan-out), `UUX`/`UBX`,
 //! `PRP`/`REA`, list and group commands per version, `XFR SB`, `CHL`/`QRY`,
-//! `PNG`/`QNG`, `OUT OTH` on a second login.
+//! `PNG`/`QNG`, `OUT OTH` on a second login, and from MSNP13 the offline messages'
+//! `Mail-Data` after an endpoint's first `CHG` (built by `oim`).
 //!
 //! Behaves like R2M where the two revival servers differ (§2.8), with Escargot's
 //! stricter checks where they catch client bugs (silently ignored `CHG` without caps,
@@ -344,6 +345,10 @@ impl Ns {
             self.send(error(911, trid));
             return Flow::Close;
         }
+        // The OIM services find this endpoint by the ticket it signed in with.
+        state
+            .login_tickets
+            .insert(ticket.to_owned(), (email.clone(), self.conn.id));
         // A second login kicks the first (R2M always, §2.8 / §11.3), except that an
         // MSNP16+ login with a new machine GUID joins the account's MSNP16+ endpoints;
         // one reusing a GUID in use boots every endpoint (Escargot, §15.3.4).
@@ -592,6 +597,13 @@ impl Ns {
         self.send(Frame::command(Verb::CHG, trid, echo));
         if first {
             self.initial_presence(&state, &me, trid);
+            // MSNP13+: the stored offline messages (§15.1.1).
+            if self.version >= 13 {
+                self.send(
+                    Frame::untracked(Verb::MSG, ["Hotmail", "Hotmail"])
+                        .with_payload(super::oim::login_body(&state, &me)),
+                );
+            }
             self.last_challenge = Instant::now();
         }
         // The account's other MSNP16+ endpoints see its status as a contact's (§15.3.2).

@@ -217,6 +217,44 @@ pub(crate) struct Switchboard {
     pub invited: HashSet<String>,
 }
 
+/// An offline message stored for an account (MSNP13+, MSNP.md §15.1), as
+/// [`MsnServerHandle::offline_messages`](super::MsnServerHandle::offline_messages) lists it
+/// (and [`MsnServerHandle::store_offline_message`](super::MsnServerHandle::store_offline_message)
+/// takes it, its `id` left to the server).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredOim {
+    /// The id `GetMessage`/`DeleteMessages` take: an upper-case GUID without braces.
+    pub id: String,
+    /// The sender's address.
+    pub sender: String,
+    /// The sender's friendly name, decoded (empty when none was given).
+    pub friendly_name: String,
+    /// When it was stored, in milliseconds since the Unix epoch.
+    pub stored_ms: i64,
+    /// The sending session's `X-OIM-Run-Id`, without braces (taken with or without).
+    pub run_id: String,
+    /// Its `X-OIM-Sequence-Num` within the run.
+    pub sequence: u32,
+    /// The text.
+    pub text: String,
+}
+
+/// A stored offline message with what the server needs to list and serve it.
+#[derive(Debug, Clone)]
+pub(crate) struct OimRecord {
+    pub oim: StoredOim,
+    /// The recipient's address.
+    pub to: String,
+    /// The charset of the sender's friendly name; `None` when no name was given.
+    pub name_charset: Option<String>,
+    /// `X-OIM-originatingSource`.
+    pub origin: String,
+    /// `X-OIMProxy`, when the sender named one.
+    pub proxy: Option<String>,
+    /// The MIME headers of the stored `Content`, as the sender wrote them.
+    pub headers: Vec<(String, String)>,
+}
+
 /// Everything guarded by the state lock.
 #[derive(Debug, Default)]
 pub(crate) struct State {
@@ -234,6 +272,13 @@ pub(crate) struct State {
     /// not relayed, and a user without a picture is reported with the literal
     /// `<msnobj/>`. Off: as R2M, which relays every visible `CHG` and omits the msnobj.
     pub escargot_presence: bool,
+    /// Offline messages by recipient, oldest first (MSNP13+).
+    pub oims: HashMap<String, Vec<OimRecord>>,
+    /// Fault: `DeleteMessages` fails (as a server that is away would), deleting nothing.
+    pub refuse_oim_deletes: bool,
+    /// The ticket each NS endpoint signed in with: (account, connection id). The OIM
+    /// services find the calling endpoint by it, as Escargot finds the session by token.
+    pub login_tickets: HashMap<String, (String, u64)>,
 }
 
 impl State {

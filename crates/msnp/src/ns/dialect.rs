@@ -33,6 +33,12 @@ impl Dialect {
         self.0 >= 13
     }
 
+    /// Offline messages: the server keeps messages to offline people (RSI and `Store2`,
+    /// §15.1–§15.2).
+    pub fn has_offline_messages(self) -> bool {
+        self.0 >= 13
+    }
+
     /// Several points of presence: a machine GUID in `USR SSO S`, `caps:capsex` in
     /// `CHG`, endpoint data in `UUX` (§2.5.1, §5.2, §15.3).
     pub fn has_endpoints(self) -> bool {
