@@ -1,6 +1,6 @@
 //! Address-book and offline-message answers (MSNP.md §15.1, §15.5): any body, with any
 //! status, reads into memberships, an address book, a new contact id, a Mail-Data list
-//! or an offline message, or an error, never a panic; what reads merges into a contact
+//! or an offline message, a Store2 answer, or an error, never a panic; what reads merges into a contact
 //! list whose entries are keyed by their own address.
 #![no_main]
 
@@ -24,6 +24,9 @@ fuzz_target!(|data: &[u8]| {
         assert!(message.text.len() <= msnp::oim::MAX_OIM_TEXT);
     }
     let _ = msnp::oim::decode_word(body);
+    let _ = msnp::oim::parse_metadata(status, body);
+    let _ = msnp::oim::store::parse_stored(status, body, u32::from(status));
+    let _ = msnp::oim::received_ms(body);
     let list = abch::contact_list(&book, &memberships);
     for (key, contact) in &list.contacts {
         assert_eq!(key, &contact.email);

@@ -106,12 +106,14 @@ fn never_sent(e: &NetError) -> bool {
     )
 }
 
-/// Whether a failed send says the contact could not be reached and nothing went out:
-/// no one joined the conversation, or the server refused to call them (217 offline).
+/// Whether a failed send says the contact did not get it because they cannot be
+/// reached: no one joined the conversation, the server refused to call them (217
+/// offline), or it had nobody to give the message to (`NAK`: they left as it was sent).
 fn unreachable(e: &NetError) -> bool {
     matches!(
         e,
-        NetError::NotDelivered(msnp::SendFailure::NotSent) | NetError::Server { code: 217, .. }
+        NetError::NotDelivered(msnp::SendFailure::NotSent | msnp::SendFailure::Nak)
+            | NetError::Server { code: 217, .. }
     )
 }
 
@@ -408,8 +410,8 @@ impl MsnSessionPort for LinkSession {
             .await;
         match (sent, to) {
             (Ok(()), _) => Ok(Sent::Delivered),
-            // Nobody took the conversation and nothing went out: the contact is offline
-            // or appears so (`CAL` → 217). Asked first rather than read from the list,
+            // The contact did not get it and cannot be reached: offline, or appearing
+            // so (`CAL` → 217), or gone as it was sent (`NAK`). Asked first rather than read from the list,
             // which says offline for everyone until the presence after login is in.
             (Err(e), Chat::Contact(contact))
                 if unreachable(&e) && self.takes_offline_messages() =>

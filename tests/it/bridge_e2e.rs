@@ -1086,7 +1086,7 @@ const DOUBLE_PUPPET_TOKEN: &str = "as_dp_0123456789abcdef0123456789abcdef";
 async fn e2e_double_puppeting_shows_the_users_own_line_as_theirs() {
     use matrix_msn::bridge::formatting::RichText;
     use matrix_msn::bridge::ids::MsnAddress;
-    use matrix_msn::bridge::remote::{Chat, MsnConnector, MsnSessionPort, OwnProfile};
+    use matrix_msn::bridge::remote::{Chat, MsnSessionPort};
     let Some(hs) = support::homeserver_url() else {
         return;
     };
@@ -1101,20 +1101,7 @@ async fn e2e_double_puppeting_shows_the_users_own_line_as_theirs() {
     bob.log_in_to_msn().await;
 
     // Bob's own Messenger: another MSNP18 endpoint of his account.
-    let mut settings =
-        matrix_msn::net::MsnSettings::new(msn.dispatch_addr().to_string(), msn.nexus_url());
-    settings.versions = vec![18];
-    let link =
-        matrix_msn::link::MsnLink::new(settings, Duration::from_secs(1), Duration::from_secs(2))
-            .expect("link");
-    let profile = OwnProfile {
-        endpoint: Some("{0c1d2e3f-4a5b-4c6d-8e7f-a0b1c2d3e4f5}".into()),
-        ..OwnProfile::default()
-    };
-    let (own, _own_events) = timeout(sdk::T, link.login(BOB, "secret", profile))
-        .await
-        .expect("login hangs")
-        .expect("the user's Messenger signs in");
+    let (own, _own_events) = crate::bridge_offline::msnp18_client(&msn, BOB).await;
     support::poll_until("both endpoints of Bob online", || async {
         msn.endpoint_count(BOB) == 2
     })

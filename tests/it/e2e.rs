@@ -274,12 +274,19 @@ impl User {
         mut pred: impl FnMut(&Seen) -> bool,
     ) -> Seen {
         let deadline = tokio::time::Instant::now() + WAIT;
+        // The last few things seen meanwhile, for the failure message.
+        let mut passed: std::collections::VecDeque<Seen> = std::collections::VecDeque::new();
         loop {
             match tokio::time::timeout_at(deadline, self.seen.recv()).await {
                 Ok(Some(seen)) if pred(&seen) => return seen,
-                Ok(Some(_)) => {}
+                Ok(Some(seen)) => {
+                    if passed.len() == 8 {
+                        passed.pop_front();
+                    }
+                    passed.push_back(seen);
+                }
                 Ok(None) => panic!("sync stopped while waiting for {what}"),
-                Err(_) => panic!("timed out waiting for {what}"),
+                Err(_) => panic!("timed out waiting for {what}; seen meanwhile: {passed:#?}"),
             }
         }
     }

@@ -14,6 +14,7 @@
 
 mod appservice;
 mod bridge_e2e;
+mod bridge_offline;
 mod bridge_pictures;
 mod bridge_reliability;
 mod cli;
