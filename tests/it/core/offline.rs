@@ -166,3 +166,65 @@ async fn a_message_to_an_offline_contact_is_kept_for_them() {
     assert!(alice.session.is_connected());
     scene.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn more_than_the_listing_holds_are_fetched_by_metadata() {
+    let mut scene = Scene::start().await;
+    // Past 25 the notification says `too-large`; the list comes from GetMetadata.
+    let at = 1_795_684_443_000;
+    for n in 1..=30u32 {
+        let message = StoredOim {
+            sender: ALICE.into(),
+            friendly_name: "Alice Ä".into(),
+            text: format!("kept {n}"),
+            stored_ms: at + i64::from(n) * 1_000,
+            run_id: "{3A5F1C2E-7B6D-4E8F-9A0B-1C2D3E4F5A6B}".into(),
+            sequence: n,
+            ..StoredOim::default()
+        };
+        scene.msn.store_offline_message(BOB, message);
+    }
+    scene.log_in(USER).await;
+    let portal = scene.portal_with(PUPPET_ALICE, USER).await;
+    scene.notice_from(&portal, PUPPET_ALICE, "kept 30").await;
+    let bodies: Vec<String> = from_alice(&scene, &portal)
+        .into_iter()
+        .map(|(b, _)| b)
+        .collect();
+    let expected: Vec<String> = (1..=30).map(|n| format!("kept {n}")).collect();
+    assert_eq!(bodies, expected);
+    let msn = &scene.msn;
+    until("the server to hold none of them", || {
+        msn.offline_messages(BOB).is_empty().then_some(())
+    })
+    .await;
+    scene.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_kept_while_the_user_is_online_arrives_at_once() {
+    let mut scene = Scene::start().await;
+    scene.log_in(USER).await;
+    let msn = &scene.msn;
+    until("Bob online", || msn.online(BOB).map(|_| ())).await;
+    // Stored now (the sender saw Bob offline a moment ago): the live notification.
+    let message = StoredOim {
+        sender: ALICE.into(),
+        friendly_name: "Alice Ä".into(),
+        text: "did you get this?".into(),
+        stored_ms: 1_795_684_443_000,
+        run_id: "{3A5F1C2E-7B6D-4E8F-9A0B-1C2D3E4F5A6B}".into(),
+        sequence: 1,
+        ..StoredOim::default()
+    };
+    scene.msn.store_offline_message(BOB, message);
+    let portal = scene.portal_with(PUPPET_ALICE, USER).await;
+    scene
+        .notice_from(&portal, PUPPET_ALICE, "did you get this?")
+        .await;
+    until("the server to hold none", || {
+        msn.offline_messages(BOB).is_empty().then_some(())
+    })
+    .await;
+    scene.stop().await;
+}
