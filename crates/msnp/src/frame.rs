@@ -180,6 +180,9 @@ fn announces_payload(verb: Verb, dir: Direction, version: u8, after_verb: &[u8])
         }
         // Matched as bytes: this runs for every line.
         Verb::Command(code) => match (dir, &code) {
+            // Circles on MSNP18–20 (§1.3, §15.4): `PUT trid len`, `SDG trid len`, and from
+            // the server `PUT trid OK 0` (an empty payload), `NFY PUT len`, `SDG 0 len`.
+            (_, b"NFY" | b"PUT" | b"SDG") if (18..21).contains(&version) => last_numeric(),
             // MSNP21 payload verbs (§1.3 "not needed below MSNP21").
             (_, b"NFY" | b"PUT" | b"DEL" | b"SDG" | b"SDC" | b"VAS") => version >= 21,
             (

@@ -413,6 +413,38 @@ fn msnp18_transcript_and_payload_errors() {
 }
 
 #[test]
+fn circle_verbs_carry_payloads_from_msnp18() {
+    // §15.4: the server's `PUT trid OK 0` (empty payload), `NFY PUT len`, `SDG 0 len`.
+    let server = b"PUT 13 OK 0\r\nNFY PUT 5\r\nhelloSDG 0 3\r\nabcCHL 0 1\r\n";
+    let frames = parse_all(server, Direction::ServerToClient, 18);
+    assert_eq!(
+        frames,
+        vec![
+            with(f(Verb::PUT, Some(13), &["OK"]), b""),
+            with(f(Verb::NFY, None, &["PUT"]), b"hello"),
+            with(f(Verb::SDG, Some(0), &[]), b"abc"),
+            f(Verb::CHL, Some(0), &["1"]),
+        ]
+    );
+    // The client's `PUT trid len` and `SDG trid len`.
+    let client = parse_all(
+        b"PUT 13 2\r\nabSDG 14 1\r\nz",
+        Direction::ClientToServer,
+        18,
+    );
+    assert_eq!(
+        client,
+        vec![
+            with(f(Verb::PUT, Some(13), &[]), b"ab"),
+            with(f(Verb::SDG, Some(14), &[]), b"z"),
+        ]
+    );
+    // Below MSNP18 they are plain lines.
+    let old = parse_all(b"SDG 0 3\r\n", Direction::ServerToClient, 15);
+    assert_eq!(old, vec![f(Verb::SDG, Some(0), &["3"])]);
+}
+
+#[test]
 fn error_payloads_only_from_msnp13() {
     // In MSNP12 `241 12 5` is a plain error line with an extra argument.
     let frames = parse_all(b"241 12 5\r\n", Direction::ServerToClient, 12);
