@@ -490,5 +490,7 @@ pub fn contact_list(book: &AddressBook, memberships: &[Membership]) -> ContactLi
     }
 }
 
+pub mod circles;
+
 #[cfg(test)]
 mod tests;

@@ -13,6 +13,7 @@ pub mod abch;
 pub mod args;
 pub mod auth;
 pub mod challenge;
+pub mod circle;
 pub mod error;
 pub mod escape;
 pub mod frame;
