@@ -33,6 +33,7 @@ use super::message::{Headers, MsgPayload, parse_msg};
 use super::ml;
 use super::verb::Verb;
 
+mod circles;
 mod dialect;
 mod types;
 
@@ -142,6 +143,8 @@ pub struct NsSession {
     /// MSNP16+: the status of the user's other endpoint, seen in our own `UBX` before
     /// the first `CHG` could use it (§15.3.2).
     endpoint_status: Option<Status>,
+    /// MSNP18: the `Segment` of the next `SDG` into a circle (§15.4).
+    circle_segment: u32,
 }
 
 impl std::fmt::Debug for NsSession {
@@ -179,6 +182,7 @@ impl NsSession {
             sso_nonce: None,
             status_chosen: false,
             endpoint_status: None,
+            circle_segment: 1,
         };
         let mut args: Vec<String> = s
             .config
@@ -668,6 +672,8 @@ impl NsSession {
             }
             "MSG" => self.on_msg(&frame),
             "UBN" => self.on_ubn(&frame),
+            "NFY" => self.on_routed(frame.arg(0), &frame),
+            "SDG" => self.on_routed(None, &frame),
             "NOT" | "IPG" => {
                 if let Some(p) = &frame.payload {
                     self.events.push_back(NsEvent::Notification {

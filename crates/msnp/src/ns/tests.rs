@@ -1213,3 +1213,72 @@ fn the_status_of_the_users_own_messenger_is_kept_at_login() {
     );
     assert_eq!(sent(&mut s), "");
 }
+
+/// §15.4: joining circles once online, sending into one, and what the server routes.
+#[test]
+fn circles_are_joined_written_to_and_read_on_msnp18() {
+    use crate::circle::{FromCircle, Outgoing};
+    let now = Instant::now();
+    let ours = "{6f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9}";
+    let id = "00000000-0000-0000-0009-5c1e2d3f4a5b";
+    let mut s = msnp18_online(now, ours);
+    let last = s
+        .join_circles(now, "<SignedTicket/>", &[id])
+        .expect("joined");
+    let wire = sent(&mut s);
+    let nonce = crate::circle::sha_nonce("<SignedTicket/>");
+    let usr = format!("USR 10 SHA A {nonce}\r\n");
+    assert!(wire.starts_with(&usr), "{wire}");
+    assert!(
+        wire.contains("ADL 11 92\r\n<ml l=\"1\"><d n=\"live.com\">"),
+        "{wire}"
+    );
+    assert!(wire.contains("PUT 12 364\r\nRouting: 1.0\r\n"), "{wire}");
+    assert_eq!(last, 12);
+    feed(
+        &mut s,
+        now,
+        "USR 10 OK bridge@example.com 0 0\r\nADL 11 OK\r\nPUT 12 OK 0\r\n",
+    );
+    let replied: Vec<u32> = std::iter::from_fn(|| s.poll_event())
+        .filter_map(|e| match e {
+            NsEvent::Replied { trid } => Some(trid),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(replied, [10, 11, 12]);
+
+    let roster = "Routing: 1.0\r\nTo: 1:bridge@example.com\r\nFrom: 9:00000000-0000-0000-0009-5c1e2d3f4a5b@live.com\r\n\r\nReliability: 1.0\r\nStream: 0\r\n\r\nPublication: 1.0\r\nUri: /circle\r\nNotifType: Partial\r\nContent-Type: application/circles+xml\r\nContent-Length: 128\r\n\r\n<circle><roster><id>IM</id><user><id>1:alice@example.com</id></user><user><id>1:bridge@example.com</id></user></roster></circle>";
+    feed(&mut s, now, &pl("NFY PUT", roster));
+    assert_eq!(
+        events(&mut s),
+        [NsEvent::Circle(FromCircle::Roster {
+            circle: id.into(),
+            members: vec!["alice@example.com".into(), "bridge@example.com".into()],
+        })]
+    );
+
+    let format = crate::message::TextFormat::default();
+    let trid = s
+        .send_to_circle(
+            now,
+            id,
+            &Outgoing::Text {
+                text: "hello",
+                format: &format,
+            },
+        )
+        .expect("sent");
+    let wire = sent(&mut s);
+    assert!(wire.starts_with(&format!("SDG {trid} ")), "{wire}");
+    assert!(
+        wire.contains("Segment: 1\r\n") && wire.ends_with("\r\n\r\nhello"),
+        "{wire}"
+    );
+    // No answer comes for an SDG: it counts as answered once queued.
+    assert!(std::iter::from_fn(|| s.poll_event()).any(|e| e == NsEvent::Replied { trid }));
+    // The next one is the next segment.
+    s.send_to_circle(now, id, &Outgoing::Typing)
+        .expect("typing");
+    assert!(sent(&mut s).contains("Segment: 2\r\n"));
+}

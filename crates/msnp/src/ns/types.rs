@@ -436,6 +436,9 @@ pub enum NsEvent {
     Profile(Headers),
     /// Any other NS `MSG` (mail, system messages, §7.6).
     NsMessage(MsgPayload),
+    /// MSNP18: something a circle routed to the user (§15.4): its roster, a member
+    /// leaving, a message, typing or a nudge.
+    Circle(crate::circle::FromCircle),
     /// `NOT`/`IPG` payloads (§11.6), raw.
     Notification {
         /// `NOT` or `IPG`.
