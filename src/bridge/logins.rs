@@ -491,8 +491,13 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             RemoteEvent::Unsupported { chat, from, what } => {
                 self.relay_unsupported(mxid, &chat, &from, &what).await
             }
-            RemoteEvent::GroupMembers { chat, members } => {
-                self.on_group_members(mxid, &chat, &members).await
+            RemoteEvent::GroupMembers {
+                chat,
+                members,
+                name,
+            } => {
+                self.on_group_members(mxid, &chat, &members, name.as_deref())
+                    .await
             }
             RemoteEvent::GroupJoined {
                 chat,

@@ -78,7 +78,9 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             return Some(room);
         }
         let span = tracing::info_span!("portal", key = %format!("{key}|{mxid}"));
-        self.create_portal(mxid, chat, &[]).instrument(span).await
+        self.create_portal(mxid, chat, &[], None)
+            .instrument(span)
+            .await
     }
 
     /// Creates and stores a portal. A DM is created by the contact's puppet; a group by the
@@ -88,6 +90,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         mxid: &UserId,
         chat: &Chat,
         members: &[(MsnAddress, String)],
+        group_name: Option<&str>,
     ) -> Option<OwnedRoomId> {
         let key = chat.key();
         let (room, creator, name, kind) = match chat {
@@ -107,10 +110,10 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             }
             Chat::Group(_) => {
                 let names: Vec<&str> = members.iter().map(|(_, n)| n.as_str()).collect();
-                let name = if names.is_empty() {
-                    "MSN group chat".to_owned()
-                } else {
-                    format!("{} (MSN group)", names.join(", "))
+                let name = match group_name {
+                    Some(name) => format!("{name} (MSN)"),
+                    None if names.is_empty() => "MSN group chat".to_owned(),
+                    None => format!("{} (MSN group)", names.join(", ")),
                 };
                 let bot = self.matrix.bot().to_owned();
                 match self
@@ -171,6 +174,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         mxid: &UserId,
         chat: &Chat,
         members: &[(MsnAddress, String)],
+        group_name: Option<&str>,
     ) {
         let key = chat.key();
         for (address, name) in members {
@@ -186,7 +190,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             None => {
                 let _creating = self.creating_portal.lock().await;
                 let span = tracing::info_span!("portal", key = %format!("{key}|{mxid}"));
-                self.create_portal(mxid, chat, members)
+                self.create_portal(mxid, chat, members, group_name)
                     .instrument(span)
                     .await;
             }

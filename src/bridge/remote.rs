@@ -192,10 +192,12 @@ pub enum RemoteEvent {
         from: MsnAddress,
         what: String,
     },
-    /// A group conversation began with these contacts: (address, name).
+    /// A group conversation began with these contacts: (address, name). A group with a
+    /// name of its own (a circle) has it in `name`.
     GroupMembers {
         chat: Chat,
         members: Vec<(MsnAddress, String)>,
+        name: Option<String>,
     },
     /// A contact joined or left a group conversation.
     GroupJoined {

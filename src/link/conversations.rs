@@ -447,6 +447,7 @@ impl Relay {
                 self.emit(RemoteEvent::GroupMembers {
                     chat: Chat::Group(id),
                     members,
+                    name: None,
                 })
                 .await
             }

@@ -4,6 +4,7 @@
 //!
 //! Must not import: the Matrix layer, the store.
 
+mod circles;
 mod conversations;
 mod convert;
 mod offline;
@@ -26,6 +27,7 @@ use crate::net::{
     Backoff, ContactEdit, EndReason, MsnSession, MsnSettings, NetError, OfflineSender,
     PassportError, SessionEvent,
 };
+use circles::CircleSend;
 use conversations::Conversations;
 use convert::{availability, contact_info, own_status, picture_ref, text_format};
 use msnp::p2p::MsnObject;
@@ -315,6 +317,7 @@ impl LinkSession {
                 }
                 None
             }
+            NsEvent::Circle(event) => self.on_circle(event),
             // Not logged with its content: the profile event carries the session's auth token.
             _ => None,
         }
@@ -401,6 +404,10 @@ impl LinkSession {
 
 impl MsnSessionPort for LinkSession {
     async fn send_text(&self, to: &Chat, text: RichText) -> Result<Sent, DeliveryError> {
+        if let Some(circle) = circles::circle_of(to) {
+            self.send_to_circle(circle, CircleSend::Text(text)).await?;
+            return Ok(Sent::Delivered);
+        }
         let format = text_format(&text.style);
         let sent = self
             .on_switchboard(to, |sb| {
@@ -438,6 +445,9 @@ impl MsnSessionPort for LinkSession {
     }
 
     async fn send_typing(&self, to: &Chat) -> Result<(), DeliveryError> {
+        if let Some(circle) = circles::circle_of(to) {
+            return self.send_to_circle(circle, CircleSend::Typing).await;
+        }
         let sb = self.conversation(to).await?;
         sb.send_typing().await.map_err(delivery)
     }
@@ -446,6 +456,9 @@ impl MsnSessionPort for LinkSession {
     /// conversation, so that one who cannot be reached (offline, a switchboard that
     /// hangs) is reported like a text.
     async fn send_nudge(&self, to: &Chat) -> Result<(), DeliveryError> {
+        if let Some(circle) = circles::circle_of(to) {
+            return self.send_to_circle(circle, CircleSend::Nudge).await;
+        }
         self.on_switchboard(to, |sb| async move {
             sb.ready().await?;
             sb.send_nudge().await
@@ -500,6 +513,11 @@ impl MsnSessionPort for LinkSession {
     }
 
     async fn invite(&self, to: &Chat, contact: &MsnAddress) -> Result<(), DeliveryError> {
+        if circles::circle_of(to).is_some() {
+            return Err(DeliveryError::Failed(
+                "a circle's members are invited from Messenger, not into its conversation".into(),
+            ));
+        }
         let sb = self.conversation(to).await?;
         sb.invite(contact.to_string()).await.map_err(delivery)
     }

@@ -4,6 +4,7 @@
 //! built and read by `msnp::abch`; this module only performs them. Tickets never reach a
 //! log line.
 
+use msnp::abch::circles::Circles;
 use msnp::abch::{self, AbchError, Role};
 use msnp::{ContactList, Secret};
 
@@ -40,20 +41,30 @@ impl AddressBook {
         Ok(soap_post::post(http, &request?, MAX_BODY).await?)
     }
 
-    /// The lists at login: memberships and the address book, merged.
+    /// The lists at login: memberships and the address book, merged; `with_circles`
+    /// (MSNP18), read with `ABFindContactsPaged`, which also lists the circles.
     pub async fn contact_list(
         &self,
         http: &reqwest::Client,
-    ) -> Result<ContactList, AddressBookError> {
+        with_circles: bool,
+    ) -> Result<(ContactList, Circles), AddressBookError> {
         let (status, body) = self
             .call(http, abch::find_membership(&self.base, &self.ticket))
             .await?;
         let memberships = abch::parse_memberships(status, &body)?;
-        let (status, body) = self
-            .call(http, abch::find_all(&self.base, &self.ticket))
-            .await?;
+        let read = if with_circles {
+            abch::circles::find_contacts_paged(&self.base, &self.ticket)
+        } else {
+            abch::find_all(&self.base, &self.ticket)
+        };
+        let (status, body) = self.call(http, read).await?;
         let book = abch::parse_address_book(status, &body)?;
-        Ok(abch::contact_list(&book, &memberships))
+        let circles = if with_circles {
+            abch::circles::parse_circles(status, &body)?
+        } else {
+            Circles::default()
+        };
+        Ok((abch::contact_list(&book, &memberships), circles))
     }
 
     /// Adds `address` as a messenger contact; returns its contact id.

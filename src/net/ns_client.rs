@@ -17,6 +17,8 @@ use super::error::NetError;
 use super::passport::{fetch_sso_tokens, fetch_ticket_by_route};
 use super::settings::MsnSettings;
 use super::wire::Wire;
+use msnp::abch::circles::Circle;
+use msnp::ns::Dialect;
 use msnp::{
     CloseReason, CommandError, ContactList, NsConfig, NsEvent, NsSession, SbRequestId, Secret,
 };
@@ -60,6 +62,8 @@ pub struct NsClient {
     version: Arc<AtomicU8>,
     account: Arc<str>,
     timeout: Duration,
+    /// The user's circles (MSNP18), as the address book listed them at login.
+    circles: Arc<std::sync::Mutex<Vec<Circle>>>,
 }
 
 impl std::fmt::Debug for NsClient {
@@ -94,7 +98,10 @@ impl NsClient {
         let (logged_in_tx, logged_in_rx) = oneshot::channel();
         let version = Arc::new(AtomicU8::new(0));
         let account: Arc<str> = Arc::from(config.login.as_str());
+        let circles = Arc::new(std::sync::Mutex::new(Vec::new()));
         let driver = Driver {
+            circles: circles.clone(),
+            circle_ticket: None,
             settings: settings.clone(),
             http: http.clone(),
             config,
@@ -117,6 +124,7 @@ impl NsClient {
                     version,
                     account,
                     timeout: settings.request_timeout + Duration::from_secs(5),
+                    circles,
                 },
                 events_rx,
             )),
@@ -134,6 +142,16 @@ impl NsClient {
 
     pub fn account(&self) -> &str {
         &self.account
+    }
+
+    /// The circle `id` the user belongs to, if it is one of theirs.
+    pub fn circle(&self, id: &str) -> Option<Circle> {
+        self.circles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|c| c.id == id)
+            .cloned()
     }
 
     async fn request<T>(
@@ -206,9 +224,34 @@ struct Driver {
     switchboards: HashMap<SbRequestId, SbReply>,
     /// The address book and its ticket (MSNP13+), once the login has one.
     address_book: Option<AddressBook>,
+    /// The circles the address book listed (MSNP18), shared with the handles.
+    circles: Arc<std::sync::Mutex<Vec<Circle>>>,
+    /// The circle ticket that joins them, until they are joined after login.
+    circle_ticket: Option<String>,
 }
 
 impl Driver {
+    /// Joins the circles the address book listed (after the contacts' `ADL`, which the
+    /// login sent). Without a ticket, or refused, the login goes on without them.
+    fn join_circles(&mut self, session: &mut NsSession) {
+        let Some(ticket) = self.circle_ticket.take() else {
+            return;
+        };
+        let circles = self
+            .circles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let ids: Vec<&str> = circles.iter().map(|c| c.id.as_str()).collect();
+        if ids.is_empty() {
+            return;
+        }
+        match session.join_circles(Instant::now(), &ticket, &ids) {
+            Ok(_) => tracing::info!(count = ids.len(), "joining circles"),
+            Err(e) => tracing::warn!(error = %e, "cannot join the circles"),
+        }
+    }
+
     async fn run(mut self) {
         let mut addr = self.settings.server.clone();
         for _ in 0..=MAX_REDIRECTS {
@@ -410,8 +453,15 @@ impl Driver {
                     self.fail_login(NetError::Command(CommandError::NotOnline));
                     return Flow::Stop;
                 };
-                let list = match book.contact_list(&self.http).await {
-                    Ok(list) => list,
+                let with_circles = Dialect(session.version()).has_circles();
+                let list = match book.contact_list(&self.http, with_circles).await {
+                    Ok((list, circles)) => {
+                        let joined: Vec<Circle> =
+                            circles.circles.into_iter().filter(|c| c.accepted).collect();
+                        *self.circles.lock().unwrap_or_else(|e| e.into_inner()) = joined;
+                        self.circle_ticket = circles.ticket;
+                        list
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot read the address book");
                         self.fail_login(NetError::AddressBook(e));
@@ -427,6 +477,7 @@ impl Driver {
             NsEvent::LoggedIn { version, .. } => {
                 self.version.store(version, Ordering::Relaxed);
                 tracing::info!(version, "logged in");
+                self.join_circles(session);
                 self.forward(event).await;
                 if let Some(tx) = self.logged_in.take() {
                     let _ = tx.send(Ok(()));

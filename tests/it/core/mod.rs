@@ -4,6 +4,7 @@
 //! its own store, so they run in parallel; the Synapse end-to-end tests cover the real
 //! homeserver.
 
+mod circles;
 mod harness;
 mod homeserver;
 mod offline;

@@ -1,6 +1,8 @@
 //! The address book (ABCH) over HTTP, as Escargot serves it to MSNP13+ clients (MSNP.md
 //! §4.5, §15.5): `SharingService.asmx` (`FindMembership`, `AddMember`, `DeleteMember`)
-//! and `abservice.asmx` (`ABFindAll`, `ABContactAdd`, `ABContactDelete`).
+//! and `abservice.asmx` (`ABFindAll`, `ABContactAdd`, `ABContactDelete`, and MSNP18's
+//! `ABFindContactsPaged`: the same book under `Groups`/`Contacts`/`Ab` with the circles,
+//! or a circle's own book, from `circles/book`).
 //!
 //! Like Escargot: the `TicketToken` must be a ticket of an account whose NS session is
 //! up (else a fault); `deltasOnly` true is a "full sync required" fault; an unknown
@@ -20,8 +22,12 @@ use axum::routing::post;
 use msnp::xml::{Element, escape_lossy};
 
 use super::accounts::Lists;
+use super::circles;
 use super::ns::change_lists;
-use super::state::Shared;
+use super::state::{Shared, State as StateData};
+
+/// The id of the user's own address book.
+const OWN_AB: &str = "00000000-0000-0000-0000-000000000000";
 
 /// The address-book routes.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
@@ -107,10 +113,11 @@ async fn soap(State(shared): State<Arc<Shared>>, body: String) -> Response {
                 "ABFindAll",
                 &format!(
                     "<ABFindAllResult>{}</ABFindAllResult>",
-                    address_book(&shared, &me)
+                    address_book(&shared.lock(), &me).unwrap_or_default()
                 ),
             )
         }
+        "ABFindContactsPaged" => find_contacts_paged(&shared, &me, action),
         "ABContactAdd" => contact_add(&shared, &me, action),
         "ABContactDelete" => contact_delete(&shared, &me, action),
         "AddMember" | "DeleteMember" => member(&shared, &me, action),
@@ -154,12 +161,19 @@ fn memberships(shared: &Shared, me: &str) -> String {
     )
 }
 
-/// Groups, the forward-list contacts and the `Me` entry.
-fn address_book(shared: &Shared, me: &str) -> String {
-    let state = shared.lock();
-    let Some(account) = state.accounts.get(me) else {
-        return String::new();
-    };
+/// The user's own book: the groups, and the forward-list contacts with the `Me` entry,
+/// as `ABFindAll` writes them (`<groups>`, `<contacts>`, `<ab>`).
+fn address_book(state: &StateData, me: &str) -> Option<String> {
+    let (groups, contacts) = book_parts(state, me)?;
+    Some(format!(
+        "<groups>{groups}</groups><contacts>{contacts}</contacts><ab><abId>{OWN_AB}</abId></ab>"
+    ))
+}
+
+/// The `Group` entries, and the `Contact` entries of the forward list with the `Me`
+/// entry last.
+fn book_parts(state: &StateData, me: &str) -> Option<(String, String)> {
+    let account = state.accounts.get(me)?;
     let decoded = |enc: &str| escape_lossy(&msnp::escape::decode_lossy(enc));
     let groups: String = account
         .groups
@@ -198,8 +212,43 @@ fn address_book(shared: &Shared, me: &str) -> String {
         escape_lossy(me),
         decoded(&account.name_enc)
     );
-    format!(
-        "<groups>{groups}</groups><contacts>{contacts}{me_entry}</contacts><ab><abId>00000000-0000-0000-0000-000000000000</abId></ab>"
+    Some((groups, format!("{contacts}{me_entry}")))
+}
+
+/// `ABFindContactsPaged` (MSNP18, §15.5): without `abHandle` (or with the user's own
+/// id) the book of `ABFindAll` under `Groups`/`Contacts`/`Ab`, each circle of the user's
+/// among the contacts (type `Circle`) and the `CircleResult` with the circle ticket;
+/// with a circle's id, that circle's members (a fault unless the user is one).
+fn find_contacts_paged(shared: &Shared, me: &str, action: &Element) -> Response {
+    if action.find("DeltasOnly").map(Element::text) == Some("true") {
+        return fault("FullSyncRequired", "Full sync required.");
+    }
+    let ab_id = action
+        .find("abHandle")
+        .and_then(|h| h.find("ABId"))
+        .map(|id| id.text().trim().to_ascii_lowercase())
+        .filter(|id| !id.is_empty() && id != OWN_AB);
+    let mut state = shared.lock();
+    let inner = match ab_id {
+        Some(id) => match circles::book::members_book(&state, me, &id) {
+            Some(inner) => inner,
+            None => return fault("ABDoesNotExist", "Address book does not exist"),
+        },
+        None => {
+            let Some((groups, contacts)) = book_parts(&state, me) else {
+                return fault("ABDoesNotExist", "Address book does not exist");
+            };
+            let circle_contacts = circles::book::circle_contacts(&state, me);
+            let circle_result = circles::book::circle_result(&mut state, me);
+            format!(
+                "<Groups>{groups}</Groups><Contacts>{contacts}{circle_contacts}</Contacts>{circle_result}<Ab><abId>{OWN_AB}</abId></Ab>"
+            )
+        }
+    };
+    drop(state);
+    ok(
+        "ABFindContactsPaged",
+        &format!("<ABFindContactsPagedResult>{inner}</ABFindContactsPagedResult>"),
     )
 }
 

@@ -212,7 +212,8 @@ pub struct LoggedFrame {
     pub trid: Option<u32>,
     /// Arguments; tickets and switchboard cookies are replaced by `<redacted>`.
     pub args: Vec<String>,
-    /// The payload for `MSG` and `UUX`; `None` otherwise (the `QRY` answer is not kept).
+    /// The payload for `MSG`, `UUX` and the circles' `PUT` and `SDG`; `None` otherwise
+    /// (the `QRY` answer is not kept).
     pub payload: Option<Bytes>,
 }
 
@@ -220,8 +221,12 @@ pub struct LoggedFrame {
 pub(crate) fn redact(server: ServerKind, frame: &Frame) -> LoggedFrame {
     let mut args: Vec<String> = frame.args.iter().map(str::to_owned).collect();
     let secret_from = match (server, frame.verb.as_str()) {
-        // NS `USR trid TWN S <ticket>`.
-        (ServerKind::Ns | ServerKind::Dispatch, "USR") if frame.arg(1) == Some("S") => Some(2),
+        // NS `USR trid TWN S <ticket>`, and MSNP18's `USR trid SHA A <circle ticket>`.
+        (ServerKind::Ns | ServerKind::Dispatch, "USR")
+            if frame.arg(1) == Some("S") || frame.arg(0) == Some("SHA") =>
+        {
+            Some(2)
+        }
         // SB `USR trid email cookie`, `ANS trid email cookie sessid`.
         (ServerKind::Sb, "USR" | "ANS") => Some(1),
         _ => None,
@@ -234,7 +239,7 @@ pub(crate) fn redact(server: ServerKind, frame: &Frame) -> LoggedFrame {
         }
     }
     let payload = match frame.verb.as_str() {
-        "MSG" | "UUX" => frame.payload.clone(),
+        "MSG" | "UUX" | "PUT" | "SDG" => frame.payload.clone(),
         _ => None,
     };
     LoggedFrame {

@@ -10,8 +10,11 @@
 //! (ILN/NLN/FLN/UBX per version), `passport` (HTTP: Passport, RST), `abch` (address
 //! book), `oim` (offline messages for MSNP13+: storage and the NS `Mail-Data` notices,
 //! with `oim/store2` and `oim/rsi` the HTTP services, `oim/mime` reading what senders
-//! send, `oim/mail` writing what Escargot writes), `dispatch`, `ns` (with `ns/sso` and
-//! `ns/address_list` for MSNP13+), `sb`.
+//! send, `oim/mail` writing what Escargot writes), `circles` (MSNP18 circles: members,
+//! conversations and their notices, with `circles/wire` the routed payloads and the
+//! circle ticket, `circles/book` their part of the address book), `dispatch`, `ns` (with
+//! `ns/sso` and `ns/address_list` for MSNP13+, `ns/endpoints` for MSNP16+, `ns/circles`
+//! for MSNP18's `USR SHA`, circle `ADL`, `PUT` and `SDG`), `sb`.
 //! Uses the framing, challenge, escaping, XML and MBI parts of `msnp`, never the client
 //! state machines.
 //!
@@ -28,6 +31,7 @@
 
 mod abch;
 mod accounts;
+mod circles;
 mod conn;
 mod dispatch;
 mod faults;
@@ -37,6 +41,8 @@ mod passport;
 mod presence;
 mod sb;
 mod state;
+#[cfg(test)]
+mod test_http;
 
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
@@ -450,6 +456,42 @@ impl MsnServerHandle {
     /// `text/x-msmsgsoimnotification` at once, as Escargot sends it.
     pub fn store_offline_message(&self, to: &str, message: StoredOim) {
         oim::inject(&self.shared, &key(to), message);
+    }
+
+    /// Creates a circle (MSNP18 group chat, MSNP.md §15.4) named `name` with `admin` as
+    /// its admin and `members` as members, everyone's membership accepted, and returns
+    /// its id (`00000000-0000-0000-0009-<12 hex>`, counted up from 1). Members see it in
+    /// `ABFindContactsPaged` (with a new circle ticket) and may join its conversation
+    /// with `USR SHA A`, the circle `ADL` and `PUT`.
+    pub fn create_circle(&self, name: &str, admin: &str, members: &[&str]) -> String {
+        let members: Vec<String> = members.iter().map(|m| key(m)).collect();
+        circles::create(&mut self.shared.lock(), name, &key(admin), &members)
+    }
+
+    /// Invites `email` to circle `id`: a member whose membership waits for an answer
+    /// (`WaitingResponse`), listed in its `ABFindContactsPaged` but refused by the circle
+    /// `ADL` (`933`). Nothing happens for an unknown circle or a member already there.
+    pub fn invite_to_circle(&self, id: &str, email: &str) {
+        circles::invite(&mut self.shared.lock(), &key(id), &key(email));
+    }
+
+    /// The accounts in circle `id`'s conversation (those with an endpoint that joined it
+    /// with `PUT` and is still connected), once each, in the order they joined.
+    pub fn circle_roster(&self, id: &str) -> Vec<String> {
+        self.shared
+            .lock()
+            .circles
+            .get(&key(id))
+            .map(circles::Circle::roster)
+            .unwrap_or_default()
+    }
+
+    /// Member `email` leaves circle `id` (as with `BreakConnection`): no longer a member,
+    /// its endpoints out of the conversation. The endpoints still in it get
+    /// `NFY DEL` with `Uri: /circle/roster(IM)/user(1:<email>)`; `email`'s own endpoints
+    /// that were in it get one for each account still there.
+    pub fn leave_circle(&self, id: &str, email: &str) {
+        circles::leave(&mut self.shared.lock(), &key(id), &key(email));
     }
 
     /// Fault: closes the account's NS socket at once, without `OUT` (its contacts see

@@ -2,8 +2,9 @@
 //! §11): version negotiation, TWN login against tickets from `passport`, the post-login
 //! burst, `SYN`, presence (`CHG` → `ILN`/`NLN`/`FLN` fan-out), `UUX`/`UBX`,
 //! `PRP`/`REA`, list and group commands per version, `XFR SB`, `CHL`/`QRY`,
-//! `PNG`/`QNG`, `OUT OTH` on a second login, and from MSNP13 the offline messages'
-//! `Mail-Data` after an endpoint's first `CHG` (built by `oim`).
+//! `PNG`/`QNG`, `OUT OTH` on a second login, from MSNP13 the offline messages'
+//! `Mail-Data` after an endpoint's first `CHG` (built by `oim`), and on MSNP18 the
+//! circles' `USR SHA`, `ADL`, `PUT` and `SDG` (`ns/circles`).
 //!
 //! Behaves like R2M where the two revival servers differ (§2.8), with Escargot's
 //! stricter checks where they catch client bugs (silently ignored `CHG` without caps,
@@ -21,6 +22,7 @@ use msnp::frame::Frame;
 use msnp::verb::Verb;
 
 mod address_list;
+mod circles;
 mod endpoints;
 mod sso;
 
@@ -64,6 +66,7 @@ pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>) {
         peer,
         last_challenge: Instant::now(),
         sso_nonce: None,
+        circle: circles::CircleSession::default(),
     };
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
@@ -109,6 +112,8 @@ struct Ns {
     last_challenge: Instant,
     /// The nonce of `USR … SSO S`, until the client answers it (MSNP15+).
     sso_nonce: Option<String>,
+    /// What this connection did towards circles (MSNP18).
+    circle: circles::CircleSession,
 }
 
 fn parse_list(token: Option<&str>) -> Option<Lists> {
@@ -191,6 +196,10 @@ impl Ns {
             }
             "ADL" | "RML" if self.version >= 13 => self.address_list(&frame),
             "UUN" if self.version >= 16 => self.uun(&frame),
+            "PUT" if self.version >= 18 => self.put(&frame),
+            "SDG" if self.version >= 18 => self.sdg(&frame),
+            // Escargot closes on the circle verbs below MSNP18.
+            "PUT" | "SDG" => Flow::Close,
             "FQY" if self.version >= 13 => {
                 let payload = frame.payload.clone().unwrap_or_default();
                 self.send(
@@ -298,6 +307,9 @@ impl Ns {
 
     fn usr(&mut self, f: &Frame) -> Flow {
         let trid = f.trid;
+        if f.arg(0) == Some("SHA") {
+            return self.usr_sha(f);
+        }
         if self.logged_in {
             return self.err(207, trid);
         }
@@ -1217,6 +1229,7 @@ impl Ns {
     fn cleanup(&mut self) {
         let mut state = self.shared.lock();
         state.ns_conns.remove(&self.conn.id);
+        super::circles::drop_endpoint(&mut state, self.conn.id);
         let Some(email) = self.email.clone().filter(|_| self.logged_in) else {
             return;
         };

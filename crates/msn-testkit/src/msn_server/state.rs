@@ -1,12 +1,13 @@
 //! Shared routing state of one test server: accounts, logged-in NS sessions, Passport
-//! tickets, switchboard cookies and sessions, the frame log and the event broadcast.
+//! tickets, switchboard cookies and sessions, circles, the frame log and the event
+//! broadcast.
 //!
 //! One `std::sync::Mutex` guards [`State`]; it is never held across an `.await` (all
 //! socket writes go through the connections' channels), which keeps fan-out atomic:
 //! a presence change and the notifications it causes are decided under one lock.
 //! Knows the visibility rules (§4.1 AL/BL/BLP) but no wire formats.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -17,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::MsnServerConfig;
 use super::accounts::Account;
+use super::circles::Circle;
 use super::conn::{ConnTx, LoggedFrame};
 use super::faults::Faults;
 
@@ -279,6 +281,13 @@ pub(crate) struct State {
     /// The ticket each NS endpoint signed in with: (account, connection id). The OIM
     /// services find the calling endpoint by it, as Escargot finds the session by token.
     pub login_tickets: HashMap<String, (String, u64)>,
+    /// Circles (MSNP18 group chats, §15.4) by lower-case id.
+    pub circles: BTreeMap<String, Circle>,
+    /// How many circles were created: the next id's number.
+    pub circle_count: u64,
+    /// The circle ticket each account was last given by `ABFindContactsPaged`
+    /// (XML-unescaped), which `USR SHA A` must present.
+    pub circle_tickets: HashMap<String, String>,
 }
 
 impl State {

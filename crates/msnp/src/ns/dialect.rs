@@ -39,6 +39,11 @@ impl Dialect {
         self.0 >= 13
     }
 
+    /// Circles (group chats on the notification server, §15.4).
+    pub fn has_circles(self) -> bool {
+        self.0 >= 18
+    }
+
     /// Several points of presence: a machine GUID in `USR SSO S`, `caps:capsex` in
     /// `CHG`, endpoint data in `UUX` (§2.5.1, §5.2, §15.3).
     pub fn has_endpoints(self) -> bool {

@@ -4,7 +4,7 @@
 //! `ADC`/`REM` (the other side's reverse list, presence, privacy). Reverse or pending
 //! bits from a client are `241`, an empty domain `240`, both with a disconnect; an
 //! unknown address is `208`. Pending entries stay pending: only the address book's
-//! `DeleteMember` answers them.
+//! `DeleteMember` answers them. Circle entries (`t="9"`) go to `ns/circles`.
 
 use msnp::frame::Frame;
 use msnp::verb::Verb;
@@ -56,6 +56,9 @@ impl Ns {
             self.send(super::error(240, Some(trid)));
             return Flow::Close;
         };
+        if let Some(flow) = self.circle_list(f, &root) {
+            return flow;
+        }
         let changes = match changes(&root) {
             Ok(changes) => changes,
             Err(code) => {
@@ -64,7 +67,9 @@ impl Ns {
             }
         };
         let adding = f.verb == Verb::ADL;
-        if !(adding && root.attr("l") == Some("1")) {
+        if adding && root.attr("l") == Some("1") {
+            self.circle.initial_adl_done();
+        } else {
             let known = {
                 let state = self.shared.lock();
                 changes

@@ -2,6 +2,7 @@
 //! accounts signed in over raw sockets, a stored OIM listed at the first `CHG`, `Store2`
 //! with the lock-key round and the live notice, RSI fetch, delete and metadata.
 
+use super::super::test_http::post;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -100,20 +101,6 @@ async fn sign_in(server: &MsnServerHandle, email: &str) -> (Ns, String) {
     assert!(ns.next().await.0.starts_with("USR"));
     ns.send("CHG {t} NLN 0").await;
     (ns, ticket)
-}
-
-async fn post(request: PostRequest) -> (u16, String) {
-    let mut builder = reqwest::Client::new().post(&request.url);
-    for (name, value) in &request.headers {
-        builder = builder.header(name, value);
-    }
-    let answer = builder
-        .body(request.body.expose().to_owned())
-        .send()
-        .await
-        .unwrap();
-    let status = answer.status().as_u16();
-    (status, answer.text().await.unwrap())
 }
 
 /// `request` with `from` replaced by `to` in its body.

@@ -1,0 +1,123 @@
+//! Circles (MSNP18 group chats, MSNP.md §15.4) through the core: a circle is a group
+//! portal named after it, with its members as puppets; messages and typing go both ways
+//! over the notification server; a member leaving leaves the room.
+
+use matrix_msn::bridge::MatrixEvent;
+use matrix_msn::bridge::formatting::RichText;
+use matrix_msn::bridge::remote::{Chat, MsnSessionPort, RemoteEvent};
+
+use crate::support::{rid, uid};
+
+use super::harness::{ALICE, BOB, CAROL, Contact, PUPPET_ALICE, Scene, USER, until};
+
+const PUPPET_CAROL: &str = "@msn_carol=40example.com:localhost";
+
+/// Alice and Carol, each on MSNP18 (their client joins the circle at sign-in).
+async fn members(scene: &Scene) -> (Contact, Contact) {
+    let alice =
+        Contact::sign_in_endpoint(&scene.msn, ALICE, "{0c1d2e3f-4a5b-4c6d-8e7f-a0b1c2d3e4f5}")
+            .await;
+    let carol =
+        Contact::sign_in_endpoint(&scene.msn, CAROL, "{1c1d2e3f-4a5b-4c6d-8e7f-a0b1c2d3e4f5}")
+            .await;
+    (alice, carol)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_circle_is_a_group_portal_with_messages_both_ways() {
+    let mut scene = Scene::start().await;
+    let id = scene.msn.create_circle("Book club", ALICE, &[BOB, CAROL]);
+    let (mut alice, mut carol) = members(&scene).await;
+    scene.log_in(USER).await;
+    let msn = &scene.msn;
+    until("all three in the circle's conversation", || {
+        (msn.circle_roster(&id).len() == 3).then_some(())
+    })
+    .await;
+    let hs = scene.hs.clone();
+    let portal = until("the circle's portal", || {
+        hs.rooms().into_iter().find_map(|(room_id, room)| {
+            (room.name.as_deref() == Some("Book club (MSN)")).then_some((room_id, room))
+        })
+    })
+    .await;
+    let (portal, room) = portal;
+    let bridged = room.bridged.expect("m.bridge state");
+    assert_eq!(bridged.channel_id, format!("group:circle:{id}"));
+    let hs = scene.hs.clone();
+    until("both members' puppets in it", || {
+        let room = hs.room(&portal)?;
+        (room.joined.contains(PUPPET_ALICE) && room.joined.contains(PUPPET_CAROL)).then_some(())
+    })
+    .await;
+    scene.hs.user_joins(&portal, USER);
+
+    // Alice writes into the circle: it is in the portal, as her.
+    let circle = Chat::Group(format!("circle:{id}"));
+    let rich = |text: &str| RichText {
+        text: text.into(),
+        style: Default::default(),
+    };
+    super::harness::drive(
+        "Alice's line",
+        alice.session.send_text(&circle, rich("hi all")),
+    )
+    .await
+    .expect("sent");
+    scene.notice_from(&portal, PUPPET_ALICE, "hi all").await;
+
+    // The user answers from Matrix: both members get it, in the circle.
+    scene.say(&portal, USER, "hello circle").await;
+    for member in [&mut alice, &mut carol] {
+        let (chat, from, text) = member
+            .next("the user's line in the circle", |event| match event {
+                // (Carol also gets Alice's line.)
+                RemoteEvent::Message {
+                    chat, from, text, ..
+                } if from.as_str() == BOB => Some((chat, from.to_string(), text.text)),
+                _ => None,
+            })
+            .await;
+        assert_eq!(
+            (chat, from.as_str(), text.as_str()),
+            (circle.clone(), BOB, "hello circle")
+        );
+    }
+    scene.assert_nothing_undelivered(&portal);
+
+    // Typing both ways.
+    super::harness::drive("Alice typing", alice.session.send_typing(&circle))
+        .await
+        .expect("sent");
+    let hs = scene.hs.clone();
+    until("Alice shown typing", || {
+        hs.room(&portal)?
+            .typing
+            .contains(PUPPET_ALICE)
+            .then_some(())
+    })
+    .await;
+    scene
+        .push(vec![MatrixEvent::Typing {
+            room_id: rid(&portal),
+            user_ids: vec![uid(USER)],
+        }])
+        .await;
+    let chat = alice
+        .next("the user typing in the circle", |event| match event {
+            RemoteEvent::Typing { chat, from } if from.as_str() == BOB => Some(chat),
+            _ => None,
+        })
+        .await;
+    assert_eq!(chat, circle);
+
+    // Carol leaves the circle: her puppet leaves the room.
+    scene.msn.leave_circle(&id, CAROL);
+    let hs = scene.hs.clone();
+    until("Carol's puppet to leave", || {
+        let room = hs.room(&portal)?;
+        (!room.joined.contains(PUPPET_CAROL)).then_some(())
+    })
+    .await;
+    scene.stop().await;
+}
