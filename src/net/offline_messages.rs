@@ -7,7 +7,7 @@
 //! session). Tickets and texts never reach a log line.
 
 use msnp::challenge::Product;
-use msnp::oim::store::{self, StoreRefusal, StoreRequest};
+use msnp::oim::store::{self as oim_store, StoreRefusal, StoreRequest};
 use msnp::oim::{self, MailData, OfflineMessage, OimError, OimRef};
 use tokio::sync::Mutex;
 
@@ -155,15 +155,15 @@ impl OfflineSender {
                 sequence: state.next,
                 text: message.text,
             };
-            let (status, body) = call(http, store::store_message(&book.base, &request)).await?;
-            match store::parse_stored(status, &body, state.next) {
+            let (status, body) = call(http, oim_store::store_message(&book.base, &request)).await?;
+            match oim_store::parse_stored(status, &body, state.next) {
                 Ok(()) => {
                     state.next += 1;
                     return Ok(());
                 }
                 Err(StoreRefusal::LockKey(challenge)) => {
                     tracing::debug!("the offline-message service asks for the lock key");
-                    state.lock_key = store::lock_key(&challenge, product);
+                    state.lock_key = oim_store::lock_key(&challenge, product);
                     refusal = Some(StoreRefusal::LockKey(challenge));
                 }
                 Err(other) => return Err(other.into()),

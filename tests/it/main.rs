@@ -13,6 +13,7 @@
 )]
 
 mod appservice;
+mod bridge_circles;
 mod bridge_e2e;
 mod bridge_offline;
 mod bridge_pictures;
