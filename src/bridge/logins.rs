@@ -316,15 +316,23 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                     l.account.clone(),
                     l.session.is_connected(),
                     l.session.protocol_version(),
+                    l.session.notes(),
                 )
             })
         });
         match live {
-            Some((account, true, version)) => format!(
-                "Logged in as {account}: connected, MSNP{version}, server {}.",
-                self.msn.server()
-            ),
-            Some((account, false, _)) => format!(
+            Some((account, true, version, notes)) => {
+                let mut text = format!(
+                    "Logged in as {account}: connected, MSNP{version}, server {}.",
+                    self.msn.server()
+                );
+                for note in notes {
+                    text.push('\n');
+                    text.push_str(&note);
+                }
+                text
+            }
+            Some((account, false, _, _)) => format!(
                 "Logged in as {account}: reconnecting to {} (messages wait until the connection is back).",
                 self.msn.server()
             ),

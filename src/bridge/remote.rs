@@ -325,6 +325,9 @@ pub trait MsnSessionPort: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), DeliveryError>> + Send;
     /// The negotiated protocol version, 0 while disconnected.
     fn protocol_version(&self) -> u8;
+    /// What the session offers beyond chats (offline messages, circles), one sentence
+    /// each, for `status`.
+    fn notes(&self) -> Vec<String>;
     fn is_connected(&self) -> bool;
     fn logout(&self) -> impl Future<Output = ()> + Send;
 }

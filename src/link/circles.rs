@@ -7,6 +7,7 @@
 use crate::bridge::formatting::RichText;
 use crate::bridge::ids::MsnAddress;
 use crate::bridge::remote::{Chat, DeliveryError, RemoteEvent};
+use crate::net::CircleState;
 use msnp::circle::{FromCircle, Outgoing};
 
 use super::convert::{rich_text, text_format};
@@ -80,6 +81,25 @@ impl LinkSession {
             // The user's own lines from their Messenger, and circle properties: not shown.
             _ => None,
         }
+    }
+
+    /// Where the user's circles are, for `status` (nothing before MSNP18).
+    pub(super) fn circle_note(&self) -> Option<String> {
+        let (circles, state) = self.session.client()?.circles();
+        let names: Vec<&str> = circles.iter().map(|c| c.name.as_str()).collect();
+        Some(match state {
+            CircleState::NotInVersion => return None,
+            CircleState::NoneListed if names.is_empty() => {
+                "Circles: none (or the server offers none).".to_owned()
+            }
+            CircleState::NoneListed | CircleState::Joining => {
+                format!("Circles: joining {}.", names.join(", "))
+            }
+            CircleState::Joined => format!("Circles: {} (each a group portal).", names.join(", ")),
+            CircleState::Refused(code) => format!(
+                "Circles: the server refused them (error {code}); everything else works without them."
+            ),
+        })
     }
 
     /// The name the contact list has for `address`, else the address.

@@ -554,6 +554,15 @@ impl MsnSessionPort for LinkSession {
         self.session.set_msn_object(xml).await.map_err(delivery)
     }
 
+    fn notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if self.takes_offline_messages() {
+            notes.push("Offline messages: on (MSN keeps what you write to offline contacts; what they wrote while you were away arrives at login).".to_owned());
+        }
+        notes.extend(self.circle_note());
+        notes
+    }
+
     fn protocol_version(&self) -> u8 {
         self.session.client().map(|c| c.version()).unwrap_or(0)
     }

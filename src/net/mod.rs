@@ -25,7 +25,7 @@ pub use address_book::{AddressBook, AddressBookError};
 pub use backoff::Backoff;
 pub use contact_edit::ContactEdit;
 pub use error::NetError;
-pub use ns_client::{NsClient, NsEvents};
+pub use ns_client::{CircleState, NsClient, NsEvents};
 pub use offline_messages::{FetchedMessage, OfflineError, OfflineSender, OfflineText};
 pub use p2p::{P2P_MIN_INTERVAL, P2P_WINDOW, TransferError, random_seed};
 pub use passport::{

@@ -55,6 +55,22 @@ enum Request {
     },
 }
 
+/// Where the user's circles are (MSNP18), for `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum CircleState {
+    /// Not in this protocol version.
+    #[default]
+    NotInVersion,
+    /// The address book listed none (the server may not offer circles).
+    NoneListed,
+    /// Joining them (answers pending).
+    Joining,
+    /// Joined.
+    Joined,
+    /// The server refused to let the bridge join them (its error code).
+    Refused(u16),
+}
+
 /// A handle on one logged-in notification-server session.
 #[derive(Clone)]
 pub struct NsClient {
@@ -64,6 +80,7 @@ pub struct NsClient {
     timeout: Duration,
     /// The user's circles (MSNP18), as the address book listed them at login.
     circles: Arc<std::sync::Mutex<Vec<Circle>>>,
+    circle_state: Arc<std::sync::Mutex<CircleState>>,
 }
 
 impl std::fmt::Debug for NsClient {
@@ -99,8 +116,11 @@ impl NsClient {
         let version = Arc::new(AtomicU8::new(0));
         let account: Arc<str> = Arc::from(config.login.as_str());
         let circles = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let circle_state = Arc::new(std::sync::Mutex::new(CircleState::default()));
         let driver = Driver {
             circles: circles.clone(),
+            circle_state: circle_state.clone(),
+            circle_join: None,
             circle_ticket: None,
             settings: settings.clone(),
             http: http.clone(),
@@ -125,6 +145,7 @@ impl NsClient {
                     account,
                     timeout: settings.request_timeout + Duration::from_secs(5),
                     circles,
+                    circle_state,
                 },
                 events_rx,
             )),
@@ -142,6 +163,21 @@ impl NsClient {
 
     pub fn account(&self) -> &str {
         &self.account
+    }
+
+    /// The user's circles (MSNP18) and whether the bridge is in them.
+    pub fn circles(&self) -> (Vec<Circle>, CircleState) {
+        let circles = self
+            .circles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let state = self
+            .circle_state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        (circles, state)
     }
 
     /// The circle `id` the user belongs to, if it is one of theirs.
@@ -228,6 +264,9 @@ struct Driver {
     circles: Arc<std::sync::Mutex<Vec<Circle>>>,
     /// The circle ticket that joins them, until they are joined after login.
     circle_ticket: Option<String>,
+    circle_state: Arc<std::sync::Mutex<CircleState>>,
+    /// The TrIDs of the join (`USR SHA` to the last `PUT`) while it is answered.
+    circle_join: Option<std::ops::RangeInclusive<u32>>,
 }
 
 impl Driver {
@@ -247,8 +286,43 @@ impl Driver {
             return;
         }
         match session.join_circles(Instant::now(), &ticket, &ids) {
-            Ok(_) => tracing::info!(count = ids.len(), "joining circles"),
+            Ok(trids) => {
+                tracing::info!(count = ids.len(), "joining circles");
+                self.circle_join = Some(trids);
+                self.set_circle_state(CircleState::Joining);
+            }
             Err(e) => tracing::warn!(error = %e, "cannot join the circles"),
+        }
+    }
+
+    fn set_circle_state(&self, state: CircleState) {
+        *self.circle_state.lock().unwrap_or_else(|e| e.into_inner()) = state;
+    }
+
+    /// Follows the answers to the circles' join: the last one settles it, an error in
+    /// any refuses it (the session goes on without circles).
+    fn follow_circle_join(&mut self, event: &NsEvent) {
+        let Some(join) = self.circle_join.clone() else {
+            return;
+        };
+        match event {
+            NsEvent::Replied { trid } if trid == join.end() => {
+                self.circle_join = None;
+                self.set_circle_state(CircleState::Joined);
+            }
+            NsEvent::ServerError {
+                trid: Some(trid),
+                code,
+                ..
+            } if join.contains(trid) => {
+                tracing::warn!(
+                    code,
+                    "the server refused the circles; going on without them"
+                );
+                self.circle_join = None;
+                self.set_circle_state(CircleState::Refused(*code));
+            }
+            _ => {}
         }
     }
 
@@ -377,6 +451,7 @@ impl Driver {
     }
 
     async fn on_event(&mut self, session: &mut NsSession, event: NsEvent) -> Flow {
+        self.follow_circle_join(&event);
         match event {
             NsEvent::NeedTicket { tw_challenge } => {
                 let ticket = fetch_ticket_by_route(
@@ -458,6 +533,9 @@ impl Driver {
                     Ok((list, circles)) => {
                         let joined: Vec<Circle> =
                             circles.circles.into_iter().filter(|c| c.accepted).collect();
+                        if with_circles {
+                            self.set_circle_state(CircleState::NoneListed);
+                        }
                         *self.circles.lock().unwrap_or_else(|e| e.into_inner()) = joined;
                         self.circle_ticket = circles.ticket;
                         list

@@ -28,7 +28,7 @@ async fn a_circle_is_a_group_portal_with_messages_both_ways() {
     let mut scene = Scene::start().await;
     let id = scene.msn.create_circle("Book club", ALICE, &[BOB, CAROL]);
     let (mut alice, mut carol) = members(&scene).await;
-    scene.log_in(USER).await;
+    let mgmt = scene.log_in(USER).await;
     let msn = &scene.msn;
     until("all three in the circle's conversation", || {
         (msn.circle_roster(&id).len() == 3).then_some(())
@@ -51,6 +51,10 @@ async fn a_circle_is_a_group_portal_with_messages_both_ways() {
     })
     .await;
     scene.hs.user_joins(&portal, USER);
+    scene.say(&mgmt, USER, "status").await;
+    scene
+        .notice(&mgmt, "Circles: Book club (each a group portal)")
+        .await;
 
     // Alice writes into the circle: it is in the portal, as her.
     let circle = Chat::Group(format!("circle:{id}"));
@@ -119,5 +123,29 @@ async fn a_circle_is_a_group_portal_with_messages_both_ways() {
         (!room.joined.contains(PUPPET_CAROL)).then_some(())
     })
     .await;
+    scene.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_server_that_refuses_the_circles_leaves_the_login_without_them() {
+    let mut scene = Scene::start().await;
+    scene.msn.create_circle("Book club", ALICE, &[BOB, CAROL]);
+    scene.msn.refuse_circle_tickets(true);
+    let mgmt = scene.log_in(USER).await;
+    // Chats work as before.
+    let alice = Contact::sign_in(&scene.msn, ALICE).await;
+    alice.say(BOB, "no circles, still chatting").await;
+    let portal = scene.portal_with(PUPPET_ALICE, USER).await;
+    scene
+        .notice_from(&portal, PUPPET_ALICE, "no circles, still chatting")
+        .await;
+    // The refusal came right after the login: `status` says so.
+    scene.say(&mgmt, USER, "status").await;
+    let status = scene.notice(&mgmt, "Logged in as").await;
+    assert!(
+        status.contains("Circles: the server refused them (error 911)"),
+        "{status}"
+    );
+    assert!(status.contains("Offline messages: on"), "{status}");
     scene.stop().await;
 }

@@ -521,6 +521,12 @@ impl MsnServerHandle {
         self.shared.faults.set_hanging_switchboards(count);
     }
 
+    /// Fault: while `on`, `USR SHA A` is refused (`911`) whatever the ticket: the
+    /// circles cannot be joined.
+    pub fn refuse_circle_tickets(&self, on: bool) {
+        self.shared.lock().refuse_circle_tickets = on;
+    }
+
     /// Fault: while `on`, RSI `DeleteMessages` fails and deletes nothing (what a bridge
     /// stopped between bridging and deleting leaves behind).
     pub fn refuse_offline_deletes(&self, on: bool) {

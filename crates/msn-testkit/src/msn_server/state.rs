@@ -278,6 +278,8 @@ pub(crate) struct State {
     pub oims: HashMap<String, Vec<OimRecord>>,
     /// Fault: `DeleteMessages` fails (as a server that is away would), deleting nothing.
     pub refuse_oim_deletes: bool,
+    /// Fault: `USR SHA A` is refused (`911`) whatever the ticket.
+    pub refuse_circle_tickets: bool,
     /// The ticket each NS endpoint signed in with: (account, connection id). The OIM
     /// services find the calling endpoint by it, as Escargot finds the session by token.
     pub login_tickets: HashMap<String, (String, u64)>,

@@ -3,6 +3,7 @@
 //! circle), sending into them (`SDG`, which has no answer: it counts as answered once
 //! queued), and turning the `NFY`/`SDG` the server routes into events.
 
+use std::ops::RangeInclusive;
 use std::time::Instant;
 
 use super::{CommandError, NsEvent, NsSession, PendingKind, SUPPORTED_VERSIONS};
@@ -13,14 +14,15 @@ use crate::verb::Verb;
 impl NsSession {
     /// Joins the user's circles `ids` with the circle ticket from the address book:
     /// `USR SHA A`, the circle `ADL`, then a `PUT` into each circle's conversation. Call
-    /// once logged in (the contacts' `ADL` must have gone first). Returns the last
-    /// `PUT`'s TrID: the server answers in order, so its answer settles them all.
+    /// once logged in (the contacts' `ADL` must have gone first). Returns the TrIDs used,
+    /// `USR` to the last `PUT`: the server answers in order, so the last answer settles
+    /// them all, and an error for any of them refuses the join.
     pub fn join_circles(
         &mut self,
         now: Instant,
         ticket: &str,
         ids: &[&str],
-    ) -> Result<u32, CommandError> {
+    ) -> Result<RangeInclusive<u32>, CommandError> {
         self.require_online()?;
         self.require_version("PUT", 18, *SUPPORTED_VERSIONS.end())?;
         let endpoint = self
@@ -42,7 +44,7 @@ impl NsSession {
             );
         }
         let nonce = circle::sha_nonce(ticket);
-        self.send(
+        let first = self.send(
             now,
             Verb::USR,
             vec!["SHA".into(), "A".into(), nonce],
@@ -59,7 +61,7 @@ impl NsSession {
         for put in puts {
             last = self.send_payload(now, Verb::PUT, Vec::new(), put, PendingKind::Plain);
         }
-        Ok(last)
+        Ok(first..=last)
     }
 
     /// Sends text, typing or a nudge into circle `id` (`SDG`). The server answers only
