@@ -592,6 +592,7 @@ impl NsSession {
                 // Our own account is never a contact (MSNP16+ reports it like one).
                 if let Some(email) = frame
                     .arg(0)
+                    .filter(|a| !self.is_second_hand(a))
                     .map(strip_network)
                     .filter(|e| !e.eq_ignore_ascii_case(&self.config.login))
                 {
@@ -1005,12 +1006,32 @@ impl NsSession {
         }
     }
 
+    /// Whether a presence line names someone as a circle reports them
+    /// (`1:alice@example.com;via=9:…@live.com`, §15.4) while better word comes
+    /// first-hand: the user's own account (its own lines say its status) and contacts on
+    /// the forward list (their own presence lines do). Others' circle presence is taken.
+    fn is_second_hand(&self, address: &str) -> bool {
+        if !address.contains(";via=") {
+            return false;
+        }
+        let email = strip_network(address).to_ascii_lowercase();
+        email.eq_ignore_ascii_case(&self.config.login)
+            || self
+                .list
+                .contacts
+                .get(&email)
+                .is_some_and(|c| c.on(List::Forward))
+    }
+
     fn on_presence(&mut self, frame: &Frame, initial: bool) {
         // §5.4, MSNP8–13: `STATUS email friendly caps [msnobj]`.
         let (Some(status), Some(email)) = (frame.arg(0).and_then(Status::from_code), frame.arg(1))
         else {
             return;
         };
+        if self.is_second_hand(email) {
+            return;
+        }
         let email = strip_network(email).to_owned();
         if email.eq_ignore_ascii_case(&self.config.login) {
             // MSNP16+: our account's status as another endpoint of it set it (§15.3.2);
@@ -1181,7 +1202,7 @@ impl NsSession {
     }
 
     fn on_ubx(&mut self, frame: &Frame) {
-        let Some(email) = frame.arg(0) else {
+        let Some(email) = frame.arg(0).filter(|a| !self.is_second_hand(a)) else {
             return;
         };
         if strip_network(email).eq_ignore_ascii_case(&self.config.login) {

@@ -4,6 +4,7 @@
 
 use matrix_msn::bridge::MatrixEvent;
 use matrix_msn::bridge::formatting::RichText;
+use matrix_msn::bridge::presence::MatrixPresence;
 use matrix_msn::bridge::remote::{Chat, MsnSessionPort, RemoteEvent};
 
 use crate::support::{rid, uid};
@@ -147,5 +148,30 @@ async fn a_server_that_refuses_the_circles_leaves_the_login_without_them() {
         "{status}"
     );
     assert!(status.contains("Offline messages: on"), "{status}");
+    scene.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_member_who_is_not_a_contact_has_presence_by_way_of_the_circle() {
+    const DAVE: &str = "dave@example.com";
+    const PUPPET_DAVE: &str = "@msn_dave=40example.com:localhost";
+    let mut scene = Scene::start().await;
+    scene.msn.add_account(DAVE, "secret", "Dave");
+    let id = scene.msn.create_circle("Book club", DAVE, &[BOB]);
+    let _dave =
+        Contact::sign_in_endpoint(&scene.msn, DAVE, "{2c1d2e3f-4a5b-4c6d-8e7f-a0b1c2d3e4f5}").await;
+    scene.log_in(USER).await;
+    let hs = scene.hs.clone();
+    until("Dave online, as the circle says", || {
+        let (presence, _) = hs.presence_of(PUPPET_DAVE)?;
+        (presence == MatrixPresence::Online).then_some(())
+    })
+    .await;
+    scene.msn.leave_circle(&id, DAVE);
+    until("Dave offline once he left it", || {
+        let (presence, _) = hs.presence_of(PUPPET_DAVE)?;
+        (presence == MatrixPresence::Offline).then_some(())
+    })
+    .await;
     scene.stop().await;
 }

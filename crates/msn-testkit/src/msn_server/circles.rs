@@ -131,9 +131,15 @@ impl Circle {
 
     /// Tells the endpoints in the conversation that `who` left it (`NFY DEL`).
     fn send_left(&self, who: &str) {
+        let via = msnp::circle::address(&self.id);
         for j in &self.joined {
             j.conn
                 .send(nfy("DEL", wire::left_payload(&j.email, &self.id, who)));
+            // Gone from the circle's view: offline by way of it (§15.4 step 4).
+            j.conn.send(Frame::untracked(
+                Verb::FLN,
+                [format!("1:{who};via={via}"), "0:0".to_owned()],
+            ));
         }
     }
 

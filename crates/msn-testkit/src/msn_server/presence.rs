@@ -55,6 +55,33 @@ pub(crate) fn online_frames(
     out
 }
 
+/// `NLN` (+ `UBX`) for `user` as circle `via` (`9:<id>@live.com`) reports its members
+/// to each other on MSNP18 (§15.4 step 4): the address is `1:<user>;via=<via>`.
+pub(crate) fn circle_member_frames(state: &State, user: &str, via: &str) -> Vec<Frame> {
+    let address = format!("1:{user}");
+    online_frames(state, user, 18, None)
+        .into_iter()
+        .map(|frame| {
+            let args: Vec<String> = frame
+                .args
+                .iter()
+                .map(|arg| {
+                    if arg == address {
+                        format!("{address};via={via}")
+                    } else {
+                        arg.to_owned()
+                    }
+                })
+                .collect();
+            let renamed = Frame::untracked(frame.verb, args);
+            match frame.payload {
+                Some(payload) => renamed.with_payload(payload),
+                None => renamed,
+            }
+        })
+        .collect()
+}
+
 /// How `user` is named in presence lines for a `version` watcher (§5.4).
 pub(crate) fn address_args(user: &str, version: u8) -> Vec<String> {
     match version {

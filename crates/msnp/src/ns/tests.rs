@@ -1282,3 +1282,41 @@ fn circles_are_joined_written_to_and_read_on_msnp18() {
         .expect("typing");
     assert!(sent(&mut s).contains("Segment: 2\r\n"));
 }
+
+/// §15.4 step 4: presence that comes by way of a circle (`;via=`) is taken for members
+/// who are not contacts, and ignored for the user's own account (its extra `NLN` with
+/// caps `0:0` must not change the bridge's status) and for contacts, whose own lines say.
+#[test]
+fn circle_presence_is_second_hand_for_the_account_and_contacts() {
+    let now = Instant::now();
+    let mut s = msnp18_logged_in(now, "{6f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9}");
+    let mut list = ContactList::default();
+    list.contacts.insert(
+        "alice@example.com".into(),
+        Contact {
+            email: "alice@example.com".into(),
+            lists: List::Forward.bit() | List::Allow.bit(),
+            ..Contact::default()
+        },
+    );
+    s.handle_address_book(now, list).expect("address book");
+    sent(&mut s);
+    events(&mut s);
+    let via = ";via=9:00000000-0000-0000-0009-5c1e2d3f4a5b@live.com";
+    feed(
+        &mut s,
+        now,
+        &format!(
+            "NLN NLN 1:bridge@example.com{via} Me 0:0 0\r\nNLN BSY 1:alice@example.com{via} Alice 0:0 0\r\nFLN 1:alice@example.com{via} 0:0\r\nNLN AWY 1:dave@example.com{via} Dave 0:0 0\r\nFLN 1:dave@example.com{via} 0:0\r\n"
+        ),
+    );
+    let seen: Vec<String> = events(&mut s)
+        .into_iter()
+        .map(|e| match e {
+            NsEvent::PresenceChanged(p) => format!("{} {:?}", p.contact, p.status),
+            NsEvent::ContactOffline { contact } => format!("{contact} offline"),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(seen, ["dave@example.com Away", "dave@example.com offline"]);
+}

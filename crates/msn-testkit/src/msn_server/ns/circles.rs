@@ -29,6 +29,7 @@ use super::{Flow, Ns};
 use crate::msn_server::accounts::Lists;
 use crate::msn_server::circles::{self, Joined, wire};
 use crate::msn_server::conn::error;
+use crate::msn_server::presence;
 use crate::msn_server::state::State;
 
 /// What one NS connection did towards circles.
@@ -244,11 +245,28 @@ impl Ns {
         if joining {
             if !circle.has_endpoint(self.conn.id) {
                 circle.joined.push(Joined {
-                    email: me,
+                    email: me.clone(),
                     conn: self.conn.clone(),
                 });
             }
             circle.send_roster();
+            // The members' presence comes by way of the circle (§15.4 step 4): the
+            // joiner hears of those in the conversation, and they of the joiner.
+            let via = msnp::circle::address(&circle.id);
+            let others: Vec<Joined> = circle
+                .joined
+                .iter()
+                .filter(|j| j.conn.id != self.conn.id)
+                .cloned()
+                .collect();
+            for other in &others {
+                for frame in presence::circle_member_frames(&state, &other.email, &via) {
+                    self.conn.send(frame);
+                }
+                for frame in presence::circle_member_frames(&state, &me, &via) {
+                    other.conn.send(frame);
+                }
+            }
         }
         Flow::Continue
     }
