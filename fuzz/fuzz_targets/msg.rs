@@ -1,4 +1,5 @@
-//! `MSG` payloads (MSNP.md §7): several payloads separated by 0xFF bytes are each parsed;
+//! `MSG` payloads (MSNP.md §7) and circle payloads (§15.4): several payloads separated
+//! by 0xFF bytes are each parsed;
 //! MIME parsing round-trips through `encode`; text re-encoded with `encode_text` parses
 //! back to the same text and format; `split_text` pieces concatenate to the input and
 //! respect the size; chunk reassembly stays within its limits.
@@ -18,6 +19,11 @@ fuzz_target!(|data: &[u8]| {
 
     for part in data.split(|&b| b == 0xFF) {
         let payload = Bytes::copy_from_slice(part);
+
+        // What a circle routes (NFY PUT/DEL, SDG): read or refused, never a panic.
+        for kind in [None, Some("PUT"), Some("DEL")] {
+            let _ = msnp::circle::read(kind, part);
+        }
 
         if let Ok(mime) = MimeMessage::parse(&payload, &limits) {
             let encoded = mime.encode();

@@ -175,3 +175,45 @@ async fn a_member_who_is_not_a_contact_has_presence_by_way_of_the_circle() {
     .await;
     scene.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_member_who_comes_later_joins_the_portal() {
+    let mut scene = Scene::start().await;
+    scene.msn.create_circle("Book club", ALICE, &[BOB, CAROL]);
+    let _alice =
+        Contact::sign_in_endpoint(&scene.msn, ALICE, "{0c1d2e3f-4a5b-4c6d-8e7f-a0b1c2d3e4f5}")
+            .await;
+    scene.log_in(USER).await;
+    let hs = scene.hs.clone();
+    let portal = until("the circle's portal with Alice", || {
+        hs.rooms().into_iter().find_map(|(room_id, room)| {
+            (room.name.as_deref() == Some("Book club (MSN)") && room.joined.contains(PUPPET_ALICE))
+                .then_some(room_id)
+        })
+    })
+    .await;
+    assert!(
+        !hs.room(&portal)
+            .expect("portal")
+            .joined
+            .contains(PUPPET_CAROL)
+    );
+    // Carol signs in: her client joins the circle's conversation, and her puppet the room.
+    let _carol =
+        Contact::sign_in_endpoint(&scene.msn, CAROL, "{1c1d2e3f-4a5b-4c6d-8e7f-a0b1c2d3e4f5}")
+            .await;
+    until("Carol's puppet in the portal", || {
+        hs.room(&portal)?
+            .joined
+            .contains(PUPPET_CAROL)
+            .then_some(())
+    })
+    .await;
+    let rooms = hs
+        .rooms()
+        .into_iter()
+        .filter(|(_, room)| room.name.as_deref() == Some("Book club (MSN)"))
+        .count();
+    assert_eq!(rooms, 1, "one portal for the circle");
+    scene.stop().await;
+}

@@ -4,6 +4,7 @@
 //! contact is kept by MSN for them.
 
 use matrix_msn::bridge::remote::{MsnSessionPort, RemoteEvent};
+use msn_testkit::Lists;
 use msn_testkit::msn_server::StoredOim;
 
 use super::harness::{ALICE, BOB, Contact, PUPPET_ALICE, Scene, USER, until};
@@ -226,5 +227,30 @@ async fn one_kept_while_the_user_is_online_arrives_at_once() {
         msn.offline_messages(BOB).is_empty().then_some(())
     })
     .await;
+    scene.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_contact_who_refuses_offline_messages_from_the_user_is_reported() {
+    let mut scene = Scene::start().await;
+    let (alice, portal) = scene.chat_with_alice("bye").await;
+    alice.session.logout().await;
+    drop(alice);
+    let msn = &scene.msn;
+    until("Alice offline", || {
+        msn.online(ALICE).is_none().then_some(())
+    })
+    .await;
+    // Alice blocks Bob: MSN will not keep his messages for her.
+    scene.msn.add_contact(ALICE, BOB, Lists::BL);
+    scene.say(&portal, USER, "are you there?").await;
+    let notice = scene
+        .notice_from(&portal, PUPPET_ALICE, "not delivered")
+        .await;
+    assert!(
+        notice.contains("does not take offline messages from you"),
+        "{notice}"
+    );
+    assert!(scene.msn.offline_messages(ALICE).is_empty());
     scene.stop().await;
 }
