@@ -116,7 +116,8 @@ fn listed(root: &Element) -> Vec<OimRef> {
 
 /// Decodes an RFC 2047 encoded word (`=?charset?B|Q?text?=`); other text is returned
 /// as it is. White space inside the encoded text is dropped (Escargot writes a space
-/// before `?=`). Only UTF-8 and ASCII-compatible charsets are decoded, lossily.
+/// before `?=`). The charset is any the WHATWG Encoding Standard names (UTF-8,
+/// ISO-8859-x, windows-125x, …); bytes it cannot map are replaced.
 pub fn decode_word(word: &str) -> String {
     let trimmed = word.trim();
     let Some(inner) = trimmed
@@ -126,7 +127,7 @@ pub fn decode_word(word: &str) -> String {
         return trimmed.to_owned();
     };
     let mut parts = inner.splitn(3, '?');
-    let (Some(_charset), Some(encoding), Some(text)) = (parts.next(), parts.next(), parts.next())
+    let (Some(charset), Some(encoding), Some(text)) = (parts.next(), parts.next(), parts.next())
     else {
         return trimmed.to_owned();
     };
@@ -137,9 +138,17 @@ pub fn decode_word(word: &str) -> String {
         _ => None,
     };
     match bytes {
-        Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Some(bytes) => decode_charset(&bytes, charset),
         None => trimmed.to_owned(),
     }
+}
+
+/// `bytes` in `charset` (a label such as `utf-8` or `iso-8859-1`; unknown: UTF-8) as
+/// text, invalid sequences replaced (as PURPLE repairs them).
+fn decode_charset(bytes: &[u8], charset: &str) -> String {
+    let encoding =
+        encoding_rs::Encoding::for_label(charset.trim().as_bytes()).unwrap_or(encoding_rs::UTF_8);
+    encoding.decode_without_bom_handling(bytes).0.into_owned()
 }
 
 /// Quoted-printable bytes (`=XX`, soft line breaks removed); a broken escape is kept.
@@ -364,7 +373,18 @@ pub fn parse_message(status: u16, body: &str) -> Result<OfflineMessage, OimError
     } else {
         content.as_bytes().to_vec()
     };
-    let mut text = String::from_utf8_lossy(&bytes).into_owned();
+    // `Content-Type: text/plain; charset=…` (default UTF-8).
+    let charset = header("Content-Type")
+        .and_then(|ct| {
+            ct.split(';').find_map(|p| {
+                let (k, v) = p.split_once('=')?;
+                k.trim()
+                    .eq_ignore_ascii_case("charset")
+                    .then(|| v.trim().trim_matches('"').to_owned())
+            })
+        })
+        .unwrap_or_else(|| "utf-8".to_owned());
+    let mut text = decode_charset(&bytes, &charset);
     if text.len() > MAX_OIM_TEXT {
         let mut end = MAX_OIM_TEXT;
         while !text.is_char_boundary(end) {
@@ -486,6 +506,53 @@ mod tests {
             !format!("{del:?}").contains("t=A"),
             "the ticket stays out of Debug"
         );
+    }
+
+    /// The message's text in the charset its `Content-Type` names: UTF-8, Latin-1 in
+    /// quoted-printable, windows-1252 (the euro sign at 0x80), and bytes invalid in UTF-8
+    /// repaired rather than refused.
+    #[test]
+    fn texts_are_decoded_in_their_charsets() {
+        let answer = |headers: &str, body: &str| {
+            let mail = format!("From: <a@b.c>\r\nMIME-Version: 1.0\r\n{headers}\r\n\r\n{body}");
+            format!(
+                "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body><GetMessageResponse><GetMessageResult>{}</GetMessageResult></GetMessageResponse></soap:Body></soap:Envelope>",
+                xml::escape(&mail).expect("escapable")
+            )
+        };
+        let read =
+            |headers: &str, body: &str| parse_message(200, &answer(headers, body)).map(|m| m.text);
+        let b64 = |bytes: &[u8]| STANDARD.encode(bytes);
+        assert_eq!(
+            read(
+                "Content-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: base64",
+                &b64("grüß dich".as_bytes())
+            ),
+            Ok("grüß dich".to_owned())
+        );
+        assert_eq!(
+            read(
+                "Content-Type: text/plain; charset=\"ISO-8859-1\"\r\nContent-Transfer-Encoding: quoted-printable",
+                "gr=FC=DF dich"
+            ),
+            Ok("grüß dich".to_owned())
+        );
+        assert_eq!(
+            read(
+                "Content-Type: text/plain; charset=windows-1252\r\nContent-Transfer-Encoding: base64",
+                &b64(b"5 \x80")
+            ),
+            Ok("5 €".to_owned())
+        );
+        assert_eq!(
+            read(
+                "Content-Type: text/plain\r\nContent-Transfer-Encoding: base64",
+                &b64(b"ok \xff")
+            ),
+            Ok("ok \u{fffd}".to_owned())
+        );
+        assert_eq!(decode_word("=?iso-8859-1?Q?J=FCrgen?="), "Jürgen");
+        assert_eq!(decode_word("=?windows-1252?B?gA==?="), "€");
     }
 
     #[test]
