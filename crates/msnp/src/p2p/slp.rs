@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+use super::file_context::{FileContext, FileContextError};
+
 /// EUF-GUID of msnobj transfers: display pictures, emoticons, winks (§10.2).
 pub const EUF_GUID_MSNOBJ: &str = "{A4268EEC-FEC5-49E5-95C3-F126696BDBF6}";
 /// EUF-GUID of file transfers (§10.2).
@@ -184,8 +186,44 @@ impl SlpMessage {
         app_id: u32,
         msnobj_text: &str,
     ) -> SlpMessage {
+        let context = format!("{msnobj_text}\0");
+        Self::invite(
+            (to, from, branch, call_id),
+            EUF_GUID_MSNOBJ,
+            session_id,
+            app_id,
+            context.as_bytes(),
+        )
+    }
+
+    /// The session INVITE offering a file (§10.5): EUF-GUID of files, AppID 2, the file
+    /// context in `Context`.
+    pub fn invite_file(
+        to: &str,
+        from: &str,
+        branch: Guid,
+        call_id: Guid,
+        session_id: u32,
+        file: &FileContext,
+    ) -> Result<SlpMessage, FileContextError> {
+        Ok(Self::invite(
+            (to, from, branch, call_id),
+            EUF_GUID_FILE,
+            session_id,
+            2,
+            &file.to_bytes()?,
+        ))
+    }
+
+    fn invite(
+        (to, from, branch, call_id): (&str, &str, Guid, Guid),
+        euf_guid: &str,
+        session_id: u32,
+        app_id: u32,
+        context: &[u8],
+    ) -> SlpMessage {
         use base64::Engine as _;
-        let context = base64::engine::general_purpose::STANDARD.encode(format!("{msnobj_text}\0"));
+        let context = base64::engine::general_purpose::STANDARD.encode(context);
         SlpMessage {
             start: StartLine::Request {
                 method: "INVITE".into(),
@@ -198,12 +236,30 @@ impl SlpMessage {
             call_id,
             content_type: CT_SESSION_REQ.into(),
             body: vec![
-                ("EUF-GUID".into(), EUF_GUID_MSNOBJ.into()),
+                ("EUF-GUID".into(), euf_guid.into()),
                 ("SessionID".into(), session_id.to_string()),
                 ("AppID".into(), app_id.to_string()),
                 ("Context".into(), context),
             ],
         }
+    }
+
+    /// The file this message offers, if it is a file INVITE (§10.5); an offer whose
+    /// context cannot be read is an error (to be declined).
+    pub fn file_offer(&self) -> Option<Result<FileContext, FileContextError>> {
+        use base64::Engine as _;
+        let euf = self.field("EUF-GUID")?;
+        if self.method() != Some("INVITE") || !euf.trim().eq_ignore_ascii_case(EUF_GUID_FILE) {
+            return None;
+        }
+        let context = self.field("Context").unwrap_or_default();
+        let cleaned: String = context.chars().filter(|c| !c.is_whitespace()).collect();
+        Some(
+            base64::engine::general_purpose::STANDARD
+                .decode(cleaned.as_bytes())
+                .map_err(|_| FileContextError::TooShort(0))
+                .and_then(|bytes| FileContext::parse(&bytes)),
+        )
     }
 
     /// A response to `request` (same branch and Call-ID, CSeq 1, To/From swapped) with
@@ -522,5 +578,44 @@ Content-Length: 3\r\n\
         let msg = SlpMessage::parse(text.as_bytes()).expect("parse");
         assert_eq!(msg.field("SessionID"), Some("2345678901"));
         assert_eq!(SlpMessage::parse(&msg.encode()), Ok(msg));
+    }
+
+    #[test]
+    fn a_file_offer_goes_through_the_wire_and_back() {
+        let file = FileContext {
+            name: "photo.png".into(),
+            size: 5 * 1024 * 1024,
+            preview: None,
+        };
+        let invite = SlpMessage::invite_file(
+            "alice@example.com",
+            "bridge@example.com",
+            BRANCH,
+            CALL_ID,
+            42,
+            &file,
+        )
+        .expect("invite");
+        assert_eq!(invite.app_id(), Some(2));
+        assert_eq!(invite.field("EUF-GUID"), Some(EUF_GUID_FILE));
+        let read = SlpMessage::parse(&invite.encode()).expect("parse");
+        assert_eq!(read.session_id(), Some(42));
+        assert_eq!(read.file_offer(), Some(Ok(file)));
+        // An msnobj INVITE is no file offer; a file INVITE with a broken context is an
+        // error to decline.
+        let picture = SlpMessage::invite_msnobj(
+            "alice@example.com",
+            "bridge@example.com",
+            BRANCH,
+            CALL_ID,
+            7,
+            12,
+            MSNOBJ,
+        );
+        assert_eq!(picture.file_offer(), None);
+        let mut broken = read.clone();
+        broken.body.retain(|(k, _)| k != "Context");
+        broken.body.push(("Context".into(), "AAAA".into()));
+        assert!(matches!(broken.file_offer(), Some(Err(_))));
     }
 }
