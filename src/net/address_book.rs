@@ -52,19 +52,38 @@ impl AddressBook {
             .call(http, abch::find_membership(&self.base, &self.ticket))
             .await?;
         let memberships = abch::parse_memberships(status, &body)?;
-        let read = if with_circles {
-            abch::circles::find_contacts_paged(&self.base, &self.ticket)
-        } else {
-            abch::find_all(&self.base, &self.ticket)
-        };
-        let (status, body) = self.call(http, read).await?;
+        if with_circles {
+            match self.paged(http).await {
+                Ok((book, circles)) => {
+                    return Ok((abch::contact_list(&book, &memberships), circles));
+                }
+                // A server without it (or refusing it) still has ABFindAll: the login
+                // goes on without circles.
+                Err(e) => {
+                    tracing::warn!(error = %e, "no ABFindContactsPaged; reading the address book without circles")
+                }
+            }
+        }
+        let (status, body) = self
+            .call(http, abch::find_all(&self.base, &self.ticket))
+            .await?;
         let book = abch::parse_address_book(status, &body)?;
-        let circles = if with_circles {
-            abch::circles::parse_circles(status, &body)?
-        } else {
-            Circles::default()
-        };
-        Ok((abch::contact_list(&book, &memberships), circles))
+        Ok((abch::contact_list(&book, &memberships), Circles::default()))
+    }
+
+    /// `ABFindContactsPaged`: the address book and the circles.
+    async fn paged(
+        &self,
+        http: &reqwest::Client,
+    ) -> Result<(abch::AddressBook, Circles), AddressBookError> {
+        let (status, body) = self
+            .call(
+                http,
+                abch::circles::find_contacts_paged(&self.base, &self.ticket),
+            )
+            .await?;
+        let book = abch::parse_address_book(status, &body)?;
+        Ok((book, abch::circles::parse_circles(status, &body)?))
     }
 
     /// Adds `address` as a messenger contact; returns its contact id.

@@ -217,3 +217,20 @@ async fn a_member_who_comes_later_joins_the_portal() {
     assert_eq!(rooms, 1, "one portal for the circle");
     scene.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_address_book_without_circles_still_logs_in() {
+    let mut scene = Scene::start().await;
+    scene.msn.create_circle("Book club", ALICE, &[BOB, CAROL]);
+    scene.msn.without_circle_service(true);
+    let mgmt = scene.log_in(USER).await;
+    scene.say(&mgmt, USER, "status").await;
+    let status = scene.notice(&mgmt, "Logged in as").await;
+    assert!(status.contains("MSNP18"), "{status}");
+    assert!(status.contains("Circles: none"), "{status}");
+    // The contacts came from ABFindAll.
+    scene.say(&mgmt, USER, "contacts").await;
+    let list = scene.notice(&mgmt, "Your MSN contacts").await;
+    assert!(list.contains(ALICE) && list.contains(CAROL), "{list}");
+    scene.stop().await;
+}

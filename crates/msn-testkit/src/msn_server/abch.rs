@@ -117,6 +117,10 @@ async fn soap(State(shared): State<Arc<Shared>>, body: String) -> Response {
                 ),
             )
         }
+        // Fault: a server that predates circles (or has them switched off).
+        "ABFindContactsPaged" if shared.lock().no_circle_service => {
+            fault("Unsupported", "ABFindContactsPaged is not supported")
+        }
         "ABFindContactsPaged" => find_contacts_paged(&shared, &me, action),
         "ABContactAdd" => contact_add(&shared, &me, action),
         "ABContactDelete" => contact_delete(&shared, &me, action),

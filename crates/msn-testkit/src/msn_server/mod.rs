@@ -521,6 +521,12 @@ impl MsnServerHandle {
         self.shared.faults.set_hanging_switchboards(count);
     }
 
+    /// Fault: while `on`, the address book has no `ABFindContactsPaged` (a fault, as a
+    /// server without circles answers an action it does not know).
+    pub fn without_circle_service(&self, on: bool) {
+        self.shared.lock().no_circle_service = on;
+    }
+
     /// Fault: while `on`, `USR SHA A` is refused (`911`) whatever the ticket: the
     /// circles cannot be joined.
     pub fn refuse_circle_tickets(&self, on: bool) {

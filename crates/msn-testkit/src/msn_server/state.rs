@@ -280,6 +280,8 @@ pub(crate) struct State {
     pub refuse_oim_deletes: bool,
     /// Fault: `USR SHA A` is refused (`911`) whatever the ticket.
     pub refuse_circle_tickets: bool,
+    /// Fault: no `ABFindContactsPaged` (an address book without circles).
+    pub no_circle_service: bool,
     /// The ticket each NS endpoint signed in with: (account, connection id). The OIM
     /// services find the calling endpoint by it, as Escargot finds the session by token.
     pub login_tickets: HashMap<String, (String, u64)>,
