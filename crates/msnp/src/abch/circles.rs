@@ -65,11 +65,13 @@ pub fn parse_circles(status: u16, body: &str) -> Result<Circles, AbchError> {
             })
         })
         .collect();
+    // The ticket is an XML document: white space around it (a pretty-printed answer)
+    // is not part of it, and `USR SHA` must present it byte for byte.
     let ticket = found
         .find("CircleTicket")
         .map(Element::text)
-        .map(str::to_owned)
-        .filter(|t| !t.trim().is_empty());
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty());
     Ok(Circles { circles, ticket })
 }
 
@@ -79,7 +81,9 @@ mod tests {
 
     #[test]
     fn circles_their_state_and_the_ticket_are_read() {
-        let body = r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><ABFindContactsPagedResponse xmlns="http://www.msn.com/webservices/AddressBook"><ABFindContactsPagedResult><Contacts/><CircleResult><Circles><CircleInverseInfo><Content><Handle><Id>00000000-0000-0000-0009-5C1E2D3F4A5B</Id></Handle><Info><DisplayName>Book club</DisplayName></Info></Content><PersonalInfo><MembershipInfo><CirclePersonalMembership><Role>Member</Role><State>Accepted</State></CirclePersonalMembership></MembershipInfo></PersonalInfo></CircleInverseInfo><CircleInverseInfo><Content><Handle><Id>00000000-0000-0000-0009-000000000002</Id></Handle><Info><DisplayName>Invited</DisplayName></Info></Content><PersonalInfo><MembershipInfo><CirclePersonalMembership><Role>StatePendingOutbound</Role><State>WaitingResponse</State></CirclePersonalMembership></MembershipInfo></PersonalInfo></CircleInverseInfo></Circles><CircleTicket>&lt;?xml version="1.0" encoding="utf-16"?&gt;&lt;SignedTicket/&gt;</CircleTicket></CircleResult></ABFindContactsPagedResult></ABFindContactsPagedResponse></soap:Body></soap:Envelope>"#;
+        let body = r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><ABFindContactsPagedResponse xmlns="http://www.msn.com/webservices/AddressBook"><ABFindContactsPagedResult><Contacts/><CircleResult><Circles><CircleInverseInfo><Content><Handle><Id>00000000-0000-0000-0009-5C1E2D3F4A5B</Id></Handle><Info><DisplayName>Book club</DisplayName></Info></Content><PersonalInfo><MembershipInfo><CirclePersonalMembership><Role>Member</Role><State>Accepted</State></CirclePersonalMembership></MembershipInfo></PersonalInfo></CircleInverseInfo><CircleInverseInfo><Content><Handle><Id>00000000-0000-0000-0009-000000000002</Id></Handle><Info><DisplayName>Invited</DisplayName></Info></Content><PersonalInfo><MembershipInfo><CirclePersonalMembership><Role>StatePendingOutbound</Role><State>WaitingResponse</State></CirclePersonalMembership></MembershipInfo></PersonalInfo></CircleInverseInfo></Circles><CircleTicket>
+  &lt;?xml version="1.0" encoding="utf-16"?&gt;&lt;SignedTicket/&gt;
+</CircleTicket></CircleResult></ABFindContactsPagedResult></ABFindContactsPagedResponse></soap:Body></soap:Envelope>"#;
         let circles = parse_circles(200, body).expect("read");
         assert_eq!(
             circles.circles,
