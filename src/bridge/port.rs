@@ -196,6 +196,14 @@ pub trait MatrixPort: Send + Sync + 'static {
         max: usize,
     ) -> impl Future<Output = Result<Vec<u8>, Self::Error>> + Send;
 
+    /// Names a room (`m.room.name`), as `as_user`.
+    fn set_room_name(
+        &self,
+        room_id: &RoomId,
+        name: &str,
+        as_user: &UserId,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
     /// Marks a portal room as bridged (MSC2346), as `as_user`.
     fn mark_bridged(
         &self,

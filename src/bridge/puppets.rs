@@ -3,7 +3,7 @@
 //! renames within [`NAME_DEBOUNCE`] becomes one change), presence and status message from
 //! the MSN status and personal message.
 
-use ruma::OwnedUserId;
+use ruma::{OwnedUserId, UserId};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -90,7 +90,12 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         if let Some(wanted) = wanted.filter(|w| puppet.display_name.as_deref() != Some(w.as_str()))
         {
             match self.matrix.set_displayname(&mxid, &wanted).await {
-                Ok(()) => puppet.display_name = Some(wanted),
+                Ok(()) => {
+                    if puppet.display_name.is_some() {
+                        self.rename_dm_portals(address, &mxid, &wanted).await;
+                    }
+                    puppet.display_name = Some(wanted);
+                }
                 Err(e) => tracing::warn!(error = %e, %mxid, "cannot set the puppet's name"),
             }
         }
@@ -100,6 +105,34 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             tracing::error!(error = %e, "cannot store the puppet");
         }
         Some(mxid)
+    }
+
+    /// A renamed contact's DM portals take the new name (the puppet created them, so it
+    /// may name them), in the room and in the store.
+    async fn rename_dm_portals(&self, address: &MsnAddress, puppet: &UserId, name: &str) {
+        let portals = match self.store.portals_of_chat(address.as_str()).await {
+            Ok(portals) => portals,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the contact's portals to rename them");
+                return;
+            }
+        };
+        for mut portal in portals.into_iter().filter(|p| p.kind == "dm") {
+            let Some(room) = portal.room_id.clone() else {
+                continue;
+            };
+            if portal.name.as_deref() == Some(name) {
+                continue;
+            }
+            if let Err(e) = self.matrix.set_room_name(&room, name, puppet).await {
+                tracing::warn!(error = %e, %room, "cannot rename the portal");
+                continue;
+            }
+            portal.name = Some(name.to_owned());
+            if let Err(e) = self.store.upsert_portal(&portal).await {
+                tracing::error!(error = %e, "cannot store the portal's new name");
+            }
+        }
     }
 
     /// Brings a contact's puppet in line: name, presence, status message.

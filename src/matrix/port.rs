@@ -266,6 +266,18 @@ impl MatrixPort for Client {
         Ok(bytes)
     }
 
+    async fn set_room_name(
+        &self,
+        room_id: &RoomId,
+        name: &str,
+        as_user: &UserId,
+    ) -> Result<(), ClientError> {
+        let content = serde_json::json!({ "name": name });
+        self.set_state(room_id, "m.room.name", "", &content, Some(as_user))
+            .await
+            .map(|_| ())
+    }
+
     /// `m.bridge` and the older `uk.half-shot.bridge` state (MSC2346), state key
     /// `net.msnp://msn/<contact>`.
     async fn mark_bridged(

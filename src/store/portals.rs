@@ -49,6 +49,20 @@ impl Store {
         Ok(row.as_ref().map(Portal::from_row).transpose()?)
     }
 
+    /// Every user's portal of one MSN chat (a contact's DMs, one per Matrix user).
+    pub async fn portals_of_chat(&self, msn_chat_id: &str) -> Result<Vec<Portal>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM portal WHERE msn_chat_id = $1"
+        ))
+        .bind(msn_chat_id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(Portal::from_row)
+            .collect::<Result<_, _>>()?)
+    }
+
     pub async fn portal_by_room(
         &self,
         room_id: &ruma::RoomId,

@@ -590,6 +590,19 @@ impl MatrixPort for FakeHomeserver {
         Ok(data.clone())
     }
 
+    async fn set_room_name(
+        &self,
+        room_id: &RoomId,
+        name: &str,
+        as_user: &UserId,
+    ) -> Result<(), FakeError> {
+        let mut state = self.lock();
+        state.call()?;
+        let room = state.joined_room(room_id.as_str(), as_user.as_str())?;
+        room.name = Some(name.to_owned());
+        Ok(())
+    }
+
     async fn mark_bridged(
         &self,
         room_id: &RoomId,

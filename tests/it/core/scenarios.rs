@@ -750,3 +750,30 @@ async fn alice_with_both_of_bobs_endpoints(scene: &mut Scene) -> (Contact, Conta
     scene.notice_from(&portal, PUPPET_ALICE, "hi both").await;
     (own, alice, portal)
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_contacts_rename_renames_their_dm_portal() {
+    let mut scene = Scene::start().await;
+    let (alice, portal) = scene.chat_with_alice("hi").await;
+    assert_eq!(
+        scene.hs.room(&portal).and_then(|r| r.name).as_deref(),
+        Some("Alice Ä (MSN)")
+    );
+    super::harness::drive("Alice's rename", alice.session.set_friendly_name("Alice B"))
+        .await
+        .expect("renamed");
+    let hs = scene.hs.clone();
+    scene
+        .advance_until(
+            "the portal renamed",
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+            || (hs.room(&portal)?.name.as_deref() == Some("Alice B (MSN)")).then_some(()),
+        )
+        .await;
+    assert_eq!(
+        scene.hs.displayname_of(PUPPET_ALICE).as_deref(),
+        Some("Alice B (MSN)")
+    );
+    scene.stop().await;
+}
