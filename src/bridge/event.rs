@@ -99,6 +99,34 @@ pub enum MatrixEvent {
         presence: String,
         status_msg: Option<String>,
     },
+    /// Something a Matrix user did that MSN has no way to carry (a redaction, a
+    /// reaction): the portal says so.
+    Unbridgeable {
+        room_id: OwnedRoomId,
+        event_id: OwnedEventId,
+        sender: OwnedUserId,
+        what: Unbridgeable,
+    },
+}
+
+/// What MSN cannot carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unbridgeable {
+    Redaction,
+    Reaction,
+}
+
+impl Unbridgeable {
+    /// The notice a portal gets, once.
+    pub fn notice(self) -> &'static str {
+        match self {
+            Self::Redaction => {
+                "MSN cannot take back a message: the contact still sees what you removed."
+            }
+            Self::Reaction => "MSN has no reactions: yours was not sent to the contact.",
+        }
+    }
 }
 
 impl MatrixEvent {
@@ -107,6 +135,7 @@ impl MatrixEvent {
     pub fn lane(&self) -> &str {
         match self {
             Self::Message { room_id, .. }
+            | Self::Unbridgeable { room_id, .. }
             | Self::Membership { room_id, .. }
             | Self::Typing { room_id, .. }
             | Self::Receipt { room_id, .. } => room_id.as_str(),
@@ -122,6 +151,7 @@ impl MatrixEvent {
             Self::Typing { .. } => "typing",
             Self::Receipt { .. } => "receipt",
             Self::Presence { .. } => "presence",
+            Self::Unbridgeable { .. } => "unbridgeable",
         }
     }
 }

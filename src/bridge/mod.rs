@@ -43,7 +43,7 @@ use credentials::CredentialBox;
 use registry::{PortalState, PuppetState, Registry, UserLogin};
 use remote::MsnConnector;
 
-pub use event::{MatrixEvent, Membership, MessageKind};
+pub use event::{MatrixEvent, Membership, MessageKind, Unbridgeable};
 pub use feed::{
     Accepted, EventFeed, EventIntake, Ingress, IngressError, QueuedMatrixEvent, event_feed,
     event_feed_with_capacity,
@@ -227,6 +227,12 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             MatrixEvent::Presence {
                 user_id, presence, ..
             } => self.on_presence(&user_id, &presence).await,
+            MatrixEvent::Unbridgeable {
+                room_id,
+                sender,
+                what,
+                ..
+            } => self.on_unbridgeable(&room_id, &sender, what).await,
             other => tracing::trace!(kind = other.kind(), "no handler for this event"),
         }
     }

@@ -546,6 +546,43 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         true
     }
 
+    /// A redaction or reaction by the portal's user: MSN cannot carry it, and the portal
+    /// says so once (per kind) rather than let it pass in silence.
+    pub(super) async fn on_unbridgeable(
+        &self,
+        room_id: &RoomId,
+        sender: &UserId,
+        what: super::event::Unbridgeable,
+    ) {
+        let Some(portal) = self.portal_by_room(room_id).await else {
+            return;
+        };
+        if portal.receiver != sender {
+            return;
+        }
+        let first = lock(&self.portals.entry(room_id).told_unbridgeable).insert(what);
+        if !first {
+            return;
+        }
+        let notifier = self.notifier(&Chat::from_key(&portal.msn_chat_id));
+        let txn = self.next_txn("unbridgeable");
+        let notice = OutgoingText {
+            kind: &MessageKind::Notice,
+            body: what.notice(),
+            html: None,
+            at_ms: None,
+            mark: None,
+            as_real_user: false,
+        };
+        if let Err(e) = self
+            .matrix
+            .send_text(room_id, notice, &txn, &notifier)
+            .await
+        {
+            tracing::warn!(error = %e, "cannot say what MSN cannot carry");
+        }
+    }
+
     /// Tells the room, as `notifier`, that Matrix event `event_id` did not reach MSN.
     async fn report_undelivered(
         &self,

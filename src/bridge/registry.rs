@@ -156,6 +156,8 @@ pub(super) struct PortalState {
     /// The user was told that their messages wait for the (offline) contact; told again
     /// after the contact has been seen online.
     pub(super) told_stored_offline: AtomicBool,
+    /// What MSN cannot carry that the user was told of in this portal (once each).
+    pub(super) told_unbridgeable: Mutex<HashSet<super::event::Unbridgeable>>,
 }
 
 /// The presence last set on each puppet (by its user ID): sent again only on change,

@@ -12,7 +12,7 @@ use regex::Regex;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::bridge::{MatrixEvent, Membership, MessageKind};
+use crate::bridge::{MatrixEvent, Membership, MessageKind, Unbridgeable};
 
 /// Why a whole transaction body was refused (its events are never looked at).
 #[derive(Debug, thiserror::Error)]
@@ -205,7 +205,28 @@ fn parse_timeline(raw: &Value) -> Outcome {
         let event_id = id_field(raw, "event_id")?;
         let sender = id_field(raw, "sender")?;
         match kind {
+            "m.room.redaction" | "m.reaction" => Ok(Outcome::Event(MatrixEvent::Unbridgeable {
+                room_id,
+                event_id,
+                sender,
+                what: if kind == "m.reaction" {
+                    Unbridgeable::Reaction
+                } else {
+                    Unbridgeable::Redaction
+                },
+            })),
             "m.room.message" => {
+                // An edit: MSN has none, so the corrected text goes as a new line marked
+                // with `* `, the fallback Matrix itself uses.
+                let edited = content
+                    .get("m.relates_to")
+                    .and_then(|r| r.get("rel_type"))
+                    .and_then(Value::as_str)
+                    == Some("m.replace");
+                let content = match content.get("m.new_content").filter(|c| c.is_object()) {
+                    Some(new) if edited => new,
+                    _ => content,
+                };
                 let Some(body) = content.get("body").and_then(Value::as_str) else {
                     // A redacted message has empty content: nothing to bridge.
                     return Ok(Outcome::Ignored("m.room.message without body"));
@@ -227,12 +248,17 @@ fn parse_timeline(raw: &Value) -> Outcome {
                     .get("url")
                     .and_then(Value::as_str)
                     .map(str::to_owned);
+                let (body, html) = if edited {
+                    (format!("* {body}"), html.map(|h| format!("* {h}")))
+                } else {
+                    (body.to_owned(), html)
+                };
                 Ok(Outcome::Event(MatrixEvent::Message {
                     room_id,
                     event_id,
                     sender,
                     kind,
-                    body: body.to_owned(),
+                    body,
                     html,
                     url,
                 }))
@@ -483,5 +509,53 @@ mod tests {
             .expect("parses");
         assert!(parsed.events.is_empty(), "{parsed:?}");
         assert_eq!(parsed.malformed, 0);
+    }
+
+    #[test]
+    fn edits_go_as_marked_corrections_and_redactions_and_reactions_are_named() {
+        let body = serde_json::json!({"events": [
+            {"type": "m.room.message", "room_id": "!r", "event_id": "$edit",
+             "sender": "@user:localhost",
+             "content": {"msgtype": "m.text", "body": " * teh typo fixed",
+                         "m.new_content": {"msgtype": "m.text", "body": "the typo fixed",
+                                           "format": "org.matrix.custom.html",
+                                           "formatted_body": "the <b>typo</b> fixed"},
+                         "m.relates_to": {"rel_type": "m.replace", "event_id": "$first"}}},
+            {"type": "m.room.redaction", "room_id": "!r", "event_id": "$red",
+             "sender": "@user:localhost", "redacts": "$first", "content": {}},
+            {"type": "m.reaction", "room_id": "!r", "event_id": "$re",
+             "sender": "@user:localhost",
+             "content": {"m.relates_to": {"rel_type": "m.annotation", "event_id": "$first", "key": "👍"}}}
+        ]});
+        let parsed = parse_transaction(&serde_json::to_vec(&body).expect("json"), &filter())
+            .expect("parses");
+        let room = ruma::room_id!("!r").to_owned();
+        let user = ruma::user_id!("@user:localhost").to_owned();
+        assert_eq!(
+            parsed.events,
+            vec![
+                MatrixEvent::Message {
+                    room_id: room.clone(),
+                    event_id: ruma::event_id!("$edit").to_owned(),
+                    sender: user.clone(),
+                    kind: MessageKind::Text,
+                    body: "* the typo fixed".into(),
+                    html: Some("* the <b>typo</b> fixed".into()),
+                    url: None,
+                },
+                MatrixEvent::Unbridgeable {
+                    room_id: room.clone(),
+                    event_id: ruma::event_id!("$red").to_owned(),
+                    sender: user.clone(),
+                    what: Unbridgeable::Redaction,
+                },
+                MatrixEvent::Unbridgeable {
+                    room_id: room,
+                    event_id: ruma::event_id!("$re").to_owned(),
+                    sender: user,
+                    what: Unbridgeable::Reaction,
+                },
+            ]
+        );
     }
 }

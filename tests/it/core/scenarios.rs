@@ -777,3 +777,37 @@ async fn a_contacts_rename_renames_their_dm_portal() {
     );
     scene.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn redactions_and_reactions_are_told_once_per_portal() {
+    use matrix_msn::bridge::Unbridgeable;
+    let mut scene = Scene::start().await;
+    let (_alice, portal) = scene.chat_with_alice("hi").await;
+    let event = |n: u32, what| MatrixEvent::Unbridgeable {
+        room_id: rid(&portal),
+        event_id: crate::support::eid(&format!("$unbridgeable{n}")),
+        sender: uid(USER),
+        what,
+    };
+    scene
+        .push(vec![
+            event(1, Unbridgeable::Redaction),
+            event(2, Unbridgeable::Redaction),
+            event(3, Unbridgeable::Reaction),
+            event(4, Unbridgeable::Reaction),
+        ])
+        .await;
+    scene
+        .notice_from(&portal, PUPPET_ALICE, "MSN has no reactions")
+        .await;
+    let told = |text: &str| {
+        scene
+            .hs
+            .room(&portal)
+            .map(|r| r.timeline.iter().filter(|e| e.body.contains(text)).count())
+            .unwrap_or_default()
+    };
+    assert_eq!(told("MSN cannot take back a message"), 1);
+    assert_eq!(told("MSN has no reactions"), 1);
+    scene.stop().await;
+}
