@@ -267,6 +267,12 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         self.set_phase(mxid, Phase::Up);
         let bridge = self.clone();
         let user = mxid.to_owned();
+        tokio::spawn(
+            async move { bridge.fill_space(&user).await }
+                .instrument(tracing::info_span!("space", mxid = %mxid)),
+        );
+        let bridge = self.clone();
+        let user = mxid.to_owned();
         let span = tracing::info_span!("user", mxid = %user);
         tokio::spawn(
             async move {

@@ -27,6 +27,7 @@ mod puppets;
 mod readiness;
 mod registry;
 pub mod remote;
+mod spaces;
 mod worker;
 
 use std::collections::HashMap;
@@ -206,6 +207,20 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                     url: url.as_deref(),
                 };
                 self.on_message(&room_id, &event_id, &sender, content).await
+            }
+            MatrixEvent::Membership {
+                room_id,
+                sender,
+                target,
+                membership: Membership::Leave,
+                ..
+            } if sender == target => {
+                // The user left a portal of theirs: it leaves their space too.
+                if let Some(portal) = self.portal_by_room(&room_id).await
+                    && portal.receiver == sender
+                {
+                    self.place_in_space(&sender, &room_id, false).await;
+                }
             }
             MatrixEvent::Membership {
                 sender,

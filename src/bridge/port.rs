@@ -196,6 +196,21 @@ pub trait MatrixPort: Send + Sync + 'static {
         max: usize,
     ) -> impl Future<Output = Result<Vec<u8>, Self::Error>> + Send;
 
+    /// Creates a private space as the bot, named `name`, inviting `invitee`.
+    fn create_space(
+        &self,
+        invitee: &UserId,
+        name: &str,
+    ) -> impl Future<Output = Result<OwnedRoomId, Self::Error>> + Send;
+
+    /// Puts `child` in `space` (or takes it out), as the bot.
+    fn set_space_child(
+        &self,
+        space: &RoomId,
+        child: &RoomId,
+        present: bool,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
     /// Names a room (`m.room.name`), as `as_user`.
     fn set_room_name(
         &self,

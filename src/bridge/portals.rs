@@ -152,6 +152,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         for (address, member_name) in members {
             self.puppet_joins(&room, address, member_name).await;
         }
+        self.place_in_space(mxid, &room, true).await;
         Some(room)
     }
 

@@ -79,6 +79,8 @@ pub(super) struct UserLogin<S> {
     pub(super) login: Mutex<Option<Login<S>>>,
     /// Held while a login is made: one at a time per user.
     pub(super) connecting: tokio::sync::Mutex<()>,
+    /// The user's space, once known (held while it is made).
+    pub(super) space: tokio::sync::Mutex<Option<ruma::OwnedRoomId>>,
     /// After `login <email>`: the account, and when its password was asked for.
     pub(super) awaiting_password: Mutex<Option<(String, tokio::time::Instant)>>,
     /// Whether the session is connected, and the connection notices sent.
@@ -103,6 +105,7 @@ impl<S> Default for UserLogin<S> {
         Self {
             login: Mutex::new(None),
             connecting: tokio::sync::Mutex::new(()),
+            space: tokio::sync::Mutex::new(None),
             awaiting_password: Mutex::new(None),
             status: Mutex::new(StatusMemo::default()),
             phase: watch::Sender::new(Phase::Down),

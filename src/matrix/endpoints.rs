@@ -163,6 +163,25 @@ impl Client {
         Ok(response.room_id)
     }
 
+    /// `POST /_matrix/client/v3/createRoom` of a private space as the bot, inviting
+    /// `invitee`.
+    pub async fn create_space_room(
+        &self,
+        invitee: &UserId,
+        name: &str,
+    ) -> Result<OwnedRoomId, ClientError> {
+        let mut request = create_room::v3::Request::new();
+        request.preset = Some(create_room::v3::RoomPreset::PrivateChat);
+        request.invite = vec![invitee.to_owned()];
+        request.name = Some(name.to_owned());
+        let mut creation = create_room::v3::CreationContent::new();
+        creation.room_type = Some(ruma::room::RoomType::Space);
+        request.creation_content =
+            Some(ruma::serde::Raw::new(&creation).map_err(|e| ClientError::Build(e.to_string()))?);
+        let response = self.send(request, None).await?;
+        Ok(response.room_id)
+    }
+
     /// `POST /_matrix/client/v3/rooms/{roomId}/invite`.
     pub async fn invite(
         &self,

@@ -266,6 +266,27 @@ impl MatrixPort for Client {
         Ok(bytes)
     }
 
+    async fn create_space(&self, invitee: &UserId, name: &str) -> Result<OwnedRoomId, ClientError> {
+        self.create_space_room(invitee, name).await
+    }
+
+    async fn set_space_child(
+        &self,
+        space: &RoomId,
+        child: &RoomId,
+        present: bool,
+    ) -> Result<(), ClientError> {
+        // `via` names the server to join through; an empty content removes the child.
+        let content = if present {
+            serde_json::json!({ "via": [self.bot().server_name().as_str()] })
+        } else {
+            serde_json::json!({})
+        };
+        self.set_state(space, "m.space.child", child.as_str(), &content, None)
+            .await
+            .map(|_| ())
+    }
+
     async fn set_room_name(
         &self,
         room_id: &RoomId,

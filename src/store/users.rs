@@ -114,6 +114,58 @@ impl Store {
 
     /// The user's MSN endpoint id: the stored one, or `fresh` (then stored) when there is
     /// none yet. The same for every later login of the user, across restarts.
+    /// The user's space, if one was made.
+    pub async fn space(
+        &self,
+        mxid: &ruma::UserId,
+    ) -> Result<Option<ruma::OwnedRoomId>, StoreError> {
+        let row = sqlx::query("SELECT space_room_id FROM bridge_user WHERE mxid = $1")
+            .bind(mxid.as_str())
+            .fetch_optional(self.pool())
+            .await?;
+        match row {
+            Some(row) => Ok(super::optional_id_column(&row, "space_room_id")?),
+            None => Ok(None),
+        }
+    }
+
+    /// Records the user's space.
+    pub async fn set_space(
+        &self,
+        mxid: &ruma::UserId,
+        space: &ruma::RoomId,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO bridge_user (mxid, space_room_id, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (mxid) DO UPDATE SET space_room_id = excluded.space_room_id",
+        )
+        .bind(mxid.as_str())
+        .bind(space.as_str())
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Every portal of `receiver` that has a room.
+    pub async fn portal_rooms_of(
+        &self,
+        receiver: &ruma::UserId,
+    ) -> Result<Vec<ruma::OwnedRoomId>, StoreError> {
+        let rows =
+            sqlx::query("SELECT room_id FROM portal WHERE receiver = $1 AND room_id IS NOT NULL")
+                .bind(receiver.as_str())
+                .fetch_all(self.pool())
+                .await?;
+        let mut rooms = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if let Some(room) = super::optional_id_column(row, "room_id")? {
+                rooms.push(room);
+            }
+        }
+        Ok(rooms)
+    }
+
     pub async fn machine_guid(
         &self,
         mxid: &ruma::UserId,

@@ -64,6 +64,9 @@ pub struct Room {
     pub bridged: Option<BridgeInfo>,
     /// Users shown typing now.
     pub typing: BTreeSet<String>,
+    /// A space (`m.space` room type), and the rooms in it (`m.space.child`).
+    pub is_space: bool,
+    pub children: BTreeSet<String>,
 }
 
 #[derive(Debug, Default)]
@@ -416,6 +419,35 @@ impl MatrixPort for FakeHomeserver {
         self.lock()
             .create_room(creator.as_str(), &invitees, name, false)
             .map(room_id)
+    }
+
+    async fn create_space(&self, invitee: &UserId, name: &str) -> Result<OwnedRoomId, FakeError> {
+        let mut state = self.lock();
+        let id = state.create_room(BOT, &[invitee.to_string()], name, false)?;
+        if let Some(room) = state.rooms.get_mut(&id) {
+            room.is_space = true;
+        }
+        Ok(room_id(id))
+    }
+
+    async fn set_space_child(
+        &self,
+        space: &RoomId,
+        child: &RoomId,
+        present: bool,
+    ) -> Result<(), FakeError> {
+        let mut state = self.lock();
+        state.call()?;
+        let room = state.joined_room(space.as_str(), BOT)?;
+        if !room.is_space {
+            return Err(refused("M_BAD_STATE", "not a space"));
+        }
+        if present {
+            room.children.insert(child.to_string());
+        } else {
+            room.children.remove(child.as_str());
+        }
+        Ok(())
     }
 
     async fn invite(

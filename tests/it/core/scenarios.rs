@@ -811,3 +811,73 @@ async fn redactions_and_reactions_are_told_once_per_portal() {
     assert_eq!(told("MSN has no reactions"), 1);
     scene.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_users_space_holds_their_rooms_once_across_restarts() {
+    use matrix_msn::bridge::Membership;
+    let mut scene = Scene::start().await;
+    let mgmt = scene.log_in(USER).await;
+    let alice = Contact::sign_in(&scene.msn, ALICE).await;
+    alice.say(BOB, "hi").await;
+    let portal = scene.portal_with(PUPPET_ALICE, USER).await;
+    let spaces = |hs: &super::homeserver::FakeHomeserver| -> Vec<(String, Vec<String>)> {
+        hs.rooms()
+            .into_iter()
+            .filter(|(_, room)| room.is_space)
+            .map(|(id, room)| (id, room.children.into_iter().collect()))
+            .collect()
+    };
+    let hs = scene.hs.clone();
+    let space = until("the space with both rooms", || {
+        let found = spaces(&hs);
+        let (id, children) = found.first()?;
+        (found.len() == 1 && children.contains(&mgmt) && children.contains(&portal))
+            .then(|| id.clone())
+    })
+    .await;
+    let room = scene.hs.room(&space).expect("space");
+    assert_eq!(room.name.as_deref(), Some("MSN"));
+    assert!(room.invited.contains(USER) || room.joined.contains(USER));
+
+    // Restarted: a new portal goes into the same space, still one.
+    let world = scene.stop().await;
+    let mut scene = Scene::start_in(world).await;
+    let msn = &scene.msn;
+    until("Bob back", || msn.online(BOB).map(|_| ())).await;
+    let carol = Contact::sign_in(&scene.msn, CAROL).await;
+    carol.say(BOB, "hello").await;
+    let carol_portal = scene
+        .portal_with("@msn_carol=40example.com:localhost", USER)
+        .await;
+    let hs = scene.hs.clone();
+    until("Carol's portal in the one space", || {
+        let found = spaces(&hs);
+        let (id, children) = found.first()?;
+        (*id == space && children.contains(&carol_portal)).then_some(())
+    })
+    .await;
+    assert_eq!(spaces(&scene.hs).len(), 1, "no second space");
+    drop(alice);
+
+    // The user leaves the portal: it leaves the space.
+    scene
+        .push(vec![MatrixEvent::Membership {
+            room_id: rid(&portal),
+            event_id: crate::support::eid("$leave-portal"),
+            sender: uid(USER),
+            target: uid(USER),
+            membership: Membership::Leave,
+            is_direct: false,
+            displayname: None,
+            avatar_url: None,
+        }])
+        .await;
+    let hs = scene.hs.clone();
+    until("the portal out of the space", || {
+        let found = spaces(&hs);
+        let (_, children) = found.first()?;
+        (!children.contains(&portal) && children.contains(&mgmt)).then_some(())
+    })
+    .await;
+    scene.stop().await;
+}
