@@ -150,11 +150,14 @@ impl User {
             .to_string()
     }
 
-    /// Waits for an invite to a room (a portal) and joins it.
+    /// Waits for an invite to a room (a portal; the user's MSN space is not one) and
+    /// joins it.
     pub(crate) async fn accept_invite(&mut self) -> OwnedRoomId {
         let me = self.user_id.to_string();
+        let client = self.client.clone();
         let room = match self
-            .wait_for("an invite", |s| matches!(s, Seen::Member { target, membership: matrix_sdk::ruma::events::room::member::MembershipState::Invite, .. } if *target == me))
+            .wait_for("an invite", |s| matches!(s, Seen::Member { room, target, membership: matrix_sdk::ruma::events::room::member::MembershipState::Invite, .. }
+                if *target == me && !client.get_room(room).is_some_and(|r| r.is_space() || r.name().as_deref() == Some("MSN"))))
             .await
         {
             Seen::Member { room, .. } => room,
