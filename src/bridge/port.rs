@@ -19,6 +19,15 @@ pub struct BridgeInfo {
     pub channel_name: String,
 }
 
+/// Whether a Matrix message reached MSN, as its send status says it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SendStatus {
+    /// MSN took it.
+    Delivered,
+    /// It did not reach MSN, and why (the notice's words).
+    Failed(String),
+}
+
 /// A text, emote or notice to send.
 #[derive(Clone, Copy, Debug)]
 pub struct OutgoingText<'a> {
@@ -209,6 +218,17 @@ pub trait MatrixPort: Send + Sync + 'static {
         space: &RoomId,
         child: &RoomId,
         present: bool,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Reports, as `as_user` (a member of the room: the contact's puppet in a DM),
+    /// whether a Matrix message reached MSN (the message send status the mautrix bridges
+    /// send, `com.beeper.message_send_status`).
+    fn send_status(
+        &self,
+        room_id: &RoomId,
+        event_id: &EventId,
+        status: &SendStatus,
+        as_user: &UserId,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
     /// Names a room (`m.room.name`), as `as_user`.

@@ -13,7 +13,7 @@ use super::formatting::{InlineImage, RichText, from_matrix, to_matrix};
 use super::ids::MsnAddress;
 use super::ids::PortalKey;
 use super::outbox::{Outgoing, Shape};
-use super::port::OutgoingText;
+use super::port::{OutgoingText, SendStatus};
 use super::presence::{MatrixPresence, own_status};
 use super::remote::{Chat, DeliveryError, MsnConnector, MsnSessionPort, OwnStatus, Sent};
 use super::{Bridge, MatrixPort, MessageKind, lock};
@@ -482,17 +482,28 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             self.wait_for_session(sender).await;
             outcome = self.send_to_msn(sender, &chat, nudge, &text).await;
         }
-        match outcome {
+        let status = match outcome {
             Ok(sent) => {
                 self.metrics.message("to_msn");
                 if sent == Sent::StoredOffline {
                     self.tell_stored_offline(room_id, &chat, &notifier).await;
                 }
+                SendStatus::Delivered
             }
             Err(why) => {
-                self.report_undelivered(room_id, event_id, &notifier, &why.to_string())
+                let why = why.to_string();
+                self.report_undelivered(room_id, event_id, &notifier, &why)
                     .await;
+                SendStatus::Failed(why)
             }
+        };
+        // Clients that show message send status (as the mautrix bridges report it) show it.
+        if let Err(e) = self
+            .matrix
+            .send_status(room_id, event_id, &status, &notifier)
+            .await
+        {
+            tracing::debug!(error = %e, "cannot report the message's send status");
         }
     }
 

@@ -231,6 +231,25 @@ impl Client {
         Ok(response.event_id)
     }
 
+    /// `PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}` of any
+    /// message-like event, as `as_user` (the bot when `None`).
+    pub async fn send_event(
+        &self,
+        room_id: &RoomId,
+        event_type: &str,
+        content: &Value,
+        txn_id: &str,
+        as_user: Option<&UserId>,
+    ) -> Result<OwnedEventId, ClientError> {
+        let request = send_message_event::v3::Request::new_raw(
+            room_id.to_owned(),
+            OwnedTransactionId::from(txn_id),
+            MessageLikeEventType::from(event_type),
+            raw(content)?,
+        );
+        Ok(self.send(request, as_user).await?.event_id)
+    }
+
     /// `PUT /_matrix/client/v3/rooms/{roomId}/send/m.room.message/{txnId}` as the real
     /// user `user` (double puppeting).
     pub async fn send_message_as_real_user(

@@ -9,7 +9,7 @@ use ruma::{EventId, OwnedEventId, OwnedRoomId, OwnedTransactionId, OwnedUserId, 
 
 use super::client::{Client, ClientError};
 use crate::bridge::MatrixPort;
-use crate::bridge::port::{BridgeInfo, OutgoingText};
+use crate::bridge::port::{BridgeInfo, OutgoingText, SendStatus};
 use crate::bridge::presence::MatrixPresence;
 use ruma::presence::PresenceState;
 
@@ -285,6 +285,35 @@ impl MatrixPort for Client {
         self.set_state(space, "m.space.child", child.as_str(), &content, None)
             .await
             .map(|_| ())
+    }
+
+    async fn send_status(
+        &self,
+        room_id: &RoomId,
+        event_id: &EventId,
+        status: &SendStatus,
+        as_user: &UserId,
+    ) -> Result<(), ClientError> {
+        let relates = serde_json::json!({"rel_type": "m.reference", "event_id": event_id.as_str()});
+        let content = match status {
+            SendStatus::Delivered => serde_json::json!({
+                "network": "msn", "m.relates_to": relates, "status": "SUCCESS",
+            }),
+            SendStatus::Failed(why) => serde_json::json!({
+                "network": "msn", "m.relates_to": relates, "status": "FAIL_PERMANENT",
+                "reason": "m.foreign_network_error", "message": why,
+            }),
+        };
+        let txn = format!("status-{event_id}");
+        self.send_event(
+            room_id,
+            "com.beeper.message_send_status",
+            &content,
+            &txn,
+            Some(as_user),
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn set_room_name(

@@ -523,6 +523,16 @@ impl Contact {
         .await
     }
 
+    /// Signs the contact (`email`) out and waits until `server` has them offline.
+    pub async fn sign_out(self, server: &MsnServerHandle, email: &str) {
+        self.session.logout().await;
+        drop(self);
+        until(&format!("{email} offline"), || {
+            server.online(email).is_none().then_some(())
+        })
+        .await;
+    }
+
     /// Waits for a message and returns (from, text).
     pub async fn message(&mut self) -> (String, String) {
         self.next("a message to the contact", |event| match event {

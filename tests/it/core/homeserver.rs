@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use matrix_msn::bridge::MatrixPort;
-use matrix_msn::bridge::port::{BridgeInfo, OutgoingText};
+use matrix_msn::bridge::port::{BridgeInfo, OutgoingText, SendStatus};
 use matrix_msn::bridge::presence::MatrixPresence;
 use matrix_sdk::ruma::{EventId, OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, UserId};
 
@@ -67,6 +67,8 @@ pub struct Room {
     /// A space (`m.space` room type), and the rooms in it (`m.space.child`).
     pub is_space: bool,
     pub children: BTreeSet<String>,
+    /// Message send statuses the bot reported: (event ID, status).
+    pub statuses: Vec<(String, SendStatus)>,
 }
 
 #[derive(Debug, Default)]
@@ -419,6 +421,21 @@ impl MatrixPort for FakeHomeserver {
         self.lock()
             .create_room(creator.as_str(), &invitees, name, false)
             .map(room_id)
+    }
+
+    async fn send_status(
+        &self,
+        room_id: &RoomId,
+        event_id: &EventId,
+        status: &SendStatus,
+        as_user: &UserId,
+    ) -> Result<(), FakeError> {
+        let mut state = self.lock();
+        state.call()?;
+        state.acting(as_user.as_str())?;
+        let room = state.joined_room(room_id.as_str(), as_user.as_str())?;
+        room.statuses.push((event_id.to_string(), status.clone()));
+        Ok(())
     }
 
     async fn create_space(&self, invitee: &UserId, name: &str) -> Result<OwnedRoomId, FakeError> {

@@ -106,13 +106,7 @@ async fn an_offline_message_bridged_but_not_deleted_is_bridged_once() {
 async fn a_message_to_an_offline_contact_is_kept_for_them() {
     let mut scene = Scene::start().await;
     let (alice, portal) = scene.chat_with_alice("bye for now").await;
-    alice.session.logout().await;
-    drop(alice);
-    let msn = &scene.msn;
-    until("Alice to be offline", || {
-        msn.online(ALICE).is_none().then_some(())
-    })
-    .await;
+    alice.sign_out(&scene.msn, ALICE).await;
     // The bridge has seen her go (her FLN) before the user writes.
     scene.advance(std::time::Duration::from_secs(1)).await;
 
@@ -234,13 +228,7 @@ async fn one_kept_while_the_user_is_online_arrives_at_once() {
 async fn a_contact_who_refuses_offline_messages_from_the_user_is_reported() {
     let mut scene = Scene::start().await;
     let (alice, portal) = scene.chat_with_alice("bye").await;
-    alice.session.logout().await;
-    drop(alice);
-    let msn = &scene.msn;
-    until("Alice offline", || {
-        msn.online(ALICE).is_none().then_some(())
-    })
-    .await;
+    alice.sign_out(&scene.msn, ALICE).await;
     // Alice blocks Bob: MSN will not keep his messages for her.
     scene.msn.add_contact(ALICE, BOB, Lists::BL);
     scene.say(&portal, USER, "are you there?").await;

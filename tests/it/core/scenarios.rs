@@ -881,3 +881,33 @@ async fn the_users_space_holds_their_rooms_once_across_restarts() {
     .await;
     scene.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn each_matrix_message_gets_its_send_status() {
+    use matrix_msn::bridge::port::SendStatus;
+    let mut scene = Scene::start().await;
+    let (mut alice, portal) = scene.chat_with_alice("hi").await;
+    let delivered = scene.say(&portal, USER, "this one arrives").await;
+    alice.message().await;
+    let hs = scene.hs.clone();
+    let status_of = |event: &str| {
+        hs.room(&portal)?
+            .statuses
+            .into_iter()
+            .find(|(id, _)| id == event)
+            .map(|(_, status)| status)
+    };
+    let status = until("the delivered status", || status_of(&delivered)).await;
+    assert_eq!(status, SendStatus::Delivered);
+
+    // Alice goes and blocks Bob: MSN keeps nothing for her, and the status says so.
+    alice.sign_out(&scene.msn, ALICE).await;
+    scene.msn.add_contact(ALICE, BOB, Lists::BL);
+    let failed = scene.say(&portal, USER, "this one does not").await;
+    let status = until("the failed status", || status_of(&failed)).await;
+    assert!(
+        matches!(&status, SendStatus::Failed(why) if why.contains("does not take offline messages")),
+        "{status:?}"
+    );
+    scene.stop().await;
+}
