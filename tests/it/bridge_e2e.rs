@@ -1173,3 +1173,83 @@ async fn e2e_double_puppeting_shows_the_users_own_line_as_theirs() {
     assert_eq!(texts, ["hello from WLM", "next"]);
     bridge.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Synapse: scripts/test.sh runs it"]
+async fn e2e_send_status_edits_redactions_and_reactions() {
+    use matrix_sdk::ruma::OwnedEventId;
+    use matrix_sdk::ruma::events::reaction::ReactionEventContent;
+    use matrix_sdk::ruma::events::relation::Annotation;
+    use matrix_sdk::ruma::events::room::message::ReplacementMetadata;
+    let Some((scene, bridge)) = scene().await else {
+        return;
+    };
+    let (alice, _alice_events) = msn_contact(&scene.msn, ALICE).await;
+    let mut bob = new_user(&scene.hs, &unique("ebob"), "bob-password-edits").await;
+    bob.log_in_to_msn().await;
+    let alice_sb = timeout(sdk::T, alice.create_session(BOB))
+        .await
+        .expect("XFR timed out")
+        .expect("switchboard");
+    let mut alice_sb_events = sdk::collect_sb(&alice_sb);
+    sdk::joined(&mut alice_sb_events, BOB).await;
+    sdk::say(&alice_sb, "hi").await;
+    let portal = bob.accept_invite().await;
+    bob.text_from(&portal, PUPPET_ALICE, "hi").await;
+
+    let first = OwnedEventId::try_from(bob.say_id(&portal, "teh typo").await).expect("id");
+    sdk::got_text(&mut alice_sb_events, BOB, "teh typo").await;
+    // The message's send status, as a client that shows it reads it from the room.
+    let token = bob.client.access_token().unwrap_or_default();
+    let url = format!(
+        "{}/_matrix/client/v3/rooms/{portal}/messages?dir=b&limit=50",
+        scene.hs
+    );
+    support::poll_until("the message's send status", || async {
+        let Ok(answer) = reqwest::Client::new()
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+        else {
+            return false;
+        };
+        let Ok(page) = answer.json::<serde_json::Value>().await else {
+            return false;
+        };
+        page.get("chunk")
+            .and_then(|c| c.as_array())
+            .is_some_and(|events| {
+                events.iter().any(|e| {
+                    e.get("type").and_then(|t| t.as_str()) == Some("com.beeper.message_send_status")
+                        && e.pointer("/content/m.relates_to/event_id")
+                            .and_then(|id| id.as_str())
+                            == Some(first.as_str())
+                        && e.pointer("/content/status").and_then(|s| s.as_str()) == Some("SUCCESS")
+                })
+            })
+    })
+    .await;
+    let room = bob.client.get_room(&portal).expect("portal known");
+    let edit = RoomMessageEventContent::text_plain("the typo")
+        .make_replacement(ReplacementMetadata::new(first.clone(), None));
+    room.send(edit).await.expect("edit sent");
+    sdk::got_text(&mut alice_sb_events, BOB, "* the typo").await;
+
+    room.redact(&first, None, None).await.expect("redacted");
+    bob.wait_for("the notice that MSN cannot take it back", |s| {
+        matches!(s, Seen::Notice { room, body, .. } if *room == portal && body.contains("MSN cannot take back a message"))
+    })
+    .await;
+    room.send(ReactionEventContent::new(Annotation::new(
+        first,
+        "👍".into(),
+    )))
+    .await
+    .expect("reaction sent");
+    bob.wait_for("the notice that MSN has no reactions", |s| {
+        matches!(s, Seen::Notice { room, body, .. } if *room == portal && body.contains("MSN has no reactions"))
+    })
+    .await;
+    bridge.stop().await;
+}
