@@ -196,6 +196,22 @@ pub(crate) async fn msn_contact(
     (client, events)
 }
 
+/// `client` opens a conversation with Bob, waits for him in it and says `text`: the
+/// conversation and its events.
+pub(crate) async fn conversation_with_bob(
+    client: &msnp11_sdk::Client,
+    text: &str,
+) -> (msnp11_sdk::Switchboard, sdk::Events) {
+    let sb = timeout(sdk::T, client.create_session(BOB))
+        .await
+        .expect("XFR timed out")
+        .expect("switchboard");
+    let mut events = sdk::collect_sb(&sb);
+    sdk::joined(&mut events, BOB).await;
+    sdk::say(&sb, text).await;
+    (sb, events)
+}
+
 /// Alice (MSN) sees Bob go offline and come back (`what` names the cause in failures).
 async fn bob_goes_and_comes_back(alice_events: &mut sdk::Events, what: &str) {
     bob_goes(alice_events, what).await;
@@ -819,13 +835,7 @@ async fn three_party_switchboard(versions: std::ops::RangeInclusive<u8>) {
     bob.log_in_to_msn().await;
 
     // Alice talks to Bob, then calls Carol in: the conversation becomes a group.
-    let alice_sb = timeout(sdk::T, alice.create_session(BOB))
-        .await
-        .expect("XFR timed out")
-        .expect("switchboard");
-    let mut alice_sb_events = sdk::collect_sb(&alice_sb);
-    sdk::joined(&mut alice_sb_events, BOB).await;
-    sdk::say(&alice_sb, "just us").await;
+    let (alice_sb, mut alice_sb_events) = conversation_with_bob(&alice, "just us").await;
     let dm = bob.accept_invite().await;
     bob.text_from(&dm, PUPPET_ALICE, "just us").await;
     timeout(sdk::T, alice_sb.invite(CAROL))
@@ -1187,13 +1197,7 @@ async fn e2e_send_status_edits_redactions_and_reactions() {
     let (alice, _alice_events) = msn_contact(&scene.msn, ALICE).await;
     let mut bob = new_user(&scene.hs, &unique("ebob"), "bob-password-edits").await;
     bob.log_in_to_msn().await;
-    let alice_sb = timeout(sdk::T, alice.create_session(BOB))
-        .await
-        .expect("XFR timed out")
-        .expect("switchboard");
-    let mut alice_sb_events = sdk::collect_sb(&alice_sb);
-    sdk::joined(&mut alice_sb_events, BOB).await;
-    sdk::say(&alice_sb, "hi").await;
+    let (_alice_sb, mut alice_sb_events) = conversation_with_bob(&alice, "hi").await;
     let portal = bob.accept_invite().await;
     bob.text_from(&portal, PUPPET_ALICE, "hi").await;
 

@@ -5,10 +5,9 @@
 use matrix_sdk::ruma::OwnedRoomId;
 use matrix_sdk::ruma::events::room::member::MembershipState;
 
-use crate::bridge_e2e::{ALICE, BOB, scene};
+use crate::bridge_e2e::{ALICE, conversation_with_bob, scene};
 use crate::e2e::{Seen, User, new_user, unique};
 use crate::support;
-use crate::testkit_msnp11_sdk as sdk;
 
 /// Whether Synapse holds `child` in `space` (a non-empty `m.space.child` state event).
 async fn in_space(hs: &str, user: &User, space: &OwnedRoomId, child: &OwnedRoomId) -> bool {
@@ -66,13 +65,7 @@ async fn e2e_the_users_space_holds_their_rooms() {
 
     // A contact writes: the new portal joins the space.
     let (alice, _alice_events) = crate::bridge_e2e::msn_contact(&scene.msn, ALICE).await;
-    let alice_sb = tokio::time::timeout(sdk::T, alice.create_session(BOB))
-        .await
-        .expect("XFR timed out")
-        .expect("switchboard");
-    let mut alice_sb_events = sdk::collect_sb(&alice_sb);
-    sdk::joined(&mut alice_sb_events, BOB).await;
-    sdk::say(&alice_sb, "hello space").await;
+    let _conversation = conversation_with_bob(&alice, "hello space").await;
     let portal = bob.accept_invite().await;
     assert_ne!(portal, space);
     support::poll_until("the portal in the space", || async {
