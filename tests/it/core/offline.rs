@@ -33,6 +33,15 @@ fn store_three(scene: &Scene) {
     }
 }
 
+/// Waits until the server holds no offline message for Bob (the bridge deleted them).
+async fn holds_none_for_bob(scene: &Scene) {
+    let msn = &scene.msn;
+    until("the server to hold none for Bob", || {
+        msn.offline_messages(BOB).is_empty().then_some(())
+    })
+    .await;
+}
+
 /// The bodies and times of Alice's messages in `portal`.
 fn from_alice(scene: &Scene, portal: &str) -> Vec<(String, Option<i64>)> {
     scene
@@ -65,11 +74,7 @@ async fn messages_kept_while_away_arrive_in_order_with_their_times_and_are_delet
         ],
         "in the order written, each with the time it was stored"
     );
-    let msn = &scene.msn;
-    until("the server to hold none of them", || {
-        msn.offline_messages(BOB).is_empty().then_some(())
-    })
-    .await;
+    holds_none_for_bob(&scene).await;
     scene.stop().await;
 }
 
@@ -89,11 +94,7 @@ async fn an_offline_message_bridged_but_not_deleted_is_bridged_once() {
     world.hs.forget_transactions();
     let scene = Scene::start_in(world).await;
     // The restored login lists them again: recognised, only deleted.
-    let msn = &scene.msn;
-    until("the server to hold none of them", || {
-        msn.offline_messages(BOB).is_empty().then_some(())
-    })
-    .await;
+    holds_none_for_bob(&scene).await;
     let bodies: Vec<String> = from_alice(&scene, &portal)
         .into_iter()
         .map(|(b, _)| b)
@@ -107,8 +108,6 @@ async fn a_message_to_an_offline_contact_is_kept_for_them() {
     let mut scene = Scene::start().await;
     let (alice, portal) = scene.chat_with_alice("bye for now").await;
     alice.sign_out(&scene.msn, ALICE).await;
-    // The bridge has seen her go (her FLN) before the user writes.
-    scene.advance(std::time::Duration::from_secs(1)).await;
 
     scene.say(&portal, USER, "see you tomorrow").await;
     scene
@@ -188,11 +187,7 @@ async fn more_than_the_listing_holds_are_fetched_by_metadata() {
         .collect();
     let expected: Vec<String> = (1..=30).map(|n| format!("kept {n}")).collect();
     assert_eq!(bodies, expected);
-    let msn = &scene.msn;
-    until("the server to hold none of them", || {
-        msn.offline_messages(BOB).is_empty().then_some(())
-    })
-    .await;
+    holds_none_for_bob(&scene).await;
     scene.stop().await;
 }
 
@@ -217,10 +212,7 @@ async fn one_kept_while_the_user_is_online_arrives_at_once() {
     scene
         .notice_from(&portal, PUPPET_ALICE, "did you get this?")
         .await;
-    until("the server to hold none", || {
-        msn.offline_messages(BOB).is_empty().then_some(())
-    })
-    .await;
+    holds_none_for_bob(&scene).await;
     scene.stop().await;
 }
 
