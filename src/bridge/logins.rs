@@ -163,6 +163,14 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                     self.msn.server()
                 );
                 self.reply(room_id, &txn("done"), &text, None).await;
+                // The user's space, made (and filled) at their first login; restored
+                // logins meet theirs when a new portal needs it.
+                let bridge = self.clone();
+                let user = mxid.to_owned();
+                tokio::spawn(
+                    async move { bridge.ensure_space(&user).await }
+                        .instrument(tracing::info_span!("space", mxid = %mxid)),
+                );
             }
             Err(e) => {
                 self.set_phase(mxid, Phase::Down);
@@ -265,12 +273,6 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             generation,
         });
         self.set_phase(mxid, Phase::Up);
-        let bridge = self.clone();
-        let user = mxid.to_owned();
-        tokio::spawn(
-            async move { bridge.fill_space(&user).await }
-                .instrument(tracing::info_span!("space", mxid = %mxid)),
-        );
         let bridge = self.clone();
         let user = mxid.to_owned();
         let span = tracing::info_span!("user", mxid = %user);

@@ -1,7 +1,8 @@
 //! Each user's "MSN" space (as the mautrix bridges keep one per login): a private space
-//! the bot makes once (its id is stored, so a restart adds to the same one), holding the
-//! user's management room and every portal of theirs; a portal the user leaves is taken
-//! out of it.
+//! the bot makes once, at the user's first login or first new portal (its id is stored,
+//! so a restart adds to the same one), filled then with the user's management room and
+//! every portal of theirs; later portals join it as they are made, and a portal the user
+//! leaves is taken out of it.
 
 use ruma::{OwnedRoomId, RoomId, UserId};
 
@@ -27,6 +28,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                     if let Err(e) = self.store.set_space(mxid, &space).await {
                         tracing::error!(error = %e, "cannot store the user's space");
                     }
+                    self.fill_space(mxid, &space).await;
                     space
                 }
                 Err(e) => {
@@ -53,9 +55,13 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         }
     }
 
-    /// Makes sure the user's space holds their management room and every portal of
-    /// theirs (after a login, and after each restart).
-    pub(super) async fn fill_space(&self, mxid: &UserId) {
+    /// Makes sure the user has a space (made and filled if they have none yet).
+    pub(super) async fn ensure_space(&self, mxid: &UserId) {
+        self.space_of(mxid).await;
+    }
+
+    /// Puts the user's management room and every portal of theirs into a new `space`.
+    async fn fill_space(&self, mxid: &UserId, space: &RoomId) {
         let mut rooms = match self.store.portal_rooms_of(mxid).await {
             Ok(rooms) => rooms,
             Err(e) => {
@@ -69,7 +75,9 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             rooms.push(management);
         }
         for room in rooms {
-            self.place_in_space(mxid, &room, true).await;
+            if let Err(e) = self.matrix.set_space_child(space, &room, true).await {
+                tracing::warn!(error = %e, %room, "cannot put a room in the user's space");
+            }
         }
     }
 }
