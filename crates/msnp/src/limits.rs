@@ -63,6 +63,9 @@ pub struct Limits {
     /// How long a finished transfer waits for the ACK of its `BYE`, or for the
     /// requester's `BYE`, before it is forgotten. Default 10 s.
     pub p2p_linger: Duration,
+    /// How long a file we offer waits for the contact to accept or decline it (a person
+    /// clicks; §10.5) before it is withdrawn with a `BYE`. Default 10 min.
+    pub p2p_file_offer_timeout: Duration,
     /// Most participants tracked in one switchboard (§6.4; MSNP.md gives no server
     /// limit). Default 32.
     pub max_sb_participants: usize,
@@ -85,6 +88,7 @@ impl Default for Limits {
             p2p_progress_timeout: Duration::from_secs(60),
             p2p_ack_wait: Duration::from_secs(5),
             p2p_linger: Duration::from_secs(10),
+            p2p_file_offer_timeout: Duration::from_secs(600),
             max_sb_participants: 32,
         }
     }

@@ -16,7 +16,7 @@ pub use file_context::{FileContext, FileContextError};
 pub use header::{Header, HeaderError, MAX_CHUNK, Packet, Reassembly, ReassemblyError};
 pub use msnobject::{MsnObject, MsnObjectError};
 pub use session::{
-    DeclineReason, FetchError, P2pConfig, P2pEndpoint, P2pError, P2pEvent, Seed, SessionIds,
-    StartError, TransferId,
+    DeclineReason, FILE_FEED_WINDOW, FetchError, P2pConfig, P2pEndpoint, P2pError, P2pEvent, Seed,
+    SessionIds, StartError, TransferId,
 };
 pub use slp::{Guid, SlpError, SlpMessage, StartLine};

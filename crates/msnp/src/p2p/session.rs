@@ -14,12 +14,19 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::file_context::{FileContext, FileContextError};
 use super::header::{
     self, Header, HeaderError, MAX_CHUNK, Packet, Reassembly, ReassemblyError, app_id, flags,
 };
 use super::msnobject::{MsnObject, MsnObjectError};
-use super::slp::{CT_SESSION_REQ, EUF_GUID_MSNOBJ, Guid, MAX_SLP_LEN, SlpError, SlpMessage};
+use super::slp::{
+    CT_SESSION_REQ, CT_TRANS_REQ, EUF_GUID_MSNOBJ, Guid, MAX_SLP_LEN, SlpError, SlpMessage,
+};
+
+mod files;
 use crate::limits::Limits;
+pub use files::FILE_FEED_WINDOW;
+use files::{Incoming, Outgoing};
 
 /// Identity and chunk size of a [`P2pEndpoint`]; its timeouts are in [`Limits`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,12 +132,16 @@ pub enum StartError {
     /// The SessionID 0 is reserved for MSNSLP.
     #[error("SessionID 0 is reserved")]
     ZeroSessionId,
+    /// The file cannot be described in a file context.
+    #[error("cannot offer the file: {0}")]
+    File(#[from] FileContextError),
 }
 
-/// Why a fetch failed.
+/// Why a fetch or a file transfer failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FetchError {
-    /// The peer answered the INVITE with an error status (603 Decline, 500, …).
+    /// The peer answered the INVITE with an error status (603 Decline, 500, …): a
+    /// file offer the contact declined.
     #[error("peer declined with status {code}")]
     Declined {
         /// The MSNSLP status.
@@ -139,7 +150,8 @@ pub enum FetchError {
     /// No progress within the progress timeout.
     #[error("transfer timed out")]
     Timeout,
-    /// The peer sent BYE before the data was complete.
+    /// The peer sent BYE before the data was complete (a file transfer the contact
+    /// cancelled).
     #[error("peer closed the session")]
     PeerClosed,
     /// The peer aborted with an error or close flag (§9.6).
@@ -173,8 +185,10 @@ pub enum FetchError {
 /// Why an incoming INVITE was declined.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeclineReason {
-    /// Not an msnobj session (file transfer, activity, direct connection, …).
+    /// Not a session we take part in (activity, photo sharing, …).
     Unsupported,
+    /// A file offer whose context cannot be read.
+    BadFileContext,
     /// The Context does not name an object we publish.
     UnknownObject,
     /// Too many transfers running.
@@ -214,6 +228,57 @@ pub enum P2pEvent {
         peer: String,
         /// Whether all data was sent and acknowledged.
         complete: bool,
+    },
+    /// A contact offers a file; answer with [`P2pEndpoint::accept_file`] or
+    /// [`P2pEndpoint::decline_file`] (the INVITE is ACKed already).
+    FileOffered {
+        /// The transfer.
+        id: TransferId,
+        /// The contact.
+        peer: String,
+        /// Name, size and preview as the contact announced them.
+        file: FileContext,
+    },
+    /// A piece of an accepted incoming file, in order: `offset` is the number of bytes
+    /// reported before it. Nothing is kept by the endpoint.
+    FileData {
+        /// The transfer.
+        id: TransferId,
+        /// Where this piece starts in the file.
+        offset: u64,
+        /// The bytes.
+        data: Bytes,
+    },
+    /// An incoming file is complete (every byte was reported) and acknowledged.
+    FileReceived {
+        /// The transfer.
+        id: TransferId,
+        /// The contact.
+        peer: String,
+    },
+    /// The contact accepted a file we offer: feed it with [`P2pEndpoint::feed_file`].
+    FileAccepted {
+        /// The transfer.
+        id: TransferId,
+        /// The contact.
+        peer: String,
+    },
+    /// The contact acknowledged the last byte of a file we sent.
+    FileSent {
+        /// The transfer.
+        id: TransferId,
+        /// The contact.
+        peer: String,
+    },
+    /// A file transfer either way failed; the session is gone.
+    FileFailed {
+        /// The transfer.
+        id: TransferId,
+        /// The contact.
+        peer: String,
+        /// Why: declined, cancelled by the contact ([`FetchError::PeerClosed`]), timed
+        /// out, switchboard closed, bad data.
+        error: FetchError,
     },
     /// We declined an INVITE.
     Declined {
@@ -273,6 +338,10 @@ enum Kind {
         /// Identifier and AckSessionID of the data message, taken at its first chunk.
         ids: Option<(u32, u32)>,
     },
+    /// A file the contact sends us.
+    FileIn(Incoming),
+    /// A file we send the contact.
+    FileOut(Outgoing),
 }
 
 #[derive(Debug)]
@@ -384,20 +453,16 @@ impl P2pEndpoint {
         if let Some(out) = self.out.pop_front() {
             return Some(out);
         }
-        self.next_data_chunk()
+        self.next_data_chunk().or_else(|| self.next_file_chunk())
     }
 
     /// Whether [`poll_transmit`](Self::poll_transmit) has something to return.
     pub fn has_transmit(&self) -> bool {
         !self.out.is_empty()
-            || self.transfers.iter().any(|t| {
-                matches!(
-                    t.kind,
-                    Kind::Serve {
-                        state: ServeState::Sending,
-                        ..
-                    }
-                )
+            || self.transfers.iter().any(|t| match &t.kind {
+                Kind::Serve { state, .. } => matches!(state, ServeState::Sending),
+                Kind::FileOut(out) => out.can_send(),
+                _ => false,
             })
     }
 
@@ -456,16 +521,28 @@ impl P2pEndpoint {
         peer: &str,
         msnobj_text: &str,
     ) -> Result<TransferId, StartError> {
+        let ids = self.draw_ids();
+        self.fetch_with(now, peer, msnobj_text, ids)
+    }
+
+    /// Fresh session identifiers from the seed.
+    fn draw_ids(&mut self) -> SessionIds {
         let mut session_id = 0;
         while session_id == 0 {
             session_id = self.rng.next() as u32;
         }
-        let ids = SessionIds {
+        SessionIds {
             session_id,
             branch: self.rng.guid(),
             call_id: self.rng.guid(),
-        };
-        self.fetch_with(now, peer, msnobj_text, ids)
+        }
+    }
+
+    /// The next transfer's id.
+    fn next_id(&mut self) -> TransferId {
+        let id = TransferId(self.next_transfer);
+        self.next_transfer += 1;
+        id
     }
 
     /// [`fetch`](Self::fetch) with explicit identifiers (tests, fixtures).
@@ -502,8 +579,7 @@ impl P2pEndpoint {
             msnobj_text,
         );
         self.send_slp(peer, &invite);
-        let id = TransferId(self.next_transfer);
-        self.next_transfer += 1;
+        let id = self.next_id();
         self.transfers.push(Transfer {
             id,
             peer: peer.to_owned(),
@@ -556,6 +632,7 @@ impl P2pEndpoint {
                     });
                 }
             }
+            Kind::FileIn(_) | Kind::FileOut(_) => self.end_file(t, error, bye),
             Kind::Serve { state, .. } => {
                 let complete = matches!(state, ServeState::AwaitBye);
                 self.events.push_back(P2pEvent::Served {
@@ -578,6 +655,11 @@ impl P2pEndpoint {
                 i += 1;
                 continue;
             }
+            if matches!(t.kind, Kind::FileIn(_) | Kind::FileOut(_)) {
+                let t = self.transfers.remove(i);
+                self.end(t, Some(FetchError::Timeout), true);
+                continue;
+            }
             let advance = match &mut t.kind {
                 Kind::Serve { state, .. } => match state {
                     ServeState::AwaitOkAck(_) => Some(true),
@@ -592,7 +674,7 @@ impl P2pEndpoint {
                     }
                     _ => None,
                 },
-                Kind::Fetch { .. } => None,
+                Kind::Fetch { .. } | Kind::FileIn(_) | Kind::FileOut(_) => None,
             };
             match advance {
                 Some(true) => {
@@ -733,18 +815,26 @@ impl P2pEndpoint {
                             | ServeState::AwaitDataAck(id),
                         ..
                     } => *id == acked,
+                    Kind::FileOut(out) => out.awaits_ack(acked),
                     _ => false,
                 }
         }) else {
             return;
         };
+        if matches!(
+            self.transfers.get(idx).map(|t| &t.kind),
+            Some(Kind::FileOut(_))
+        ) {
+            self.file_acked(now, idx);
+            return;
+        }
         let progress = self.limits.p2p_progress_timeout;
         let linger = self.limits.p2p_linger;
         let Some(t) = self.transfers.get_mut(idx) else {
             return;
         };
         match &mut t.kind {
-            Kind::Fetch { .. } => {
+            Kind::Fetch { .. } | Kind::FileIn(_) | Kind::FileOut(_) => {
                 // ACK of our BYE: the fetch is over.
                 self.transfers.remove(idx);
             }
@@ -838,6 +928,13 @@ impl P2pEndpoint {
                 let Some(pos) = self.find_call(from, msg.call_id) else {
                     return;
                 };
+                if matches!(
+                    self.transfers.get(pos).map(|t| &t.kind),
+                    Some(Kind::FileOut(_))
+                ) {
+                    self.file_answered(now, pos, code, &msg);
+                    return;
+                }
                 let Some(t) = self.transfers.get_mut(pos) else {
                     return;
                 };
@@ -860,8 +957,19 @@ impl P2pEndpoint {
     }
 
     fn handle_invite(&mut self, now: Instant, from: &str, msg: &SlpMessage) {
+        if msg.content_type.eq_ignore_ascii_case(CT_TRANS_REQ) {
+            // A direct connection is proposed (same Call-ID as its session): keep the
+            // data on the switchboard (§10.5 step 2).
+            let answer = SlpMessage::not_listening(msg);
+            self.send_slp(from, &answer);
+            return;
+        }
         if self.find_call(from, msg.call_id).is_some() {
             return; // a repeat; already ACKed
+        }
+        if let Some(offer) = msg.file_offer() {
+            self.handle_file_offer(now, from, msg, offer);
+            return;
         }
         let session_id = msg.session_id().unwrap_or(0);
         let reason = if !msg.content_type.eq_ignore_ascii_case(CT_SESSION_REQ)
@@ -903,8 +1011,7 @@ impl P2pEndpoint {
         };
         let ok = SlpMessage::response(msg, 200, "OK", session_id);
         let ok_id = self.send_slp(from, &ok);
-        let id = TransferId(self.next_transfer);
-        self.next_transfer += 1;
+        let id = self.next_id();
         self.transfers.push(Transfer {
             id,
             peer: from.to_owned(),
@@ -936,6 +1043,12 @@ impl P2pEndpoint {
         else {
             return Ok(()); // not ours: no allocation for unknown sessions
         };
+        if matches!(
+            self.transfers.get(idx).map(|t| &t.kind),
+            Some(Kind::FileIn(_))
+        ) {
+            return self.file_chunk(now, from, idx, p);
+        }
         let progress = self.limits.p2p_progress_timeout;
         let linger = self.limits.p2p_linger;
         let Some(t) = self.transfers.get_mut(idx) else {

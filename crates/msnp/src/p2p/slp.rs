@@ -17,6 +17,10 @@ pub const EUF_GUID_FILE: &str = "{5D3E02AB-6190-11D3-BBBB-00C04F795683}";
 pub const CT_SESSION_REQ: &str = "application/x-msnmsgr-sessionreqbody";
 /// Content type of a BYE.
 pub const CT_SESSION_CLOSE: &str = "application/x-msnmsgr-sessionclosebody";
+/// Content type of a direct-connection proposal (§10.5 step 2).
+pub const CT_TRANS_REQ: &str = "application/x-msnmsgr-transreqbody";
+/// Content type of the answer to a direct-connection proposal.
+pub const CT_TRANS_RESP: &str = "application/x-msnmsgr-transrespbody";
 /// Longest MSNSLP message accepted (a file INVITE with a preview is the largest).
 pub const MAX_SLP_LEN: usize = 64 * 1024;
 /// Most header or body lines accepted.
@@ -277,6 +281,33 @@ impl SlpMessage {
             call_id: request.call_id,
             content_type: CT_SESSION_REQ.into(),
             body: vec![("SessionID".into(), session_id.to_string())],
+        }
+    }
+
+    /// The answer to a direct-connection proposal that keeps the transfer on the
+    /// switchboard (§10.5 step 2): `200 OK`, `Listening: false`, a zero nonce. The
+    /// sender then streams the data through the switchboard (`msnp11-sdk` waits for
+    /// this answer before it sends a byte).
+    pub fn not_listening(request: &SlpMessage) -> SlpMessage {
+        SlpMessage {
+            start: StartLine::Response {
+                code: 200,
+                reason: "OK".into(),
+            },
+            to: request.from.clone(),
+            from: request.to.clone(),
+            branch: request.branch,
+            cseq: 1,
+            call_id: request.call_id,
+            content_type: CT_TRANS_RESP.into(),
+            body: vec![
+                ("Bridge".into(), "TCPv1".into()),
+                ("Listening".into(), "false".into()),
+                (
+                    "Nonce".into(),
+                    "{00000000-0000-0000-0000-000000000000}".into(),
+                ),
+            ],
         }
     }
 
