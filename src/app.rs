@@ -243,6 +243,8 @@ pub fn msn_settings(config: &Config) -> Result<MsnSettings, RunError> {
     settings.dalogin_url = Some(msn.dalogin_url.clone()).filter(|u| !u.is_empty());
     settings.ticket_route = ticket_route(msn);
     settings.switchboard_step = std::time::Duration::from_secs(msn.switchboard_step_seconds);
+    settings.max_file_bytes = msn.max_file_bytes;
+    settings.file_dir = msn.file_dir();
     if !msn.extra_ca_file.is_empty() {
         let pem = std::fs::read(&msn.extra_ca_file).map_err(|source| RunError::CaFile {
             path: msn.extra_ca_file.clone(),

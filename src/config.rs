@@ -145,6 +145,25 @@ pub struct MsnConfig {
     /// seconds.
     #[serde(default = "default_switchboard_step")]
     pub switchboard_step_seconds: u64,
+    /// The largest file bridged either way, in bytes: a larger file a contact offers is
+    /// declined (with a notice), a larger one from Matrix is not offered.
+    #[serde(default = "default_max_file_bytes")]
+    pub max_file_bytes: u64,
+    /// Where files on their way between MSN and Matrix are kept until they are posted;
+    /// empty: `matrix-msn-files` in the system's temporary directory.
+    #[serde(default)]
+    pub file_dir: String,
+}
+
+impl MsnConfig {
+    /// Where files on their way are kept ([`MsnConfig::file_dir`], or the default).
+    pub fn file_dir(&self) -> std::path::PathBuf {
+        if self.file_dir.trim().is_empty() {
+            std::env::temp_dir().join("matrix-msn-files")
+        } else {
+            std::path::PathBuf::from(&self.file_dir)
+        }
+    }
 }
 
 /// What "offline in Matrix" means on MSN.
@@ -367,6 +386,9 @@ fn default_delivery_wait() -> u64 {
 }
 fn default_switchboard_step() -> u64 {
     5
+}
+fn default_max_file_bytes() -> u64 {
+    100 * 1024 * 1024
 }
 fn default_log_level() -> String {
     "info".into()
@@ -617,6 +639,12 @@ impl Config {
         if msn.switchboard_step_seconds == 0 {
             return Err(ConfigError::Invalid {
                 key: "msn.switchboard_step_seconds",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if msn.max_file_bytes == 0 {
+            return Err(ConfigError::Invalid {
+                key: "msn.max_file_bytes",
                 reason: "must be at least 1".into(),
             });
         }

@@ -50,6 +50,19 @@ pub enum Membership {
     Other(String),
 }
 
+/// The file a media message carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Media {
+    /// Its `mxc://` URI.
+    pub url: String,
+    /// `filename`, when the client gave one apart from the caption in `body`.
+    #[serde(default)]
+    pub filename: Option<String>,
+    /// `info.size`, when given.
+    #[serde(default)]
+    pub size: Option<u64>,
+}
+
 /// One event from the homeserver that the core may act on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -63,9 +76,9 @@ pub enum MatrixEvent {
         body: String,
         /// `formatted_body` when the format is `org.matrix.custom.html`.
         html: Option<String>,
-        /// The `mxc://` URI of a media message.
+        /// The file of a media message (`m.image`, `m.file`, …).
         #[serde(default)]
-        url: Option<String>,
+        media: Option<Media>,
     },
     /// A membership change of `target`, made by `sender`.
     Membership {

@@ -523,6 +523,12 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             RemoteEvent::GroupLeft { chat, address } => {
                 self.on_group_left(mxid, &chat, &address).await
             }
+            RemoteEvent::File {
+                chat,
+                from,
+                name,
+                transfer,
+            } => self.relay_file(mxid, &chat, &from, &name, transfer).await,
         }
     }
 

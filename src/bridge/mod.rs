@@ -13,9 +13,11 @@ pub mod commands;
 pub mod credentials;
 pub mod event;
 pub mod feed;
+mod files;
 pub mod formatting;
 pub mod ids;
 mod logins;
+pub mod media;
 mod message_log;
 mod offline;
 mod outbox;
@@ -44,7 +46,7 @@ use credentials::CredentialBox;
 use registry::{PortalState, PuppetState, Registry, UserLogin};
 use remote::MsnConnector;
 
-pub use event::{MatrixEvent, Membership, MessageKind, Unbridgeable};
+pub use event::{MatrixEvent, Media, Membership, MessageKind, Unbridgeable};
 pub use feed::{
     Accepted, EventFeed, EventIntake, Ingress, IngressError, QueuedMatrixEvent, event_feed,
     event_feed_with_capacity,
@@ -198,13 +200,13 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 kind,
                 body,
                 html,
-                url,
+                media,
             } => {
                 let content = portals::Content {
                     kind,
                     body: &body,
                     html: html.as_deref(),
-                    url: url.as_deref(),
+                    media: media.as_ref(),
                 };
                 self.on_message(&room_id, &event_id, &sender, content).await
             }

@@ -21,6 +21,7 @@ use super::ids::MsnAddress;
 use super::port::OutgoingText;
 use super::registry::UserLogin;
 use super::remote::{Chat, MsnConnector};
+use super::files::PostFailure;
 use super::{Bridge, MatrixPort, MessageKind};
 use crate::store::{MessageMapping, OutboxEntry};
 
@@ -46,6 +47,9 @@ pub(super) enum Shape {
     /// What the user wrote from their own Messenger, sent as the user (double
     /// puppeting); `from` is a contact of the conversation.
     Own,
+    /// The contact's file ([`Outgoing::file`]), uploaded and posted as media; `body` is
+    /// its name.
+    File,
 }
 
 /// One event for a portal, as the outbox keeps it.
@@ -64,6 +68,9 @@ pub(super) struct Outgoing {
     /// The offline message it is, deleted on MSN once delivered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offline_id: Option<String>,
+    /// The local copy of a contact's file ([`Shape::File`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<super::files::LocalFile>,
 }
 
 /// Why an event could not be delivered now.
@@ -272,7 +279,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             )));
         };
         let kind = match outgoing.shape {
-            Shape::Text | Shape::Own => MessageKind::Text,
+            Shape::Text | Shape::Own | Shape::File => MessageKind::Text,
             Shape::Emote => MessageKind::Emote,
             Shape::Notice => MessageKind::Notice,
         };
@@ -311,6 +318,14 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 tracing::info!("an earlier attempt went through; not sent again");
                 Ok(event_id)
             }
+            None if outgoing.shape == Shape::File => {
+                let at_ms = outgoing.written_ms.unwrap_or(entry.created_at);
+                match self.post_file(&room, outgoing, &txn, at_ms, &sender).await {
+                    Ok(event_id) => Ok(event_id),
+                    Err(PostFailure::Transient(why)) => return Err(Failed::Transient(why)),
+                    Err(PostFailure::Permanent(why)) => return Err(Failed::Permanent(why)),
+                }
+            }
             None => self.matrix.send_text(&room, text, &txn, &sender).await,
         };
         let event_id = match sent {
@@ -340,7 +355,8 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             }
             Err(e) => return Err(Failed::Permanent(e.to_string())),
         };
-        if outgoing.shape == Shape::Text {
+        if matches!(outgoing.shape, Shape::Text | Shape::File) {
+            Self::forget_file(outgoing).await;
             self.metrics.message("to_matrix");
             let mapping = MessageMapping {
                 matrix_event_id: event_id.to_string(),

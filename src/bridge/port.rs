@@ -45,6 +45,26 @@ pub struct OutgoingText<'a> {
     pub as_real_user: bool,
 }
 
+/// A media message to send: a file uploaded to the media repository, with what Matrix
+/// clients need to show it.
+#[derive(Clone, Copy, Debug)]
+pub struct OutgoingMedia<'a> {
+    /// `m.image`, `m.video`, `m.audio` or `m.file`.
+    pub msgtype: &'a str,
+    /// The file's name (also the message body).
+    pub name: &'a str,
+    /// Its `mxc://` URI.
+    pub url: &'a str,
+    pub mimetype: &'a str,
+    pub size: u64,
+    /// Pixel size of an image, when known.
+    pub dimensions: Option<(u32, u32)>,
+    /// The origin time to send it with (appservice `ts`), ms since the epoch.
+    pub at_ms: Option<i64>,
+    /// A mark in the content, for [`MatrixPort::find_marked`].
+    pub mark: Option<&'a str>,
+}
+
 /// Calls the core makes on the homeserver.
 pub trait MatrixPort: Send + Sync + 'static {
     type Error: std::error::Error + Send + Sync + 'static;
@@ -195,6 +215,33 @@ pub trait MatrixPort: Send + Sync + 'static {
         content_type: &str,
         filename: &str,
     ) -> impl Future<Output = Result<String, Self::Error>> + Send;
+
+    /// Uploads the file at `path` to the media repository, streamed from disk; returns
+    /// its `mxc://` URI.
+    fn upload_file(
+        &self,
+        path: &std::path::Path,
+        content_type: &str,
+        filename: &str,
+    ) -> impl Future<Output = Result<String, Self::Error>> + Send;
+
+    /// Downloads `mxc` (authenticated media) into a new file at `path`, streamed to
+    /// disk; fails, leaving no file, once it passes `max` bytes. Returns its size.
+    fn download_to_file(
+        &self,
+        mxc: &str,
+        path: &std::path::Path,
+        max: u64,
+    ) -> impl Future<Output = Result<u64, Self::Error>> + Send;
+
+    /// Sends a media message as `as_user` with transaction `txn_id`.
+    fn send_media(
+        &self,
+        room_id: &RoomId,
+        media: OutgoingMedia<'_>,
+        txn_id: &str,
+        as_user: &UserId,
+    ) -> impl Future<Output = Result<OwnedEventId, Self::Error>> + Send;
 
     /// The bytes of an `mxc://` URI, or of its thumbnail scaled to fit `size`×`size`; at
     /// most `max` of them (larger media is an error).

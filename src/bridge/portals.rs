@@ -13,7 +13,7 @@ use super::formatting::{InlineImage, RichText, from_matrix, to_matrix};
 use super::ids::MsnAddress;
 use super::ids::PortalKey;
 use super::outbox::{Outgoing, Shape};
-use super::port::{OutgoingText, SendStatus};
+use super::port::OutgoingText;
 use super::presence::{MatrixPresence, own_status};
 use super::remote::{Chat, DeliveryError, MsnConnector, MsnSessionPort, OwnStatus, Sent};
 use super::{Bridge, MatrixPort, MessageKind, lock};
@@ -35,6 +35,7 @@ pub(super) fn outgoing(
         html,
         written_ms: None,
         offline_id: None,
+        file: None,
     }
 }
 
@@ -43,7 +44,7 @@ pub(super) struct Content<'a> {
     pub kind: MessageKind,
     pub body: &'a str,
     pub html: Option<&'a str>,
-    pub url: Option<&'a str>,
+    pub media: Option<&'a super::event::Media>,
 }
 
 /// How long a puppet shows as typing after MSN's `TypingUser` (MSN clients repeat it about
@@ -455,6 +456,13 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 return;
             }
         }
+        if let (MessageKind::Other(msgtype), Some(media)) = (&content.kind, content.media)
+            && super::files::is_file_message(msgtype)
+        {
+            self.send_file_to_msn((room_id, event_id), sender, &chat, media, body)
+                .await;
+            return;
+        }
         // `!msn nudge` in a chat room sends a nudge instead of text.
         let prefix = &self.config.bridge.command_prefix;
         let nudge = matches!(content.kind, MessageKind::Text)
@@ -466,9 +474,14 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 t.text = format!("* {}", t.text);
                 t
             }
+            // A location, a sticker or another message type MSN has nothing for.
             MessageKind::Other(msgtype) => RichText {
-                text: match content.url {
-                    Some(url) => format!("[{}] {body}: {url}", msgtype.trim_start_matches("m.")),
+                text: match content.media {
+                    Some(media) => format!(
+                        "[{}] {body}: {}",
+                        msgtype.trim_start_matches("m."),
+                        media.url
+                    ),
                     None => format!("[{}] {body}", msgtype.trim_start_matches("m.")),
                 },
                 style: Default::default(),
@@ -482,29 +495,17 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             self.wait_for_session(sender).await;
             outcome = self.send_to_msn(sender, &chat, nudge, &text).await;
         }
-        let status = match outcome {
+        let outcome = match outcome {
             Ok(sent) => {
                 self.metrics.message("to_msn");
                 if sent == Sent::StoredOffline {
                     self.tell_stored_offline(room_id, &chat, &notifier).await;
                 }
-                SendStatus::Delivered
+                Ok(())
             }
-            Err(why) => {
-                let why = why.to_string();
-                self.report_undelivered(room_id, event_id, &notifier, &why)
-                    .await;
-                SendStatus::Failed(why)
-            }
+            Err(why) => Err(why.to_string()),
         };
-        // Clients that show message send status (as the mautrix bridges report it) show it.
-        if let Err(e) = self
-            .matrix
-            .send_status(room_id, event_id, &status, &notifier)
-            .await
-        {
-            tracing::debug!(error = %e, "cannot report the message's send status");
-        }
+        self.conclude(room_id, event_id, &notifier, outcome).await;
     }
 
     async fn send_to_msn(
@@ -529,7 +530,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
 
     /// Who reports a failure in a portal: the contact's puppet in a DM (the bot need not
     /// be in it), the bot in a group.
-    fn notifier(&self, chat: &Chat) -> OwnedUserId {
+    pub(super) fn notifier(&self, chat: &Chat) -> OwnedUserId {
         match chat {
             Chat::Contact(contact) => self.puppet_id(contact),
             Chat::Group(_) => None,
@@ -596,7 +597,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     }
 
     /// Tells the room, as `notifier`, that Matrix event `event_id` did not reach MSN.
-    async fn report_undelivered(
+    pub(super) async fn report_undelivered(
         &self,
         room_id: &RoomId,
         event_id: &EventId,

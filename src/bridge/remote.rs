@@ -4,10 +4,12 @@
 //! wire types.
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+
+use tokio::sync::{mpsc, oneshot};
 
 use super::formatting::RichText;
 use super::ids::MsnAddress;
@@ -209,7 +211,50 @@ pub enum RemoteEvent {
         chat: Chat,
         address: MsnAddress,
     },
+    /// A file a contact sends: offered, then in, refused or failed.
+    File {
+        chat: Chat,
+        from: MsnAddress,
+        /// The name the contact gave it.
+        name: String,
+        transfer: FileTransfer,
+    },
 }
+
+/// Where a file from a contact stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FileTransfer {
+    /// Accepted; its bytes are coming.
+    Receiving {
+        size: u64,
+    },
+    /// Every byte is in `path` (a file of the bridge's, for the core to post and remove).
+    Received {
+        path: PathBuf,
+        size: u64,
+    },
+    /// Declined: larger than the configured limit.
+    TooLarge {
+        size: u64,
+        limit: u64,
+    },
+    /// Cancelled or failed on the way; nothing of it is kept.
+    Failed {
+        why: String,
+    },
+}
+
+/// A file for a contact: a file of the bridge's at `path`, offered as `name`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutgoingFile {
+    pub name: String,
+    pub size: u64,
+    pub path: PathBuf,
+}
+
+/// Resolves once every contact of the chat has a file offered to them, or with why not
+/// (declined, cancelled, timed out, offline).
+pub type FileDelivery = oneshot::Receiver<Result<(), DeliveryError>>;
 
 /// How a text reached MSN.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -317,6 +362,14 @@ pub trait MsnSessionPort: Clone + Send + Sync + 'static {
         from: &MsnAddress,
         picture: &PictureRef,
     ) -> impl Future<Output = Result<Bytes, DeliveryError>> + Send;
+    /// Offers `file` to the contact of `to` (each contact, in a group). Resolves once
+    /// the offers are out; the [`FileDelivery`] says how they ended. The file at
+    /// `file.path` must stay until then.
+    fn send_file(
+        &self,
+        to: &Chat,
+        file: OutgoingFile,
+    ) -> impl Future<Output = Result<FileDelivery, DeliveryError>> + Send;
     /// Shows `picture` as the user's display picture (none: no picture), kept across
     /// reconnects and served to contacts who ask.
     fn set_picture(

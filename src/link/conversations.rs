@@ -75,6 +75,16 @@ impl Conversations {
         self.stale_picture.notified().await;
     }
 
+    /// The link's settings (file limits and directory).
+    pub(super) fn settings(&self) -> &MsnSettings {
+        &self.settings
+    }
+
+    /// Passes an event to the core; false once the session's events are no longer read.
+    pub(super) async fn emit(&self, event: RemoteEvent) -> bool {
+        self.events.send(event).await.is_ok()
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -200,6 +210,7 @@ impl Conversations {
         }
         let relay = Relay {
             conversations: self.clone(),
+            sb,
             key,
             group,
             others: Members::new(),
@@ -230,6 +241,8 @@ impl Conversations {
 /// Follows one switchboard: who is in it, whether it is a group, and its messages.
 struct Relay {
     conversations: Conversations,
+    /// The switchboard followed (to answer file offers on).
+    sb: SbClient,
     /// The chat key it is stored under (changes when a one-to-one chat becomes a group).
     key: String,
     group: Option<String>,
@@ -292,7 +305,7 @@ impl Relay {
     }
 
     async fn emit(&self, event: RemoteEvent) -> bool {
-        self.conversations.events.send(event).await.is_ok()
+        self.conversations.emit(event).await
     }
 
     async fn run(mut self, mut events: SbEvents) {
@@ -305,6 +318,13 @@ impl Relay {
                 }) => {
                     tracing::info!(%peer, "a contact asked for a picture we do not have; announcing ours again");
                     self.conversations.stale_picture.notify_one();
+                    continue;
+                }
+                SwitchboardEvent::Transfer(P2pEvent::FileOffered { id, peer, file }) => {
+                    let chat = self.chat(&peer);
+                    let from = MsnAddress::from_server(&peer);
+                    super::files::on_offer(&self.conversations, &self.sb, chat, from, id, file)
+                        .await;
                     continue;
                 }
                 SwitchboardEvent::Transfer(transfer) => {

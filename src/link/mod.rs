@@ -7,6 +7,7 @@
 mod circles;
 mod conversations;
 mod convert;
+mod files;
 mod offline;
 
 use std::collections::HashMap;
@@ -20,8 +21,8 @@ use tracing::Instrument;
 use crate::bridge::formatting::RichText;
 use crate::bridge::ids::MsnAddress;
 use crate::bridge::remote::{
-    Chat, ContactInfo, DeliveryError, LoginFailure, MsnConnector, MsnSessionPort, OwnProfile,
-    OwnStatus, PictureRef, RemoteEvent, Sent, SessionEnd,
+    Chat, ContactInfo, DeliveryError, FileDelivery, LoginFailure, MsnConnector, MsnSessionPort,
+    OutgoingFile, OwnProfile, OwnStatus, PictureRef, RemoteEvent, Sent, SessionEnd,
 };
 use crate::net::{
     Backoff, ContactEdit, EndReason, MsnSession, MsnSettings, NetError, OfflineSender,
@@ -359,10 +360,10 @@ impl LinkSession {
     /// Runs `send` on the chat's switchboard; when that one was given up before anything
     /// went out (a step unanswered in time, MSNP.md §2.8; or it closed under us), once
     /// more on a fresh one. What may have reached the server is never sent twice.
-    async fn on_switchboard<F, Fut>(&self, to: &Chat, send: F) -> Result<(), NetError>
+    async fn on_switchboard<F, Fut, T>(&self, to: &Chat, send: F) -> Result<T, NetError>
     where
         F: Fn(crate::net::SbClient) -> Fut,
-        Fut: std::future::Future<Output = Result<(), NetError>>,
+        Fut: std::future::Future<Output = Result<T, NetError>>,
     {
         let mut last = NetError::Timeout;
         for _ in 0..SEND_ATTEMPTS {
@@ -377,7 +378,7 @@ impl LinkSession {
                 Err(e) => return Err(e),
             };
             match send(sb.clone()).await {
-                Ok(()) => return Ok(()),
+                Ok(sent) => return Ok(sent),
                 Err(e) if never_sent(&e) => {
                     tracing::info!(error = %e, "the switchboard was given up before anything went out; opening a fresh one");
                     sb.close().await;
@@ -545,6 +546,14 @@ impl MsnSessionPort for LinkSession {
         let (_, data) = fetched
             .map_err(|e| DeliveryError::Failed(format!("the picture could not be fetched: {e}")))?;
         Ok(data)
+    }
+
+    async fn send_file(
+        &self,
+        to: &Chat,
+        file: OutgoingFile,
+    ) -> Result<FileDelivery, DeliveryError> {
+        self.offer_file(to, file).await
     }
 
     async fn set_picture(&self, picture: Option<Bytes>) -> Result<(), DeliveryError> {

@@ -299,6 +299,66 @@ impl Client {
             .await
     }
 
+    /// The head of `request` as the bot (or `as_user`), for a caller that streams the
+    /// body or the answer itself ([`Client::send_streamed`]).
+    pub(super) fn request_head<R>(
+        &self,
+        request: R,
+        as_user: Option<&UserId>,
+    ) -> Result<http::request::Parts, ClientError>
+    where
+        R: OutgoingRequest,
+        R::PathBuilder: PathInput,
+        for<'a> R::Authentication: AuthScheme<Input<'a> = SendAccessToken<'a>>,
+    {
+        let identity = match as_user {
+            Some(user) if user != self.bot => AppserviceUserIdentity::new(user),
+            _ => AppserviceUserIdentity::default(),
+        };
+        let http_request: http::Request<Vec<u8>> = request
+            .try_into_http_request_with_identity(
+                &self.base_url,
+                SendAccessToken::Always(&self.as_token),
+                identity,
+                R::PathBuilder::input(&self.versions),
+            )
+            .map_err(|e| ClientError::Build(e.to_string()))?;
+        Ok(http_request.into_parts().0)
+    }
+
+    /// Sends `head` with `body` once (a stream cannot be sent again) and returns the
+    /// answer unread when it is a success, else the homeserver's error.
+    pub(super) async fn send_streamed<R: OutgoingRequest>(
+        &self,
+        head: http::request::Parts,
+        body: reqwest::Body,
+    ) -> Result<reqwest::Response, ClientError> {
+        let mut builder = self
+            .http
+            .request(head.method.clone(), head.uri.to_string())
+            .body(body);
+        for (name, value) in &head.headers {
+            builder = builder.header(name, value);
+        }
+        let _permit = self.in_flight.acquire().await;
+        let response = builder.send().await.map_err(ClientError::Transport)?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        match self.read_response::<R>(response).await {
+            Err((error, _)) => Err(error),
+            Ok(_) => Err(ClientError::Response("a success that was not".into())),
+        }
+    }
+
+    /// Reads a whole answer to a request made with [`Client::send_streamed`].
+    pub(super) async fn read_streamed<R: OutgoingRequest>(
+        &self,
+        response: reqwest::Response,
+    ) -> Result<R::IncomingResponse, ClientError> {
+        self.read_response::<R>(response).await.map_err(|(e, _)| e)
+    }
+
     /// Sends a built request, retrying what can be retried, in at most `max_attempts`.
     async fn send_http<R: OutgoingRequest>(
         &self,

@@ -4,12 +4,14 @@
 //! - `transaction`: transaction bodies into the core's events.
 //! - `client`: client-server API calls as the bot, a puppet, or (double puppeting) the
 //!   user.
+//! - `media`: media streamed between the media repository and files.
 //! - `port`: the core's `MatrixPort` over the client.
 //! - `registration`: the registration file.
 
 pub mod appservice;
 pub mod client;
 pub mod endpoints;
+pub mod media;
 pub mod port;
 pub mod registration;
 pub mod transaction;

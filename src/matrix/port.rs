@@ -9,7 +9,7 @@ use ruma::{EventId, OwnedEventId, OwnedRoomId, OwnedTransactionId, OwnedUserId, 
 
 use super::client::{Client, ClientError};
 use crate::bridge::MatrixPort;
-use crate::bridge::port::{BridgeInfo, OutgoingText, SendStatus};
+use crate::bridge::port::{BridgeInfo, OutgoingMedia, OutgoingText, SendStatus};
 use crate::bridge::presence::MatrixPresence;
 use ruma::presence::PresenceState;
 
@@ -162,6 +162,42 @@ impl MatrixPort for Client {
         .await
     }
 
+    async fn send_media(
+        &self,
+        room_id: &RoomId,
+        media: OutgoingMedia<'_>,
+        txn_id: &str,
+        as_user_id: &UserId,
+    ) -> Result<OwnedEventId, ClientError> {
+        let mut info = serde_json::json!({
+            "mimetype": media.mimetype,
+            "size": media.size,
+        });
+        if let (Some((w, h)), Some(info)) = (media.dimensions, info.as_object_mut()) {
+            info.insert("w".into(), w.into());
+            info.insert("h".into(), h.into());
+        }
+        let mut content = serde_json::json!({
+            "msgtype": media.msgtype,
+            "body": media.name,
+            "filename": media.name,
+            "url": media.url,
+            "info": info,
+        });
+        if let (Some(mark), Some(content)) = (media.mark, content.as_object_mut()) {
+            content.insert(MARK_KEY.into(), mark.into());
+        }
+        self.send_message_with(
+            room_id,
+            &content,
+            txn_id,
+            Some(as_user_id),
+            media.at_ms,
+            media.mark.is_some(),
+        )
+        .await
+    }
+
     async fn find_marked(
         &self,
         room_id: &RoomId,
@@ -245,6 +281,24 @@ impl MatrixPort for Client {
         filename: &str,
     ) -> Result<String, ClientError> {
         Client::upload(self, data, content_type, Some(filename), None).await
+    }
+
+    async fn upload_file(
+        &self,
+        path: &std::path::Path,
+        content_type: &str,
+        filename: &str,
+    ) -> Result<String, ClientError> {
+        self.upload_path(path, content_type, filename).await
+    }
+
+    async fn download_to_file(
+        &self,
+        mxc: &str,
+        path: &std::path::Path,
+        max: u64,
+    ) -> Result<u64, ClientError> {
+        self.download_path(mxc, path, max).await
     }
 
     async fn download(

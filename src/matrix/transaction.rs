@@ -12,7 +12,7 @@ use regex::Regex;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::bridge::{MatrixEvent, Membership, MessageKind, Unbridgeable};
+use crate::bridge::{MatrixEvent, Media, Membership, MessageKind, Unbridgeable};
 
 /// Why a whole transaction body was refused (its events are never looked at).
 #[derive(Debug, thiserror::Error)]
@@ -244,10 +244,20 @@ fn parse_timeline(raw: &Value) -> Outcome {
                 .then(|| content.get("formatted_body").and_then(Value::as_str))
                 .flatten()
                 .map(str::to_owned);
-                let url = content
+                let media = content
                     .get("url")
                     .and_then(Value::as_str)
-                    .map(str::to_owned);
+                    .map(|url| Media {
+                        url: url.to_owned(),
+                        filename: content
+                            .get("filename")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned),
+                        size: content
+                            .get("info")
+                            .and_then(|info| info.get("size"))
+                            .and_then(Value::as_u64),
+                    });
                 let (body, html) = if edited {
                     (format!("* {body}"), html.map(|h| format!("* {h}")))
                 } else {
@@ -260,7 +270,7 @@ fn parse_timeline(raw: &Value) -> Outcome {
                     kind,
                     body,
                     html,
-                    url,
+                    media,
                 }))
             }
             "m.room.member" => {
@@ -492,7 +502,7 @@ mod tests {
                 kind: MessageKind::Emote,
                 body: "waves".into(),
                 html: Some("<b>waves</b>".into()),
-                url: None,
+                media: None,
             }]
         );
     }
@@ -541,7 +551,7 @@ mod tests {
                     kind: MessageKind::Text,
                     body: "* the typo fixed".into(),
                     html: Some("* the <b>typo</b> fixed".into()),
-                    url: None,
+                    media: None,
                 },
                 MatrixEvent::Unbridgeable {
                     room_id: room.clone(),

@@ -32,7 +32,7 @@ pub use passport::{
     PassportError, SsoTokens, fetch_sso_tokens, fetch_ticket, fetch_ticket_by_route,
     fetch_ticket_not_rst, fetch_ticket_rst, http_client,
 };
-pub use sb_client::{SbClient, SbEvents, SwitchboardEvent};
+pub use sb_client::{FileSink, FileSource, SbClient, SbEvents, SwitchboardEvent};
 pub use session::{EndReason, MsnSession, SessionEvent};
 pub use settings::{MsnSettings, TicketRoute};
 pub use soap_post::PostError;

@@ -17,7 +17,7 @@ pub const P2P_WINDOW: usize = 1;
 /// cannot take back-to-back chunks (`msnp11-sdk`, see above) reading one `MSG` per read.
 pub const P2P_MIN_INTERVAL: Duration = Duration::from_millis(5);
 
-/// Why a fetch through the shell failed.
+/// Why a fetch or a file transfer through the shell failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TransferError {
     /// The switchboard or its driver failed.
@@ -29,6 +29,9 @@ pub enum TransferError {
     /// The transfer failed (declined, timed out, bad data, switchboard closed).
     #[error(transparent)]
     Fetch(#[from] FetchError),
+    /// The local file could not be read or written.
+    #[error("the local file: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 /// A seed for P2P identifiers from the operating system's generator.

@@ -3,7 +3,8 @@
 //! cloneable handle. Sending text waits for the server's ACK/NAK of every part; typing and
 //! nudges are fire-and-forget as the protocol makes them. Fetching a contact's display
 //! picture or emoticon resolves with the verified bytes or a typed error; objects we
-//! publish are served to whoever asks on this switchboard.
+//! publish are served to whoever asks on this switchboard. Files go both ways through
+//! the same endpoint, streamed from and to the caller's reader and writer.
 //!
 //! P2P bodies leave as `MSG … D` with `P2P-Dest` (§7.7), paced by [`crate::net::p2p`].
 //! Incoming P2P messages addressed to someone else, or in P2P v2, are ignored.
@@ -19,8 +20,12 @@ use super::error::NetError;
 use super::p2p::{P2P_MIN_INTERVAL, P2P_WINDOW, TransferError, random_seed};
 use super::settings::MsnSettings;
 use super::wire::Wire;
+pub use files::{FileSink, FileSource};
+use files::{Inbound, Outbound};
 use msnp::message::{EmoticonDecl, encode_p2p};
-use msnp::p2p::{MsnObject, P2pConfig, P2pEndpoint, P2pEvent, TransferId};
+use msnp::p2p::{FileContext, MsnObject, P2pConfig, P2pEndpoint, P2pEvent, TransferId};
+
+mod files;
 use msnp::{
     AckMode, MessageId, MsgPayload, Participant, SbCloseReason, SbConfig, SbEvent, SbSession,
     Secret, SendError, SendFailure, TextFormat,
@@ -63,6 +68,23 @@ enum Request {
         object: Box<MsnObject>,
         data: Bytes,
         reply: oneshot::Sender<bool>,
+    },
+    /// Offers a file; `started` says whether the offer went out.
+    SendFile {
+        contact: String,
+        file: Box<FileContext>,
+        source: FileSource,
+        started: oneshot::Sender<Result<(), TransferError>>,
+        done: files::SentReply,
+    },
+    /// Accepts an offered file into `sink`.
+    ReceiveFile {
+        id: TransferId,
+        sink: FileSink,
+        done: files::ReceivedReply,
+    },
+    DeclineFile {
+        id: TransferId,
     },
     Close,
 }
@@ -133,6 +155,8 @@ impl SbClient {
             events: events_tx,
             outstanding: Outstanding::default(),
             fetches: HashMap::new(),
+            outbound: HashMap::new(),
+            inbound: HashMap::new(),
             p2p_in_flight: HashSet::new(),
             next_p2p_send: Instant::now(),
             ready_waiters: Vec::new(),
@@ -258,6 +282,53 @@ impl SbClient {
         rx.await.map_err(|_| NetError::DriverGone)
     }
 
+    /// Offers `file` to `contact` (in this switchboard), its bytes read from `source` as
+    /// the transfer goes (never all at once). Resolves once the offer is out; the
+    /// receiver resolves when the contact has every byte, or with why not (declined,
+    /// cancelled, timed out, switchboard closed).
+    pub async fn send_file(
+        &self,
+        contact: &str,
+        file: FileContext,
+        source: FileSource,
+    ) -> Result<oneshot::Receiver<Result<(), TransferError>>, TransferError> {
+        let (started_tx, started) = oneshot::channel();
+        let (done, outcome) = oneshot::channel();
+        self.tx
+            .send(Request::SendFile {
+                contact: contact.to_owned(),
+                file: Box::new(file),
+                source,
+                started: started_tx,
+                done,
+            })
+            .await
+            .map_err(|_| NetError::DriverGone)?;
+        started.await.map_err(|_| NetError::DriverGone)??;
+        Ok(outcome)
+    }
+
+    /// Accepts a file offered on this switchboard ([`P2pEvent::FileOffered`]), writing
+    /// its bytes to `sink` as they come. The receiver resolves with the size once every
+    /// byte is written and flushed, or with why not.
+    pub async fn receive_file(
+        &self,
+        id: TransferId,
+        sink: FileSink,
+    ) -> Result<oneshot::Receiver<Result<u64, TransferError>>, NetError> {
+        let (done, outcome) = oneshot::channel();
+        self.tx
+            .send(Request::ReceiveFile { id, sink, done })
+            .await
+            .map_err(|_| NetError::DriverGone)?;
+        Ok(outcome)
+    }
+
+    /// Declines a file offered on this switchboard.
+    pub async fn decline_file(&self, id: TransferId) {
+        let _ = self.tx.send(Request::DeclineFile { id }).await;
+    }
+
     /// Leaves the conversation (`OUT`); running transfers fail as closed.
     pub async fn close(&self) {
         let _ = self.tx.send(Request::Close).await;
@@ -279,6 +350,10 @@ struct Driver {
     outstanding: Outstanding,
     /// Fetches awaiting their object.
     fetches: HashMap<TransferId, FetchReply>,
+    /// Files we send, with where their bytes come from.
+    outbound: HashMap<TransferId, Outbound>,
+    /// Files we receive, with where their bytes go.
+    inbound: HashMap<TransferId, Inbound>,
     /// P2P `MSG`s sent and not yet acknowledged by the server.
     p2p_in_flight: HashSet<MessageId>,
     /// Earliest time for the next P2P `MSG` ([`P2P_MIN_INTERVAL`]).
@@ -316,9 +391,12 @@ impl Driver {
         }
     }
 
-    /// Settles awaited fetches and forwards the rest.
+    /// Settles awaited fetches and file transfers and forwards the rest.
     async fn drain_p2p_events(&mut self) {
         while let Some(event) = self.endpoint.poll_event() {
+            let Some(event) = self.on_file_event(event).await else {
+                continue;
+            };
             let id = match &event {
                 P2pEvent::Received { id, .. } | P2pEvent::FetchFailed { id, .. } => Some(*id),
                 _ => None,
@@ -423,6 +501,17 @@ impl Driver {
             } => {
                 let _ = reply.send(self.endpoint.publish(*object, data));
             }
+            Request::SendFile {
+                contact,
+                file,
+                source,
+                started,
+                done,
+            } => {
+                let _ = started.send(self.offer_file(now, &contact, &file, source, done));
+            }
+            Request::ReceiveFile { id, sink, done } => self.accept_file(now, id, sink, done),
+            Request::DeclineFile { id } => self.endpoint.decline_file(id),
             Request::Close => self.session.close_session(now),
         }
     }
@@ -431,6 +520,8 @@ impl Driver {
         let mut requests_open = true;
         loop {
             let now = Instant::now();
+            self.feed_files(now).await;
+            self.drain_p2p_events().await;
             self.pump_p2p(now);
             let frames: Vec<_> = std::iter::from_fn(|| self.session.poll_transmit()).collect();
             if let Err(e) = self.wire.write_frames(&frames).await {

@@ -55,6 +55,10 @@ pub struct MsnSettings {
     /// the contact joins) may take before that switchboard is given up (MSNP.md §2.8:
     /// some servers never answer now and then).
     pub switchboard_step: Duration,
+    /// The largest file a contact may send (larger offers are declined).
+    pub max_file_bytes: u64,
+    /// Where files from contacts are written as they arrive.
+    pub file_dir: std::path::PathBuf,
     pub limits: Limits,
 }
 
@@ -73,6 +77,8 @@ impl MsnSettings {
             connect_timeout: Duration::from_secs(15),
             request_timeout: Duration::from_secs(30),
             switchboard_step: Duration::from_secs(5),
+            max_file_bytes: 100 * 1024 * 1024,
+            file_dir: std::env::temp_dir().join("matrix-msn-files"),
             limits: Limits::default(),
         }
     }

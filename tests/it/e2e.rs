@@ -533,7 +533,7 @@ async fn e2e_replayed_transaction_is_processed_once_even_after_restart() {
         kind: MessageKind::Text,
         body: "ping".into(),
         html: None,
-        url: None,
+        media: None,
     };
     let payload = serde_json::to_string(&left).expect("json");
     store

@@ -585,7 +585,7 @@ pub fn message(room: &str, event_id: &str, sender: &str, body: &str) -> MatrixEv
         kind: MessageKind::Text,
         body: body.into(),
         html: None,
-        url: None,
+        media: None,
     }
 }
 

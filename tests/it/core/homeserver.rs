@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use matrix_msn::bridge::MatrixPort;
-use matrix_msn::bridge::port::{BridgeInfo, OutgoingText, SendStatus};
+use matrix_msn::bridge::port::{BridgeInfo, OutgoingMedia, OutgoingText, SendStatus};
 use matrix_msn::bridge::presence::MatrixPresence;
 use matrix_sdk::ruma::{EventId, OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, UserId};
 
@@ -51,6 +51,8 @@ pub struct Event {
     pub mark: Option<String>,
     /// The appservice timestamp it was sent with, if any.
     pub ts: Option<i64>,
+    /// A media message's file: URI, media type and an image's size.
+    pub media: Option<(String, String, Option<(u32, u32)>)>,
 }
 
 /// A room as the fake holds it.
@@ -202,9 +204,24 @@ impl FakeHomeserver {
                 html: None,
                 mark: None,
                 ts: None,
+                media: None,
             });
         }
         event_id
+    }
+
+    /// Puts `data` in the media repository as a Matrix client would; returns its URI.
+    pub fn user_uploads(&self, data: Vec<u8>) -> String {
+        let mut state = self.lock();
+        state.next += 1;
+        let mxc = format!("mxc://{DOMAIN}/media{}", state.next);
+        state.media.insert(mxc.clone(), data);
+        mxc
+    }
+
+    /// The bytes behind `mxc`.
+    pub fn media(&self, mxc: &str) -> Option<Vec<u8>> {
+        self.lock().media.get(mxc).cloned()
     }
 }
 
@@ -281,6 +298,7 @@ impl State {
             html: html.map(str::to_owned),
             mark: mark.map(str::to_owned),
             ts,
+            media: None,
         });
         self.transactions.insert(key, event_id.clone());
         Ok(event_id)
@@ -619,6 +637,65 @@ impl MatrixPort for FakeHomeserver {
         let mxc = format!("mxc://{DOMAIN}/media{}", state.next);
         state.media.insert(mxc.clone(), data);
         Ok(mxc)
+    }
+
+    async fn upload_file(
+        &self,
+        path: &std::path::Path,
+        content_type: &str,
+        filename: &str,
+    ) -> Result<String, FakeError> {
+        let data = tokio::fs::read(path)
+            .await
+            .map_err(|e| refused("M_UNKNOWN", format!("cannot read {}: {e}", path.display())))?;
+        self.upload(data, content_type, filename).await
+    }
+
+    async fn download_to_file(
+        &self,
+        mxc: &str,
+        path: &std::path::Path,
+        max: u64,
+    ) -> Result<u64, FakeError> {
+        let data = self
+            .download(mxc, None, usize::try_from(max).unwrap_or(usize::MAX))
+            .await?;
+        tokio::fs::write(path, &data)
+            .await
+            .map_err(|e| refused("M_UNKNOWN", format!("cannot write {}: {e}", path.display())))?;
+        Ok(data.len() as u64)
+    }
+
+    async fn send_media(
+        &self,
+        room_id: &RoomId,
+        media: OutgoingMedia<'_>,
+        txn_id: &str,
+        as_user: &UserId,
+    ) -> Result<OwnedEventId, FakeError> {
+        let mut state = self.lock();
+        let sent = state.send(
+            room_id.as_str(),
+            as_user.as_str(),
+            txn_id,
+            media.msgtype,
+            media.name,
+            None,
+            media.mark,
+            media.at_ms,
+        )?;
+        if let Some(event) = state
+            .rooms
+            .get_mut(room_id.as_str())
+            .and_then(|room| room.timeline.iter_mut().find(|e| e.event_id == sent))
+        {
+            event.media = Some((
+                media.url.to_owned(),
+                media.mimetype.to_owned(),
+                media.dimensions,
+            ));
+        }
+        Ok(event_id(sent))
     }
 
     async fn download(

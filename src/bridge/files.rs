@@ -1,0 +1,325 @@
+//! Files between MSN and Matrix, in the core's terms. A contact's file comes in through
+//! the durable outbox (its local copy named in the entry) and is uploaded to the media
+//! repository and posted as `m.image`, `m.video`, `m.audio` or `m.file` when its turn
+//! comes; what is coming, refused or lost is a notice in the portal. A Matrix user's
+//! media message is downloaded (authenticated media, streamed to disk) and offered to
+//! the contacts of the portal; the message's send status and, when it does not arrive,
+//! a notice say how it ended.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ruma::{EventId, OwnedEventId, RoomId, UserId};
+use serde::{Deserialize, Serialize};
+
+use super::event::Media;
+use super::ids::MsnAddress;
+use super::media::identify;
+use super::outbox::{Outgoing, Shape};
+use super::port::{OutgoingMedia, SendStatus};
+use super::portals::outgoing;
+use super::remote::{
+    Chat, DeliveryError, FileTransfer, MsnConnector, MsnSessionPort as _, OutgoingFile,
+};
+use super::{Bridge, MatrixPort};
+
+/// Files from this size on are announced when they start coming: over the switchboard
+/// they take a while (about 1.2 KB per message).
+const ANNOUNCE_FROM: u64 = 1024 * 1024;
+
+/// A contact's file on the bridge's disk, waiting in the outbox to be posted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct LocalFile {
+    pub path: String,
+    pub size: u64,
+}
+
+/// The Matrix message types that carry a file MSN can take.
+pub(super) fn is_file_message(msgtype: &str) -> bool {
+    matches!(msgtype, "m.image" | "m.file" | "m.video" | "m.audio")
+}
+
+/// A size for people: `812 B`, `3.4 KB`, `5.0 MB`.
+pub(super) fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KB", "MB", "GB", "TB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = "KB";
+    for next in UNITS.iter().skip(1) {
+        if value < 1024.0 {
+            break;
+        }
+        value /= 1024.0;
+        unit = next;
+    }
+    format!("{value:.1} {unit}")
+}
+
+/// The name a file goes by: its last path part, never empty.
+fn file_name(name: &str) -> String {
+    let last = name.rsplit(['/', '\\']).next().unwrap_or(name).trim();
+    if last.is_empty() {
+        "file".to_owned()
+    } else {
+        last.to_owned()
+    }
+}
+
+/// A fresh path in the file directory.
+fn fresh_path(dir: &Path, prefix: &str) -> PathBuf {
+    let mut random = [0u8; 8];
+    // Without randomness the name still differs by time.
+    if getrandom::fill(&mut random).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        random = (nanos as u64).to_le_bytes();
+    }
+    dir.join(format!("{prefix}-{:016x}", u64::from_le_bytes(random)))
+}
+
+async fn remove(path: &Path) {
+    if let Err(e) = tokio::fs::remove_file(path).await
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(error = %e, path = %path.display(), "cannot remove a bridged file");
+    }
+}
+
+/// Why posting a contact's file failed.
+pub(super) enum PostFailure {
+    /// The homeserver may take it later.
+    Transient(String),
+    /// It never will.
+    Permanent(String),
+}
+
+impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
+    /// A contact's file, from offer to arrival, into its portal.
+    pub(super) async fn relay_file(
+        self: &Arc<Self>,
+        mxid: &UserId,
+        chat: &Chat,
+        from: &MsnAddress,
+        name: &str,
+        transfer: FileTransfer,
+    ) {
+        let name = file_name(name);
+        let text = match transfer {
+            FileTransfer::Receiving { size } if size >= ANNOUNCE_FROM => format!(
+                "is sending {name} ({}); it appears here once it is in.",
+                human_size(size)
+            ),
+            FileTransfer::Receiving { .. } => return,
+            FileTransfer::Received { path, size } => {
+                let mut post = outgoing(chat, from, Shape::File, name, None);
+                post.file = Some(LocalFile {
+                    path: path.to_string_lossy().into_owned(),
+                    size,
+                });
+                self.post_to_matrix(mxid, post).await;
+                return;
+            }
+            FileTransfer::TooLarge { size, limit } => format!(
+                "offered {name} ({}), larger than the bridge takes ({}): it was declined.",
+                human_size(size),
+                human_size(limit)
+            ),
+            FileTransfer::Failed { why } => format!("sent {name}, but it did not arrive: {why}."),
+        };
+        self.post_to_matrix(mxid, outgoing(chat, from, Shape::Notice, text, None))
+            .await;
+    }
+
+    /// Uploads and posts the file of an outbox entry as `sender`; the local copy is
+    /// removed by the caller once the post is recorded.
+    pub(super) async fn post_file(
+        &self,
+        room: &RoomId,
+        post: &Outgoing,
+        txn: &str,
+        at_ms: i64,
+        sender: &UserId,
+    ) -> Result<OwnedEventId, PostFailure> {
+        let Some(file) = &post.file else {
+            return Err(PostFailure::Permanent("the entry names no file".into()));
+        };
+        let path = Path::new(&file.path);
+        let kind = identify(path, &post.body)
+            .await
+            .map_err(|e| PostFailure::Permanent(format!("the received file is gone ({e})")))?;
+        let failure = |e: M::Error| {
+            if M::is_transient(&e) {
+                PostFailure::Transient(e.to_string())
+            } else {
+                PostFailure::Permanent(e.to_string())
+            }
+        };
+        let url = self
+            .matrix
+            .upload_file(path, &kind.mimetype, &post.body)
+            .await
+            .map_err(failure)?;
+        let media = OutgoingMedia {
+            msgtype: kind.msgtype,
+            name: &post.body,
+            url: &url,
+            mimetype: &kind.mimetype,
+            size: file.size,
+            dimensions: kind.dimensions,
+            at_ms: Some(at_ms),
+            mark: Some(txn),
+        };
+        self.matrix
+            .send_media(room, media, txn, sender)
+            .await
+            .map_err(failure)
+    }
+
+    /// Removes the local copy of a posted file.
+    pub(super) async fn forget_file(post: &Outgoing) {
+        if let Some(file) = &post.file {
+            remove(Path::new(&file.path)).await;
+        }
+    }
+
+    /// A Matrix user's media message to the contacts of `chat`: fetched from the media
+    /// repository, offered, and its outcome reported when the transfer ends (a contact
+    /// may take minutes to accept, so the portal's next messages do not wait for it).
+    pub(super) async fn send_file_to_msn(
+        self: &Arc<Self>,
+        (room_id, event_id): (&RoomId, &EventId),
+        sender: &UserId,
+        chat: &Chat,
+        media: &Media,
+        caption: &str,
+    ) {
+        let notifier = self.notifier(chat);
+        let offered = self.offer_file(sender, chat, media, caption).await;
+        let (delivery, path) = match offered {
+            Ok(offered) => offered,
+            Err(why) => {
+                self.conclude(room_id, event_id, &notifier, Err(why)).await;
+                return;
+            }
+        };
+        let this = self.clone();
+        let (room_id, event_id) = (room_id.to_owned(), event_id.to_owned());
+        tokio::spawn(async move {
+            let outcome = match delivery.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("the MSN session ended before it was sent".into()),
+            };
+            remove(&path).await;
+            if outcome.is_ok() {
+                this.metrics.message("to_msn");
+            }
+            this.conclude(&room_id, &event_id, &notifier, outcome).await;
+        });
+    }
+
+    /// Fetches the file and offers it; the delivery to wait for and the local copy.
+    async fn offer_file(
+        self: &Arc<Self>,
+        sender: &UserId,
+        chat: &Chat,
+        media: &Media,
+        caption: &str,
+    ) -> Result<(super::remote::FileDelivery, PathBuf), String> {
+        let max = self.config.msn.max_file_bytes;
+        if let Some(size) = media.size.filter(|size| *size > max) {
+            return Err(format!(
+                "the file is {}, and the bridge sends files up to {}",
+                human_size(size),
+                human_size(max)
+            ));
+        }
+        let name = file_name(media.filename.as_deref().unwrap_or(caption));
+        self.user_is_active(sender).await;
+        let dir = self.config.msn.file_dir();
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(|e| format!("the bridge cannot store files ({e})"))?;
+        let path = fresh_path(&dir, "to-msn");
+        let size = self
+            .matrix
+            .download_to_file(&media.url, &path, max)
+            .await
+            .map_err(|e| format!("the bridge could not fetch it from the homeserver ({e})"))?;
+        let file = OutgoingFile { name, size, path };
+        let mut sent = self.offer_to_session(sender, chat, file.clone()).await;
+        if matches!(sent, Err(DeliveryError::NotConnected)) {
+            // The connection dropped under it: it waits for the session, as a text does.
+            self.wait_for_session(sender).await;
+            sent = self.offer_to_session(sender, chat, file.clone()).await;
+        }
+        match sent {
+            Ok(delivery) => Ok((delivery, file.path)),
+            Err(e) => {
+                remove(&file.path).await;
+                Err(e.to_string())
+            }
+        }
+    }
+
+    async fn offer_to_session(
+        &self,
+        sender: &UserId,
+        chat: &Chat,
+        file: OutgoingFile,
+    ) -> Result<super::remote::FileDelivery, DeliveryError> {
+        let Some(session) = self.session_of(sender) else {
+            return Err(DeliveryError::Failed(
+                "you are not logged in to MSN (send `login` in your management room)".into(),
+            ));
+        };
+        session.send_file(chat, file).await
+    }
+
+    /// Reports how a Matrix message ended: a notice when it did not reach MSN, and its
+    /// send status either way.
+    pub(super) async fn conclude(
+        &self,
+        room_id: &RoomId,
+        event_id: &EventId,
+        notifier: &UserId,
+        outcome: Result<(), String>,
+    ) {
+        let status = match outcome {
+            Ok(()) => SendStatus::Delivered,
+            Err(why) => {
+                self.report_undelivered(room_id, event_id, notifier, &why)
+                    .await;
+                SendStatus::Failed(why)
+            }
+        };
+        // Clients that show message send status (as the mautrix bridges report it) show it.
+        if let Err(e) = self
+            .matrix
+            .send_status(room_id, event_id, &status, notifier)
+            .await
+        {
+            tracing::debug!(error = %e, "cannot report the message's send status");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_names_read_as_people_write_them() {
+        assert_eq!(human_size(812), "812 B");
+        assert_eq!(human_size(3 * 1024 + 400), "3.4 KB");
+        assert_eq!(human_size(5 * 1024 * 1024), "5.0 MB");
+        assert_eq!(human_size(100 * 1024 * 1024 * 1024), "100.0 GB");
+        assert_eq!(file_name("C:\\Users\\bob\\photo.jpg"), "photo.jpg");
+        assert_eq!(file_name("../../etc/passwd"), "passwd");
+        assert_eq!(file_name("  "), "file");
+        assert!(is_file_message("m.image") && !is_file_message("m.location"));
+    }
+}
