@@ -24,8 +24,9 @@ use super::remote::{
 use super::{Bridge, MatrixPort};
 
 /// Files from this size on are announced when they start coming: over the switchboard
-/// they take a while (about 1.2 KB per message).
-const ANNOUNCE_FROM: u64 = 1024 * 1024;
+/// they take a while (about 1.2 KB per message, one message per server round trip:
+/// a second or more from here on).
+const ANNOUNCE_FROM: u64 = 256 * 1024;
 
 /// A contact's file on the bridge's disk, waiting in the outbox to be posted.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

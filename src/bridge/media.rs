@@ -78,8 +78,8 @@ mod tests {
 
     /// A 1×1 PNG's signature and IHDR (width 3, height 2).
     const PNG_HEAD: &[u8] = &[
-        0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, b'I', b'H', b'D', b'R', 0,
-        0, 0, 3, 0, 0, 0, 2, 8, 6, 0, 0, 0, 0, 0, 0, 0,
+        0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, b'I', b'H', b'D', b'R', 0, 0,
+        0, 3, 0, 0, 0, 2, 8, 6, 0, 0, 0, 0, 0, 0, 0,
     ];
 
     #[test]
@@ -92,10 +92,16 @@ mod tests {
         assert_eq!((gif.msgtype, gif.dimensions), ("m.image", Some((5, 4))));
         assert_eq!(classify(b"not a picture", "fake.png").msgtype, "m.file");
         let song = classify(b"ID3", "song.mp3");
-        assert_eq!((song.msgtype, song.mimetype.as_str()), ("m.audio", "audio/mpeg"));
+        assert_eq!(
+            (song.msgtype, song.mimetype.as_str()),
+            ("m.audio", "audio/mpeg")
+        );
         assert_eq!(classify(b"", "clip.avi").msgtype, "m.video");
         let doc = classify(b"%PDF", "report.pdf");
-        assert_eq!((doc.msgtype, doc.mimetype.as_str()), ("m.file", "application/pdf"));
+        assert_eq!(
+            (doc.msgtype, doc.mimetype.as_str()),
+            ("m.file", "application/pdf")
+        );
         let odd = classify(b"", "README");
         assert_eq!(odd.mimetype, "application/octet-stream");
     }

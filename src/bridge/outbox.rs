@@ -17,11 +17,11 @@ use ruma::{OwnedUserId, UserId};
 
 use serde::{Deserialize, Serialize};
 
+use super::files::PostFailure;
 use super::ids::MsnAddress;
 use super::port::OutgoingText;
 use super::registry::UserLogin;
 use super::remote::{Chat, MsnConnector};
-use super::files::PostFailure;
 use super::{Bridge, MatrixPort, MessageKind};
 use crate::store::{MessageMapping, OutboxEntry};
 

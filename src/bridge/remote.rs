@@ -225,23 +225,13 @@ pub enum RemoteEvent {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FileTransfer {
     /// Accepted; its bytes are coming.
-    Receiving {
-        size: u64,
-    },
+    Receiving { size: u64 },
     /// Every byte is in `path` (a file of the bridge's, for the core to post and remove).
-    Received {
-        path: PathBuf,
-        size: u64,
-    },
+    Received { path: PathBuf, size: u64 },
     /// Declined: larger than the configured limit.
-    TooLarge {
-        size: u64,
-        limit: u64,
-    },
+    TooLarge { size: u64, limit: u64 },
     /// Cancelled or failed on the way; nothing of it is kept.
-    Failed {
-        why: String,
-    },
+    Failed { why: String },
 }
 
 /// A file for a contact: a file of the bridge's at `path`, offered as `name`.

@@ -53,7 +53,9 @@ pub(super) async fn on_offer(
             tracing::error!(error = %e, dir = %settings.file_dir.display(), "cannot create a file for an incoming transfer");
             sb.decline_file(id).await;
             let why = format!("the bridge cannot store files ({e})");
-            conversations.emit(event(FileTransfer::Failed { why })).await;
+            conversations
+                .emit(event(FileTransfer::Failed { why }))
+                .await;
             return;
         }
     };
@@ -62,7 +64,9 @@ pub(super) async fn on_offer(
         Err(e) => {
             remove(&path).await;
             let why = describe(&e.into());
-            conversations.emit(event(FileTransfer::Failed { why })).await;
+            conversations
+                .emit(event(FileTransfer::Failed { why }))
+                .await;
             return;
         }
     };
@@ -164,7 +168,8 @@ impl LinkSession {
         let account = self.account.clone();
         let offered = self
             .on_switchboard(to, |sb| {
-                let (context, path, account) = (context.clone(), file.path.clone(), account.clone());
+                let (context, path, account) =
+                    (context.clone(), file.path.clone(), account.clone());
                 async move { offer_to_all(&sb, &account, &context, &path).await }
             })
             .await;
@@ -189,7 +194,11 @@ impl LinkSession {
                     Ok(Err(e)) => describe(&e),
                     Err(_) => describe(&FetchError::Closed.into()),
                 };
-                failures.push(if one { why } else { format!("{contact}: {why}") });
+                failures.push(if one {
+                    why
+                } else {
+                    format!("{contact}: {why}")
+                });
             }
             let result = if failures.is_empty() {
                 Ok(())
@@ -228,7 +237,10 @@ async fn offer_to_all(
             Ok(source) => source,
             Err(e) => return Ok(Err(format!("the bridge cannot read the file ({e})"))),
         };
-        match sb.send_file(&contact, context.clone(), Box::new(source)).await {
+        match sb
+            .send_file(&contact, context.clone(), Box::new(source))
+            .await
+        {
             Ok(outcome) => offers.push((contact, outcome)),
             Err(TransferError::Net(e)) if offers.is_empty() => return Err(e),
             Err(e) => return Ok(Err(describe(&e))),

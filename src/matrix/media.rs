@@ -23,7 +23,8 @@ impl Client {
         content_type: &str,
         filename: &str,
     ) -> Result<String, ClientError> {
-        let local = |e: std::io::Error| ClientError::Build(format!("cannot read {}: {e}", path.display()));
+        let local =
+            |e: std::io::Error| ClientError::Build(format!("cannot read {}: {e}", path.display()));
         let file = tokio::fs::File::open(path).await.map_err(local)?;
         let size = file.metadata().await.map_err(local)?.len();
         let mut request = create_content::v3::Request::new(Vec::new());
@@ -45,7 +46,12 @@ impl Client {
     /// `GET /_matrix/client/v1/media/download/{serverName}/{mediaId}` (authenticated
     /// media) into a new file at `path`, written as it comes. Past `max` bytes it stops
     /// and removes the file. Returns the size.
-    pub async fn download_path(&self, mxc: &str, path: &Path, max: u64) -> Result<u64, ClientError> {
+    pub async fn download_path(
+        &self,
+        mxc: &str,
+        path: &Path,
+        max: u64,
+    ) -> Result<u64, ClientError> {
         let uri = OwnedMxcUri::from(mxc);
         let (server, media_id) = uri
             .parts()
@@ -71,9 +77,9 @@ impl Client {
                         "media {mxc} is larger than the {max} bytes allowed"
                     )));
                 }
-                file.write_all(&piece)
-                    .await
-                    .map_err(|e| ClientError::Build(format!("cannot write {}: {e}", path.display())))?;
+                file.write_all(&piece).await.map_err(|e| {
+                    ClientError::Build(format!("cannot write {}: {e}", path.display()))
+                })?;
             }
             file.flush()
                 .await

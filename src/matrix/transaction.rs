@@ -244,20 +244,17 @@ fn parse_timeline(raw: &Value) -> Outcome {
                 .then(|| content.get("formatted_body").and_then(Value::as_str))
                 .flatten()
                 .map(str::to_owned);
-                let media = content
-                    .get("url")
-                    .and_then(Value::as_str)
-                    .map(|url| Media {
-                        url: url.to_owned(),
-                        filename: content
-                            .get("filename")
-                            .and_then(Value::as_str)
-                            .map(str::to_owned),
-                        size: content
-                            .get("info")
-                            .and_then(|info| info.get("size"))
-                            .and_then(Value::as_u64),
-                    });
+                let media = content.get("url").and_then(Value::as_str).map(|url| Media {
+                    url: url.to_owned(),
+                    filename: content
+                        .get("filename")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                    size: content
+                        .get("info")
+                        .and_then(|info| info.get("size"))
+                        .and_then(Value::as_u64),
+                });
                 let (body, html) = if edited {
                     (format!("* {body}"), html.map(|h| format!("* {h}")))
                 } else {

@@ -61,7 +61,14 @@ impl Driver {
     ) {
         if self.endpoint.accept_file(now, id) {
             let written = 0;
-            self.inbound.insert(id, Inbound { sink, written, done });
+            self.inbound.insert(
+                id,
+                Inbound {
+                    sink,
+                    written,
+                    done,
+                },
+            );
         } else {
             let gone = msnp::p2p::FetchError::Cancelled;
             let _ = done.send(Err(gone.into()));
@@ -70,15 +77,14 @@ impl Driver {
 
     /// Reads the next pieces of the files being sent, as far as the endpoint takes them.
     pub(super) async fn feed_files(&mut self, now: Instant) {
-        let mut buf = vec![0; READ_PIECE];
         while let Some((id, _, max)) = self.endpoint.wanted_file_data() {
             let Some(outbound) = self.outbound.get_mut(&id) else {
                 // Nobody feeds it (cannot happen: offers come with a source).
                 self.endpoint.cancel(id);
                 continue;
             };
-            let want = max.min(READ_PIECE);
-            let read = match outbound.source.read(&mut buf[..want]).await {
+            let mut piece = vec![0; max.min(READ_PIECE)];
+            let read = match outbound.source.read(&mut piece).await {
                 Ok(0) => Err(std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,
                     "the file is shorter than offered",
@@ -88,8 +94,8 @@ impl Driver {
             };
             match read {
                 Ok(n) => {
-                    let piece = bytes::Bytes::copy_from_slice(&buf[..n]);
-                    self.endpoint.feed_file(now, id, piece);
+                    piece.truncate(n);
+                    self.endpoint.feed_file(now, id, piece.into());
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read a file being sent; cancelled");
@@ -106,9 +112,8 @@ impl Driver {
     pub(super) async fn on_file_event(&mut self, event: P2pEvent) -> Option<P2pEvent> {
         match event {
             P2pEvent::FileData { id, data, .. } => {
-                let Some(inbound) = self.inbound.get_mut(&id) else {
-                    return None;
-                };
+                // Data of a transfer nobody receives (cannot happen) is dropped.
+                let inbound = self.inbound.get_mut(&id)?;
                 if let Err(e) = inbound.sink.write_all(&data).await {
                     tracing::warn!(error = %e, "cannot write a file being received; cancelled");
                     if let Some(inbound) = self.inbound.remove(&id) {

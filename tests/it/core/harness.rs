@@ -56,6 +56,10 @@ pub const BOB: &str = "bob@example.com";
 pub const ALICE: &str = "alice@example.com";
 pub const CAROL: &str = "carol@example.com";
 pub const PUPPET_ALICE: &str = "@msn_alice=40example.com:localhost";
+/// Where the contacts of the core tests keep the files they receive.
+pub fn contacts_file_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join("matrix-msn-core-contacts")
+}
 
 /// Holds tokio's paused clock still: a paused clock normally jumps to the next timer
 /// whenever the runtime has nothing to do, but not while a blocking task runs, and this
@@ -222,7 +226,9 @@ impl Scene {
     /// The config of a core in `world`.
     pub fn config_in(world: &World) -> Config {
         let db = format!("sqlite:{}", world.dir.path().join("core.db").display());
-        config(&world.msn, &db)
+        let mut config = config(&world.msn, &db);
+        config.msn.file_dir = world.dir.path().join("files").display().to_string();
+        config
     }
 
     /// A core in `world` (a new one, or what an earlier scene left).
@@ -473,16 +479,26 @@ pub struct Contact {
 impl Contact {
     /// Signs `email` in to `server` (on MSNP12, as Messenger 7.5 would).
     pub async fn sign_in(server: &MsnServerHandle, email: &str) -> Self {
-        Self::sign_in_with(server, email, None).await
+        Self::sign_in_with(server, email, None, u64::MAX).await
+    }
+
+    /// [`Contact::sign_in`] with a Messenger that declines files over `max` bytes.
+    pub async fn sign_in_declining(server: &MsnServerHandle, email: &str, max: u64) -> Self {
+        Self::sign_in_with(server, email, None, max).await
     }
 
     /// Signs `email` in on MSNP18 as the endpoint `guid`: for the bridged user, their
     /// own Messenger beside the bridge.
     pub async fn sign_in_endpoint(server: &MsnServerHandle, email: &str, guid: &str) -> Self {
-        Self::sign_in_with(server, email, Some(guid)).await
+        Self::sign_in_with(server, email, Some(guid), u64::MAX).await
     }
 
-    async fn sign_in_with(server: &MsnServerHandle, email: &str, guid: Option<&str>) -> Self {
+    async fn sign_in_with(
+        server: &MsnServerHandle,
+        email: &str,
+        guid: Option<&str>,
+        max_file: u64,
+    ) -> Self {
         let mut settings = matrix_msn::net::MsnSettings::new(
             server.dispatch_addr().to_string(),
             server.nexus_url(),
@@ -490,6 +506,8 @@ impl Contact {
         if guid.is_some() {
             settings.versions = vec![18];
         }
+        settings.file_dir = contacts_file_dir();
+        settings.max_file_bytes = max_file;
         let link =
             MsnLink::new(settings, Duration::from_secs(1), Duration::from_secs(2)).expect("link");
         let profile = OwnProfile {

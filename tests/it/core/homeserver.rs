@@ -51,9 +51,12 @@ pub struct Event {
     pub mark: Option<String>,
     /// The appservice timestamp it was sent with, if any.
     pub ts: Option<i64>,
-    /// A media message's file: URI, media type and an image's size.
-    pub media: Option<(String, String, Option<(u32, u32)>)>,
+    /// A media message's file.
+    pub media: Option<Posted>,
 }
+
+/// The file of a media message: URI, media type and an image's size.
+pub type Posted = (String, String, Option<(u32, u32)>);
 
 /// A room as the fake holds it.
 #[derive(Debug, Clone, Default)]

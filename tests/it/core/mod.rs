@@ -5,6 +5,7 @@
 //! homeserver.
 
 mod circles;
+mod files;
 mod harness;
 mod homeserver;
 mod offline;

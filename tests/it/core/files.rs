@@ -1,0 +1,263 @@
+//! Files both ways through the core, over the in-repo MSN server's switchboards: a
+//! contact's picture and a larger file arrive in the portal as `m.image` (with its
+//! size) and `m.file` with identical bytes, the larger one announced first; a Matrix
+//! user's file reaches the contact whole and gets its send status; a file over the
+//! limit either way, and one the contact declines, each give their notice; nothing is
+//! left in the bridge's file directory.
+
+use std::path::{Path, PathBuf};
+
+use matrix_msn::bridge::ids::MsnAddress;
+use matrix_msn::bridge::port::SendStatus;
+use matrix_msn::bridge::remote::{Chat, FileTransfer, MsnSessionPort, OutgoingFile, RemoteEvent};
+use matrix_msn::bridge::{MatrixEvent, Media, MessageKind};
+
+use super::harness::{
+    ALICE, BOB, Contact, PUPPET_ALICE, Scene, USER, contacts_file_dir, drive, until,
+};
+use crate::support::{eid, rid, uid};
+
+/// A PNG signature and header (5×4 pixels), then `len` more bytes.
+fn png(len: usize) -> Vec<u8> {
+    let mut data = vec![
+        0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, b'I', b'H', b'D', b'R', 0, 0,
+        0, 5, 0, 0, 0, 4, 8, 6, 0, 0, 0,
+    ];
+    data.extend((0..len).map(|i| (i * 31 % 253) as u8));
+    data
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+/// Writes `data` where Alice's Messenger would read it from.
+fn alice_file(name: &str, data: &[u8]) -> OutgoingFile {
+    let dir = contacts_file_dir().join("outgoing");
+    std::fs::create_dir_all(&dir).expect("a directory for Alice's files");
+    let path = dir.join(format!("{}-{name}", std::process::id()));
+    std::fs::write(&path, data).expect("Alice's file");
+    OutgoingFile {
+        name: name.into(),
+        size: data.len() as u64,
+        path,
+    }
+}
+
+/// Alice sends `file` to Bob and waits until it is through (or fails).
+async fn alice_sends(alice: &Contact, file: OutgoingFile) -> Result<(), String> {
+    let to = Chat::Contact(MsnAddress::from_server(BOB));
+    let delivery = drive("Alice's offer to go", alice.session.send_file(&to, file))
+        .await
+        .map_err(|e| e.to_string())?;
+    drive("Alice's file to arrive", delivery)
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+}
+
+/// The media event from Alice's puppet named `name` in `portal`: (msgtype, bytes,
+/// media type, dimensions).
+async fn posted(
+    scene: &Scene,
+    portal: &str,
+    name: &str,
+) -> (String, Vec<u8>, String, Option<(u32, u32)>) {
+    let hs = scene.hs.clone();
+    let (msgtype, (url, mimetype, dimensions)) = until(&format!("{name} in the portal"), || {
+        hs.room(portal)?.timeline.into_iter().find_map(|e| {
+            (e.sender == PUPPET_ALICE && e.body == name)
+                .then_some(e.media.map(|m| (e.msgtype, m)))
+                .flatten()
+        })
+    })
+    .await;
+    let bytes = scene.hs.media(&url).expect("the uploaded bytes");
+    (msgtype, bytes, mimetype, dimensions)
+}
+
+fn files_left(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_contacts_picture_and_file_arrive_whole_as_image_and_file() {
+    let mut scene = Scene::start().await;
+    let (alice, portal) = scene.chat_with_alice("a picture for you").await;
+
+    let picture = png(40_000);
+    alice_sends(&alice, alice_file("holiday.png", &picture))
+        .await
+        .expect("the picture goes through");
+    let (msgtype, bytes, mimetype, dimensions) = posted(&scene, &portal, "holiday.png").await;
+    assert_eq!(msgtype, "m.image");
+    assert!(bytes == picture, "identical bytes");
+    assert_eq!((mimetype.as_str(), dimensions), ("image/png", Some((5, 4))));
+
+    // Large enough to take a while: announced, then posted.
+    let big = pattern(300_000);
+    alice_sends(&alice, alice_file("notes.bin", &big))
+        .await
+        .expect("the file goes through");
+    let (msgtype, bytes, mimetype, _) = posted(&scene, &portal, "notes.bin").await;
+    assert_eq!(msgtype, "m.file");
+    assert!(bytes == big, "identical bytes");
+    assert_eq!(mimetype, "application/octet-stream");
+    scene
+        .notice_from(&portal, PUPPET_ALICE, "is sending notes.bin (293.0 KB)")
+        .await;
+    assert!(files_left(&scene.config.msn.file_dir()).is_empty());
+    scene.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_file_over_the_limit_is_declined_with_a_notice() {
+    let world = Scene::world().await;
+    let mut config = Scene::config_in(&world);
+    config.msn.max_file_bytes = 10_000;
+    let mut scene = Scene::start_with(world, config, super::harness::Order::WorkerFirst).await;
+    let (alice, portal) = scene.chat_with_alice("too big?").await;
+    let refused = alice_sends(&alice, alice_file("film.avi", &pattern(20_000))).await;
+    let why = refused.expect_err("the bridge declines it");
+    assert!(why.contains("declined"), "{why}");
+    scene
+        .notice_from(
+            &portal,
+            PUPPET_ALICE,
+            "offered film.avi (19.5 KB), larger than the bridge takes (9.8 KB): it was declined.",
+        )
+        .await;
+    scene.stop().await;
+}
+
+/// The user sends `data` as `msgtype` named `name` in `portal`; returns its event ID.
+async fn user_sends_file(
+    scene: &mut Scene,
+    portal: &str,
+    (msgtype, name): (&str, &str),
+    data: Vec<u8>,
+) -> String {
+    let size = data.len() as u64;
+    let url = scene.hs.user_uploads(data);
+    let event_id = scene.hs.user_sends(portal, USER, name);
+    let event = MatrixEvent::Message {
+        room_id: rid(portal),
+        event_id: eid(&event_id),
+        sender: uid(USER),
+        kind: MessageKind::from_msgtype(msgtype),
+        body: name.into(),
+        html: None,
+        media: Some(Media {
+            url,
+            filename: None,
+            size: Some(size),
+        }),
+    };
+    scene.push(vec![event]).await;
+    event_id
+}
+
+/// The send status the bridge reported for `event_id` in `portal`.
+async fn status_of(scene: &Scene, portal: &str, event_id: &str) -> SendStatus {
+    let hs = scene.hs.clone();
+    until("the send status", || {
+        hs.room(portal)?
+            .statuses
+            .into_iter()
+            .find(|(id, _)| id == event_id)
+            .map(|(_, status)| status)
+    })
+    .await
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_matrix_users_file_reaches_the_contact_whole() {
+    let mut scene = Scene::start().await;
+    let (mut alice, portal) = scene.chat_with_alice("send me the report").await;
+    let report = pattern(150_000);
+    let event_id = user_sends_file(
+        &mut scene,
+        &portal,
+        ("m.file", "report.pdf"),
+        report.clone(),
+    )
+    .await;
+    let (name, path) = alice
+        .next("the report at Alice", |event| match event {
+            RemoteEvent::File {
+                name,
+                transfer: FileTransfer::Received { path, .. },
+                from,
+                ..
+            } if from.as_str() == BOB => Some((name, path)),
+            _ => None,
+        })
+        .await;
+    assert_eq!(name, "report.pdf");
+    assert!(
+        std::fs::read(&path).expect("Alice's copy") == report,
+        "identical bytes"
+    );
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(
+        status_of(&scene, &portal, &event_id).await,
+        SendStatus::Delivered
+    );
+    scene.assert_nothing_undelivered(&portal);
+    until("the bridge's copy to go", || {
+        files_left(&scene.config.msn.file_dir())
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    scene.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_declined_file_and_one_over_the_limit_give_their_notice() {
+    let world = Scene::world().await;
+    let mut config = Scene::config_in(&world);
+    config.msn.max_file_bytes = 100_000;
+    let mut scene = Scene::start_with(world, config, super::harness::Order::WorkerFirst).await;
+    scene.log_in(USER).await;
+    // Alice's Messenger takes files up to 32 KiB: it declines this one.
+    let alice = Contact::sign_in_declining(&scene.msn, ALICE, 32 * 1024).await;
+    alice.say(BOB, "no big files please").await;
+    let portal = scene.portal_with(PUPPET_ALICE, USER).await;
+    scene.hs.user_joins(&portal, USER);
+    let event_id = user_sends_file(
+        &mut scene,
+        &portal,
+        ("m.video", "clip.mp4"),
+        pattern(90_000),
+    )
+    .await;
+    let status = status_of(&scene, &portal, &event_id).await;
+    assert_eq!(
+        status,
+        SendStatus::Failed("the contact declined it".into()),
+        "the contact's refusal, told as such"
+    );
+    scene
+        .notice_from(
+            &portal,
+            PUPPET_ALICE,
+            "not delivered to MSN: the contact declined it",
+        )
+        .await;
+
+    let too_big = user_sends_file(
+        &mut scene,
+        &portal,
+        ("m.file", "huge.iso"),
+        pattern(200_000),
+    )
+    .await;
+    let SendStatus::Failed(why) = status_of(&scene, &portal, &too_big).await else {
+        panic!("a file over the limit is not sent")
+    };
+    assert!(why.contains("up to 97.7 KB"), "{why}");
+    scene.stop().await;
+}
