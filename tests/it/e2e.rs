@@ -66,6 +66,12 @@ pub(crate) enum Seen {
         room: OwnedRoomId,
         event_id: String,
     },
+    /// An image, file, video or audio message: its content as JSON.
+    Media {
+        room: OwnedRoomId,
+        sender: OwnedUserId,
+        content: Value,
+    },
     Presence {
         user: OwnedUserId,
         presence: matrix_sdk::ruma::presence::PresenceState,
@@ -157,6 +163,16 @@ pub(crate) async fn new_user(homeserver: &str, name: &str, password: &str) -> Us
                         room: room.room_id().to_owned(),
                         sender: ev.sender.clone(),
                         body: e.body.clone(),
+                    });
+                }
+                MessageType::Image(_)
+                | MessageType::File(_)
+                | MessageType::Video(_)
+                | MessageType::Audio(_) => {
+                    let _ = tx.send(Seen::Media {
+                        room: room.room_id().to_owned(),
+                        sender: ev.sender.clone(),
+                        content: serde_json::to_value(&ev.content).unwrap_or_default(),
                     });
                 }
                 MessageType::Text(t) => {

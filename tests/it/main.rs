@@ -15,6 +15,7 @@
 mod appservice;
 mod bridge_circles;
 mod bridge_e2e;
+mod bridge_files;
 mod bridge_offline;
 mod bridge_pictures;
 mod bridge_reliability;

@@ -286,8 +286,14 @@ impl SlpMessage {
 
     /// The answer to a direct-connection proposal that keeps the transfer on the
     /// switchboard (§10.5 step 2): `200 OK`, `Listening: false`, a zero nonce. The
-    /// sender then streams the data through the switchboard (`msnp11-sdk` waits for
-    /// this answer before it sends a byte).
+    /// sender then streams the data through the switchboard.
+    ///
+    /// It also names an internal address and port, which mean nothing while
+    /// `Listening` is false: `msnp11-sdk` (0.13, `event_matcher.rs`) takes a
+    /// `transrespbody` as the answer only when it has both, treats one without them as
+    /// the session's `200 OK` again, proposes again, and never sends a byte (checked by
+    /// the e2e file tests). libpurple's answer lacks them; official clients read
+    /// `Listening` first.
     pub fn not_listening(request: &SlpMessage) -> SlpMessage {
         SlpMessage {
             start: StartLine::Response {
@@ -307,6 +313,8 @@ impl SlpMessage {
                     "Nonce".into(),
                     "{00000000-0000-0000-0000-000000000000}".into(),
                 ),
+                ("IPv4Internal-Addrs".into(), "0.0.0.0".into()),
+                ("IPv4Internal-Port".into(), "0".into()),
             ],
         }
     }

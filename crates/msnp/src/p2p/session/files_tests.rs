@@ -392,6 +392,9 @@ fn a_direct_connection_proposal_is_answered_not_listening() {
     assert_eq!(msg.status(), Some(200));
     assert_eq!(msg.content_type, CT_TRANS_RESP);
     assert_eq!(msg.field("Listening"), Some("false"));
+    // msnp11-sdk reads the answer only when it names an address and a port.
+    assert!(msg.field("IPv4Internal-Addrs").is_some());
+    assert_eq!(msg.field("IPv4Internal-Port"), Some("0"));
     assert_eq!(msg.call_id, Guid(8));
     assert!(events(&mut rx).is_empty());
     let _ = tx.poll_transmit();
