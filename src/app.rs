@@ -244,6 +244,7 @@ pub fn msn_settings(config: &Config) -> Result<MsnSettings, RunError> {
     settings.ticket_route = ticket_route(msn);
     settings.switchboard_step = std::time::Duration::from_secs(msn.switchboard_step_seconds);
     settings.max_file_bytes = msn.max_file_bytes;
+    settings.p2p_min_interval = std::time::Duration::from_millis(msn.p2p_pacing_ms);
     settings.file_dir = msn.file_dir();
     if !msn.extra_ca_file.is_empty() {
         let pem = std::fs::read(&msn.extra_ca_file).map_err(|source| RunError::CaFile {

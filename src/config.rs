@@ -145,6 +145,11 @@ pub struct MsnConfig {
     /// seconds.
     #[serde(default = "default_switchboard_step")]
     pub switchboard_step_seconds: u64,
+    /// Least time between two P2P messages (pictures, files) on a switchboard, in
+    /// milliseconds. Clients built on `msnp11-sdk` misread messages that arrive back to
+    /// back; official clients need no pacing (0: paced by the server's answers alone).
+    #[serde(default = "default_p2p_pacing")]
+    pub p2p_pacing_ms: u64,
     /// The largest file bridged either way, in bytes: a larger file a contact offers is
     /// declined (with a notice), a larger one from Matrix is not offered.
     #[serde(default = "default_max_file_bytes")]
@@ -385,6 +390,9 @@ fn default_delivery_wait() -> u64 {
     120
 }
 fn default_switchboard_step() -> u64 {
+    5
+}
+fn default_p2p_pacing() -> u64 {
     5
 }
 fn default_max_file_bytes() -> u64 {

@@ -15,18 +15,25 @@ use serde::{Deserialize, Serialize};
 use super::event::Media;
 use super::ids::MsnAddress;
 use super::media::identify;
-use super::outbox::{Outgoing, Shape};
+use super::outbox::{Failed, Outgoing, Shape};
 use super::port::{OutgoingMedia, SendStatus};
 use super::portals::outgoing;
 use super::remote::{
     Chat, DeliveryError, FileTransfer, MsnConnector, MsnSessionPort as _, OutgoingFile,
 };
 use super::{Bridge, MatrixPort};
+use crate::store::{MessageMapping, OutboxEntry};
 
 /// Files from this size on are announced when they start coming: over the switchboard
 /// they take a while (about 1.2 KB per message, one message per server round trip:
 /// a second or more from here on).
 const ANNOUNCE_FROM: u64 = 256 * 1024;
+
+/// The size the preview of an offered image is scaled to fit (MSN shows 96×96).
+const PREVIEW_SIDE: u32 = 96;
+/// The largest preview attached: it travels base64-encoded inside the offer, whose
+/// MSNSLP message may not pass 64 KiB.
+const MAX_PREVIEW: usize = 32 * 1024;
 
 /// A contact's file on the bridge's disk, waiting in the outbox to be posted.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,49 +96,155 @@ async fn remove(path: &Path) {
     }
 }
 
-/// Why posting a contact's file failed.
-pub(super) enum PostFailure {
-    /// The homeserver may take it later.
-    Transient(String),
-    /// It never will.
-    Permanent(String),
+/// Where a file transfer's progress notice stands ([`Outgoing::progress`]): a long
+/// transfer is announced in one notice, which its end edits to say how it went.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub(super) enum Progress {
+    /// This notice announces transfer `key`.
+    Announce { key: String },
+    /// This post ends transfer `key`; its announcement, if any, now reads `text`.
+    Conclude { key: String, text: String },
+}
+
+/// The message-map name of the announcement of transfer `key`.
+fn announcement_mark(key: &str) -> String {
+    format!("msn-file-{key}")
 }
 
 impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
-    /// A contact's file, from offer to arrival, into its portal.
+    /// A contact's file, from offer to arrival, into its portal: transfer `key`.
     pub(super) async fn relay_file(
         self: &Arc<Self>,
         mxid: &UserId,
-        chat: &Chat,
-        from: &MsnAddress,
+        (chat, from): (&Chat, &MsnAddress),
+        key: &str,
         name: &str,
         transfer: FileTransfer,
     ) {
         let name = file_name(name);
-        let text = match transfer {
-            FileTransfer::Receiving { size } if size >= ANNOUNCE_FROM => format!(
-                "is sending {name} ({}); it appears here once it is in.",
-                human_size(size)
-            ),
+        let key = key.to_owned();
+        let (mut post, progress) = match transfer {
+            FileTransfer::Receiving { size } if size >= ANNOUNCE_FROM => {
+                let text = format!("is sending {name} ({})…", human_size(size));
+                let post = outgoing(chat, from, Shape::Notice, text, None);
+                (post, Some(Progress::Announce { key }))
+            }
             FileTransfer::Receiving { .. } => return,
             FileTransfer::Received { path, size } => {
+                let text = format!("sent {name} ({}).", human_size(size));
                 let mut post = outgoing(chat, from, Shape::File, name, None);
                 post.file = Some(LocalFile {
                     path: path.to_string_lossy().into_owned(),
                     size,
                 });
-                self.post_to_matrix(mxid, post).await;
-                return;
+                (post, Some(Progress::Conclude { key, text }))
             }
-            FileTransfer::TooLarge { size, limit } => format!(
-                "offered {name} ({}), larger than the bridge takes ({}): it was declined.",
-                human_size(size),
-                human_size(limit)
-            ),
-            FileTransfer::Failed { why } => format!("sent {name}, but it did not arrive: {why}."),
+            FileTransfer::TooLarge { size, limit } => {
+                let text = format!(
+                    "offered {name} ({}), larger than the bridge takes ({}): it was declined.",
+                    human_size(size),
+                    human_size(limit)
+                );
+                (outgoing(chat, from, Shape::Notice, text, None), None)
+            }
+            FileTransfer::Failed { why } => {
+                let text = format!("sent {name}, but it did not arrive: {why}.");
+                let post = outgoing(chat, from, Shape::Notice, text.clone(), None);
+                (post, Some(Progress::Conclude { key, text }))
+            }
         };
-        self.post_to_matrix(mxid, outgoing(chat, from, Shape::Notice, text, None))
-            .await;
+        post.progress = progress;
+        self.post_to_matrix(mxid, post).await;
+    }
+
+    /// The announcement of transfer `key`, if one was posted.
+    async fn announcement(&self, mxid: &UserId, key: &str) -> Option<OwnedEventId> {
+        if key.is_empty() {
+            return None;
+        }
+        let mark = announcement_mark(key);
+        match self.store.event_of_msn_message(mxid.as_str(), &mark).await {
+            Ok(found) => found.and_then(|id| OwnedEventId::try_from(id).ok()),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot look up a transfer's announcement");
+                None
+            }
+        }
+    }
+
+    /// A failure notice ending an announced transfer edits the announcement instead of
+    /// being posted: true when it did.
+    pub(super) async fn concluded_in_place(
+        &self,
+        mxid: &UserId,
+        room: &RoomId,
+        puppet: &UserId,
+        entry: &OutboxEntry,
+        post: &Outgoing,
+    ) -> Result<bool, Failed> {
+        let (Shape::Notice, Some(Progress::Conclude { key, text })) = (post.shape, &post.progress)
+        else {
+            return Ok(false);
+        };
+        let Some(announcement) = self.announcement(mxid, key).await else {
+            return Ok(false);
+        };
+        let txn = format!("msn-outbox-{}-{}", entry.seq, entry.created_at);
+        match self
+            .matrix
+            .edit_notice(room, &announcement, text, &txn, puppet)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if M::is_transient(&e) => Err(Failed::Transient(e.to_string())),
+            Err(e) => {
+                tracing::info!(error = %e, "cannot edit a transfer's announcement; posting the notice");
+                Ok(false)
+            }
+        }
+    }
+
+    /// After `post` went out as `event_id`: an announcement is remembered, and a file
+    /// that ends an announced transfer edits its announcement to say it is in.
+    pub(super) async fn after_progress(
+        &self,
+        mxid: &UserId,
+        room: &RoomId,
+        puppet: &UserId,
+        entry: &OutboxEntry,
+        post: &Outgoing,
+        event_id: &EventId,
+    ) {
+        match &post.progress {
+            Some(Progress::Announce { key }) => {
+                let mapping = MessageMapping {
+                    matrix_event_id: event_id.to_string(),
+                    part: 0,
+                    room_id: room.to_string(),
+                    receiver: mxid.to_string(),
+                    msn_message_id: announcement_mark(key),
+                    direction: "to_matrix".into(),
+                };
+                if let Err(e) = self.messages.record(mapping).await {
+                    tracing::warn!(error = %e, "cannot remember a transfer's announcement");
+                }
+            }
+            Some(Progress::Conclude { key, text }) if post.shape == Shape::File => {
+                let Some(announcement) = self.announcement(mxid, key).await else {
+                    return;
+                };
+                let txn = format!("msn-outbox-{}-{}-done", entry.seq, entry.created_at);
+                if let Err(e) = self
+                    .matrix
+                    .edit_notice(room, &announcement, text, &txn, puppet)
+                    .await
+                {
+                    tracing::info!(error = %e, "cannot edit a transfer's announcement");
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Uploads and posts the file of an outbox entry as `sender`; the local copy is
@@ -143,19 +256,19 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         txn: &str,
         at_ms: i64,
         sender: &UserId,
-    ) -> Result<OwnedEventId, PostFailure> {
+    ) -> Result<OwnedEventId, Failed> {
         let Some(file) = &post.file else {
-            return Err(PostFailure::Permanent("the entry names no file".into()));
+            return Err(Failed::Permanent("the entry names no file".into()));
         };
         let path = Path::new(&file.path);
         let kind = identify(path, &post.body)
             .await
-            .map_err(|e| PostFailure::Permanent(format!("the received file is gone ({e})")))?;
+            .map_err(|e| Failed::Permanent(format!("the received file is gone ({e})")))?;
         let failure = |e: M::Error| {
             if M::is_transient(&e) {
-                PostFailure::Transient(e.to_string())
+                Failed::Transient(e.to_string())
             } else {
-                PostFailure::Permanent(e.to_string())
+                Failed::Permanent(e.to_string())
             }
         };
         let url = self
@@ -194,11 +307,13 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         (room_id, event_id): (&RoomId, &EventId),
         sender: &UserId,
         chat: &Chat,
-        media: &Media,
+        (msgtype, media): (&str, &Media),
         caption: &str,
     ) {
         let notifier = self.notifier(chat);
-        let offered = self.offer_file(sender, chat, media, caption).await;
+        let offered = self
+            .offer_file(sender, chat, (msgtype, media), caption)
+            .await;
         let (delivery, path) = match offered {
             Ok(offered) => offered,
             Err(why) => {
@@ -227,7 +342,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         self: &Arc<Self>,
         sender: &UserId,
         chat: &Chat,
-        media: &Media,
+        (msgtype, media): (&str, &Media),
         caption: &str,
     ) -> Result<(super::remote::FileDelivery, PathBuf), String> {
         let max = self.config.msn.max_file_bytes;
@@ -250,7 +365,16 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             .download_to_file(&media.url, &path, max)
             .await
             .map_err(|e| format!("the bridge could not fetch it from the homeserver ({e})"))?;
-        let file = OutgoingFile { name, size, path };
+        let preview = match msgtype {
+            "m.image" => self.preview_of(&media.url).await,
+            _ => None,
+        };
+        let file = OutgoingFile {
+            name,
+            size,
+            path,
+            preview,
+        };
         let mut sent = self.offer_to_session(sender, chat, file.clone()).await;
         if matches!(sent, Err(DeliveryError::NotConnected)) {
             // The connection dropped under it: it waits for the session, as a text does.
@@ -264,6 +388,20 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 Err(e.to_string())
             }
         }
+    }
+
+    /// The homeserver's thumbnail of an image, as the offer's preview, when it is a PNG
+    /// (the preview MSN clients expect) and small enough.
+    async fn preview_of(&self, mxc: &str) -> Option<Vec<u8>> {
+        let thumbnail = self
+            .matrix
+            .download(mxc, Some(PREVIEW_SIDE), MAX_PREVIEW)
+            .await
+            .map_err(|e| tracing::debug!(error = %e, "no thumbnail for the offer's preview"))
+            .ok()?;
+        thumbnail
+            .starts_with(b"\x89PNG\r\n\x1a\n")
+            .then_some(thumbnail)
     }
 
     async fn offer_to_session(

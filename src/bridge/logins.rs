@@ -526,9 +526,13 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             RemoteEvent::File {
                 chat,
                 from,
+                key,
                 name,
                 transfer,
-            } => self.relay_file(mxid, &chat, &from, &name, transfer).await,
+            } => {
+                self.relay_file(mxid, (&chat, &from), &key, &name, transfer)
+                    .await
+            }
         }
     }
 

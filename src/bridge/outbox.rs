@@ -17,7 +17,6 @@ use ruma::{OwnedUserId, UserId};
 
 use serde::{Deserialize, Serialize};
 
-use super::files::PostFailure;
 use super::ids::MsnAddress;
 use super::port::OutgoingText;
 use super::registry::UserLogin;
@@ -71,10 +70,13 @@ pub(super) struct Outgoing {
     /// The local copy of a contact's file ([`Shape::File`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<super::files::LocalFile>,
+    /// The progress notice of a file transfer this starts or ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<super::files::Progress>,
 }
 
 /// Why an event could not be delivered now.
-enum Failed {
+pub(super) enum Failed {
     /// The homeserver may take it later.
     Transient(String),
     /// It never will (the room refuses the puppet, the event is malformed): dropped.
@@ -285,6 +287,13 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         };
         let own = outgoing.shape == Shape::Own;
         let sender = if own { mxid.to_owned() } else { puppet.clone() };
+        // A failure of an announced transfer edits its announcement instead.
+        if self
+            .concluded_in_place(mxid, &room, &puppet, entry, outgoing)
+            .await?
+        {
+            return Ok(());
+        }
         // An offline message is named by its id, not its outbox place: MSN hands it over
         // at every login until it is deleted, so it may be queued again, and may have been
         // sent before a crash kept it from being deleted.
@@ -320,11 +329,9 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             }
             None if outgoing.shape == Shape::File => {
                 let at_ms = outgoing.written_ms.unwrap_or(entry.created_at);
-                match self.post_file(&room, outgoing, &txn, at_ms, &sender).await {
-                    Ok(event_id) => Ok(event_id),
-                    Err(PostFailure::Transient(why)) => return Err(Failed::Transient(why)),
-                    Err(PostFailure::Permanent(why)) => return Err(Failed::Permanent(why)),
-                }
+                Ok(self
+                    .post_file(&room, outgoing, &txn, at_ms, &sender)
+                    .await?)
             }
             None => self.matrix.send_text(&room, text, &txn, &sender).await,
         };
@@ -373,6 +380,8 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         if let Some(id) = &outgoing.offline_id {
             self.delete_offline_message(mxid, id);
         }
+        self.after_progress(mxid, &room, &puppet, entry, outgoing, &event_id)
+            .await;
         Ok(())
     }
 }

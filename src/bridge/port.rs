@@ -234,6 +234,17 @@ pub trait MatrixPort: Send + Sync + 'static {
         max: u64,
     ) -> impl Future<Output = Result<u64, Self::Error>> + Send;
 
+    /// Replaces the text of `as_user`'s notice `target` with `body` (an `m.replace` edit,
+    /// which clients show in place of the original).
+    fn edit_notice(
+        &self,
+        room_id: &RoomId,
+        target: &EventId,
+        body: &str,
+        txn_id: &str,
+        as_user: &UserId,
+    ) -> impl Future<Output = Result<OwnedEventId, Self::Error>> + Send;
+
     /// Sends a media message as `as_user` with transaction `txn_id`.
     fn send_media(
         &self,

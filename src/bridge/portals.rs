@@ -36,6 +36,7 @@ pub(super) fn outgoing(
         written_ms: None,
         offline_id: None,
         file: None,
+        progress: None,
     }
 }
 
@@ -459,7 +460,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         if let (MessageKind::Other(msgtype), Some(media)) = (&content.kind, content.media)
             && super::files::is_file_message(msgtype)
         {
-            self.send_file_to_msn((room_id, event_id), sender, &chat, media, body)
+            self.send_file_to_msn((room_id, event_id), sender, &chat, (msgtype, media), body)
                 .await;
             return;
         }

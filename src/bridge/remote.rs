@@ -215,6 +215,8 @@ pub enum RemoteEvent {
     File {
         chat: Chat,
         from: MsnAddress,
+        /// Names the transfer: its events share it (empty when it never started).
+        key: String,
         /// The name the contact gave it.
         name: String,
         transfer: FileTransfer,
@@ -240,6 +242,8 @@ pub struct OutgoingFile {
     pub name: String,
     pub size: u64,
     pub path: PathBuf,
+    /// A small PNG shown with the offer (an image's thumbnail).
+    pub preview: Option<Vec<u8>>,
 }
 
 /// Resolves once every contact of the chat has a file offered to them, or with why not

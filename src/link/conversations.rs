@@ -364,6 +364,29 @@ impl Relay {
                 SbEvent::Message { from, payload, .. } if self.is_own(&from) => {
                     self.on_own_message(payload).await
                 }
+                SbEvent::Message {
+                    from,
+                    payload: MsgPayload::Ink { format, data },
+                    ..
+                } => {
+                    let chat = self.chat(&from);
+                    let from = MsnAddress::from_server(&from);
+                    super::files::on_ink(&self.conversations, chat, from, format, data).await;
+                    true
+                }
+                SbEvent::Message {
+                    from,
+                    payload:
+                        MsgPayload::Datacast {
+                            id: super::files::VOICE_CLIP,
+                            data: Some(msnobj),
+                        },
+                    ..
+                } => {
+                    let chat = self.chat(&from);
+                    super::files::on_voice_clip(&self.conversations, &self.sb, chat, from, msnobj);
+                    true
+                }
                 SbEvent::Message { from, payload, .. } => {
                     let declared = match payload {
                         MsgPayload::Text { .. } => self.declared.remove(&from.to_lowercase()),
@@ -476,6 +499,9 @@ impl Relay {
     }
 }
 
+/// The datacast `ID` of a wink (§7.3).
+const WINK: u32 = 2;
+
 /// The core's event for a message payload, or `None` for what the bridge ignores;
 /// `declared` are the sender's emoticons for a text.
 fn message_event(
@@ -497,11 +523,26 @@ fn message_event(
         MsgPayload::P2p { .. } | MsgPayload::Emoticons { .. } | MsgPayload::Recording { .. } => {
             return None;
         }
+        MsgPayload::Datacast { id: WINK, data } => {
+            let name = data
+                .and_then(|msnobj| MsnObject::parse(&msnobj).ok())
+                .and_then(|object| object.friendly_text())
+                .filter(|name| !name.trim().is_empty())
+                .map(|name| format!(" (\u{201c}{name}\u{201d})"))
+                .unwrap_or_default();
+            RemoteEvent::Unsupported {
+                chat,
+                from,
+                what: format!("a wink{name}, an animation Matrix cannot play"),
+            }
+        }
         MsgPayload::Datacast { id, .. } => RemoteEvent::Unsupported {
             chat,
             from,
             what: format!("a datacast (ID {id})"),
         },
+        // Handled before (a drawing is posted as a picture).
+        MsgPayload::Ink { .. } => return None,
         MsgPayload::Invite { .. } => RemoteEvent::Unsupported {
             chat,
             from,

@@ -15,6 +15,7 @@ use crate::bridge::remote::{
     Chat, DeliveryError, FileDelivery, FileTransfer, OutgoingFile, RemoteEvent,
 };
 use crate::net::{MsnSettings, NetError, SbClient, TransferError};
+use msnp::InkFormat;
 use msnp::p2p::{FetchError, FileContext, TransferId};
 
 /// A contact offers `file` on `sb`: accepted into a new file of the bridge's, or
@@ -29,9 +30,10 @@ pub(super) async fn on_offer(
 ) {
     let settings = conversations.settings();
     let name = file.name.clone();
-    let event = move |transfer| RemoteEvent::File {
+    let event = move |key: &str, transfer| RemoteEvent::File {
         chat: chat.clone(),
         from: from.clone(),
+        key: key.to_owned(),
         name: name.clone(),
         transfer,
     };
@@ -39,12 +41,11 @@ pub(super) async fn on_offer(
         tracing::info!(size = file.size, "a file offered is too large; declined");
         sb.decline_file(id).await;
         let limit = settings.max_file_bytes;
-        conversations
-            .emit(event(FileTransfer::TooLarge {
-                size: file.size,
-                limit,
-            }))
-            .await;
+        let too_large = FileTransfer::TooLarge {
+            size: file.size,
+            limit,
+        };
+        conversations.emit(event("", too_large)).await;
         return;
     }
     let (path, sink) = match new_file(settings).await {
@@ -54,25 +55,25 @@ pub(super) async fn on_offer(
             sb.decline_file(id).await;
             let why = format!("the bridge cannot store files ({e})");
             conversations
-                .emit(event(FileTransfer::Failed { why }))
+                .emit(event("", FileTransfer::Failed { why }))
                 .await;
             return;
         }
     };
+    let key = transfer_key(&path);
     let outcome = match sb.receive_file(id, Box::new(sink)).await {
         Ok(outcome) => outcome,
         Err(e) => {
             remove(&path).await;
             let why = describe(&e.into());
             conversations
-                .emit(event(FileTransfer::Failed { why }))
+                .emit(event(&key, FileTransfer::Failed { why }))
                 .await;
             return;
         }
     };
-    conversations
-        .emit(event(FileTransfer::Receiving { size: file.size }))
-        .await;
+    let receiving = FileTransfer::Receiving { size: file.size };
+    conversations.emit(event(&key, receiving)).await;
     let conversations = conversations.clone();
     tokio::spawn(async move {
         let transfer = match outcome.await {
@@ -87,8 +88,15 @@ pub(super) async fn on_offer(
                 FileTransfer::Failed { why }
             }
         };
-        conversations.emit(event(transfer)).await;
+        conversations.emit(event(&key, transfer)).await;
     });
+}
+
+/// The key of a transfer into `path`: its file name, unique among the bridge's.
+fn transfer_key(path: &Path) -> String {
+    path.file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// A new empty file in the file directory, named so no two collide.
@@ -163,7 +171,7 @@ impl LinkSession {
         let context = FileContext {
             name: file.name.clone(),
             size: file.size,
-            preview: None,
+            preview: file.preview.clone(),
         };
         let account = self.account.clone();
         let offered = self
@@ -250,4 +258,89 @@ async fn offer_to_all(
         return Err(NetError::NotDelivered(msnp::SendFailure::NotSent));
     }
     Ok(Ok(offers))
+}
+
+/// The datacast `ID` of a voice clip (§7.3); its `Data` is the clip's msnobj.
+pub(super) const VOICE_CLIP: u32 = 3;
+
+/// A handwritten message: a GIF is posted as a picture (through the same path as a
+/// file), ISF, which only Tablet PC ink libraries draw, is named in a notice.
+pub(super) async fn on_ink(
+    conversations: &Conversations,
+    chat: Chat,
+    from: MsnAddress,
+    format: InkFormat,
+    data: bytes::Bytes,
+) {
+    if format == InkFormat::Isf {
+        let what = "a handwritten message (ink in ISF, which Matrix cannot show)".into();
+        conversations
+            .emit(RemoteEvent::Unsupported { chat, from, what })
+            .await;
+        return;
+    }
+    let transfer = kept(conversations.settings(), &data).await;
+    conversations
+        .emit(RemoteEvent::File {
+            chat,
+            from,
+            key: String::new(),
+            name: "ink.gif".into(),
+            transfer,
+        })
+        .await;
+}
+
+/// A voice clip: its sound is fetched from the contact over MSNSLP (msnobj Type 11) and
+/// posted as audio; one that cannot be fetched is a notice.
+pub(super) fn on_voice_clip(
+    conversations: &Conversations,
+    sb: &SbClient,
+    chat: Chat,
+    from: String,
+    msnobj: String,
+) {
+    let (conversations, sb) = (conversations.clone(), sb.clone());
+    tokio::spawn(async move {
+        let transfer = match sb.fetch(&from, &msnobj).await {
+            Ok((_, data)) => kept(conversations.settings(), &data).await,
+            Err(e) => FileTransfer::Failed { why: describe(&e) },
+        };
+        let event = RemoteEvent::File {
+            chat,
+            from: MsnAddress::from_server(&from),
+            key: String::new(),
+            name: "voice clip.wav".into(),
+            transfer,
+        };
+        conversations.emit(event).await;
+    });
+}
+
+/// `data` kept in a new file of the bridge's, as a received file.
+async fn kept(settings: &MsnSettings, data: &[u8]) -> FileTransfer {
+    match keep(settings, data).await {
+        Ok((path, size)) => FileTransfer::Received { path, size },
+        Err(e) => FileTransfer::Failed {
+            why: format!("the bridge cannot store files ({e})"),
+        },
+    }
+}
+
+/// Writes `data` to a new file of the bridge's: its path and size.
+async fn keep(settings: &MsnSettings, data: &[u8]) -> std::io::Result<(PathBuf, u64)> {
+    use tokio::io::AsyncWriteExt as _;
+    let (path, mut file) = new_file(settings).await?;
+    let written = async {
+        file.write_all(data).await?;
+        file.flush().await
+    }
+    .await;
+    match written {
+        Ok(()) => Ok((path, data.len() as u64)),
+        Err(e) => {
+            remove(&path).await;
+            Err(e)
+        }
+    }
 }

@@ -162,6 +162,24 @@ impl MatrixPort for Client {
         .await
     }
 
+    async fn edit_notice(
+        &self,
+        room_id: &RoomId,
+        target: &EventId,
+        body: &str,
+        txn_id: &str,
+        as_user_id: &UserId,
+    ) -> Result<OwnedEventId, ClientError> {
+        let content = serde_json::json!({
+            "msgtype": "m.notice",
+            "body": format!("* {body}"),
+            "m.new_content": { "msgtype": "m.notice", "body": body },
+            "m.relates_to": { "rel_type": "m.replace", "event_id": target.as_str() },
+        });
+        self.send_message(room_id, &content, txn_id, Some(as_user_id), None)
+            .await
+    }
+
     async fn send_media(
         &self,
         room_id: &RoomId,

@@ -12,9 +12,12 @@ use msnp::p2p::{FetchError, Seed, StartError};
 /// back-to-back 1.3 KB chunks provoke; one chunk per server round trip avoids that.
 pub const P2P_WINDOW: usize = 1;
 
-/// Least time between two P2P `MSG`s. Over the internet the round trip of
-/// [`P2P_WINDOW`] already spaces them; on a fast local server this keeps a peer that
-/// cannot take back-to-back chunks (`msnp11-sdk`, see above) reading one `MSG` per read.
+/// Least time between two P2P `MSG`s by default ([`MsnSettings::p2p_min_interval`]).
+/// Over the internet the round trip of [`P2P_WINDOW`] already spaces them; on a fast
+/// local server this keeps a peer that cannot take back-to-back chunks (`msnp11-sdk`,
+/// see above) reading one `MSG` per read.
+///
+/// [`MsnSettings::p2p_min_interval`]: super::MsnSettings::p2p_min_interval
 pub const P2P_MIN_INTERVAL: Duration = Duration::from_millis(5);
 
 /// Why a fetch or a file transfer through the shell failed.

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
 use super::error::NetError;
-use super::p2p::{P2P_MIN_INTERVAL, P2P_WINDOW, TransferError, random_seed};
+use super::p2p::{P2P_WINDOW, TransferError, random_seed};
 use super::settings::MsnSettings;
 use super::wire::Wire;
 pub use files::{FileSink, FileSource};
@@ -158,6 +158,7 @@ impl SbClient {
             outbound: HashMap::new(),
             inbound: HashMap::new(),
             p2p_in_flight: HashSet::new(),
+            min_interval: settings.p2p_min_interval,
             next_p2p_send: Instant::now(),
             ready_waiters: Vec::new(),
         };
@@ -356,7 +357,9 @@ struct Driver {
     inbound: HashMap<TransferId, Inbound>,
     /// P2P `MSG`s sent and not yet acknowledged by the server.
     p2p_in_flight: HashSet<MessageId>,
-    /// Earliest time for the next P2P `MSG` ([`P2P_MIN_INTERVAL`]).
+    /// Least time between two P2P `MSG`s ([`MsnSettings::p2p_min_interval`]).
+    min_interval: Duration,
+    /// Earliest time for the next P2P `MSG`.
     next_p2p_send: Instant,
     /// Waiting for the conversation to be ready ([`SbClient::ready`]).
     ready_waiters: Vec<oneshot::Sender<()>>,
@@ -383,7 +386,7 @@ impl Driver {
             match sent {
                 Ok(id) => {
                     self.p2p_in_flight.insert(id);
-                    self.next_p2p_send = now + P2P_MIN_INTERVAL;
+                    self.next_p2p_send = now + self.min_interval;
                 }
                 // The transfer times out; nothing else to do with a refused body.
                 Err(error) => tracing::debug!(%error, "P2P message not sent"),

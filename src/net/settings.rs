@@ -55,6 +55,11 @@ pub struct MsnSettings {
     /// the contact joins) may take before that switchboard is given up (MSNP.md §2.8:
     /// some servers never answer now and then).
     pub switchboard_step: Duration,
+    /// Least time between two P2P messages on a switchboard ([`P2P_MIN_INTERVAL`] by
+    /// default; zero paces by the server's acknowledgements alone).
+    ///
+    /// [`P2P_MIN_INTERVAL`]: super::P2P_MIN_INTERVAL
+    pub p2p_min_interval: Duration,
     /// The largest file a contact may send (larger offers are declined).
     pub max_file_bytes: u64,
     /// Where files from contacts are written as they arrive.
@@ -77,6 +82,7 @@ impl MsnSettings {
             connect_timeout: Duration::from_secs(15),
             request_timeout: Duration::from_secs(30),
             switchboard_step: Duration::from_secs(5),
+            p2p_min_interval: super::P2P_MIN_INTERVAL,
             max_file_bytes: 100 * 1024 * 1024,
             file_dir: std::env::temp_dir().join("matrix-msn-files"),
             limits: Limits::default(),

@@ -72,6 +72,25 @@ impl Store {
         Ok(row.is_some())
     }
 
+    /// The Matrix event the MSN message `msn_message_id` of `receiver` became, if it
+    /// was bridged.
+    pub async fn event_of_msn_message(
+        &self,
+        receiver: &str,
+        msn_message_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(
+            "SELECT matrix_event_id FROM message_map WHERE receiver = $1 AND msn_message_id = $2 LIMIT 1",
+        )
+        .bind(receiver)
+        .bind(msn_message_id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row
+            .map(|row| row.try_get::<String, _>("matrix_event_id"))
+            .transpose()?)
+    }
+
     /// Every recorded part of a Matrix event, in order.
     pub async fn messages_of_event(
         &self,

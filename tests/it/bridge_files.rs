@@ -3,7 +3,8 @@
 //! 5 MB file from the contact arrive as `m.image` and `m.file` with identical bytes
 //! (downloaded back from Synapse's media repository); an image and a file from the
 //! user arrive at the contact with identical bytes; a declined file and one whose
-//! conversation is closed mid-way each give their notice.
+//! conversation is closed mid-way each give their notice. Inks, winks and voice clips
+//! come from a raw MSNP12 client (the SDK sends none of them).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use matrix_sdk::ruma::events::room::message::{
 };
 use matrix_sdk::ruma::{OwnedMxcUri, OwnedRoomId};
 use msn_testkit::ServerEvent;
+use msnp::p2p::{MsnObject, P2pConfig, P2pEndpoint, P2pEvent, Seed};
 use msnp11_sdk::Event;
 use serde_json::Value;
 use tokio::time::timeout;
@@ -21,6 +23,7 @@ use crate::bridge_e2e::{ALICE, BOB, PUPPET_ALICE, conversation_with_bob, msn_con
 use crate::bridge_pictures::AVATAR_PNG as PNG;
 use crate::e2e::{Seen, User, new_user, unique};
 use crate::testkit_msnp11_sdk as sdk;
+use crate::testkit_raw::{self as raw, Raw};
 
 /// How long the SDK may take over a transfer of a few MB.
 const TRANSFER: Duration = Duration::from_secs(120);
@@ -251,4 +254,127 @@ async fn e2e_a_declined_file_and_a_conversation_closed_mid_way_give_their_notice
     })
     .await;
     bridge.stop().await;
+}
+
+/// A GIF as MSN 7 draws an ink: 2×1 pixels.
+const INK_GIF: &[u8] = b"GIF89a\x02\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x00\x00\x00\x00\x00,\x00\x00\x00\x00\x02\x00\x01\x00\x00\x02\x02D\x01\x00;";
+
+/// Sends `MSG` with `content_type` and `body` on a raw switchboard (ack mode `N`).
+async fn raw_msg(sb: &mut Raw, content_type: &str, body: &[u8]) {
+    let mut payload =
+        format!("MIME-Version: 1.0\r\nContent-Type: {content_type}\r\n\r\n").into_bytes();
+    payload.extend_from_slice(body);
+    let trid = sb.next_trid_for_payload();
+    let mut wire = format!("MSG {trid} N {}\r\n", payload.len()).into_bytes();
+    wire.extend_from_slice(&payload);
+    sb.raw(&wire).await;
+}
+
+/// Serves `object` (its bytes `data`) to whoever asks on the raw switchboard `sb`, as
+/// Alice's Messenger would, until one transfer of it is complete.
+async fn serve_over_p2p(mut sb: Raw, object: MsnObject, data: bytes::Bytes) {
+    let limits = msnp::Limits::default();
+    let mut endpoint = P2pEndpoint::new(P2pConfig::new(ALICE), limits.clone(), Seed::from_u64(7));
+    assert!(endpoint.publish(object, data));
+    loop {
+        while let Some((dest, body)) = endpoint.poll_transmit() {
+            let payload = msnp::message::encode_p2p(&dest, &body).expect("a P2P payload");
+            let trid = sb.next_trid_for_payload();
+            let mut wire = format!("MSG {trid} D {}\r\n", payload.len()).into_bytes();
+            wire.extend_from_slice(&payload);
+            sb.raw(&wire).await;
+        }
+        while let Some(event) = endpoint.poll_event() {
+            if matches!(event, P2pEvent::Served { complete: true, .. }) {
+                return;
+            }
+        }
+        let frame = sb.expect("MSG").await;
+        let payload = frame.payload.unwrap_or_default();
+        if let Ok(msnp::MsgPayload::P2p { body, .. }) = msnp::parse_msg(&payload, &limits) {
+            endpoint
+                .handle_p2p(std::time::Instant::now(), BOB, &body)
+                .expect("the bridge's P2P message reads");
+        }
+    }
+}
+
+#[tokio::test]
+async fn e2e_inks_winks_and_voice_clips_from_msn() {
+    let Some((scene, bridge)) = scene().await else {
+        return;
+    };
+    // Alice on a raw MSNP12 connection, the way Messenger 7.5 writes these.
+    let mut alice = raw::login(&scene.msn, ALICE, 12).await;
+    raw::chg(&mut alice, "NLN").await;
+    let mut bob = new_user(&scene.hs, &unique("ibob"), "bob-password-inks").await;
+    bob.log_in_to_msn().await;
+    alice.cmd("XFR SB").await;
+    let xfr = alice.expect("XFR").await;
+    let mut sb = Raw::connect(scene.msn.sb_addr()).await;
+    sb.version = 12;
+    sb.cmd(&format!("USR {ALICE} {}", xfr.arg(3).expect("cookie")))
+        .await;
+    sb.expect_now("USR").await;
+    sb.cmd(&format!("CAL {BOB}")).await;
+    sb.expect("JOI").await;
+    raw_msg(&mut sb, "text/plain; charset=UTF-8", b"look").await;
+    let portal = bob.accept_invite().await;
+    bob.text_from(&portal, PUPPET_ALICE, "look").await;
+
+    // A GIF ink: a picture.
+    let ink = format!("base64:{}", base64_encode(INK_GIF));
+    raw_msg(&mut sb, "image/gif", ink.as_bytes()).await;
+    let picture = media_from_alice(&mut bob, &portal, "ink.gif").await;
+    assert_eq!(picture["msgtype"], "m.image");
+    assert_eq!(
+        (picture["info"]["w"].as_u64(), picture["info"]["h"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let url = picture["url"].as_str().expect("a URL");
+    assert_eq!(
+        download(&scene.hs, &bob, url).await,
+        INK_GIF,
+        "identical bytes"
+    );
+
+    // An ISF ink: named in a notice.
+    raw_msg(&mut sb, "application/x-ms-ink", b"base64:AAECAwQ=").await;
+    bob.wait_for("the ISF notice", |s| {
+        matches!(s, Seen::Notice { room, body, .. } if *room == portal && body.contains("ink in ISF"))
+    })
+    .await;
+
+    // A wink: named in a notice.
+    let wink = MsnObject::for_data(ALICE, 8, "0", "Dancing pig", b"a cab file");
+    let datacast = format!("ID: 2\r\nData: {}\r\n\r\n", wink.to_xml());
+    raw_msg(&mut sb, "text/x-msnmsgr-datacast", datacast.as_bytes()).await;
+    bob.wait_for("the wink notice", |s| {
+        matches!(s, Seen::Notice { room, body, .. } if *room == portal && body.contains("a wink (\u{201c}Dancing pig\u{201d})"))
+    })
+    .await;
+
+    // A voice clip: fetched from Alice over MSNSLP and posted as audio.
+    let sound = bytes::Bytes::from(pattern(20_000));
+    let clip = MsnObject::for_data(ALICE, 11, "0", "", &sound);
+    let datacast = format!("ID: 3\r\nData: {}\r\n\r\n", clip.to_xml());
+    raw_msg(&mut sb, "text/x-msnmsgr-datacast", datacast.as_bytes()).await;
+    let serving = tokio::spawn(serve_over_p2p(sb, clip, sound.clone()));
+    let audio = media_from_alice(&mut bob, &portal, "voice clip.wav").await;
+    assert_eq!(audio["msgtype"], "m.audio");
+    let url = audio["url"].as_str().expect("a URL");
+    assert!(
+        download(&scene.hs, &bob, url).await == sound,
+        "identical bytes"
+    );
+    timeout(sdk::T, serving)
+        .await
+        .expect("the clip is served")
+        .expect("the server task");
+    bridge.stop().await;
+}
+
+fn base64_encode(data: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(data)
 }

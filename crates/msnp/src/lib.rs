@@ -35,8 +35,8 @@ pub use error::{ServerError, description};
 pub use frame::{Direction, EncodeError, Frame, FrameError, parse};
 pub use limits::{Limits, SB_MSG_SEND_LIMIT};
 pub use message::{
-    ChunkAssembler, ChunkPart, Effects, EmoticonDecl, Headers, MessageError, MimeMessage,
-    MsgPayload, Rgb, TextFormat, classify, parse_msg,
+    ChunkAssembler, ChunkPart, Effects, EmoticonDecl, Headers, InkFormat, MessageError,
+    MimeMessage, MsgPayload, Rgb, TextFormat, classify, parse_msg,
 };
 pub use ns::{
     CloseReason, CommandError, Contact, ContactList, List, ListChange, LoginError, NsConfig,

@@ -405,6 +405,15 @@ pub enum MsgPayload {
         /// The `Data` value, if present.
         data: Option<String>,
     },
+    /// A handwritten message: `image/gif` (a GIF) or `application/x-ms-ink` (ISF),
+    /// each with the body `base64:<data>` (libpurple `msn_handwritten_msg`: the form
+    /// group chats use; WLM sends one-to-one inks inside P2P instead).
+    Ink {
+        /// The drawing's format.
+        format: InkFormat,
+        /// The decoded drawing.
+        data: Bytes,
+    },
     /// `text/x-mms-emoticon` / `text/x-mms-animemoticon` (§7.4).
     Emoticons {
         /// Whether the animated variant.
@@ -567,6 +576,17 @@ pub fn classify(mime: &MimeMessage, limits: &Limits) -> Result<MsgPayload, Messa
             body: mime.body.clone(),
         },
         "text/x-msmsgsinvite" => MsgPayload::Invite { fields: fields()? },
+        "image/gif" | "application/x-ms-ink" => {
+            let format = if ct == "image/gif" {
+                InkFormat::Gif
+            } else {
+                InkFormat::Isf
+            };
+            match ink_data(&mime.body) {
+                Some(data) => MsgPayload::Ink { format, data },
+                None => unknown(ct, mime),
+            }
+        }
         "text/x-msmsgsprofile" => MsgPayload::Profile {
             headers: mime.headers.clone(),
         },
@@ -587,6 +607,29 @@ pub fn classify(mime: &MimeMessage, limits: &Limits) -> Result<MsgPayload, Messa
         },
         _ => unknown(ct, mime),
     })
+}
+
+/// The format of a handwritten message ([`MsgPayload::Ink`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InkFormat {
+    /// A GIF image (MSN 7's ink as pictures).
+    Gif,
+    /// Ink Serialized Format, which only Tablet PC ink libraries draw.
+    Isf,
+}
+
+/// The drawing of an ink body, `base64:<data>` (whitespace ignored); `None` when it is
+/// not in that form.
+fn ink_data(body: &[u8]) -> Option<Bytes> {
+    use base64::Engine as _;
+    let text = std::str::from_utf8(body).ok()?;
+    let encoded = text.trim_matches(|c: char| c == '\0' || c.is_whitespace());
+    let encoded = encoded.strip_prefix("base64:")?;
+    let cleaned: String = encoded.chars().filter(|c| !c.is_whitespace()).collect();
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(cleaned.as_bytes())
+        .ok()?;
+    (!data.is_empty()).then(|| Bytes::from(data))
 }
 
 fn unknown(content_type: String, mime: &MimeMessage) -> MsgPayload {

@@ -11,6 +11,8 @@ use matrix_msn::bridge::ids::MsnAddress;
 use matrix_msn::bridge::port::SendStatus;
 use matrix_msn::bridge::remote::{Chat, FileTransfer, MsnSessionPort, OutgoingFile, RemoteEvent};
 use matrix_msn::bridge::{MatrixEvent, Media, MessageKind};
+use msn_testkit::ServerEvent;
+use msnp::p2p::{FileContext, Packet, Reassembly, SlpMessage};
 
 use super::harness::{
     ALICE, BOB, Contact, PUPPET_ALICE, Scene, USER, contacts_file_dir, drive, until,
@@ -41,6 +43,7 @@ fn alice_file(name: &str, data: &[u8]) -> OutgoingFile {
         name: name.into(),
         size: data.len() as u64,
         path,
+        preview: None,
     }
 }
 
@@ -105,10 +108,76 @@ async fn a_contacts_picture_and_file_arrive_whole_as_image_and_file() {
     assert_eq!(msgtype, "m.file");
     assert!(bytes == big, "identical bytes");
     assert_eq!(mimetype, "application/octet-stream");
-    scene
-        .notice_from(&portal, PUPPET_ALICE, "is sending notes.bin (293.0 KB)")
-        .await;
+    // One notice: the announcement, edited once the file is in.
+    let announcement = announcement_of(&scene, &portal, "is sending notes.bin (293.0 KB)").await;
+    edited_to(&scene, &portal, &announcement, "sent notes.bin (293.0 KB).").await;
     assert!(files_left(&scene.config.msn.file_dir()).is_empty());
+    scene.stop().await;
+}
+
+/// The event ID of Alice's notice in `portal` containing `text`.
+async fn announcement_of(scene: &Scene, portal: &str, text: &str) -> String {
+    let hs = scene.hs.clone();
+    until(&format!("Alice to say {text:?}"), || {
+        hs.room(portal)?
+            .timeline
+            .into_iter()
+            .find(|e| e.sender == PUPPET_ALICE && e.body.contains(text) && e.replaces.is_none())
+            .map(|e| e.event_id)
+    })
+    .await
+}
+
+/// Waits until `event` in `portal` is edited to read `text`.
+async fn edited_to(scene: &Scene, portal: &str, event: &str, text: &str) {
+    let hs = scene.hs.clone();
+    let expected = format!("* {text}");
+    until(&format!("the announcement to read {text:?}"), || {
+        hs.room(portal)?
+            .timeline
+            .into_iter()
+            .find(|e| e.replaces.as_deref() == Some(event) && e.body == expected)
+            .map(|_| ())
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_transfer_broken_off_edits_its_announcement_and_posts_nothing() {
+    let mut scene = Scene::start().await;
+    let (alice, portal) = scene.chat_with_alice("here it comes").await;
+    let to = Chat::Contact(MsnAddress::from_server(BOB));
+    let file = alice_file("broken.bin", &pattern(600_000));
+    let _delivery = drive("Alice's offer to go", alice.session.send_file(&to, file))
+        .await
+        .expect("offered");
+    let announcement = announcement_of(&scene, &portal, "is sending broken.bin").await;
+    // Alice's Messenger closes while the file comes.
+    alice.session.logout().await;
+    edited_to(
+        &scene,
+        &portal,
+        &announcement,
+        "sent broken.bin, but it did not arrive: the conversation closed before it was complete.",
+    )
+    .await;
+    let timeline = scene
+        .hs
+        .room(&portal)
+        .map(|r| r.timeline)
+        .unwrap_or_default();
+    assert!(
+        !timeline
+            .iter()
+            .any(|e| e.body == "broken.bin" || e.body.starts_with("sent broken.bin")),
+        "no file and no second notice: {timeline:?}"
+    );
+    until("the partial file to go", || {
+        files_left(&scene.config.msn.file_dir())
+            .is_empty()
+            .then_some(())
+    })
+    .await;
     scene.stop().await;
 }
 
@@ -259,5 +328,83 @@ async fn a_declined_file_and_one_over_the_limit_give_their_notice() {
         panic!("a file over the limit is not sent")
     };
     assert!(why.contains("up to 97.7 KB"), "{why}");
+    scene.stop().await;
+}
+
+/// The file context of the first file offer Bob's side sent through the server (an
+/// offer with a preview takes several P2P chunks).
+async fn first_offer(events: &mut tokio::sync::broadcast::Receiver<ServerEvent>) -> FileContext {
+    drive("a file offer through the server", async {
+        let mut messages: std::collections::HashMap<u32, Reassembly> = Default::default();
+        loop {
+            let Ok(ServerEvent::Frame { email, frame }) = events.recv().await else {
+                continue;
+            };
+            if email.as_deref() != Some(BOB) || frame.verb != "MSG" {
+                continue;
+            }
+            let payload = frame.payload.unwrap_or_default();
+            let Ok(msnp::MsgPayload::P2p { body, .. }) =
+                msnp::parse_msg(&payload, &msnp::Limits::default())
+            else {
+                continue;
+            };
+            let Ok(packet) = Packet::parse(&body) else {
+                continue;
+            };
+            let header = packet.header;
+            if header.session_id != 0 {
+                continue;
+            }
+            let message = messages
+                .entry(header.identifier)
+                .or_insert_with(|| Reassembly::new(header.total_size, 1 << 20).expect("a size"));
+            if message.add(&header, &packet.data) != Ok(true) {
+                continue;
+            }
+            let Some(data) = messages
+                .remove(&header.identifier)
+                .and_then(Reassembly::finish)
+            else {
+                continue;
+            };
+            if let Ok(slp) = SlpMessage::parse(&data)
+                && let Some(Ok(context)) = slp.file_offer()
+            {
+                return context;
+            }
+        }
+    })
+    .await
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_image_is_offered_with_its_thumbnail_as_preview() {
+    let mut scene = Scene::start().await;
+    let (mut alice, portal) = scene.chat_with_alice("show me").await;
+    let mut server = scene.msn.subscribe();
+    // The stand-in's thumbnail of a picture is the picture itself.
+    let picture = png(3_000);
+    user_sends_file(&mut scene, &portal, ("m.image", "cat.png"), picture.clone()).await;
+    let offer = first_offer(&mut server).await;
+    assert_eq!(
+        (offer.name.as_str(), offer.size),
+        ("cat.png", picture.len() as u64)
+    );
+    assert!(
+        offer.preview.as_deref() == Some(&picture[..]),
+        "the thumbnail is the preview"
+    );
+    let path = alice
+        .next("the picture at Alice", |event| match event {
+            RemoteEvent::File {
+                transfer: FileTransfer::Received { path, .. },
+                ..
+            } => Some(path),
+            _ => None,
+        })
+        .await;
+    assert!(std::fs::read(&path).expect("Alice's copy") == picture);
+    let _ = std::fs::remove_file(&path);
     scene.stop().await;
 }

@@ -53,6 +53,8 @@ pub struct Event {
     pub ts: Option<i64>,
     /// A media message's file.
     pub media: Option<Posted>,
+    /// The event an edit replaces (`m.replace`).
+    pub replaces: Option<String>,
 }
 
 /// The file of a media message: URI, media type and an image's size.
@@ -208,6 +210,7 @@ impl FakeHomeserver {
                 mark: None,
                 ts: None,
                 media: None,
+                replaces: None,
             });
         }
         event_id
@@ -302,6 +305,7 @@ impl State {
             mark: mark.map(str::to_owned),
             ts,
             media: None,
+            replaces: None,
         });
         self.transactions.insert(key, event_id.clone());
         Ok(event_id)
@@ -667,6 +671,36 @@ impl MatrixPort for FakeHomeserver {
             .await
             .map_err(|e| refused("M_UNKNOWN", format!("cannot write {}: {e}", path.display())))?;
         Ok(data.len() as u64)
+    }
+
+    async fn edit_notice(
+        &self,
+        room_id: &RoomId,
+        target: &EventId,
+        body: &str,
+        txn_id: &str,
+        as_user: &UserId,
+    ) -> Result<OwnedEventId, FakeError> {
+        let mut state = self.lock();
+        let edited = format!("* {body}");
+        let sent = state.send(
+            room_id.as_str(),
+            as_user.as_str(),
+            txn_id,
+            "m.notice",
+            &edited,
+            None,
+            None,
+            None,
+        )?;
+        if let Some(event) = state
+            .rooms
+            .get_mut(room_id.as_str())
+            .and_then(|room| room.timeline.iter_mut().find(|e| e.event_id == sent))
+        {
+            event.replaces = Some(target.to_string());
+        }
+        Ok(event_id(sent))
     }
 
     async fn send_media(

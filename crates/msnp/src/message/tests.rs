@@ -495,3 +495,36 @@ fn mutated_payloads_never_panic() {
         assert!(asm.pending() <= l.max_pending_chunked);
     }
 }
+
+#[test]
+fn inks_are_decoded_gif_or_isf_and_anything_else_stays_unknown() {
+    let gif = Bytes::from_static(
+        b"MIME-Version: 1.0\r\nContent-Type: image/gif\r\n\r\nbase64:R0lGODlhAQABAAAAACw=",
+    );
+    assert_eq!(
+        parse_msg(&gif, &limits()),
+        Ok(MsgPayload::Ink {
+            format: InkFormat::Gif,
+            data: Bytes::from_static(b"GIF89a\x01\x00\x01\x00\x00\x00\x00,"),
+        })
+    );
+    let isf = Bytes::from_static(
+        b"MIME-Version: 1.0\r\nContent-Type: application/x-ms-ink\r\n\r\nbase64:AAEC\r\n",
+    );
+    assert!(matches!(
+        parse_msg(&isf, &limits()),
+        Ok(MsgPayload::Ink { format: InkFormat::Isf, data }) if data.as_ref() == [0, 1, 2]
+    ));
+    // Not `base64:`, or not base64: kept as an unknown message, never an error.
+    for body in [&b"R0lGODlh"[..], b"base64:***", b"base64:", b"\xff\xfe"] {
+        let mut wire = b"MIME-Version: 1.0\r\nContent-Type: image/gif\r\n\r\n".to_vec();
+        wire.extend_from_slice(body);
+        assert!(
+            matches!(
+                parse_msg(&Bytes::from(wire), &limits()),
+                Ok(MsgPayload::Unknown { .. })
+            ),
+            "{body:?}"
+        );
+    }
+}
