@@ -15,19 +15,15 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use matrix_msn::net::{
-    MsnSettings, NsClient, NsEvents, SbClient, SbEvents, SwitchboardEvent, http_client,
-};
-use msn_testkit::{MsnServer, MsnServerConfig, MsnServerHandle};
 use msnp::p2p::header::chunk;
 use msnp::p2p::{Header, MAX_CHUNK, MsnObject, Packet, Reassembly};
-use msnp::{NsConfig, NsEvent, SbConfig, SbEvent, Secret};
 use tokio::time::timeout;
 
+#[path = "support/loopback.rs"]
+mod loopback;
+use loopback::{ALICE, T, drain};
+
 const SIZE: usize = 200 * 1024;
-const ALICE: &str = "alice@example.com";
-const BOB: &str = "bob@example.com";
-const T: Duration = Duration::from_secs(30);
 
 fn picture(len: usize, salt: u8) -> Vec<u8> {
     let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
@@ -67,101 +63,11 @@ fn reassembly() {
     );
 }
 
-async fn connect(settings: &MsnSettings, email: &str) -> (NsClient, NsEvents) {
-    let http = http_client(None, Duration::from_secs(5)).expect("http client");
-    let (client, mut events) = timeout(
-        T,
-        NsClient::connect(settings, &http, NsConfig::new(email), Secret::new("secret")),
-    )
-    .await
-    .expect("login hangs")
-    .expect("login");
-    wait(&mut events, "own status", |e| {
-        matches!(e, NsEvent::OwnStatus { .. })
-    })
-    .await;
-    (client, events)
-}
-
-async fn wait<E, F: Fn(&E) -> bool>(
-    rx: &mut tokio::sync::mpsc::Receiver<E>,
-    what: &str,
-    pred: F,
-) -> E {
-    let fut = async {
-        while let Some(e) = rx.recv().await {
-            if pred(&e) {
-                return Some(e);
-            }
-        }
-        None
-    };
-    timeout(T, fut)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-        .unwrap_or_else(|| panic!("events ended waiting for {what}"))
-}
-
-/// Keeps a switchboard's event channel drained so its driver never blocks on it.
-fn drain(mut rx: SbEvents) {
-    tokio::spawn(async move { while rx.recv().await.is_some() {} });
-}
-
 async fn loopback() -> Duration {
-    let server: MsnServerHandle = MsnServer::start(MsnServerConfig::default())
-        .await
-        .expect("start test server");
-    server.add_account(ALICE, "secret", "Alice");
-    server.add_account(BOB, "secret", "Bob");
-    server.make_friends(ALICE, BOB);
-    let mut settings = MsnSettings::new(server.dispatch_addr().to_string(), server.nexus_url());
-    settings.versions = vec![11];
-    settings.connect_timeout = Duration::from_secs(5);
-    settings.request_timeout = Duration::from_secs(5);
-    let (alice, _alice_ev) = connect(&settings, ALICE).await;
-    let (bob, mut bob_ev) = connect(&settings, BOB).await;
-
-    let (address, auth) = timeout(T, alice.request_switchboard())
-        .await
-        .expect("XFR hangs")
-        .expect("XFR");
-    let (alice_sb, mut alice_sb_ev) = SbClient::open(
-        &settings,
-        SbConfig::new(ALICE, alice.version()),
-        &address,
-        &auth,
-        &[BOB],
-    )
-    .await
-    .expect("SB open");
-    let NsEvent::SwitchboardInvite {
-        session_id,
-        address,
-        auth,
-        ..
-    } = wait(&mut bob_ev, "RNG", |e| {
-        matches!(e, NsEvent::SwitchboardInvite { .. })
-    })
-    .await
-    else {
-        unreachable!()
-    };
-    let (bob_sb, bob_sb_ev) = SbClient::answer(
-        &settings,
-        SbConfig::new(BOB, bob.version()),
-        &address,
-        &auth,
-        &session_id,
-    )
-    .await
-    .expect("ANS");
-    drain(bob_sb_ev);
-    wait(&mut alice_sb_ev, "bob joins", |e| {
-        matches!(e, SwitchboardEvent::Session(SbEvent::Joined { .. }))
-    })
-    .await;
-    drain(alice_sb_ev);
-
+    let pair = loopback::pair(|_| {}).await;
+    let (alice_sb, bob_sb) = (pair.alice, pair.bob);
+    drain(pair.alice_events);
+    drain(pair.bob_events);
     let data = picture(SIZE, 3);
     let object = MsnObject::for_data(ALICE, 3, "0", "bench", &data);
     assert!(

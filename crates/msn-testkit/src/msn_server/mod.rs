@@ -377,7 +377,8 @@ impl MsnServerHandle {
             .and_then(|s| s.machine_guid.clone())
     }
 
-    /// Frames received from an account (NS and SB), secrets redacted, oldest first.
+    /// Frames received from an account (NS and SB), secrets redacted, oldest first: the
+    /// last few thousand (a long file transfer is not kept whole).
     pub fn frames(&self, email: &str) -> Vec<LoggedFrame> {
         self.shared
             .lock()

@@ -22,6 +22,10 @@ use super::circles::Circle;
 use super::conn::{ConnTx, LoggedFrame};
 use super::faults::Faults;
 
+/// Frames kept per account in the log ([`super::MsnServerHandle::frames`]): the last
+/// this many at least, at most twice as many.
+pub const MAX_LOGGED_FRAMES: usize = 4096;
+
 /// Which listener a frame or event belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ServerKind {
@@ -393,15 +397,18 @@ impl Shared {
         let _ = self.events.send(event);
     }
 
-    /// Records a received frame in the per-account log and publishes it.
+    /// Records a received frame in the per-account log (its last
+    /// [`MAX_LOGGED_FRAMES`] or more) and publishes it.
     pub fn record(&self, email: Option<&str>, frame: LoggedFrame) {
         self.received.fetch_add(1, Ordering::Relaxed);
         if let Some(email) = email {
-            self.lock()
-                .frames
-                .entry(email.to_owned())
-                .or_default()
-                .push(frame.clone());
+            let mut state = self.lock();
+            let log = state.frames.entry(email.to_owned()).or_default();
+            if log.len() >= 2 * MAX_LOGGED_FRAMES {
+                // A long file transfer must not grow the server without bound.
+                log.drain(..MAX_LOGGED_FRAMES);
+            }
+            log.push(frame.clone());
         }
         self.emit(ServerEvent::Frame {
             email: email.map(str::to_owned),
