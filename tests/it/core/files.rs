@@ -15,8 +15,10 @@ use msn_testkit::ServerEvent;
 use msnp::p2p::{FileContext, Packet, Reassembly, SlpMessage};
 
 use super::harness::{
-    ALICE, BOB, Contact, PUPPET_ALICE, Scene, USER, contacts_file_dir, drive, until,
+    ALICE, BOB, CAROL, Contact, PUPPET_ALICE, Scene, USER, contacts_file_dir, drive, until,
 };
+
+const PUPPET_CAROL: &str = "@msn_carol=40example.com:localhost";
 use crate::support::{eid, rid, uid};
 
 /// A PNG signature and header (5×4 pixels), then `len` more bytes.
@@ -406,5 +408,92 @@ async fn an_image_is_offered_with_its_thumbnail_as_preview() {
         .await;
     assert!(std::fs::read(&path).expect("Alice's copy") == picture);
     let _ = std::fs::remove_file(&path);
+    scene.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_file_in_a_group_goes_to_every_contact_in_it() {
+    let mut scene = Scene::start().await;
+    let (mut alice, dm) = scene.chat_with_alice("a group soon").await;
+    let mut carol = Contact::sign_in(&scene.msn, CAROL).await;
+    // Alice asks Carol into her conversation with Bob: a group chat.
+    let with_bob = Chat::Contact(MsnAddress::from_server(BOB));
+    let carol_address = MsnAddress::from_server(CAROL);
+    drive(
+        "Carol asked in",
+        alice.session.invite(&with_bob, &carol_address),
+    )
+    .await
+    .expect("invited");
+    let hs = scene.hs.clone();
+    let group = until("the group portal", || {
+        hs.rooms().into_iter().find_map(|(id, room)| {
+            (id != dm
+                && room.joined.contains(PUPPET_ALICE)
+                && room.joined.contains(PUPPET_CAROL)
+                && (room.invited.contains(USER) || room.joined.contains(USER)))
+            .then_some(id)
+        })
+    })
+    .await;
+    scene.hs.user_joins(&group, USER);
+    let plan = pattern(50_000);
+    let event_id = user_sends_file(&mut scene, &group, ("m.file", "plan.txt"), plan.clone()).await;
+    for (contact, who) in [(&mut alice, "Alice"), (&mut carol, "Carol")] {
+        let path = contact
+            .next(&format!("the plan at {who}"), |event| match event {
+                RemoteEvent::File {
+                    name,
+                    transfer: FileTransfer::Received { path, .. },
+                    ..
+                } if name == "plan.txt" => Some(path),
+                _ => None,
+            })
+            .await;
+        assert!(
+            std::fs::read(&path).expect("a copy") == plan,
+            "identical bytes at {who}"
+        );
+        let _ = std::fs::remove_file(&path);
+    }
+    assert_eq!(
+        status_of(&scene, &group, &event_id).await,
+        SendStatus::Delivered
+    );
+    scene.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_file_that_came_while_the_homeserver_was_away_is_posted_after_a_restart() {
+    let mut scene = Scene::start().await;
+    let (alice, portal) = scene.chat_with_alice("one moment").await;
+    scene.hs.set_down(true);
+    let picture = png(20_000);
+    alice_sends(&alice, alice_file("late.png", &picture))
+        .await
+        .expect("the bridge takes the picture");
+    // The bridge stops before the homeserver is back; the picture waits on disk.
+    let dir = scene.config.msn.file_dir();
+    until("the picture kept on disk", || {
+        (!files_left(&dir).is_empty()).then_some(())
+    })
+    .await;
+    let world = scene.stop().await;
+    world.hs.set_down(false);
+    let scene = Scene::start_in(world).await;
+    let (msgtype, bytes, _, _) = posted(&scene, &portal, "late.png").await;
+    assert_eq!(msgtype, "m.image");
+    assert!(bytes == picture, "identical bytes");
+    let posts = scene
+        .hs
+        .room(&portal)
+        .map(|r| r.timeline.iter().filter(|e| e.body == "late.png").count())
+        .unwrap_or_default();
+    assert_eq!(posts, 1, "posted once");
+    until("the bridge's copy to go", || {
+        files_left(&dir).is_empty().then_some(())
+    })
+    .await;
+    drop(alice);
     scene.stop().await;
 }
