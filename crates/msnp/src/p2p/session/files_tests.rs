@@ -462,3 +462,76 @@ fn a_large_file_streams_through_a_bounded_window() {
         [P2pEvent::FileReceived { .. }]
     ));
 }
+
+#[test]
+fn a_mutated_file_exchange_never_panics_and_leaves_nothing() {
+    // A real exchange, recorded: every body each side sent, in order.
+    let now = Instant::now();
+    let (mut tx, mut rx) = (endpoint(BRIDGE, 21), endpoint(ALICE, 22));
+    let data = content(5_000);
+    let (mut to_rx, mut to_tx) = (Vec::new(), Vec::new());
+    let Ok(sent) = tx.offer_file(now, ALICE, &file("a.bin", 5_000)) else {
+        panic!("offer")
+    };
+    let mut accepted = false;
+    for _ in 0..64 {
+        if let Some((_, body)) = tx.poll_transmit() {
+            to_rx.push(body.clone());
+            let _ = rx.handle_p2p(now, BRIDGE, &body);
+        }
+        for e in events(&mut rx) {
+            if let P2pEvent::FileOffered { id, .. } = e {
+                accepted = rx.accept_file(now, id);
+            }
+        }
+        while let Some((_, body)) = rx.poll_transmit() {
+            to_tx.push(body.clone());
+            let _ = tx.handle_p2p(now, ALICE, &body);
+        }
+        if tx.wanted_file_data().is_some() {
+            tx.feed_file(now, sent, Bytes::from(data.clone()));
+        }
+    }
+    assert!(accepted && to_rx.len() > 4 && !to_tx.is_empty());
+
+    let mut seed = 0x5EED_u32;
+    for round in 0..300 {
+        let (mut tx, mut rx) = (endpoint(BRIDGE, 21), endpoint(ALICE, 22));
+        let _ = tx.offer_file(now, ALICE, &file("a.bin", 5_000));
+        let mutate = |body: &Bytes, seed: &mut u32| {
+            let mut body = body.to_vec();
+            for _ in 0..(round % 4) {
+                *seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                let pos = (*seed >> 8) as usize % body.len().max(1);
+                if let Some(b) = body.get_mut(pos) {
+                    *b = (*seed >> 24) as u8;
+                }
+            }
+            Bytes::from(body)
+        };
+        for body in &to_rx {
+            let _ = rx.handle_p2p(now, BRIDGE, &mutate(body, &mut seed));
+            for e in events(&mut rx) {
+                if let P2pEvent::FileOffered { id, .. } = e {
+                    rx.accept_file(now, id);
+                }
+            }
+        }
+        for body in &to_tx {
+            let _ = tx.handle_p2p(now, ALICE, &mutate(body, &mut seed));
+        }
+        while let Some((id, _, max)) = tx.wanted_file_data() {
+            tx.feed_file(now, id, Bytes::from(vec![1; max.min(2_000)]));
+        }
+        let _ = (
+            std::iter::from_fn(|| tx.poll_transmit()).count(),
+            std::iter::from_fn(|| rx.poll_transmit()).count(),
+        );
+        for ep in [&mut tx, &mut rx] {
+            ep.handle_timeout(now + Duration::from_secs(3_600));
+            ep.handle_timeout(now + Duration::from_secs(7_200));
+            let _ = events(ep);
+            assert_eq!(ep.transfer_count(), 0, "round {round}");
+        }
+    }
+}
