@@ -20,6 +20,7 @@ use crate::config::{Config, MsnConfig};
 use crate::link::MsnLink;
 use crate::matrix::appservice::{AppState, router};
 use crate::matrix::client::{Client, ClientError};
+use crate::matrix::provisioning::Provisioning;
 use crate::matrix::registration::{Registration, RegistrationError};
 use crate::matrix::transaction::EchoFilter;
 use crate::metrics::Metrics;
@@ -124,9 +125,13 @@ pub async fn start(
     let bot =
         OwnedUserId::try_from(bot_id.as_str()).map_err(|_| RunError::BotId(bot_id.clone()))?;
     let client = Arc::new(
-        Client::new(&config.homeserver.address, &config.appservice.as_token, bot)
-            .map_err(RunError::Client)?
-            .with_double_puppet(config.bridge.double_puppet_tokens()),
+        Client::new(
+            &config.homeserver.address,
+            &config.appservice.as_token,
+            bot.clone(),
+        )
+        .map_err(RunError::Client)?
+        .with_double_puppet(config.bridge.double_puppet_tokens()),
     );
     let filter =
         EchoFilter::new(&bot_id, &config.puppet_namespace_regex()).map_err(RunError::Namespace)?;
@@ -153,6 +158,29 @@ pub async fn start(
     let credentials = CredentialBox::from_hex(&config.bridge.credentials_key)?;
     let (feed, intake) = crate::bridge::event_feed();
     let (ready_tx, ready) = watch::channel(false);
+    let link = Arc::new(MsnLink::new(
+        msn_settings(&config)?,
+        Duration::from_secs(config.msn.reconnect_initial_seconds),
+        Duration::from_secs(config.msn.reconnect_max_seconds),
+    )?);
+    let bridge = Bridge::new(Parts {
+        config: config.clone(),
+        store: store.clone(),
+        matrix: client.clone(),
+        msn: link,
+        credentials: credentials.clone(),
+        metrics: metrics.clone(),
+        shutdown: shutdown.clone(),
+    });
+    let provisioning = (!config.bridge.provisioning_secret.is_empty()).then(|| {
+        Provisioning::new(
+            bridge.provisioner(),
+            &config.bridge.provisioning_secret,
+            bot,
+            &config.homeserver.domain,
+            &config.bridge.command_prefix,
+        )
+    });
     let state = AppState {
         store: store.clone(),
         hs_token: Arc::from(config.appservice.hs_token.as_str()),
@@ -162,6 +190,7 @@ pub async fn start(
         pinged: Arc::new(Notify::new()),
         max_body_bytes: config.appservice.max_body_bytes,
         metrics: metrics.clone(),
+        provisioning,
     };
 
     let addr = format!("{}:{}", config.appservice.hostname, config.appservice.port);
@@ -183,20 +212,6 @@ pub async fn start(
             .await
     });
 
-    let link = Arc::new(MsnLink::new(
-        msn_settings(&config)?,
-        Duration::from_secs(config.msn.reconnect_initial_seconds),
-        Duration::from_secs(config.msn.reconnect_max_seconds),
-    )?);
-    let bridge = Bridge::new(Parts {
-        config: config.clone(),
-        store: store.clone(),
-        matrix: client.clone(),
-        msn: link,
-        credentials,
-        metrics,
-        shutdown: shutdown.clone(),
-    });
     let handled_events = bridge.handled_counter();
     let handled_messages = bridge.handled_messages_counter();
     let worker_bridge = bridge.clone();

@@ -284,6 +284,10 @@ pub struct BridgeConfig {
     /// server's users. What a user writes in their own Messenger then appears as theirs.
     #[serde(default)]
     pub double_puppet_secrets: BTreeMap<String, String>,
+    /// The shared secret of the provisioning API (`/_matrix/provision/v3/…`, mautrix's
+    /// shape), sent as `Authorization: Bearer <secret>`; empty: the API is off.
+    #[serde(default)]
+    pub provisioning_secret: String,
 }
 
 impl BridgeConfig {
@@ -310,6 +314,10 @@ impl fmt::Debug for BridgeConfig {
             .field(
                 "double_puppet_secrets",
                 &self.double_puppet_secrets.keys().collect::<Vec<_>>(),
+            )
+            .field(
+                "provisioning_secret",
+                &(!self.provisioning_secret.is_empty()).then_some("<redacted>"),
             )
             .finish()
     }
@@ -489,6 +497,13 @@ impl Config {
                     ),
                 });
             }
+        }
+        let secret = &self.bridge.provisioning_secret;
+        if !secret.is_empty() && (secret.len() < 16 || secret.contains(char::is_whitespace)) {
+            return Err(ConfigError::Invalid {
+                key: "bridge.provisioning_secret",
+                reason: "use at least 16 characters without spaces, or leave it empty (off)".into(),
+            });
         }
         if !is_localpart(&self.appservice.id) {
             return Err(ConfigError::Invalid {

@@ -41,6 +41,25 @@ pub(super) struct StatusMemo {
     last_lost_notice: Option<Instant>,
 }
 
+/// Where a user's MSN login stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LoginStatus {
+    /// Connected on MSNP`version`; `notes` say what the session offers.
+    Connected {
+        account: String,
+        version: u8,
+        notes: Vec<String>,
+    },
+    /// Logged in, the connection being restored.
+    Reconnecting { account: String },
+    /// MSN refused the stored password.
+    BadCredentials { account: String },
+    /// Signed out by a sign-in from another place.
+    SignedInElsewhere { account: String },
+    /// Not logged in.
+    LoggedOut,
+}
+
 impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     /// Whether a restart logs `user` back in: they were logged in, and the config still
     /// lets them use the bridge.
@@ -152,28 +171,15 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             None,
         )
         .await;
-        self.set_phase(mxid, Phase::Coming);
-        match self
-            .connect(mxid, account, &Password::new(password), Connect::UnlessUp)
-            .await
-        {
+        match self.log_in(mxid, account, password).await {
             Ok(version) => {
                 let text = format!(
                     "Logged in to MSN as {account} (MSNP{version} on {}). Your contacts will appear as Matrix users; messages open chat rooms.",
                     self.msn.server()
                 );
                 self.reply(room_id, &txn("done"), &text, None).await;
-                // The user's space, made (and filled) at their first login; restored
-                // logins meet theirs when a new portal needs it.
-                let bridge = self.clone();
-                let user = mxid.to_owned();
-                tokio::spawn(
-                    async move { bridge.ensure_space(&user).await }
-                        .instrument(tracing::info_span!("space", mxid = %mxid)),
-                );
             }
             Err(e) => {
-                self.set_phase(mxid, Phase::Down);
                 self.reply(
                     room_id,
                     &txn("failed"),
@@ -183,6 +189,33 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 .await;
             }
         }
+    }
+
+    /// Logs `mxid` in as `account` (a command or the provisioning API): the protocol
+    /// version, or why not. The user's space is made (and filled) at their first login;
+    /// restored logins meet theirs when a new portal needs it.
+    pub(super) async fn log_in(
+        self: &Arc<Self>,
+        mxid: &UserId,
+        account: &str,
+        password: &str,
+    ) -> Result<u8, LoginFailure> {
+        self.set_phase(mxid, Phase::Coming);
+        let connected = self
+            .connect(mxid, account, &Password::new(password), Connect::UnlessUp)
+            .await;
+        match &connected {
+            Ok(_) => {
+                let bridge = self.clone();
+                let user = mxid.to_owned();
+                tokio::spawn(
+                    async move { bridge.ensure_space(&user).await }
+                        .instrument(tracing::info_span!("space", mxid = %mxid)),
+                );
+            }
+            Err(_) => self.set_phase(mxid, Phase::Down),
+        }
+        connected
     }
 
     /// The user's MSN endpoint id, chosen at the first login and kept in the store.
@@ -296,6 +329,16 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     }
 
     pub(super) async fn cmd_logout(&self, mxid: &UserId) -> String {
+        match self.log_out(mxid).await {
+            Some(account) => {
+                format!("Logged out of MSN ({account}). Your stored password is deleted.")
+            }
+            None => "You are not logged in.".into(),
+        }
+    }
+
+    /// Logs `mxid` out and forgets their password: the account they were logged in as.
+    pub(super) async fn log_out(&self, mxid: &UserId) -> Option<String> {
         let login = self.users.get(mxid).and_then(|user| user.take_login());
         self.set_phase(mxid, Phase::Down);
         self.set_connected(mxid, false, |memo| {
@@ -305,19 +348,42 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         if let Err(e) = self.store.set_login(mxid, None, LOGGED_OUT, None).await {
             tracing::error!(error = %e, "cannot store the logout");
         }
-        match login {
-            Some(login) => {
-                login.session.logout().await;
-                format!(
-                    "Logged out of MSN ({}). Your stored password is deleted.",
-                    login.account
-                )
-            }
-            None => "You are not logged in.".into(),
-        }
+        let login = login?;
+        login.session.logout().await;
+        Some(login.account)
     }
 
     pub(super) async fn cmd_status(&self, mxid: &UserId) -> String {
+        let server = self.msn.server();
+        match self.login_status(mxid).await {
+            LoginStatus::Connected {
+                account,
+                version,
+                notes,
+            } => {
+                let mut text =
+                    format!("Logged in as {account}: connected, MSNP{version}, server {server}.");
+                for note in notes {
+                    text.push('\n');
+                    text.push_str(&note);
+                }
+                text
+            }
+            LoginStatus::Reconnecting { account } => format!(
+                "Logged in as {account}: reconnecting to {server} (messages wait until the connection is back)."
+            ),
+            LoginStatus::BadCredentials { account } => format!(
+                "Not logged in: MSN refused the stored password of {account}. Send `login` again."
+            ),
+            LoginStatus::SignedInElsewhere { account } => format!(
+                "Not logged in: {account} signed in from another place. Send `reconnect` to take the session back."
+            ),
+            LoginStatus::LoggedOut => "Not logged in. Send `login <email>` to start.".into(),
+        }
+    }
+
+    /// Where `mxid`'s MSN login stands.
+    pub(super) async fn login_status(&self, mxid: &UserId) -> LoginStatus {
         let live = self.users.get(mxid).and_then(|user| {
             lock(&user.login).as_ref().map(|l| {
                 (
@@ -329,31 +395,24 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             })
         });
         match live {
-            Some((account, true, version, notes)) => {
-                let mut text = format!(
-                    "Logged in as {account}: connected, MSNP{version}, server {}.",
-                    self.msn.server()
-                );
-                for note in notes {
-                    text.push('\n');
-                    text.push_str(&note);
-                }
-                text
-            }
-            Some((account, false, _, _)) => format!(
-                "Logged in as {account}: reconnecting to {} (messages wait until the connection is back).",
-                self.msn.server()
-            ),
+            Some((account, true, version, notes)) => LoginStatus::Connected {
+                account,
+                version,
+                notes,
+            },
+            Some((account, false, _, _)) => LoginStatus::Reconnecting { account },
             None => match self.store.user(mxid).await {
-                Ok(Some(user)) if user.login_state == BAD_CREDENTIALS => format!(
-                    "Not logged in: MSN refused the stored password of {}. Send `login` again.",
-                    user.msn_login.unwrap_or_default()
-                ),
-                Ok(Some(user)) if user.login_state == SIGNED_IN_ELSEWHERE => format!(
-                    "Not logged in: {} signed in from another place. Send `reconnect` to take the session back.",
-                    user.msn_login.unwrap_or_default()
-                ),
-                _ => "Not logged in. Send `login <email>` to start.".into(),
+                Ok(Some(user)) if user.login_state == BAD_CREDENTIALS => {
+                    LoginStatus::BadCredentials {
+                        account: user.msn_login.unwrap_or_default(),
+                    }
+                }
+                Ok(Some(user)) if user.login_state == SIGNED_IN_ELSEWHERE => {
+                    LoginStatus::SignedInElsewhere {
+                        account: user.msn_login.unwrap_or_default(),
+                    }
+                }
+                _ => LoginStatus::LoggedOut,
             },
         }
     }

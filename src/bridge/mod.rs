@@ -25,6 +25,7 @@ pub mod pictures;
 pub mod port;
 mod portals;
 pub mod presence;
+pub mod provision;
 mod puppets;
 mod readiness;
 mod registry;
@@ -51,6 +52,7 @@ pub use feed::{
     Accepted, EventFeed, EventIntake, Ingress, IngressError, QueuedMatrixEvent, event_feed,
     event_feed_with_capacity,
 };
+pub use logins::LoginStatus;
 pub use port::MatrixPort;
 
 /// MSN logins in progress at once, across users.

@@ -68,6 +68,22 @@ pub struct ContactInfo {
     pub network: Option<String>,
 }
 
+impl ContactInfo {
+    /// Someone not on the user's list: named by their address, offline as far as known.
+    pub fn unknown(address: MsnAddress) -> Self {
+        Self {
+            name: address.to_string(),
+            address,
+            availability: Availability::Offline,
+            personal_message: None,
+            is_friend: false,
+            blocked: false,
+            picture: None,
+            network: None,
+        }
+    }
+}
+
 /// A picture on MSN (a display picture, a custom emoticon): its content hash, which
 /// names it in the picture cache, and what the MSN side needs to fetch it (opaque here).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -40,6 +40,8 @@ pub struct AppState {
     pub pinged: Arc<Notify>,
     pub max_body_bytes: usize,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The provisioning API, when a secret is configured.
+    pub provisioning: Option<super::provisioning::Provisioning>,
 }
 
 /// An error as the Matrix spec shapes it: `{"errcode": ..., "error": ...}`.
@@ -51,7 +53,7 @@ pub struct MatrixError {
 }
 
 impl MatrixError {
-    fn new(status: StatusCode, errcode: &'static str, error: impl Into<String>) -> Self {
+    pub(super) fn new(status: StatusCode, errcode: &'static str, error: impl Into<String>) -> Self {
         Self {
             status,
             errcode,
@@ -86,15 +88,22 @@ pub fn router(state: AppState) -> Router {
             require_hs_token,
         ))
         .layer(DefaultBodyLimit::max(limit));
-    Router::new()
+    let provisioning = state.provisioning.clone();
+    let app = Router::new()
         .merge(matrix)
         .route("/health/live", get(|| async { "ok" }))
         .route("/health/ready", get(ready))
-        .fallback(|| async {
-            MatrixError::new(StatusCode::NOT_FOUND, "M_UNRECOGNIZED", "unknown endpoint")
-        })
-        .layer(middleware::from_fn(request_span))
-        .with_state(state)
+        .with_state(state);
+    let app = match provisioning {
+        Some(provisioning) => {
+            app.merge(super::provisioning::router(provisioning).layer(DefaultBodyLimit::max(limit)))
+        }
+        None => app,
+    };
+    app.fallback(|| async {
+        MatrixError::new(StatusCode::NOT_FOUND, "M_UNRECOGNIZED", "unknown endpoint")
+    })
+    .layer(middleware::from_fn(request_span))
 }
 
 /// One span per request, naming the method and path (never the query: it may hold a token).
@@ -117,11 +126,7 @@ async fn require_hs_token(
     request: Request,
     next: Next,
 ) -> Response {
-    let bearer = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let presented = bearer.or(query.access_token.as_deref());
+    let presented = bearer(&headers).or(query.access_token.as_deref());
     match presented {
         None => MatrixError::new(
             StatusCode::UNAUTHORIZED,
@@ -140,6 +145,14 @@ async fn require_hs_token(
         }
         Some(_) => next.run(request).await,
     }
+}
+
+/// The token of an `Authorization: Bearer …` header.
+pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
 }
 
 /// Constant-time token comparison (only the length can leak, which the token format fixes).

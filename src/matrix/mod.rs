@@ -5,6 +5,7 @@
 //! - `client`: client-server API calls as the bot, a puppet, or (double puppeting) the
 //!   user.
 //! - `media`: media streamed between the media repository and files.
+//! - `provisioning`: the provisioning API's routes (mautrix's v3 shape) over the core.
 //! - `port`: the core's `MatrixPort` over the client.
 //! - `registration`: the registration file.
 
@@ -13,6 +14,7 @@ pub mod client;
 pub mod endpoints;
 pub mod media;
 pub mod port;
+pub mod provisioning;
 pub mod registration;
 pub mod transaction;
 

@@ -58,6 +58,7 @@ async fn serve_with_capacity(db: &std::path::Path, room: usize) -> Server {
         pinged: Arc::new(Notify::new()),
         max_body_bytes: 4096,
         metrics: matrix_msn::metrics::Metrics::new(),
+        provisioning: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

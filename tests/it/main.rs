@@ -18,6 +18,7 @@ mod bridge_e2e;
 mod bridge_files;
 mod bridge_offline;
 mod bridge_pictures;
+mod bridge_provisioning;
 mod bridge_reliability;
 mod bridge_space;
 mod cli;
