@@ -120,6 +120,13 @@ pub enum MatrixEvent {
         sender: OwnedUserId,
         what: Unbridgeable,
     },
+    /// A Matrix user named a room (`m.room.name`; empty: took its name away).
+    RoomNamed {
+        room_id: OwnedRoomId,
+        event_id: OwnedEventId,
+        sender: OwnedUserId,
+        name: String,
+    },
 }
 
 /// What MSN cannot carry.
@@ -149,6 +156,7 @@ impl MatrixEvent {
         match self {
             Self::Message { room_id, .. }
             | Self::Unbridgeable { room_id, .. }
+            | Self::RoomNamed { room_id, .. }
             | Self::Membership { room_id, .. }
             | Self::Typing { room_id, .. }
             | Self::Receipt { room_id, .. } => room_id.as_str(),
@@ -165,6 +173,7 @@ impl MatrixEvent {
             Self::Receipt { .. } => "receipt",
             Self::Presence { .. } => "presence",
             Self::Unbridgeable { .. } => "unbridgeable",
+            Self::RoomNamed { .. } => "room_name",
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod event;
 pub mod feed;
 mod files;
 pub mod formatting;
+mod group_names;
 pub mod ids;
 mod logins;
 pub mod media;
@@ -252,6 +253,12 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 what,
                 ..
             } => self.on_unbridgeable(&room_id, &sender, what).await,
+            MatrixEvent::RoomNamed {
+                room_id,
+                sender,
+                name,
+                ..
+            } => self.on_room_named(&room_id, &sender, &name).await,
             other => tracing::trace!(kind = other.kind(), "no handler for this event"),
         }
     }

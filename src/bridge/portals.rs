@@ -114,8 +114,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 let names: Vec<&str> = members.iter().map(|(_, n)| n.as_str()).collect();
                 let name = match group_name {
                     Some(name) => format!("{name} (MSN)"),
-                    None if names.is_empty() => "MSN group chat".to_owned(),
-                    None => format!("{} (MSN group)", names.join(", ")),
+                    None => super::group_names::participants_name(&names),
                 };
                 let bot = self.matrix.bot().to_owned();
                 match self
@@ -189,6 +188,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 for (address, name) in members {
                     self.puppet_joins(&room, address, name).await;
                 }
+                self.rename_group(mxid, chat).await;
             }
             None => {
                 let _creating = self.creating_portal.lock().await;
@@ -211,10 +211,13 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         if let Some(room) = self.portal_room(mxid, chat, true).await {
             self.puppet_joins(&room, address, name).await;
         }
+        self.rename_group(mxid, chat).await;
     }
 
     pub(super) async fn on_group_left(&self, mxid: &UserId, chat: &Chat, address: &MsnAddress) {
         self.remember_member(mxid, chat, address, None).await;
+        // Renamed before the puppet leaves: once it is gone, the name is settled.
+        self.rename_group(mxid, chat).await;
         if let Some(room) = self.portal_room(mxid, chat, false).await {
             let Some(puppet) = self.puppet_id(address) else {
                 return;
@@ -289,7 +292,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             .cloned()
     }
 
-    async fn stored_portal_room(&self, mxid: &UserId, key: &str) -> Option<OwnedRoomId> {
+    pub(super) async fn stored_portal_room(&self, mxid: &UserId, key: &str) -> Option<OwnedRoomId> {
         if let Some(room) = self.cached_portal_room(mxid, key) {
             return Some(room);
         }

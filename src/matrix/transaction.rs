@@ -152,7 +152,9 @@ fn classify(parsed: &mut Parsed, outcome: Outcome, filter: &EchoFilter) {
 /// Drops what the bridge itself caused; keeps invites *to* the bot from real users.
 fn strip_echo(event: MatrixEvent, filter: &EchoFilter) -> Option<MatrixEvent> {
     match event {
-        MatrixEvent::Message { ref sender, .. } | MatrixEvent::Membership { ref sender, .. }
+        MatrixEvent::Message { ref sender, .. }
+        | MatrixEvent::Membership { ref sender, .. }
+        | MatrixEvent::RoomNamed { ref sender, .. }
             if filter.is_ours(sender.as_str()) =>
         {
             None
@@ -270,6 +272,16 @@ fn parse_timeline(raw: &Value) -> Outcome {
                     media,
                 }))
             }
+            "m.room.name" => Ok(Outcome::Event(MatrixEvent::RoomNamed {
+                room_id,
+                event_id,
+                sender,
+                name: content
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+            })),
             "m.room.member" => {
                 let target = id_field(raw, "state_key")?;
                 let membership = match str_field(content, "membership")? {
@@ -561,6 +573,48 @@ mod tests {
                     event_id: ruma::event_id!("$re").to_owned(),
                     sender: user,
                     what: Unbridgeable::Reaction,
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn room_names_and_media_are_read_and_the_bridges_own_names_dropped() {
+        let body = serde_json::json!({"events": [
+            {"type": "m.room.name", "room_id": "!r", "event_id": "$n1", "state_key": "",
+             "sender": "@user:localhost", "content": {"name": "Plans"}},
+            {"type": "m.room.name", "room_id": "!r", "event_id": "$n2", "state_key": "",
+             "sender": "@msnbot:localhost", "content": {"name": "Alice (MSN group)"}},
+            {"type": "m.room.message", "room_id": "!r", "event_id": "$img",
+             "sender": "@user:localhost",
+             "content": {"msgtype": "m.image", "body": "a caption", "filename": "cat.png",
+                         "url": "mxc://localhost/abc", "info": {"size": 1234}}}
+        ]});
+        let parsed = parse_transaction(&serde_json::to_vec(&body).expect("json"), &filter())
+            .expect("parses");
+        let room = ruma::room_id!("!r").to_owned();
+        let user = ruma::user_id!("@user:localhost").to_owned();
+        assert_eq!(
+            parsed.events,
+            vec![
+                MatrixEvent::RoomNamed {
+                    room_id: room.clone(),
+                    event_id: ruma::event_id!("$n1").to_owned(),
+                    sender: user.clone(),
+                    name: "Plans".into(),
+                },
+                MatrixEvent::Message {
+                    room_id: room,
+                    event_id: ruma::event_id!("$img").to_owned(),
+                    sender: user,
+                    kind: MessageKind::Other("m.image".into()),
+                    body: "a caption".into(),
+                    html: None,
+                    media: Some(Media {
+                        url: "mxc://localhost/abc".into(),
+                        filename: Some("cat.png".into()),
+                        size: Some(1234),
+                    }),
                 },
             ]
         );

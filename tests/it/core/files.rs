@@ -15,10 +15,9 @@ use msn_testkit::ServerEvent;
 use msnp::p2p::{FileContext, Packet, Reassembly, SlpMessage};
 
 use super::harness::{
-    ALICE, BOB, CAROL, Contact, PUPPET_ALICE, Scene, USER, contacts_file_dir, drive, until,
+    ALICE, BOB, Contact, PUPPET_ALICE, Scene, USER, contacts_file_dir, drive, until,
 };
 
-const PUPPET_CAROL: &str = "@msn_carol=40example.com:localhost";
 use crate::support::{eid, rid, uid};
 
 /// A PNG signature and header (5×4 pixels), then `len` more bytes.
@@ -414,29 +413,7 @@ async fn an_image_is_offered_with_its_thumbnail_as_preview() {
 #[tokio::test(start_paused = true)]
 async fn a_file_in_a_group_goes_to_every_contact_in_it() {
     let mut scene = Scene::start().await;
-    let (mut alice, dm) = scene.chat_with_alice("a group soon").await;
-    let mut carol = Contact::sign_in(&scene.msn, CAROL).await;
-    // Alice asks Carol into her conversation with Bob: a group chat.
-    let with_bob = Chat::Contact(MsnAddress::from_server(BOB));
-    let carol_address = MsnAddress::from_server(CAROL);
-    drive(
-        "Carol asked in",
-        alice.session.invite(&with_bob, &carol_address),
-    )
-    .await
-    .expect("invited");
-    let hs = scene.hs.clone();
-    let group = until("the group portal", || {
-        hs.rooms().into_iter().find_map(|(id, room)| {
-            (id != dm
-                && room.joined.contains(PUPPET_ALICE)
-                && room.joined.contains(PUPPET_CAROL)
-                && (room.invited.contains(USER) || room.joined.contains(USER)))
-            .then_some(id)
-        })
-    })
-    .await;
-    scene.hs.user_joins(&group, USER);
+    let (mut alice, mut carol, group) = super::groups::group_of_three(&mut scene).await;
     let plan = pattern(50_000);
     let event_id = user_sends_file(&mut scene, &group, ("m.file", "plan.txt"), plan.clone()).await;
     for (contact, who) in [(&mut alice, "Alice"), (&mut carol, "Carol")] {

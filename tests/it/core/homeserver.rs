@@ -216,6 +216,13 @@ impl FakeHomeserver {
         event_id
     }
 
+    /// A Matrix user names a room through their own client.
+    pub fn user_names_room(&self, room_id: &str, name: &str) {
+        if let Some(room) = self.lock().rooms.get_mut(room_id) {
+            room.name = Some(name.to_owned());
+        }
+    }
+
     /// Puts `data` in the media repository as a Matrix client would; returns its URI.
     pub fn user_uploads(&self, data: Vec<u8>) -> String {
         let mut state = self.lock();

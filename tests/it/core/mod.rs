@@ -6,6 +6,7 @@
 
 mod circles;
 mod files;
+mod groups;
 mod harness;
 mod homeserver;
 mod offline;
