@@ -1,13 +1,19 @@
 //! The user's "MSN" space end to end through Synapse: after login the user is invited to
 //! a space (a real `m.space` room) holding their management room, and each portal joins
-//! it as it is made.
+//! it as it is made, also after a restart (still one space); a contact's rename renames
+//! their DM portal.
 
 use matrix_sdk::ruma::OwnedRoomId;
 use matrix_sdk::ruma::events::room::member::MembershipState;
 
+use tokio::time::timeout;
+
 use crate::bridge_e2e::{ALICE, conversation_with_bob, scene};
 use crate::e2e::{Seen, User, new_user, unique};
-use crate::support;
+use crate::support::{self, TestBridge};
+use crate::testkit_msnp11_sdk as sdk;
+
+const CAROL: &str = "carol@example.com";
 
 /// Whether Synapse holds `child` in `space` (a non-empty `m.space.child` state event).
 async fn in_space(hs: &str, user: &User, space: &OwnedRoomId, child: &OwnedRoomId) -> bool {
@@ -72,5 +78,58 @@ async fn e2e_the_users_space_holds_their_rooms() {
         in_space(&scene.hs, &bob, &space, &portal).await
     })
     .await;
+
+    // Alice renames herself on MSN: her DM portal takes the name.
+    timeout(sdk::T, alice.set_display_name("Alice Renamed"))
+        .await
+        .expect("REA hangs")
+        .expect("renamed");
+    support::poll_until("the portal renamed", || async {
+        let token = bob.client.access_token().unwrap_or_default();
+        let url = format!(
+            "{}/_matrix/client/v3/rooms/{portal}/state/m.room.name/",
+            scene.hs
+        );
+        let Ok(answer) = reqwest::Client::new()
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+        else {
+            return false;
+        };
+        answer.json::<serde_json::Value>().await.is_ok_and(|c| {
+            c["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("Alice Renamed"))
+        })
+    })
+    .await;
+
+    // After a restart, Carol's new portal goes into the same space: still one.
+    bridge.stop().await;
+    let bridge = TestBridge::start(scene.cfg.clone()).await;
+    let msn = &scene.msn;
+    support::poll_until("Bob's login restored", || async move {
+        msn.online(crate::bridge_e2e::BOB)
+            .is_some_and(|status| status != "FLN" && status != "HDN")
+    })
+    .await;
+    let (carol, _carol_events) = crate::bridge_e2e::msn_contact(&scene.msn, CAROL).await;
+    let _carol_conversation = conversation_with_bob(&carol, "hello again").await;
+    let carol_portal = bob.accept_invite().await;
+    assert_ne!(carol_portal, space);
+    support::poll_until("Carol's portal in the same space", || async {
+        in_space(&scene.hs, &bob, &space, &carol_portal).await
+    })
+    .await;
+    let spaces = bob
+        .client
+        .joined_rooms()
+        .into_iter()
+        .chain(bob.client.invited_rooms())
+        .filter(|room| room.is_space())
+        .count();
+    assert_eq!(spaces, 1, "one space across the restart");
     bridge.stop().await;
 }
