@@ -36,6 +36,30 @@ async fn in_space(hs: &str, user: &User, space: &OwnedRoomId, child: &OwnedRoomI
         .is_some_and(|v| !v.is_empty())
 }
 
+/// `contact` writes to Bob: their new portal, which Bob joins, is in `space`. Returns
+/// the contact's client, the portal and the conversation (kept open).
+async fn writes_in(
+    msn: &msn_testkit::MsnServerHandle,
+    bob: &mut User,
+    contact: &str,
+    space: &OwnedRoomId,
+) -> (
+    msnp11_sdk::Client,
+    OwnedRoomId,
+    (msnp11_sdk::Switchboard, sdk::Events),
+) {
+    let (client, _events) = crate::bridge_e2e::msn_contact(msn, contact).await;
+    let conversation = conversation_with_bob(&client, &format!("hello from {contact}")).await;
+    let portal = bob.accept_invite().await;
+    assert_ne!(&portal, space);
+    let hs = support::homeserver_url().unwrap_or_default();
+    support::poll_until(&format!("{contact}'s portal in the space"), || async {
+        in_space(&hs, bob, space, &portal).await
+    })
+    .await;
+    (client, portal, conversation)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Synapse: scripts/test.sh runs it"]
 async fn e2e_the_users_space_holds_their_rooms() {
@@ -70,14 +94,7 @@ async fn e2e_the_users_space_holds_their_rooms() {
     .await;
 
     // A contact writes: the new portal joins the space.
-    let (alice, _alice_events) = crate::bridge_e2e::msn_contact(&scene.msn, ALICE).await;
-    let _conversation = conversation_with_bob(&alice, "hello space").await;
-    let portal = bob.accept_invite().await;
-    assert_ne!(portal, space);
-    support::poll_until("the portal in the space", || async {
-        in_space(&scene.hs, &bob, &space, &portal).await
-    })
-    .await;
+    let (alice, portal, _conversation) = writes_in(&scene.msn, &mut bob, ALICE, &space).await;
 
     // Alice renames herself on MSN: her DM portal takes the name.
     timeout(sdk::T, alice.set_display_name("Alice Renamed"))
@@ -115,14 +132,7 @@ async fn e2e_the_users_space_holds_their_rooms() {
             .is_some_and(|status| status != "FLN" && status != "HDN")
     })
     .await;
-    let (carol, _carol_events) = crate::bridge_e2e::msn_contact(&scene.msn, CAROL).await;
-    let _carol_conversation = conversation_with_bob(&carol, "hello again").await;
-    let carol_portal = bob.accept_invite().await;
-    assert_ne!(carol_portal, space);
-    support::poll_until("Carol's portal in the same space", || async {
-        in_space(&scene.hs, &bob, &space, &carol_portal).await
-    })
-    .await;
+    let _carol = writes_in(&scene.msn, &mut bob, CAROL, &space).await;
     let spaces = bob
         .client
         .joined_rooms()
