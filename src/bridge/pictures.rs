@@ -137,6 +137,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         {
             tracing::error!(error = %e, "cannot store the puppet's avatar");
         }
+        self.show_in_dm_portals(address, &puppet.mxid, &mxc).await;
         self.avatar_shown(address, &picture.hash);
         tracing::info!(%mxc, "puppet avatar updated");
     }

@@ -290,6 +290,14 @@ pub trait MatrixPort: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
     /// Names a room (`m.room.name`), as `as_user`.
+    /// Sets `room_id`'s avatar (`m.room.avatar`) to `mxc`, as `as_user`.
+    fn set_room_avatar(
+        &self,
+        room_id: &RoomId,
+        mxc: &str,
+        as_user: &UserId,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
     fn set_room_name(
         &self,
         room_id: &RoomId,

@@ -98,12 +98,23 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         let (room, creator, name, kind) = match chat {
             Chat::Contact(contact) => {
                 let puppet = self.ensure_puppet(contact, None).await?;
-                let name = match self.store.puppet(contact.as_str()).await {
-                    Ok(Some(p)) => p.display_name.unwrap_or_else(|| contact.to_string()),
-                    _ => contact.to_string(),
+                let (name, avatar) = match self.store.puppet(contact.as_str()).await {
+                    Ok(Some(p)) => (
+                        p.display_name.unwrap_or_else(|| contact.to_string()),
+                        p.avatar_mxc,
+                    ),
+                    _ => (contact.to_string(), None),
                 };
                 match self.matrix.create_dm(&puppet, mxid, &name).await {
-                    Ok(room) => (room, puppet, name, "dm"),
+                    Ok(room) => {
+                        // The contact's picture, already known: the room's avatar too.
+                        if let Some(mxc) = avatar
+                            && let Err(e) = self.matrix.set_room_avatar(&room, &mxc, &puppet).await
+                        {
+                            tracing::warn!(error = %e, "cannot set the portal's avatar");
+                        }
+                        (room, puppet, name, "dm")
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot create the portal room");
                         return None;

@@ -107,6 +107,32 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         Some(mxid)
     }
 
+    /// A contact's DM portals show their picture as the room's avatar (the puppet created
+    /// them, so it may set it).
+    pub(super) async fn show_in_dm_portals(
+        &self,
+        address: &MsnAddress,
+        puppet: &UserId,
+        mxc: &str,
+    ) {
+        let portals = match self.store.portals_of_chat(address.as_str()).await {
+            Ok(portals) => portals,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the contact's portals for their picture");
+                return;
+            }
+        };
+        for room in portals
+            .into_iter()
+            .filter(|p| p.kind == "dm")
+            .filter_map(|p| p.room_id)
+        {
+            if let Err(e) = self.matrix.set_room_avatar(&room, mxc, puppet).await {
+                tracing::warn!(error = %e, %room, "cannot set the portal's avatar");
+            }
+        }
+    }
+
     /// A renamed contact's DM portals take the new name (the puppet created them, so it
     /// may name them), in the room and in the store.
     async fn rename_dm_portals(&self, address: &MsnAddress, puppet: &UserId, name: &str) {

@@ -388,6 +388,18 @@ impl MatrixPort for Client {
         .map(|_| ())
     }
 
+    async fn set_room_avatar(
+        &self,
+        room_id: &RoomId,
+        mxc: &str,
+        as_user: &UserId,
+    ) -> Result<(), ClientError> {
+        let content = serde_json::json!({ "url": mxc });
+        self.set_state(room_id, "m.room.avatar", "", &content, Some(as_user))
+            .await
+            .map(|_| ())
+    }
+
     async fn set_room_name(
         &self,
         room_id: &RoomId,

@@ -1,5 +1,6 @@
-//! Group portals named after their participants: renamed as members come and go, until
-//! the user names the room themselves.
+//! Portal metadata following MSN: group portals named after their participants (renamed
+//! as members come and go, until the user names the room themselves), a DM portal's
+//! avatar after the contact's picture.
 
 use matrix_msn::bridge::MatrixEvent;
 use matrix_msn::bridge::ids::MsnAddress;
@@ -88,5 +89,25 @@ async fn a_group_portal_the_user_named_keeps_their_name() {
         "the bridge renamed a room the user named"
     );
     drop(alice);
+    scene.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dm_portal_shows_the_contacts_picture() {
+    let mut scene = Scene::start().await;
+    let (alice, portal) = scene.chat_with_alice("a new picture").await;
+    let picture = bytes::Bytes::from_static(b"\x89PNG\r\n\x1a\nnot much of a picture");
+    drive("Alice's picture", alice.session.set_picture(Some(picture)))
+        .await
+        .expect("set");
+    let hs = scene.hs.clone();
+    let avatar = until("Alice's puppet avatar", || {
+        hs.avatar_of("@msn_alice=40example.com:localhost")
+    })
+    .await;
+    until("the portal's avatar", || {
+        (hs.room(&portal)?.avatar.as_deref() == Some(avatar.as_str())).then_some(())
+    })
+    .await;
     scene.stop().await;
 }

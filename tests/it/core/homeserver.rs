@@ -64,6 +64,8 @@ pub type Posted = (String, String, Option<(u32, u32)>);
 #[derive(Debug, Clone, Default)]
 pub struct Room {
     pub name: Option<String>,
+    /// `m.room.avatar`.
+    pub avatar: Option<String>,
     pub is_direct: bool,
     pub joined: BTreeSet<String>,
     pub invited: BTreeSet<String>,
@@ -214,6 +216,11 @@ impl FakeHomeserver {
             });
         }
         event_id
+    }
+
+    /// The avatar the bridge gave `user_id`.
+    pub fn avatar_of(&self, user_id: &str) -> Option<String> {
+        self.lock().avatars.get(user_id).cloned()
     }
 
     /// A Matrix user names a room through their own client.
@@ -758,6 +765,19 @@ impl MatrixPort for FakeHomeserver {
             return Err(refused("M_TOO_LARGE", "media larger than asked for"));
         }
         Ok(data.clone())
+    }
+
+    async fn set_room_avatar(
+        &self,
+        room_id: &RoomId,
+        mxc: &str,
+        as_user: &UserId,
+    ) -> Result<(), FakeError> {
+        let mut state = self.lock();
+        state.call()?;
+        let room = state.joined_room(room_id.as_str(), as_user.as_str())?;
+        room.avatar = Some(mxc.to_owned());
+        Ok(())
     }
 
     async fn set_room_name(
