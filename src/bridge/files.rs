@@ -20,6 +20,7 @@ use super::port::{OutgoingMedia, SendStatus};
 use super::portals::outgoing;
 use super::remote::{
     Chat, DeliveryError, FileTransfer, MsnConnector, MsnSessionPort as _, OutgoingFile,
+    RECEIVED_FILE_PREFIX,
 };
 use super::{Bridge, MatrixPort};
 use crate::store::{MessageMapping, OutboxEntry};
@@ -28,6 +29,10 @@ use crate::store::{MessageMapping, OutboxEntry};
 /// they take a while (about 1.2 KB per message, one message per server round trip:
 /// a second or more from here on).
 const ANNOUNCE_FROM: u64 = 256 * 1024;
+
+/// How the bridge names a Matrix file on its way to MSN in the file directory (the link
+/// names contacts' files `from-msn-…`).
+const TO_MSN_PREFIX: &str = "to-msn";
 
 /// The size the preview of an offered image is scaled to fit (MSN shows 96×96).
 const PREVIEW_SIDE: u32 = 96;
@@ -292,6 +297,71 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             .map_err(failure)
     }
 
+    /// Removes the files an earlier run left in the file directory that nothing will
+    /// post: transfers a stop cut short, Matrix files whose offer the stop ended. Kept:
+    /// what the outbox still names, anything written since this run started, and any
+    /// file the bridge does not name itself. Nothing is removed when the outbox cannot
+    /// be read.
+    pub(super) async fn sweep_files(&self) {
+        let dir = self.config.msn.file_dir();
+        let Ok(mut entries) = tokio::fs::read_dir(&dir).await else {
+            return;
+        };
+        let Some(named) = self.files_in_outbox().await else {
+            return;
+        };
+        let started = std::time::UNIX_EPOCH
+            + std::time::Duration::from_millis(u64::try_from(self.started_ms).unwrap_or(0));
+        let mut removed = 0;
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            let ours = entry.file_name().to_str().is_some_and(|name| {
+                name.starts_with(RECEIVED_FILE_PREFIX) || name.starts_with(TO_MSN_PREFIX)
+            });
+            let path = entry.path();
+            if !ours || named.contains(&path) {
+                continue;
+            }
+            let earlier = entry
+                .metadata()
+                .await
+                .and_then(|m| m.modified())
+                .is_ok_and(|at| at < started);
+            if earlier {
+                remove(&path).await;
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            tracing::info!(removed, dir = %dir.display(), "removed files an earlier run left unfinished");
+        }
+    }
+
+    /// The files the outbox names (received files waiting to be posted).
+    async fn files_in_outbox(&self) -> Option<std::collections::HashSet<PathBuf>> {
+        const PAGE: i64 = 256;
+        let mut named = std::collections::HashSet::new();
+        let receivers = self.store.outbox_receivers().await.ok()?;
+        for receiver in receivers {
+            let mut after = 0;
+            loop {
+                let page = self.store.outbox_of(&receiver, after, PAGE).await.ok()?;
+                for entry in &page {
+                    if let Ok(Outgoing {
+                        file: Some(file), ..
+                    }) = self.open_outgoing(&entry.payload)
+                    {
+                        named.insert(PathBuf::from(file.path));
+                    }
+                }
+                match page.last() {
+                    Some(last) if page.len() as i64 == PAGE => after = last.seq,
+                    _ => break,
+                }
+            }
+        }
+        Some(named)
+    }
+
     /// Removes the local copy of a posted file.
     pub(super) async fn forget_file(post: &Outgoing) {
         if let Some(file) = &post.file {
@@ -359,7 +429,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         tokio::fs::create_dir_all(&dir)
             .await
             .map_err(|e| format!("the bridge cannot store files ({e})"))?;
-        let path = fresh_path(&dir, "to-msn");
+        let path = fresh_path(&dir, TO_MSN_PREFIX);
         let size = self
             .matrix
             .download_to_file(&media.url, &path, max)

@@ -250,7 +250,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         }
     }
 
-    fn open_outgoing(&self, payload: &str) -> Result<Outgoing, String> {
+    pub(super) fn open_outgoing(&self, payload: &str) -> Result<Outgoing, String> {
         let json = self
             .credentials
             .open_text(payload)

@@ -252,6 +252,10 @@ pub enum FileTransfer {
     Failed { why: String },
 }
 
+/// How the MSN side names the files it receives in the file directory: the core sweeps
+/// the ones an earlier run left unfinished.
+pub const RECEIVED_FILE_PREFIX: &str = "from-msn-";
+
 /// A file for a contact: a file of the bridge's at `path`, offered as `name`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutgoingFile {

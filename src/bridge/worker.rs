@@ -69,6 +69,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     /// Handles queued events until shutdown: first the store's backlog, then `intake`.
     pub async fn run(self: &Arc<Self>, intake: EventIntake) {
         self.expect_restored_logins().await;
+        self.sweep_files().await;
         self.resume_outboxes().await;
         let (finished, finished_rx) = mpsc::unbounded_channel();
         let finisher = tokio::spawn(self.clone().finish(finished_rx, intake.turn()));

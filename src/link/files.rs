@@ -12,7 +12,8 @@ use super::conversations::Conversations;
 use super::{LinkSession, delivery, unreachable};
 use crate::bridge::ids::MsnAddress;
 use crate::bridge::remote::{
-    Chat, DeliveryError, FileDelivery, FileTransfer, OutgoingFile, RemoteEvent,
+    Chat, DeliveryError, FileDelivery, FileTransfer, OutgoingFile, RECEIVED_FILE_PREFIX,
+    RemoteEvent,
 };
 use crate::net::{MsnSettings, NetError, SbClient, TransferError};
 use msnp::InkFormat;
@@ -104,7 +105,10 @@ async fn new_file(settings: &MsnSettings) -> std::io::Result<(PathBuf, tokio::fs
     tokio::fs::create_dir_all(&settings.file_dir).await?;
     let mut random = [0u8; 8];
     getrandom::fill(&mut random).map_err(|e| std::io::Error::other(e.to_string()))?;
-    let name = format!("from-msn-{:016x}.part", u64::from_le_bytes(random));
+    let name = format!(
+        "{RECEIVED_FILE_PREFIX}{:016x}.part",
+        u64::from_le_bytes(random)
+    );
     let path = settings.file_dir.join(name);
     let file = tokio::fs::OpenOptions::new()
         .write(true)

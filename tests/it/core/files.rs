@@ -457,6 +457,14 @@ async fn a_file_that_came_while_the_homeserver_was_away_is_posted_after_a_restar
     .await;
     let world = scene.stop().await;
     world.hs.set_down(false);
+    // What a run cut short leaves: a partial transfer and a Matrix file never sent. Old
+    // ones go at the next start; a file that is not the bridge's stays.
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let left = ["from-msn-00000000deadbeef.part", "to-msn-00000000deadbeef"];
+    for name in left.iter().chain(["notes.txt"].iter()) {
+        let file = std::fs::File::create(dir.join(name)).expect("a leftover");
+        file.set_modified(hour_ago).expect("an old time");
+    }
     let scene = Scene::start_in(world).await;
     let (msgtype, bytes, _, _) = posted(&scene, &portal, "late.png").await;
     assert_eq!(msgtype, "m.image");
@@ -467,8 +475,8 @@ async fn a_file_that_came_while_the_homeserver_was_away_is_posted_after_a_restar
         .map(|r| r.timeline.iter().filter(|e| e.body == "late.png").count())
         .unwrap_or_default();
     assert_eq!(posts, 1, "posted once");
-    until("the bridge's copy to go", || {
-        files_left(&dir).is_empty().then_some(())
+    until("the bridge's copy and the leftovers to go", || {
+        (files_left(&dir) == [dir.join("notes.txt")]).then_some(())
     })
     .await;
     drop(alice);
