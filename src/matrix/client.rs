@@ -279,19 +279,7 @@ impl Client {
         R::PathBuilder: PathInput,
         for<'a> R::Authentication: AuthScheme<Input<'a> = SendAccessToken<'a>>,
     {
-        let identity = match as_user {
-            Some(user) if user != self.bot => AppserviceUserIdentity::new(user),
-            _ => AppserviceUserIdentity::default(),
-        };
-        let http_request: http::Request<Vec<u8>> = request
-            .try_into_http_request_with_identity(
-                &self.base_url,
-                SendAccessToken::Always(token),
-                identity,
-                R::PathBuilder::input(&self.versions),
-            )
-            .map_err(|e| ClientError::Build(e.to_string()))?;
-        let (parts, body) = http_request.into_parts();
+        let (parts, body) = self.build(request, as_user, token)?.into_parts();
         let span =
             tracing::debug_span!("hs_request", method = %parts.method, path = %parts.uri.path());
         self.send_http::<R>(parts, body, max_attempts)
@@ -311,19 +299,33 @@ impl Client {
         R::PathBuilder: PathInput,
         for<'a> R::Authentication: AuthScheme<Input<'a> = SendAccessToken<'a>>,
     {
+        Ok(self.build(request, as_user, &self.as_token)?.into_parts().0)
+    }
+
+    /// `request` as HTTP, authenticated with `token`, as `as_user` (the bot when `None`).
+    fn build<R>(
+        &self,
+        request: R,
+        as_user: Option<&UserId>,
+        token: &str,
+    ) -> Result<http::Request<Vec<u8>>, ClientError>
+    where
+        R: OutgoingRequest,
+        R::PathBuilder: PathInput,
+        for<'a> R::Authentication: AuthScheme<Input<'a> = SendAccessToken<'a>>,
+    {
         let identity = match as_user {
             Some(user) if user != self.bot => AppserviceUserIdentity::new(user),
             _ => AppserviceUserIdentity::default(),
         };
-        let http_request: http::Request<Vec<u8>> = request
+        request
             .try_into_http_request_with_identity(
                 &self.base_url,
-                SendAccessToken::Always(&self.as_token),
+                SendAccessToken::Always(token),
                 identity,
                 R::PathBuilder::input(&self.versions),
             )
-            .map_err(|e| ClientError::Build(e.to_string()))?;
-        Ok(http_request.into_parts().0)
+            .map_err(|e| ClientError::Build(e.to_string()))
     }
 
     /// Sends `head` with `body` once (a stream cannot be sent again) and returns the

@@ -524,7 +524,6 @@ impl Driver {
         loop {
             let now = Instant::now();
             self.feed_files(now).await;
-            self.drain_p2p_events().await;
             self.pump_p2p(now);
             let frames: Vec<_> = std::iter::from_fn(|| self.session.poll_transmit()).collect();
             if let Err(e) = self.wire.write_frames(&frames).await {

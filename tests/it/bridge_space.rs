@@ -13,27 +13,34 @@ use crate::e2e::{Seen, User, new_user, unique};
 use crate::support::{self, TestBridge};
 use crate::testkit_msnp11_sdk as sdk;
 
+use serde_json::Value;
+
 const CAROL: &str = "carol@example.com";
 
-/// Whether Synapse holds `child` in `space` (a non-empty `m.space.child` state event).
-async fn in_space(hs: &str, user: &User, space: &OwnedRoomId, child: &OwnedRoomId) -> bool {
+/// A room's state event `kind`/`key` as `user` reads it from Synapse.
+async fn state(hs: &str, user: &User, room: &OwnedRoomId, kind: &str, key: &str) -> Option<Value> {
     let token = user.client.access_token().unwrap_or_default();
-    let url = format!("{hs}/_matrix/client/v3/rooms/{space}/state/m.space.child/{child}");
-    let Ok(answer) = reqwest::Client::new()
+    let url = format!("{hs}/_matrix/client/v3/rooms/{room}/state/{kind}/{key}");
+    let answer = reqwest::Client::new()
         .get(url)
         .bearer_auth(token)
         .send()
         .await
-    else {
-        return false;
-    };
-    let Ok(content) = answer.json::<serde_json::Value>().await else {
-        return false;
-    };
-    content
-        .get("via")
-        .and_then(|v| v.as_array())
-        .is_some_and(|v| !v.is_empty())
+        .ok()?;
+    answer.json().await.ok()
+}
+
+/// Whether Synapse holds `child` in `space` (a non-empty `m.space.child` state event).
+async fn in_space(hs: &str, user: &User, space: &OwnedRoomId, child: &OwnedRoomId) -> bool {
+    state(hs, user, space, "m.space.child", child.as_str())
+        .await
+        .and_then(|content| {
+            content
+                .get("via")
+                .and_then(Value::as_array)
+                .map(|v| !v.is_empty())
+        })
+        .unwrap_or(false)
 }
 
 /// `contact` writes to Bob: their new portal, which Bob joins, is in `space`. Returns
@@ -102,24 +109,13 @@ async fn e2e_the_users_space_holds_their_rooms() {
         .expect("REA hangs")
         .expect("renamed");
     support::poll_until("the portal renamed", || async {
-        let token = bob.client.access_token().unwrap_or_default();
-        let url = format!(
-            "{}/_matrix/client/v3/rooms/{portal}/state/m.room.name/",
-            scene.hs
-        );
-        let Ok(answer) = reqwest::Client::new()
-            .get(url)
-            .bearer_auth(token)
-            .send()
+        state(&scene.hs, &bob, &portal, "m.room.name", "")
             .await
-        else {
-            return false;
-        };
-        answer.json::<serde_json::Value>().await.is_ok_and(|c| {
-            c["name"]
-                .as_str()
-                .is_some_and(|n| n.starts_with("Alice Renamed"))
-        })
+            .is_some_and(|c| {
+                c["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("Alice Renamed"))
+            })
     })
     .await;
 

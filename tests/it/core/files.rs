@@ -80,6 +80,42 @@ async fn posted(
     (msgtype, bytes, mimetype, dimensions)
 }
 
+/// Waits until `contact` has the file `name` from Bob with the bytes `data`, and
+/// removes their copy.
+async fn contact_has(contact: &mut Contact, who: &str, name: &str, data: &[u8]) {
+    let path = contact
+        .next(&format!("{name} at {who}"), |event| match event {
+            RemoteEvent::File {
+                name: got,
+                transfer: FileTransfer::Received { path, .. },
+                from,
+                ..
+            } if got == name && from.as_str() == BOB => Some(path),
+            _ => None,
+        })
+        .await;
+    let copy = std::fs::read(&path).expect("the contact's copy");
+    let _ = std::fs::remove_file(&path);
+    assert!(copy == data, "identical bytes of {name} at {who}");
+}
+
+/// A scene whose bridge takes and sends files up to `max` bytes.
+async fn scene_with_file_limit(max: u64) -> Scene {
+    let world = Scene::world().await;
+    let mut config = Scene::config_in(&world);
+    config.msn.max_file_bytes = max;
+    Scene::start_with(world, config, super::harness::Order::WorkerFirst).await
+}
+
+/// Waits until the bridge's file directory holds nothing.
+async fn file_dir_emptied(scene: &Scene) {
+    let dir = scene.config.msn.file_dir();
+    until("the bridge's files to go", || {
+        files_left(&dir).is_empty().then_some(())
+    })
+    .await;
+}
+
 fn files_left(dir: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(dir)
         .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
@@ -173,21 +209,13 @@ async fn a_transfer_broken_off_edits_its_announcement_and_posts_nothing() {
             .any(|e| e.body == "broken.bin" || e.body.starts_with("sent broken.bin")),
         "no file and no second notice: {timeline:?}"
     );
-    until("the partial file to go", || {
-        files_left(&scene.config.msn.file_dir())
-            .is_empty()
-            .then_some(())
-    })
-    .await;
+    file_dir_emptied(&scene).await;
     scene.stop().await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_file_over_the_limit_is_declined_with_a_notice() {
-    let world = Scene::world().await;
-    let mut config = Scene::config_in(&world);
-    config.msn.max_file_bytes = 10_000;
-    let mut scene = Scene::start_with(world, config, super::harness::Order::WorkerFirst).await;
+    let mut scene = scene_with_file_limit(10_000).await;
     let (alice, portal) = scene.chat_with_alice("too big?").await;
     let refused = alice_sends(&alice, alice_file("film.avi", &pattern(20_000))).await;
     let why = refused.expect_err("the bridge declines it");
@@ -254,43 +282,19 @@ async fn a_matrix_users_file_reaches_the_contact_whole() {
         report.clone(),
     )
     .await;
-    let (name, path) = alice
-        .next("the report at Alice", |event| match event {
-            RemoteEvent::File {
-                name,
-                transfer: FileTransfer::Received { path, .. },
-                from,
-                ..
-            } if from.as_str() == BOB => Some((name, path)),
-            _ => None,
-        })
-        .await;
-    assert_eq!(name, "report.pdf");
-    assert!(
-        std::fs::read(&path).expect("Alice's copy") == report,
-        "identical bytes"
-    );
-    let _ = std::fs::remove_file(&path);
+    contact_has(&mut alice, "Alice", "report.pdf", &report).await;
     assert_eq!(
         status_of(&scene, &portal, &event_id).await,
         SendStatus::Delivered
     );
     scene.assert_nothing_undelivered(&portal);
-    until("the bridge's copy to go", || {
-        files_left(&scene.config.msn.file_dir())
-            .is_empty()
-            .then_some(())
-    })
-    .await;
+    file_dir_emptied(&scene).await;
     scene.stop().await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_declined_file_and_one_over_the_limit_give_their_notice() {
-    let world = Scene::world().await;
-    let mut config = Scene::config_in(&world);
-    config.msn.max_file_bytes = 100_000;
-    let mut scene = Scene::start_with(world, config, super::harness::Order::WorkerFirst).await;
+    let mut scene = scene_with_file_limit(100_000).await;
     scene.log_in(USER).await;
     // Alice's Messenger takes files up to 32 KiB: it declines this one.
     let alice = Contact::sign_in_declining(&scene.msn, ALICE, 32 * 1024).await;
@@ -396,17 +400,7 @@ async fn an_image_is_offered_with_its_thumbnail_as_preview() {
         offer.preview.as_deref() == Some(&picture[..]),
         "the thumbnail is the preview"
     );
-    let path = alice
-        .next("the picture at Alice", |event| match event {
-            RemoteEvent::File {
-                transfer: FileTransfer::Received { path, .. },
-                ..
-            } => Some(path),
-            _ => None,
-        })
-        .await;
-    assert!(std::fs::read(&path).expect("Alice's copy") == picture);
-    let _ = std::fs::remove_file(&path);
+    contact_has(&mut alice, "Alice", "cat.png", &picture).await;
     scene.stop().await;
 }
 
@@ -417,21 +411,7 @@ async fn a_file_in_a_group_goes_to_every_contact_in_it() {
     let plan = pattern(50_000);
     let event_id = user_sends_file(&mut scene, &group, ("m.file", "plan.txt"), plan.clone()).await;
     for (contact, who) in [(&mut alice, "Alice"), (&mut carol, "Carol")] {
-        let path = contact
-            .next(&format!("the plan at {who}"), |event| match event {
-                RemoteEvent::File {
-                    name,
-                    transfer: FileTransfer::Received { path, .. },
-                    ..
-                } if name == "plan.txt" => Some(path),
-                _ => None,
-            })
-            .await;
-        assert!(
-            std::fs::read(&path).expect("a copy") == plan,
-            "identical bytes at {who}"
-        );
-        let _ = std::fs::remove_file(&path);
+        contact_has(contact, who, "plan.txt", &plan).await;
     }
     assert_eq!(
         status_of(&scene, &group, &event_id).await,
