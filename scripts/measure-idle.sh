@@ -66,3 +66,10 @@ sleep "$IDLE"
 field() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$BRIDGE_PID/status"; }
 BIN_PATH=$(readlink "/proc/$BRIDGE_PID/exe")
 echo "bridge with one user logged in, idle ${IDLE} s: VmRSS $(field VmRSS) kB (RssAnon $(field RssAnon) kB, RssFile $(field RssFile) kB), threads $(field Threads), binary $(stat -c %s "$BIN_PATH") bytes"
+# Where the resident memory is: each mapping's resident kB (smaps), largest first, summed
+# by what is mapped (the binary, a shared library, the heap, anonymous memory: thread
+# stacks, the allocator's arenas).
+echo "resident kB by mapping (smaps):"
+awk '/^[0-9a-f]+-[0-9a-f]+ / { name = ($6 == "" ? "[anonymous]" : $6) }
+     $1 == "Rss:" { rss[name] += $2 }
+     END { for (n in rss) if (rss[n] > 0) printf "  %8d  %s\n", rss[n], n }' "/proc/$BRIDGE_PID/smaps" | sort -rn

@@ -14,3 +14,4 @@ pub mod matrix;
 pub mod metrics;
 pub mod net;
 pub mod store;
+pub mod tls;

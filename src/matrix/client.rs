@@ -148,6 +148,7 @@ impl Client {
     /// A client for the homeserver at `base_url`, authenticating with `as_token` and
     /// acting as `bot` unless told to assert another user.
     pub fn new(base_url: &str, as_token: &str, bot: OwnedUserId) -> Result<Self, ClientError> {
+        crate::tls::install_crypto_provider();
         let http = reqwest::Client::builder()
             .user_agent(concat!("matrix-msn/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))

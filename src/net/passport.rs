@@ -47,6 +47,7 @@ pub fn http_client(
     // Logins are rare once sessions are up: a couple of idle connections per host serve
     // the next ones; many logins at once (a restart) must not leave a socket and its
     // buffers pooled for each.
+    crate::tls::install_crypto_provider();
     let mut builder = reqwest::Client::builder()
         .timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
