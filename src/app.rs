@@ -74,6 +74,8 @@ pub struct Running {
     pub handled_events: Arc<std::sync::atomic::AtomicU64>,
     /// How many of those were room messages.
     pub handled_messages: Arc<std::sync::atomic::AtomicU64>,
+    /// The bridge's metrics (what `/metrics` serves when enabled).
+    pub metrics: Arc<Metrics>,
     server: tokio::task::JoinHandle<Result<(), std::io::Error>>,
     worker: tokio::task::JoinHandle<()>,
     startup: tokio::task::JoinHandle<()>,
@@ -242,6 +244,7 @@ pub async fn start(
         ready,
         handled_events,
         handled_messages,
+        metrics,
         server,
         worker,
         startup,

@@ -135,6 +135,10 @@ pub struct MsnConfig {
     pub reconnect_initial_seconds: u64,
     #[serde(default = "default_reconnect_max")]
     pub reconnect_max_seconds: u64,
+    /// After a restart, how many stored logins are started each second (each login then
+    /// waits its turn among the few that run at once).
+    #[serde(default = "default_restore_logins_per_second")]
+    pub restore_logins_per_second: u32,
     /// How long a Matrix message waits for the user's MSN session to come back (a login
     /// being restored after a bridge restart, a reconnect) before it is reported
     /// undelivered, in seconds.
@@ -393,6 +397,9 @@ fn default_reconnect_initial() -> u64 {
 }
 fn default_reconnect_max() -> u64 {
     300
+}
+fn default_restore_logins_per_second() -> u32 {
+    20
 }
 fn default_delivery_wait() -> u64 {
     120
@@ -657,6 +664,12 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "msn.reconnect_max_seconds",
                 reason: "delays must be positive and the cap at least the first delay".into(),
+            });
+        }
+        if !(1..=10_000).contains(&msn.restore_logins_per_second) {
+            return Err(ConfigError::Invalid {
+                key: "msn.restore_logins_per_second",
+                reason: "must be between 1 and 10000".into(),
             });
         }
         if msn.switchboard_step_seconds == 0 {

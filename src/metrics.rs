@@ -135,6 +135,11 @@ impl Metrics {
         self.errors.get_or_create(&Kind { kind }).inc();
     }
 
+    /// How many errors of `kind` were counted.
+    pub fn errors_of(&self, kind: &'static str) -> u64 {
+        self.errors.get_or_create(&Kind { kind }).get()
+    }
+
     /// Counts one reconnect; the cause is cut to its first words to keep label values few.
     pub fn reconnect(&self, reason: &str) {
         let cause: String = reason

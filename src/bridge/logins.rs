@@ -603,22 +603,21 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
         connected: bool,
         memo_fn: impl FnOnce(&mut StatusMemo) -> bool,
     ) -> bool {
-        let result = {
-            let user = self.users.entry(mxid);
-            let mut memo = lock(&user.status);
-            memo.connected = connected;
-            memo_fn(&mut memo)
-        };
-        let live = self
-            .users
-            .all()
-            .iter()
-            .filter(|(_, user)| lock(&user.status).connected)
-            .count();
-        self.metrics
-            .msn_sessions
-            .set(i64::try_from(live).unwrap_or(i64::MAX));
-        result
+        let user = self.users.entry(mxid);
+        let mut memo = lock(&user.status);
+        // The gauge moves with each change (counting every user's session here would make
+        // restoring N logins cost N² at start-up).
+        match (memo.connected, connected) {
+            (false, true) => {
+                self.metrics.msn_sessions.inc();
+            }
+            (true, false) => {
+                self.metrics.msn_sessions.dec();
+            }
+            _ => {}
+        }
+        memo.connected = connected;
+        memo_fn(&mut memo)
     }
 
     async fn on_session_end(&self, mxid: &UserId, generation: u64, end: SessionEnd) {
@@ -670,9 +669,6 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
     }
 }
 
-/// Logs back in every stored login that was connected: started a few a second (the
-/// logins themselves run at most [`LOGINS_AT_ONCE`] at a time), each retried with backoff
-/// while the MSN server cannot be reached.
 /// Whether a login replaces a live one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Connect {
@@ -682,6 +678,13 @@ enum Connect {
     Anew,
 }
 
+/// Logs back in every stored login that was connected: started at
+/// [`MsnConfig::restore_logins_per_second`] (the logins themselves run at most
+/// [`LOGINS_AT_ONCE`] at a time), each retried with backoff while the MSN server cannot be
+/// reached.
+///
+/// [`MsnConfig::restore_logins_per_second`]: crate::config::MsnConfig::restore_logins_per_second
+/// [`LOGINS_AT_ONCE`]: super::LOGINS_AT_ONCE
 pub(super) async fn restore<M: MatrixPort, C: MsnConnector>(bridge: &Arc<Bridge<M, C>>) {
     let users = match bridge.store.users().await {
         Ok(users) => users,
@@ -691,6 +694,11 @@ pub(super) async fn restore<M: MatrixPort, C: MsnConnector>(bridge: &Arc<Bridge<
         }
     };
     let mut restoring = tokio::task::JoinSet::new();
+    // Paced, so a restart does not hammer the MSN server; a late tick does not make the
+    // next ones come in a burst.
+    let per_second = bridge.config.msn.restore_logins_per_second.max(1);
+    let mut pace = tokio::time::interval(Duration::from_secs(1) / per_second);
+    pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for user in users.into_iter().filter(|u| u.login_state == CONNECTED) {
         if bridge.shutdown.is_cancelled() {
             return;
@@ -704,16 +712,14 @@ pub(super) async fn restore<M: MatrixPort, C: MsnConnector>(bridge: &Arc<Bridge<
             bridge.set_phase(&user.mxid, Phase::Down);
             continue;
         };
+        pace.tick().await;
         let span = tracing::info_span!("restore", mxid = %user.mxid);
         restoring.spawn(restore_one(bridge.clone(), user.mxid, account, password).instrument(span));
-        // Paced, so a restart does not hammer the MSN server.
-        tokio::time::sleep(RESTORE_PACE).await;
+        // Reap the restores already done, so 10,000 finished tasks are not kept.
+        while restoring.try_join_next().is_some() {}
     }
     while restoring.join_next().await.is_some() {}
 }
-
-/// Between the starts of two restored logins.
-const RESTORE_PACE: Duration = Duration::from_millis(50);
 
 async fn restore_one<M: MatrixPort, C: MsnConnector>(
     bridge: Arc<Bridge<M, C>>,
@@ -741,6 +747,7 @@ async fn restore_one<M: MatrixPort, C: MsnConnector>(
             Err(e) => e,
         };
         tracing::warn!(error = %e, "cannot restore a login");
+        bridge.metrics.error("login_restore");
         if !matches!(e, LoginFailure::Unreachable(_) | LoginFailure::Other(_)) {
             bridge.set_phase(&mxid, Phase::Down);
             bridge

@@ -584,7 +584,12 @@ impl Contact {
 pub fn invite(room: &str, sender: &str, target: &str, is_direct: bool) -> MatrixEvent {
     MatrixEvent::Membership {
         room_id: rid(room),
-        event_id: eid(&format!("$invite-{}", target.replace(['@', ':'], "-"))),
+        // One per room and invitee (a user's second management room is a new invite).
+        event_id: eid(&format!(
+            "$invite-{}-{}",
+            room.replace(['!', ':'], "-"),
+            target.replace(['@', ':'], "-")
+        )),
         sender: uid(sender),
         target: uid(target),
         membership: Membership::Invite,

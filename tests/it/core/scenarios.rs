@@ -223,6 +223,42 @@ async fn a_message_written_during_a_restart_waits_for_the_restored_login() {
     scene.stop().await;
 }
 
+/// After a restart the stored logins start at `msn.restore_logins_per_second`: three of
+/// them at one a second take two seconds to be back, not a burst.
+#[tokio::test(start_paused = true)]
+async fn stored_logins_come_back_at_the_configured_pace() {
+    let mut scene = Scene::start().await;
+    let users = [
+        (USER, BOB),
+        ("@second:localhost", ALICE),
+        ("@third:localhost", CAROL),
+    ];
+    for (user, account) in users {
+        let room = scene.open_management_room(user).await;
+        scene
+            .say(&room, user, &format!("login {account} secret"))
+            .await;
+        scene.notice(&room, "Logged in to MSN").await;
+    }
+    let world = scene.stop().await;
+    let mut config = Scene::config_in(&world);
+    config.msn.restore_logins_per_second = 1;
+    let started = tokio::time::Instant::now();
+    let scene = Scene::start_with(world, config, Order::WorkerFirst).await;
+    let metrics = scene.metrics.clone();
+    until("the three logins to be back", || {
+        (metrics.msn_sessions.get() == 3).then_some(())
+    })
+    .await;
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(2),
+        "three logins at one a second were all back after {took:?}"
+    );
+    assert_eq!(metrics.errors_of("login_restore"), 0);
+    scene.stop().await;
+}
+
 /// The same when the restore is quicker than the worker's start: the worker must not
 /// mark a login that is already up as coming back (its messages would wait for nothing).
 #[tokio::test(start_paused = true)]

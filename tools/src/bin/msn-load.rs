@@ -6,7 +6,10 @@
 //! * messages/s bridged each way, with end-to-end and bridge-added latency p50/p99
 //!   (bridge-added = end-to-end minus the test server's own relay time, measured with two
 //!   plain MSN clients);
-//! * RSS per logged-in idle MSN account at 100, 1,000 and 10,000 accounts, and idle CPU.
+//! * RSS per logged-in idle MSN account at 100, 1,000 and 10,000 accounts, and idle CPU;
+//! * start-up with every login of the run stored: the bridge stopped and started again on
+//!   its database, when it is ready and how its logins come back at
+//!   `--restore-per-second` (`msn_load/restart.rs`).
 //!
 //! With `--synapse`, the throughput and latency part runs against a real Synapse instead
 //! of the stand-in (the idle stages are skipped): a dedicated one started with
@@ -19,7 +22,8 @@
 //! cargo run --release -p msn-tools --bin msn-load -- [--users 50] [--messages 100] [--latency-samples 300]
 //!                                        [--idle 100,1000,10000] [--cpu-seconds 10]
 //!                                        [--idle-budget-seconds 900] [--skip-throughput]
-//!                                        [--skip-idle] [--db-dir DIR]
+//!                                        [--skip-idle] [--skip-restart] [--restore-per-second 100]
+//!                                        [--db-dir DIR]
 //!                                        [--synapse [--synapse-port 18448] [--bridge-port 29555]]
 //! ```
 //!
@@ -34,6 +38,8 @@
 
 #[path = "msn_load/homeserver.rs"]
 mod homeserver;
+#[path = "msn_load/restart.rs"]
+mod restart;
 #[path = "msn_load/synapse.rs"]
 mod synapse;
 
@@ -93,6 +99,12 @@ struct Args {
     skip_throughput: bool,
     #[arg(long)]
     skip_idle: bool,
+    /// Skip the start-up stage (the bridge restarted with every login of the run stored).
+    #[arg(long)]
+    skip_restart: bool,
+    /// The start-up stage's `msn.restore_logins_per_second`.
+    #[arg(long, default_value_t = 100)]
+    restore_per_second: u32,
     /// Where the bridge's SQLite database goes (default: the system temp dir); with
     /// --synapse, Synapse's data and the registration go there too.
     #[arg(long)]
@@ -584,6 +596,8 @@ struct Bridge {
     shutdown: CancellationToken,
     running: matrix_msn::app::Running,
     bot: String,
+    /// From the call that started it to its readiness.
+    ready_after: Duration,
 }
 
 /// The bridge's config; `port` fixes where it listens (else it picks a free port).
@@ -627,7 +641,13 @@ fn write_registration(
         .with_context(|| format!("writing {}", path.display()))
 }
 
-async fn start_bridge(msn: &MsnChild, db: &str, synapse: Option<&SynapseTarget>) -> Result<Bridge> {
+/// Starts the bridge on `db`, restoring stored logins at `restore_per_second`.
+async fn start_bridge(
+    msn: &MsnChild,
+    db: &str,
+    synapse: Option<&SynapseTarget>,
+    restore_per_second: u32,
+) -> Result<Bridge> {
     let observer = Observer::new();
     let (hs, config) = match synapse {
         Some(target) => {
@@ -658,9 +678,12 @@ async fn start_bridge(msn: &MsnChild, db: &str, synapse: Option<&SynapseTarget>)
             (Hs::StandIn(hs), config)
         }
     };
+    let mut config = config;
+    config.msn.restore_logins_per_second = restore_per_second;
     let bot = config.bot_mxid();
     let shutdown = CancellationToken::new();
     let port = config.appservice.port;
+    let started = Instant::now();
     let mut running = matrix_msn::app::start(config, None, shutdown.clone())
         .await
         .with_context(|| match port {
@@ -673,12 +696,14 @@ async fn start_bridge(msn: &MsnChild, db: &str, synapse: Option<&SynapseTarget>)
     tokio::time::timeout(Duration::from_secs(60), running.ready.wait_for(|r| *r))
         .await
         .context("bridge not ready in 60 s")??;
+    let ready_after = started.elapsed();
     Ok(Bridge {
         hs,
         observer,
         shutdown,
         running,
         bot,
+        ready_after,
     })
 }
 
@@ -837,7 +862,7 @@ async fn run_with(
 ) -> Result<()> {
     let child_pid = msn.child.id();
     let rss_start = rss_kb(None);
-    let bridge = start_bridge(msn, db, synapse.as_ref()).await?;
+    let mut bridge = start_bridge(msn, db, synapse.as_ref(), args.restore_per_second).await?;
     let mut settings = MsnSettings::new(msn.dispatch.clone(), msn.nexus.clone());
     settings.connect_timeout = Duration::from_secs(10);
     settings.request_timeout = Duration::from_secs(20);
@@ -868,6 +893,22 @@ async fn run_with(
 
     if !args.skip_idle && !stages.is_empty() {
         idle(&bridge, child_pid, stages, args, &mut figures).await?;
+    }
+    if !args.skip_restart && synapse.is_none() {
+        let logins = bridge.running.metrics.msn_sessions.get().max(1);
+        let limit = Duration::from_secs(60)
+            + Duration::from_secs_f64(
+                logins as f64 / f64::from(args.restore_per_second.max(1)) * 3.0,
+            );
+        bridge = restart::restart(
+            bridge,
+            msn,
+            db,
+            args.restore_per_second,
+            limit,
+            &mut figures,
+        )
+        .await?;
     }
 
     println!();
