@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
 use super::error::NetError;
-use super::p2p::{P2P_WINDOW, TransferError, random_seed};
+use super::p2p::{P2P_WINDOW, Pacer, TransferError, random_seed};
 use super::settings::MsnSettings;
 use super::wire::Wire;
 pub use files::{FileSink, FileSource};
@@ -158,8 +158,8 @@ impl SbClient {
             outbound: HashMap::new(),
             inbound: HashMap::new(),
             p2p_in_flight: HashSet::new(),
-            min_interval: settings.p2p_min_interval,
-            next_p2p_send: Instant::now(),
+            pacer: Pacer::new(settings.p2p_min_interval),
+            held_p2p: None,
             ready_waiters: Vec::new(),
         };
         tokio::spawn(driver.run(rx).instrument(span));
@@ -357,10 +357,10 @@ struct Driver {
     inbound: HashMap<TransferId, Inbound>,
     /// P2P `MSG`s sent and not yet acknowledged by the server.
     p2p_in_flight: HashSet<MessageId>,
-    /// Least time between two P2P `MSG`s ([`MsnSettings::p2p_min_interval`]).
-    min_interval: Duration,
-    /// Earliest time for the next P2P `MSG`.
-    next_p2p_send: Instant,
+    /// When the next P2P `MSG` may go ([`MsnSettings::p2p_min_interval`]).
+    pacer: Pacer,
+    /// The next P2P `MSG`'s payload, taken from the endpoint and waiting for the pacer.
+    held_p2p: Option<Bytes>,
     /// Waiting for the conversation to be ready ([`SbClient::ready`]).
     ready_waiters: Vec<oneshot::Sender<()>>,
 }
@@ -372,25 +372,47 @@ impl Driver {
 
     /// Moves P2P bodies into the switchboard while the window allows.
     fn pump_p2p(&mut self, now: Instant) {
-        while self.p2p_in_flight.len() < P2P_WINDOW && now >= self.next_p2p_send {
-            let Some((dest, body)) = self.endpoint.poll_transmit() else {
-                break;
+        while self.p2p_in_flight.len() < P2P_WINDOW {
+            let payload = match self.held_p2p.take() {
+                Some(payload) => payload,
+                None => {
+                    let Some((dest, body)) = self.endpoint.poll_transmit() else {
+                        break;
+                    };
+                    match encode_p2p(&dest, &body) {
+                        Ok(payload) => payload,
+                        // The transfer times out; nothing else to do with a bad body.
+                        Err(error) => {
+                            tracing::debug!(%error, "P2P message not sent");
+                            continue;
+                        }
+                    }
+                }
             };
-            let sent = encode_p2p(&dest, &body)
-                .map_err(|e| e.to_string())
-                .and_then(|payload| {
-                    self.session
-                        .send(now, payload, AckMode::Data)
-                        .map_err(|e| e.to_string())
-                });
-            match sent {
+            let len = payload.len();
+            if self.pacer.ready_at(now, len) > now {
+                self.held_p2p = Some(payload);
+                break;
+            }
+            match self.session.send(now, payload, AckMode::Data) {
                 Ok(id) => {
                     self.p2p_in_flight.insert(id);
-                    self.next_p2p_send = now + self.min_interval;
+                    self.pacer.sent(now, len);
                 }
-                // The transfer times out; nothing else to do with a refused body.
                 Err(error) => tracing::debug!(%error, "P2P message not sent"),
             }
+        }
+    }
+
+    /// When the next P2P `MSG` can go (`now` or later), if one waits and the window has
+    /// room.
+    fn next_p2p_send(&self, now: Instant) -> Option<Instant> {
+        if self.p2p_in_flight.len() >= P2P_WINDOW {
+            return None;
+        }
+        match &self.held_p2p {
+            Some(payload) => Some(self.pacer.ready_at(now, payload.len())),
+            None => self.endpoint.has_transmit().then_some(now),
         }
     }
 
@@ -535,11 +557,10 @@ impl Driver {
             }
             self.drain_p2p_events().await;
             // Input just handled may have queued P2P replies: send them before waiting.
-            let can_send = self.endpoint.has_transmit() && self.p2p_in_flight.len() < P2P_WINDOW;
-            if can_send && Instant::now() >= self.next_p2p_send {
+            let pace = self.next_p2p_send(Instant::now());
+            if pace.is_some_and(|at| at <= Instant::now()) {
                 continue;
             }
-            let pace = can_send.then_some(self.next_p2p_send);
             let deadline = [
                 self.session.poll_timeout(),
                 self.endpoint.poll_timeout(),

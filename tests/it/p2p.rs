@@ -60,7 +60,7 @@ async fn wait<E, S: crate::support::EventSource<E>>(
 }
 
 /// Opens a P2P-capable switchboard from alice to bob and waits for bob to join.
-async fn open_with_bob(
+pub(crate) async fn open_with_bob(
     client: &NsClient,
     settings: &MsnSettings,
     bob_events: &mut crate::testkit_msnp11_sdk::Events,
