@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod bridge;
+pub mod channel;
 pub mod config;
 pub mod link;
 pub mod logging;

@@ -107,7 +107,7 @@ async fn connect(settings: &MsnSettings, email: &str) -> (NsClient, NsEvents) {
 
 /// The first event `pred` accepts.
 pub async fn wait<E, F: Fn(&E) -> bool>(
-    rx: &mut tokio::sync::mpsc::Receiver<E>,
+    rx: &mut matrix_msn::channel::Events<E>,
     what: &str,
     pred: F,
 ) -> E {

@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use super::formatting::RichText;
 use super::ids::MsnAddress;
+use crate::channel::Events;
 
 /// A contact's availability as the bridge shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -312,7 +313,7 @@ pub trait MsnConnector: Send + Sync + 'static {
         account: &str,
         password: &str,
         profile: OwnProfile,
-    ) -> impl Future<Output = Result<(Self::Session, mpsc::Receiver<RemoteEvent>), LoginFailure>> + Send;
+    ) -> impl Future<Output = Result<(Self::Session, Events<RemoteEvent>), LoginFailure>> + Send;
 
     /// A short description of the server, for `status`.
     fn server(&self) -> String;

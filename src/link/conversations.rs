@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::channel::EventSender;
 use bytes::Bytes;
-use tokio::sync::mpsc;
 
 use super::convert::{rich_text, used_emoticons};
 use crate::bridge::formatting::RichText;
@@ -44,7 +44,7 @@ pub(super) struct Conversations {
     account: String,
     /// MSNP16+: our endpoint's machine GUID, for `USR`/`ANS` (§15.3.3).
     endpoint: Option<String>,
-    events: mpsc::Sender<RemoteEvent>,
+    events: EventSender<RemoteEvent>,
     next_group: Arc<AtomicU64>,
     /// Woken when a contact asks for a picture of ours we do not have: they missed the
     /// announcement of the current one.
@@ -56,7 +56,7 @@ impl Conversations {
         settings: MsnSettings,
         account: String,
         endpoint: Option<String>,
-        events: mpsc::Sender<RemoteEvent>,
+        events: EventSender<RemoteEvent>,
     ) -> Self {
         Self {
             state: Arc::new(Mutex::new(State::default())),

@@ -15,8 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
 use tracing::Instrument;
+
+use crate::channel::{EventSender, Events};
 
 use crate::bridge::formatting::RichText;
 use crate::bridge::ids::MsnAddress;
@@ -144,7 +145,7 @@ impl MsnConnector for MsnLink {
         account: &str,
         password: &str,
         profile: OwnProfile,
-    ) -> Result<(LinkSession, mpsc::Receiver<RemoteEvent>), LoginFailure> {
+    ) -> Result<(LinkSession, Events<RemoteEvent>), LoginFailure> {
         let mut config = NsConfig::new(account);
         config.versions = self.settings.versions.clone();
         config.friendly_name = profile.friendly_name.clone();
@@ -167,7 +168,7 @@ impl MsnConnector for MsnLink {
         let mut run = [0u8; 16];
         getrandom::fill(&mut run)
             .map_err(|_| LoginFailure::Other(NetError::NoRandomness.to_string()))?;
-        let (out, out_rx) = mpsc::channel(1024);
+        let (out, out_rx) = crate::channel::channel(1024);
         let link = LinkSession {
             own_name: Arc::new(Mutex::new(profile.friendly_name.clone())),
             offline: Arc::new(OfflineSender::new(run)),
@@ -198,7 +199,7 @@ impl LinkSession {
     }
 
     /// Translates the session's events into the core's, answering invitations on the way.
-    async fn pump(self, mut events: mpsc::Receiver<SessionEvent>, out: mpsc::Sender<RemoteEvent>) {
+    async fn pump(self, mut events: Events<SessionEvent>, out: EventSender<RemoteEvent>) {
         loop {
             let event = tokio::select! {
                 event = events.recv() => match event {

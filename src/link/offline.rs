@@ -3,7 +3,7 @@
 //! is deleted; a text to a contact who is offline is stored for them. Whether the
 //! session has them at all is the negotiated dialect's to say.
 
-use tokio::sync::mpsc;
+use crate::channel::EventSender;
 
 use super::{LinkSession, delivery};
 use crate::bridge::ids::MsnAddress;
@@ -87,7 +87,7 @@ impl LinkSession {
         &self,
         content_type: &str,
         fields: &Headers,
-        out: &mpsc::Sender<RemoteEvent>,
+        out: &EventSender<RemoteEvent>,
     ) -> bool {
         if !LISTING.contains(&content_type) || !self.takes_offline_messages() {
             return true;

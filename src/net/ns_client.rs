@@ -29,7 +29,7 @@ const MAX_REDIRECTS: usize = 3;
 const EVENT_BUFFER: usize = 1024;
 
 /// The stream of events from one notification-server session.
-pub type NsEvents = mpsc::Receiver<NsEvent>;
+pub type NsEvents = crate::channel::Events<NsEvent>;
 
 /// Where a switchboard request's answer goes: its address and cookie.
 type SbReply = oneshot::Sender<Result<(String, Secret), NetError>>;
@@ -111,7 +111,7 @@ impl NsClient {
         }
         config.request_timeout = settings.request_timeout;
         let (tx, rx) = mpsc::channel(64);
-        let (events_tx, events_rx) = mpsc::channel(EVENT_BUFFER);
+        let (events_tx, events_rx) = crate::channel::channel(EVENT_BUFFER);
         let (logged_in_tx, logged_in_rx) = oneshot::channel();
         let version = Arc::new(AtomicU8::new(0));
         let account: Arc<str> = Arc::from(config.login.as_str());
@@ -253,7 +253,7 @@ struct Driver {
     config: NsConfig,
     password: Secret,
     rx: mpsc::Receiver<Request>,
-    events: mpsc::Sender<NsEvent>,
+    events: crate::channel::EventSender<NsEvent>,
     logged_in: Option<oneshot::Sender<Result<(), NetError>>>,
     version: Arc<AtomicU8>,
     commands: HashMap<u32, oneshot::Sender<Result<(), NetError>>>,

@@ -41,7 +41,7 @@ pub enum SwitchboardEvent {
 }
 
 /// The stream of events from one switchboard session.
-pub type SbEvents = mpsc::Receiver<SwitchboardEvent>;
+pub type SbEvents = crate::channel::Events<SwitchboardEvent>;
 
 type SendFn = Box<dyn FnOnce(&mut SbSession, Instant) -> Result<Vec<MessageId>, SendError> + Send>;
 type FetchReply = oneshot::Sender<Result<(MsnObject, Bytes), TransferError>>;
@@ -145,7 +145,7 @@ impl SbClient {
             random_seed(),
         );
         let (tx, rx) = mpsc::channel(64);
-        let (events_tx, events_rx) = mpsc::channel(256);
+        let (events_tx, events_rx) = crate::channel::channel(256);
         let span = tracing::info_span!("sb", %address);
         let driver = Driver {
             wire,
@@ -346,7 +346,7 @@ struct Driver {
     session: SbSession,
     endpoint: P2pEndpoint,
     version: u8,
-    events: mpsc::Sender<SwitchboardEvent>,
+    events: crate::channel::EventSender<SwitchboardEvent>,
     /// Text, typing, nudge and invite senders awaiting their acknowledgement.
     outstanding: Outstanding,
     /// Fetches awaiting their object.

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Mutex, mpsc, watch};
+use tokio::sync::{Mutex, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -16,6 +16,7 @@ use super::error::NetError;
 use super::ns_client::NsClient;
 use super::passport::PassportError;
 use super::settings::MsnSettings;
+use crate::channel::{EventSender, Events};
 use msnp::{CloseReason, NsConfig, NsEvent, Secret, Status};
 
 /// What happens to the session, for the bridge.
@@ -81,12 +82,12 @@ impl MsnSession {
         config: NsConfig,
         password: Secret,
         backoff: Backoff,
-    ) -> Result<(MsnSession, mpsc::Receiver<SessionEvent>), NetError> {
+    ) -> Result<(MsnSession, Events<SessionEvent>), NetError> {
         let (client, events) =
             NsClient::connect(&settings, &http, config.clone(), password.clone()).await?;
         let version = client.version();
         let (client_tx, client_rx) = watch::channel(Some(client));
-        let (out, out_rx) = mpsc::channel(1024);
+        let (out, out_rx) = crate::channel::channel(1024);
         let profile = Profile {
             status: config.initial_status,
             capabilities: config.capabilities,
@@ -216,7 +217,7 @@ struct Supervisor {
     password: Secret,
     backoff: Backoff,
     client: watch::Sender<Option<NsClient>>,
-    out: mpsc::Sender<SessionEvent>,
+    out: EventSender<SessionEvent>,
     inner: std::sync::Weak<Inner>,
     cancel: CancellationToken,
 }

@@ -5,7 +5,6 @@
 
 use matrix_msn::bridge::formatting::RichText;
 use matrix_msn::bridge::remote::{Chat, MsnSessionPort, RemoteEvent};
-use tokio::sync::mpsc;
 use tokio::time::timeout;
 
 use crate::bridge_e2e::{ALICE, BOB, PUPPET_ALICE, scene_on};
@@ -17,7 +16,7 @@ use crate::testkit_msnp11_sdk as sdk;
 const CAROL: &str = "carol@example.com";
 
 /// Waits for the user's line `text` in `circle`.
-async fn got(events: &mut mpsc::Receiver<RemoteEvent>, circle: &Chat, text: &str) {
+async fn got(events: &mut matrix_msn::channel::Events<RemoteEvent>, circle: &Chat, text: &str) {
     timeout(sdk::T, async {
         loop {
             match events.recv().await {

@@ -13,7 +13,6 @@ use matrix_msn::bridge::remote::{
 };
 use matrix_msn::link::LinkSession;
 use msn_testkit::MsnServerHandle;
-use tokio::sync::mpsc;
 use tokio::time::timeout;
 
 use crate::bridge_e2e::{ALICE, BOB, PUPPET_ALICE, scene_on};
@@ -26,7 +25,7 @@ use crate::testkit_msnp11_sdk as sdk;
 pub(crate) async fn msnp18_client(
     msn: &MsnServerHandle,
     email: &str,
-) -> (LinkSession, mpsc::Receiver<RemoteEvent>) {
+) -> (LinkSession, matrix_msn::channel::Events<RemoteEvent>) {
     let mut settings =
         matrix_msn::net::MsnSettings::new(msn.dispatch_addr().to_string(), msn.nexus_url());
     settings.versions = vec![18];

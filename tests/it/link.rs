@@ -12,7 +12,6 @@ use matrix_msn::net::{MsnSettings, SbClient, SwitchboardEvent};
 use msnp::message::EmoticonDecl;
 use msnp::p2p::MsnObject;
 use msnp::{SbConfig, SbEvent, TextFormat};
-use tokio::sync::mpsc;
 use tokio::time::timeout;
 
 use crate::testkit_msnp11_sdk as sdk;
@@ -28,7 +27,10 @@ fn plain(text: &str) -> RichText {
 
 async fn bob_link(
     server: &msn_testkit::MsnServerHandle,
-) -> (impl MsnSessionPort, mpsc::Receiver<RemoteEvent>) {
+) -> (
+    impl MsnSessionPort,
+    matrix_msn::channel::Events<RemoteEvent>,
+) {
     let settings = MsnSettings::new(server.dispatch_addr().to_string(), server.nexus_url());
     let link = MsnLink::new(
         settings,
@@ -45,7 +47,7 @@ async fn bob_link(
     .expect("login")
 }
 
-async fn next_message(events: &mut mpsc::Receiver<RemoteEvent>) -> (String, String) {
+async fn next_message(events: &mut matrix_msn::channel::Events<RemoteEvent>) -> (String, String) {
     loop {
         match timeout(T, events.recv())
             .await

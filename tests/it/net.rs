@@ -119,7 +119,7 @@ async fn wait_sb(rx: &mut SbEvents, what: &str, pred: impl Fn(&SbEvent) -> bool)
 }
 
 async fn wait_session(
-    rx: &mut mpsc::Receiver<SessionEvent>,
+    rx: &mut matrix_msn::channel::Events<SessionEvent>,
     what: &str,
     pred: impl Fn(&SessionEvent) -> bool,
 ) -> SessionEvent {
@@ -958,7 +958,7 @@ fn backoff() -> Backoff {
 async fn start_session(
     settings: &MsnSettings,
     email: &str,
-) -> (MsnSession, mpsc::Receiver<SessionEvent>) {
+) -> (MsnSession, matrix_msn::channel::Events<SessionEvent>) {
     let (session, mut events) = timeout(
         T * 2,
         MsnSession::start(

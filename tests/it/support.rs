@@ -174,6 +174,12 @@ impl<T> EventSource<T> for tokio::sync::mpsc::Receiver<T> {
     }
 }
 
+impl<T> EventSource<T> for matrix_msn::channel::Events<T> {
+    async fn next_event(&mut self) -> Option<T> {
+        self.recv().await
+    }
+}
+
 impl<T> EventSource<T> for tokio::sync::mpsc::UnboundedReceiver<T> {
     async fn next_event(&mut self) -> Option<T> {
         self.recv().await

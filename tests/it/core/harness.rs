@@ -24,7 +24,6 @@ use matrix_msn::config::{Config, PermissionLevel};
 use matrix_msn::link::{LinkSession, MsnLink};
 use matrix_msn::store::Store;
 use msn_testkit::{MsnServer, MsnServerConfig, MsnServerHandle};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::homeserver::{BOT, DOMAIN, FakeHomeserver};
@@ -473,7 +472,7 @@ impl Scene {
 /// A contact on MSN, signed in with the bridge's own MSN client code.
 pub struct Contact {
     pub session: LinkSession,
-    pub events: mpsc::Receiver<RemoteEvent>,
+    pub events: matrix_msn::channel::Events<RemoteEvent>,
 }
 
 impl Contact {

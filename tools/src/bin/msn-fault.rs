@@ -317,7 +317,7 @@ struct Inbox {
     texts: Mutex<HashMap<String, Vec<Instant>>>,
 }
 
-fn read_contact_events(mut events: tokio::sync::mpsc::Receiver<RemoteEvent>, inbox: Arc<Inbox>) {
+fn read_contact_events(mut events: matrix_msn::channel::Events<RemoteEvent>, inbox: Arc<Inbox>) {
     tokio::spawn(async move {
         while let Some(event) = events.recv().await {
             if let RemoteEvent::Message { text, .. } = event
