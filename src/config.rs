@@ -666,10 +666,11 @@ impl Config {
                 reason: "delays must be positive and the cap at least the first delay".into(),
             });
         }
-        if !(1..=10_000).contains(&msn.restore_logins_per_second) {
+        // The pace is a timer of millisecond resolution: at most one login a millisecond.
+        if !(1..=1_000).contains(&msn.restore_logins_per_second) {
             return Err(ConfigError::Invalid {
                 key: "msn.restore_logins_per_second",
-                reason: "must be between 1 and 10000".into(),
+                reason: "must be between 1 and 1000".into(),
             });
         }
         if msn.switchboard_step_seconds == 0 {

@@ -391,6 +391,8 @@ impl Driver {
             };
             let len = payload.len();
             if self.pacer.ready_at(now, len) > now {
+                // Held at most the pacing interval. A transfer cancelled meanwhile still
+                // sends this one message; the peer drops data of a closed session.
                 self.held_p2p = Some(payload);
                 break;
             }
@@ -546,7 +548,8 @@ impl Driver {
         loop {
             let now = Instant::now();
             self.feed_files(now).await;
-            self.pump_p2p(now);
+            // Reading a file may have taken a while: the pacer needs the time of the send.
+            self.pump_p2p(Instant::now());
             let frames: Vec<_> = std::iter::from_fn(|| self.session.poll_transmit()).collect();
             if let Err(e) = self.wire.write_frames(&frames).await {
                 tracing::warn!(error = %e, "write failed");

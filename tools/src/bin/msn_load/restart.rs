@@ -65,6 +65,8 @@ pub(super) async fn restart(
         tokio::time::sleep(SAMPLE).await;
     };
     let took = started.elapsed();
+    // The bridge's metrics are its own, counted from this start; each window reaches
+    // back to the last sample at least a second earlier (1 to 1.05 s).
     let worst_second = failures
         .iter()
         .map(|&(at, n)| {
