@@ -564,16 +564,19 @@ impl Driver {
             if pace.is_some_and(|at| at <= Instant::now()) {
                 continue;
             }
-            let deadline = [
-                self.session.poll_timeout(),
-                self.endpoint.poll_timeout(),
-                pace,
-            ]
-            .into_iter()
-            .flatten()
-            .min()
-            .map(tokio::time::Instant::from_std)
-            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            // The pacing pause is a few milliseconds from now on tokio's clock (the same
+            // as the wall clock, except under a test's paused clock, where a wall-clock
+            // instant can lie far ahead of tokio's and the pause would not end).
+            let pace = pace.map(|at| {
+                tokio::time::Instant::now() + at.saturating_duration_since(Instant::now())
+            });
+            let deadline = [self.session.poll_timeout(), self.endpoint.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .map(tokio::time::Instant::from_std)
+                .chain(pace)
+                .min()
+                .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
             tokio::select! {
                 // Input first: a close (`BYE`, `OUT`, EOF) already received must be seen
                 // before a new message is put on the wire, so that the message fails as

@@ -65,7 +65,7 @@ async fn a_group_portal_is_renamed_as_members_come_and_go() {
 #[tokio::test(start_paused = true)]
 async fn a_group_portal_the_user_named_keeps_their_name() {
     let mut scene = Scene::start().await;
-    let (alice, carol, group) = group_of_three(&mut scene).await;
+    let (mut alice, carol, group) = group_of_three(&mut scene).await;
     let hs = scene.hs.clone();
     named(&scene, &group, "Alice Ä, Carol (MSN group)").await;
     scene.hs.user_names_room(&group, "Plans");
@@ -77,6 +77,11 @@ async fn a_group_portal_the_user_named_keeps_their_name() {
             name: "Plans".into(),
         }])
         .await;
+    // A room's events are handled in order: once this message is at Alice's, the core
+    // has seen the name (a transaction is accepted before it is handled).
+    scene.say(&group, USER, "named it").await;
+    let (_, text) = alice.message().await;
+    assert_eq!(text, "named it");
     // Carol leaves; once her puppet is out, the name is settled (renamed first).
     carol.sign_out(&scene.msn, CAROL).await;
     until("Carol's puppet out", || {
