@@ -292,6 +292,10 @@ pub struct BridgeConfig {
     /// shape), sent as `Authorization: Bearer <secret>`; empty: the API is off.
     #[serde(default)]
     pub provisioning_secret: String,
+    /// Whether each Matrix message's outcome is reported as a
+    /// `com.beeper.message_send_status` event (mautrix's `message_status_events`).
+    #[serde(default = "default_true")]
+    pub message_status_events: bool,
 }
 
 impl BridgeConfig {
@@ -323,6 +327,7 @@ impl fmt::Debug for BridgeConfig {
                 "provisioning_secret",
                 &(!self.provisioning_secret.is_empty()).then_some("<redacted>"),
             )
+            .field("message_status_events", &self.message_status_events)
             .finish()
     }
 }

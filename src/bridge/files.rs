@@ -16,7 +16,7 @@ use super::event::Media;
 use super::ids::MsnAddress;
 use super::media::identify;
 use super::outbox::{Failed, Outgoing, Shape};
-use super::port::{OutgoingMedia, SendStatus};
+use super::port::OutgoingMedia;
 use super::portals::outgoing;
 use super::remote::{
     Chat, DeliveryError, FileTransfer, MsnConnector, MsnSessionPort as _, OutgoingFile,
@@ -486,33 +486,6 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             ));
         };
         session.send_file(chat, file).await
-    }
-
-    /// Reports how a Matrix message ended: a notice when it did not reach MSN, and its
-    /// send status either way.
-    pub(super) async fn conclude(
-        &self,
-        room_id: &RoomId,
-        event_id: &EventId,
-        notifier: &UserId,
-        outcome: Result<(), String>,
-    ) {
-        let status = match outcome {
-            Ok(()) => SendStatus::Delivered,
-            Err(why) => {
-                self.report_undelivered(room_id, event_id, notifier, &why)
-                    .await;
-                SendStatus::Failed(why)
-            }
-        };
-        // Clients that show message send status (as the mautrix bridges report it) show it.
-        if let Err(e) = self
-            .matrix
-            .send_status(room_id, event_id, &status, notifier)
-            .await
-        {
-            tracing::debug!(error = %e, "cannot report the message's send status");
-        }
     }
 }
 

@@ -31,6 +31,7 @@ mod puppets;
 mod readiness;
 mod registry;
 pub mod remote;
+mod send_status;
 mod spaces;
 mod worker;
 
@@ -106,6 +107,9 @@ pub struct Bridge<M: MatrixPort, C: MsnConnector> {
     login_permits: tokio::sync::Semaphore,
     /// Bounds picture fetches from MSN across users ([`pictures::PICTURE_FETCHES`]).
     picture_permits: tokio::sync::Semaphore,
+    /// Bounds send statuses on their way to the homeserver
+    /// ([`send_status::STATUSES_IN_FLIGHT`]).
+    status_permits: Arc<tokio::sync::Semaphore>,
     /// Makes transaction IDs of messages from MSN, and login generations, unique within
     /// this run.
     sequence: AtomicU64,
@@ -147,6 +151,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             creating_portal: tokio::sync::Mutex::new(()),
             login_permits: tokio::sync::Semaphore::new(LOGINS_AT_ONCE),
             picture_permits: tokio::sync::Semaphore::new(pictures::PICTURE_FETCHES),
+            status_permits: Arc::new(tokio::sync::Semaphore::new(send_status::STATUSES_IN_FLIGHT)),
             sequence: AtomicU64::new(0),
             shutdown,
         })

@@ -932,6 +932,35 @@ async fn the_users_space_holds_their_rooms_once_across_restarts() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn send_statuses_can_be_turned_off() {
+    let world = Scene::world().await;
+    let mut config = Scene::config_in(&world);
+    config.bridge.message_status_events = false;
+    let mut scene = Scene::start_with(world, config, Order::WorkerFirst).await;
+    let (mut alice, portal) = scene.chat_with_alice("hi").await;
+    scene.say(&portal, USER, "this one arrives").await;
+    alice.message().await;
+    // A failure still gets its notice in the room.
+    alice.sign_out(&scene.msn, ALICE).await;
+    scene.msn.add_contact(ALICE, BOB, Lists::BL);
+    scene.say(&portal, USER, "this one does not").await;
+    let hs = scene.hs.clone();
+    until("the undelivered notice", || {
+        hs.room(&portal)?
+            .timeline
+            .into_iter()
+            .find(|e| e.body.contains("not delivered"))
+    })
+    .await;
+    // The first message's status would have been on its way before the second was
+    // taken; nothing else is left to run once the clock has moved on.
+    scene.advance(Duration::from_secs(1)).await;
+    let statuses = hs.room(&portal).map(|r| r.statuses).unwrap_or_default();
+    assert!(statuses.is_empty(), "{statuses:?}");
+    scene.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn each_matrix_message_gets_its_send_status() {
     use matrix_msn::bridge::port::SendStatus;
     let mut scene = Scene::start().await;
