@@ -17,12 +17,16 @@
 //! the bridge listening on the fixed `--bridge-port` its registration names, the Matrix
 //! users registered with Synapse's shared secret and observed through their own `/sync`
 //! (see `msn_load/synapse.rs`). The same code measures both modes (`msn_load/homeserver.rs`).
+//! After the bridged bursts, the same numbers of messages go between plain Matrix users on
+//! the same Synapse in the same two shapes (`msn_load/plain.rs`), and each direction's
+//! bridged rate is printed as a fraction of the plain one.
 //!
 //! ```text
 //! cargo run --release -p msn-tools --bin msn-load -- [--users 50] [--messages 100] [--latency-samples 300]
 //!                                        [--idle 100,1000,10000] [--cpu-seconds 10]
 //!                                        [--idle-budget-seconds 900] [--skip-throughput]
 //!                                        [--skip-idle] [--skip-restart] [--restore-per-second 100]
+//!                                        [--no-status-events]
 //!                                        [--db-dir DIR]
 //!                                        [--synapse [--synapse-port 18448] [--bridge-port 29555]]
 //! ```
@@ -38,6 +42,8 @@
 
 #[path = "msn_load/homeserver.rs"]
 mod homeserver;
+#[path = "msn_load/plain.rs"]
+mod plain;
 #[path = "msn_load/restart.rs"]
 mod restart;
 #[path = "msn_load/synapse.rs"]
@@ -105,6 +111,10 @@ struct Args {
     /// The start-up stage's `msn.restore_logins_per_second`.
     #[arg(long, default_value_t = 100)]
     restore_per_second: u32,
+    /// Run the bridge with `bridge.message_status_events: false` (no send-status event
+    /// per Matrix message).
+    #[arg(long)]
+    no_status_events: bool,
     /// Where the bridge's SQLite database goes (default: the system temp dir); with
     /// --synapse, Synapse's data and the registration go there too.
     #[arg(long)]
@@ -641,12 +651,28 @@ fn write_registration(
         .with_context(|| format!("writing {}", path.display()))
 }
 
-/// Starts the bridge on `db`, restoring stored logins at `restore_per_second`.
+/// What the run changes in the bridge's config.
+#[derive(Clone, Copy)]
+struct Tuning {
+    restore_per_second: u32,
+    status_events: bool,
+}
+
+impl Tuning {
+    fn of(args: &Args) -> Self {
+        Tuning {
+            restore_per_second: args.restore_per_second,
+            status_events: !args.no_status_events,
+        }
+    }
+}
+
+/// Starts the bridge on `db`, with `tuning`.
 async fn start_bridge(
     msn: &MsnChild,
     db: &str,
     synapse: Option<&SynapseTarget>,
-    restore_per_second: u32,
+    tuning: Tuning,
 ) -> Result<Bridge> {
     let observer = Observer::new();
     let (hs, config) = match synapse {
@@ -679,7 +705,8 @@ async fn start_bridge(
         }
     };
     let mut config = config;
-    config.msn.restore_logins_per_second = restore_per_second;
+    config.msn.restore_logins_per_second = tuning.restore_per_second;
+    config.bridge.message_status_events = tuning.status_events;
     let bot = config.bot_mxid();
     let shutdown = CancellationToken::new();
     let port = config.appservice.port;
@@ -862,7 +889,7 @@ async fn run_with(
 ) -> Result<()> {
     let child_pid = msn.child.id();
     let rss_start = rss_kb(None);
-    let mut bridge = start_bridge(msn, db, synapse.as_ref(), args.restore_per_second).await?;
+    let mut bridge = start_bridge(msn, db, synapse.as_ref(), Tuning::of(args)).await?;
     let mut settings = MsnSettings::new(msn.dispatch.clone(), msn.nexus.clone());
     settings.connect_timeout = Duration::from_secs(10);
     settings.request_timeout = Duration::from_secs(20);
@@ -900,15 +927,7 @@ async fn run_with(
             + Duration::from_secs_f64(
                 logins as f64 / f64::from(args.restore_per_second.max(1)) * 3.0,
             );
-        bridge = restart::restart(
-            bridge,
-            msn,
-            db,
-            args.restore_per_second,
-            limit,
-            &mut figures,
-        )
-        .await?;
+        bridge = restart::restart(bridge, msn, db, Tuning::of(args), limit, &mut figures).await?;
     }
 
     println!();
@@ -1046,6 +1065,14 @@ async fn throughput(
         });
     }
     eprintln!("{pairs} portals ready");
+    // Through Synapse: the plain clients' bursts of the same shapes first (see plain.rs).
+    let plain = match &bridge.hs {
+        Hs::Synapse(synapse) => {
+            let users: Vec<String> = list.iter().map(|p| p.mxid.clone()).collect();
+            Some(plain::bursts(synapse, obs, &users, messages, &seq).await?)
+        }
+        Hs::StandIn(_) => None,
+    };
 
     // MSN → Matrix, one at a time.
     let mut e2e = Vec::new();
@@ -1245,8 +1272,52 @@ async fn throughput(
     if let Some(cpu) = x2m_cpu {
         figures.row("Matrix→MSN burst: CPU of a core", cpu);
     }
+    if let Some((as_bridge, as_users)) = &plain {
+        let shape = "one sender per room, in order";
+        side_by_side(figures, "MSN→Matrix", m2x_rate, as_bridge, shape);
+        side_by_side(
+            figures,
+            "Matrix→MSN",
+            x2m_rate,
+            as_users,
+            "the users' rounds",
+        );
+    }
     drop((base_a, base_b, base_sb, base_b_sb));
     Ok(list)
+}
+
+/// The plain-client burst of `--synapse` beside the bridged one of the same shape.
+fn side_by_side(
+    figures: &mut Figures,
+    direction: &str,
+    bridged: f64,
+    plain: &plain::Burst,
+    shape: &str,
+) {
+    figures.row(
+        &format!("{direction} shape, plain clients ({shape})"),
+        format!(
+            "{:.0} msg/s  ({}/{} in {:.2} s; {} p50 / p99 {} / {})",
+            plain.rate,
+            plain.arrived,
+            plain.total,
+            plain.elapsed.as_secs_f64(),
+            plain.timed,
+            ms(plain.latency.p50),
+            ms(plain.latency.p99)
+        ),
+    );
+    if let Some(cpu) = &plain.cpu {
+        figures.row(
+            &format!("{direction} plain burst: CPU of a core"),
+            cpu.clone(),
+        );
+    }
+    figures.row(
+        &format!("{direction} bridged ÷ plain (goal ≥ 0.9)"),
+        format!("{:.2}", bridged / plain.rate.max(1e-9)),
+    );
 }
 
 async fn idle(

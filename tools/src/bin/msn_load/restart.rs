@@ -7,18 +7,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use super::{Bridge, Figures, MsnChild, start_bridge};
+use super::{Bridge, Figures, MsnChild, Tuning, start_bridge};
 
 /// How often the restore's progress is sampled (the figures' resolution).
 const SAMPLE: Duration = Duration::from_millis(50);
 
-/// Stops `old` and starts the bridge again on `db`, restoring `per_second` logins a
-/// second; returns the new bridge once every login is back (or `limit` has passed).
+/// Stops `old` and starts the bridge again on `db` with `tuning` (restoring
+/// `tuning.restore_per_second` logins a second); returns the new bridge once every login is back (or `limit` has passed).
 pub(super) async fn restart(
     old: Bridge,
     msn: &MsnChild,
     db: &str,
-    per_second: u32,
+    tuning: Tuning,
     limit: Duration,
     figures: &mut Figures,
 ) -> Result<Bridge> {
@@ -33,7 +33,7 @@ pub(super) async fn restart(
         .context("the bridge did not stop within 120 s")??;
     drop(old.hs);
 
-    let bridge = start_bridge(msn, db, None, per_second).await?;
+    let bridge = start_bridge(msn, db, None, tuning).await?;
     figures.row(
         &format!("restart with {stored} logins stored: ready"),
         format!(
@@ -80,6 +80,7 @@ pub(super) async fn restart(
         .max()
         .unwrap_or(0);
     let total_failures = failures.last().map_or(0, |&(_, n)| n);
+    let per_second = tuning.restore_per_second;
     let goal = stored as f64 / f64::from(per_second);
     figures.row(
         &format!("restart with {stored} logins stored: restored"),

@@ -217,9 +217,10 @@ impl Synapse {
         serde_json::from_str(&text).with_context(|| format!("answer {text:?}"))
     }
 
-    /// Registers `localpart` with the shared secret (nonce + HMAC-SHA1) and starts its sync
-    /// loop once the initial sync is done.
-    async fn register(&self, mxid: &str) -> Result<()> {
+    /// Registers `localpart` with the shared secret (nonce + HMAC-SHA1) and, with `sync`,
+    /// starts its sync loop once the initial sync is done (a user that only sends needs
+    /// none, and each one is load on Synapse).
+    pub async fn register(&self, mxid: &str, sync: bool) -> Result<()> {
         let localpart = mxid
             .strip_prefix('@')
             .and_then(|s| s.split(':').next())
@@ -246,6 +247,9 @@ impl Synapse {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(mxid.to_owned(), token.clone());
+        if !sync {
+            return Ok(());
+        }
         let mut sync = SyncLoop {
             http: self.http.clone(),
             base: self.url.clone(),
@@ -264,23 +268,36 @@ impl Synapse {
 
     /// Registers `mxid` if needed and creates a DM with the bot (`is_direct`, bot invited).
     pub async fn open_dm(&self, mxid: &str) -> Result<String> {
+        let bot = self.bot.clone();
+        self.create_room(mxid, &[&bot], true)
+            .await
+            .with_context(|| format!("{mxid} creating a DM with the bot"))
+    }
+
+    /// Registers `creator` (with its sync loop) if needed and creates a private room
+    /// inviting `invite`.
+    pub async fn create_room(
+        &self,
+        creator: &str,
+        invite: &[&str],
+        direct: bool,
+    ) -> Result<String> {
         let known = self
             .tokens
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .contains_key(mxid);
+            .contains_key(creator);
         if !known {
-            self.register(mxid).await?;
+            self.register(creator, true).await?;
         }
-        let body = json!({"preset": "trusted_private_chat", "is_direct": true,
-            "invite": [self.bot]});
+        let body = json!({"preset": "trusted_private_chat", "is_direct": direct,
+            "invite": invite});
         let answer = self
             .call(
-                Some(mxid),
+                Some(creator),
                 self.http.post(self.endpoint(&["createRoom"])?).json(&body),
             )
-            .await
-            .with_context(|| format!("{mxid} creating a DM with the bot"))?;
+            .await?;
         Ok(answer["room_id"]
             .as_str()
             .context("createRoom gave no room_id")?
