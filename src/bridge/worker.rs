@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
@@ -56,6 +56,9 @@ struct LaneKit {
     permits: Arc<Semaphore>,
     finished: mpsc::UnboundedSender<i64>,
     places: Capacity,
+    /// Told when a lane has handled all it was given: the dispatcher then closes the
+    /// lanes with nothing pending, so a quiet room holds no task.
+    went_idle: Arc<Notify>,
 }
 
 /// The lanes open now, and the tasks that run them.
@@ -80,6 +83,7 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 permits: Arc::new(Semaphore::new(LANES)),
                 finished,
                 places: intake.capacity(),
+                went_idle: Arc::new(Notify::new()),
             },
         };
         self.dispatch(&mut lanes, intake).await;
@@ -150,19 +154,20 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 }
             }
         }
+        let went_idle = lanes.kit.went_idle.clone();
         loop {
             let fresh = tokio::select! {
                 () = self.shutdown.cancelled() => return,
+                () = went_idle.notified() => {
+                    close_idle(lanes);
+                    continue;
+                }
                 fresh = intake.recv() => match fresh {
                     Some(fresh) => fresh,
                     None => return,
                 },
             };
-            // Idle lanes end: their task sees its queue close once empty.
-            lanes
-                .open
-                .retain(|_, lane| lane.pending.load(Ordering::Acquire) > 0);
-            while lanes.tasks.try_join_next().is_some() {}
+            close_idle(lanes);
             for queued in fresh {
                 if from_backlog.remove(&queued.seq) {
                     lanes.kit.places.give_back(queued.holds_place);
@@ -232,7 +237,9 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
                 bridge.handle_queued(seq, event).await;
                 let _ = kit.finished.send(seq);
                 kit.places.give_back(holds_place);
-                count.fetch_sub(1, Ordering::AcqRel);
+                if count.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    kit.went_idle.notify_one();
+                }
             }
         });
         Lane { tx, pending }
@@ -276,4 +283,13 @@ impl<M: MatrixPort, C: MsnConnector> Bridge<M, C> {
             seqs.clear();
         }
     }
+}
+
+/// Ends the lanes with nothing pending (their task sees its queue close) and reaps the
+/// tasks that ended. Only the dispatcher adds to a lane, so none can get work meanwhile.
+fn close_idle(lanes: &mut Lanes) {
+    lanes
+        .open
+        .retain(|_, lane| lane.pending.load(Ordering::Acquire) > 0);
+    while lanes.tasks.try_join_next().is_some() {}
 }

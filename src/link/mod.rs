@@ -207,7 +207,7 @@ impl LinkSession {
                     None => break,
                 },
                 () = self.conversations.stale_picture_asked() => {
-                    if let Err(e) = self.session.reannounce_msn_object().await {
+                    if let Err(e) = Box::pin(self.session.reannounce_msn_object()).await {
                         tracing::debug!(error = %e, "cannot announce the picture again");
                     }
                     continue;
@@ -227,7 +227,7 @@ impl LinkSession {
                     reason,
                 }),
                 SessionEvent::Ended(end) => {
-                    self.conversations.close_all().await;
+                    Box::pin(self.conversations.close_all()).await;
                     Some(RemoteEvent::Ended(match end {
                         EndReason::LoginRefused(why) => SessionEnd::LoginRefused(why),
                         EndReason::SignedInElsewhere => SessionEnd::SignedInElsewhere,
@@ -239,10 +239,9 @@ impl LinkSession {
                     content_type,
                     fields,
                 })) => {
-                    if self
-                        .pass_on_offline_messages(&content_type, &fields, &out)
-                        .await
-                    {
+                    // Boxed, as the other rare paths here: fetching offline messages
+                    // (SOAP) is a deep future an idle session's task should not carry.
+                    if Box::pin(self.pass_on_offline_messages(&content_type, &fields, &out)).await {
                         continue;
                     }
                     break;

@@ -453,8 +453,10 @@ impl Driver {
     async fn on_event(&mut self, session: &mut NsSession, event: NsEvent) -> Flow {
         self.follow_circle_join(&event);
         match event {
+            // The HTTP calls of a login are boxed: an idle connection's task should not
+            // carry their futures' size.
             NsEvent::NeedTicket { tw_challenge } => {
-                let ticket = fetch_ticket_by_route(
+                let ticket = Box::pin(fetch_ticket_by_route(
                     &self.http,
                     &self.settings.ticket_route,
                     &self.settings.nexus_url,
@@ -462,7 +464,7 @@ impl Driver {
                     &self.config.login,
                     &self.password,
                     &tw_challenge,
-                )
+                ))
                 .await;
                 match ticket {
                     Ok(ticket) => {
@@ -484,13 +486,13 @@ impl Driver {
                 Flow::Continue
             }
             NsEvent::NeedSsoTicket { policy } => {
-                let tokens = fetch_sso_tokens(
+                let tokens = Box::pin(fetch_sso_tokens(
                     &self.http,
                     &self.settings.sso_url(),
                     &self.config.login,
                     &self.password,
                     &policy,
-                )
+                ))
                 .await;
                 let tokens = match tokens {
                     Ok(tokens) => tokens,
@@ -529,7 +531,7 @@ impl Driver {
                     return Flow::Stop;
                 };
                 let with_circles = Dialect(session.version()).has_circles();
-                let list = match book.contact_list(&self.http, with_circles).await {
+                let list = match Box::pin(book.contact_list(&self.http, with_circles)).await {
                     Ok((list, circles)) => {
                         let joined: Vec<Circle> =
                             circles.circles.into_iter().filter(|c| c.accepted).collect();

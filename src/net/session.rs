@@ -240,7 +240,8 @@ impl Supervisor {
                 }
                 After::Retry(reason) => reason,
             };
-            match self.reconnect(reason).await {
+            // Boxed: an idle session's task should not carry a login's future.
+            match Box::pin(self.reconnect(reason)).await {
                 Some(next) => events = next,
                 None => return,
             }
@@ -257,7 +258,7 @@ impl Supervisor {
                     // more, so sign out rather than keep the account online forever.
                     let client = self.client.borrow().clone();
                     if let Some(client) = client {
-                        client.logout().await;
+                        Box::pin(client.logout()).await;
                     }
                     return After::End(EndReason::LoggedOut);
                 }
