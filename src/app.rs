@@ -214,6 +214,8 @@ pub async fn start(
             .await
     });
 
+    crate::memory::spawn_trimmer(shutdown.clone());
+
     let handled_events = bridge.handled_counter();
     let handled_messages = bridge.handled_messages_counter();
     let worker_bridge = bridge.clone();

@@ -12,6 +12,7 @@ pub mod config;
 pub mod link;
 pub mod logging;
 pub mod matrix;
+pub mod memory;
 pub mod metrics;
 pub mod net;
 pub mod store;

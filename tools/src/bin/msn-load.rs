@@ -1368,7 +1368,8 @@ async fn idle(
         let ok = login_all(bridge, &accounts, remaining, true).await? as usize;
         let took = t.elapsed();
         let reached = done + ok;
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        // Settled, and past the bridge's next return of freed memory (`memory::trim`).
+        tokio::time::sleep(matrix_msn::memory::TRIM_EVERY + Duration::from_secs(2)).await;
         let rss = rss_kb(None);
         let per = (rss.saturating_sub(base_rss)) as f64 / reached.max(1) as f64;
         let per_stage = (rss.saturating_sub(prev_rss)) as f64 / ok.max(1) as f64;
