@@ -3,7 +3,8 @@
 //! Layout (see `docs/architecture.md`): `config` (typed config), `matrix` (the homeserver
 //! side), `store` (SQLite/PostgreSQL), `bridge` (the core, which knows neither HTTP routes
 //! nor MSNP wire types), `link` and `net` (the MSN side over the sans-IO `msnp` crate),
-//! `app` (wiring and lifecycle), `metrics`, `logging`.
+//! `app` (wiring and lifecycle), `metrics`, `logging`, `memory` (freed memory back to the
+//! system).
 
 pub mod app;
 pub mod bridge;
