@@ -1127,35 +1127,16 @@ async fn throughput(
         send_failures += r.unwrap_or(0);
     }
     let sent_in = started.elapsed();
-    let range = first..first + total as u64;
-    let complete = obs
-        .wait("the MSN→Matrix burst", Duration::from_secs(300), |s| {
-            range.clone().all(|n| s.arrivals.contains_key(&n))
-        })
-        .await;
-    let m2x_cpu = m2x_cpu.finish();
-    let (arrived, last, loaded) = {
-        let s = obs.lock();
-        let sent = sent_at.lock().unwrap_or_else(|e| e.into_inner());
-        let mut last = started;
-        let mut loaded = Vec::new();
-        let mut arrived = 0;
-        for n in range.clone() {
-            if let Some((at, _)) = s.arrivals.get(&n) {
-                arrived += 1;
-                last = last.max(*at);
-                if let Some(t0) = sent.get(&n) {
-                    loaded.push(*at - *t0);
-                }
-            }
-        }
-        (arrived, last, lat(loaded))
-    };
-    if complete.is_err() {
-        eprintln!("MSN→Matrix burst incomplete: {arrived}/{total}");
-    }
-    let m2x_elapsed = last - started;
-    let m2x_rate = arrived as f64 / m2x_elapsed.as_secs_f64();
+    let sent_at = std::mem::take(&mut *sent_at.lock().unwrap_or_else(|e| e.into_inner()));
+    let m2x_burst = delivered(
+        obs,
+        "the MSN→Matrix burst",
+        first..first + total as u64,
+        started,
+        &sent_at,
+        m2x_cpu,
+    )
+    .await;
 
     // Matrix → MSN, one at a time.
     let mut e2e = Vec::new();
@@ -1231,16 +1212,22 @@ async fn throughput(
     figures.row(
         &format!("MSN→Matrix throughput ({pairs}×{messages}, window {window})"),
         format!(
-            "{m2x_rate:.0} msg/s  ({arrived}/{total} in {:.2} s; sends took {:.2} s, {send_failures} failed)",
-            m2x_elapsed.as_secs_f64(),
+            "{:.0} msg/s  ({}/{total} in {:.2} s; sends took {:.2} s, {send_failures} failed)",
+            m2x_burst.rate,
+            m2x_burst.arrived,
+            m2x_burst.elapsed.as_secs_f64(),
             sent_in.as_secs_f64()
         ),
     );
     figures.row(
         "MSN→Matrix e2e under that load p50 / p99",
-        format!("{} / {}", ms(loaded.p50), ms(loaded.p99)),
+        format!(
+            "{} / {}",
+            ms(m2x_burst.latency.p50),
+            ms(m2x_burst.latency.p99)
+        ),
     );
-    if let Some(cpu) = m2x_cpu {
+    if let Some(cpu) = m2x_burst.cpu.clone() {
         figures.row("MSN→Matrix burst: CPU of a core", cpu);
     }
     figures.row(
@@ -1274,7 +1261,7 @@ async fn throughput(
     }
     if let Some((as_bridge, as_users)) = &plain {
         let shape = "one sender per room, in order";
-        side_by_side(figures, "MSN→Matrix", m2x_rate, as_bridge, shape);
+        side_by_side(figures, "MSN→Matrix", m2x_burst.rate, as_bridge, shape);
         side_by_side(
             figures,
             "Matrix→MSN",
@@ -1287,14 +1274,64 @@ async fn throughput(
     Ok(list)
 }
 
+/// One burst's outcome.
+struct Burst {
+    /// What `latency` is the time of.
+    timed: &'static str,
+    rate: f64,
+    arrived: usize,
+    total: usize,
+    elapsed: Duration,
+    latency: Lat,
+    cpu: Option<String>,
+}
+
+/// Waits (at most five minutes) for the Matrix-bound messages `range` (sent from
+/// `started`, each at `sent_at`) to be seen, and measures the burst.
+async fn delivered(
+    observer: &Observer,
+    what: &str,
+    range: std::ops::Range<u64>,
+    started: Instant,
+    sent_at: &HashMap<u64, Instant>,
+    cpu: CpuMeter,
+) -> Burst {
+    let complete = observer
+        .wait(what, Duration::from_secs(300), |s| {
+            range.clone().all(|n| s.arrivals.contains_key(&n))
+        })
+        .await;
+    let cpu = cpu.finish();
+    let total = range.clone().count();
+    let s = observer.lock();
+    let mut last = started;
+    let mut loaded = Vec::with_capacity(total);
+    for n in range {
+        if let Some((at, _)) = s.arrivals.get(&n) {
+            last = last.max(*at);
+            if let Some(t0) = sent_at.get(&n) {
+                loaded.push(*at - *t0);
+            }
+        }
+    }
+    let arrived = loaded.len();
+    if complete.is_err() {
+        eprintln!("{what} incomplete: {arrived}/{total}");
+    }
+    let elapsed = last - started;
+    Burst {
+        timed: "e2e",
+        rate: arrived as f64 / elapsed.as_secs_f64().max(1e-9),
+        arrived,
+        total,
+        elapsed,
+        latency: lat(loaded),
+        cpu,
+    }
+}
+
 /// The plain-client burst of `--synapse` beside the bridged one of the same shape.
-fn side_by_side(
-    figures: &mut Figures,
-    direction: &str,
-    bridged: f64,
-    plain: &plain::Burst,
-    shape: &str,
-) {
+fn side_by_side(figures: &mut Figures, direction: &str, bridged: f64, plain: &Burst, shape: &str) {
     figures.row(
         &format!("{direction} shape, plain clients ({shape})"),
         format!(

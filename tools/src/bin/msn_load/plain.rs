@@ -18,24 +18,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Result;
 
 use super::synapse::Synapse;
-use super::{CpuMeter, Lat, Observer, lat};
-
-/// One burst's outcome.
-pub struct Burst {
-    /// What `latency` is the time of.
-    pub timed: &'static str,
-    pub rate: f64,
-    pub arrived: usize,
-    pub total: usize,
-    pub elapsed: Duration,
-    pub latency: Lat,
-    pub cpu: Option<String>,
-}
+use super::{Burst, CpuMeter, Observer, delivered, lat};
 
 /// A bridged user and the plain peer it shares a room with.
 struct PlainPair {
@@ -94,7 +82,8 @@ pub async fn bursts(
     while let Some(done) = tasks.join_next().await {
         sent_at.extend(done??);
     }
-    let as_bridge = delivered(observer, first, total, started, &sent_at, cpu).await;
+    let range = first..first + total as u64;
+    let as_bridge = delivered(observer, "a plain burst", range, started, &sent_at, cpu).await;
 
     // As the Matrix users send: rounds of one message from every user, each round once
     // Synapse accepted the previous one.
@@ -121,47 +110,4 @@ pub async fn bursts(
         cpu: cpu.finish(),
     };
     Ok((as_bridge, as_users))
-}
-
-/// Waits (at most five minutes) for `first..first + total` to reach their receivers' syncs.
-async fn delivered(
-    observer: &Observer,
-    first: u64,
-    total: usize,
-    started: Instant,
-    sent_at: &HashMap<u64, Instant>,
-    cpu: CpuMeter,
-) -> Burst {
-    let range = first..first + total as u64;
-    let complete = observer
-        .wait("a plain burst", Duration::from_secs(300), |s| {
-            range.clone().all(|n| s.arrivals.contains_key(&n))
-        })
-        .await;
-    let cpu = cpu.finish();
-    let s = observer.lock();
-    let mut last = started;
-    let mut loaded = Vec::with_capacity(total);
-    for n in range {
-        if let Some((at, _)) = s.arrivals.get(&n) {
-            last = last.max(*at);
-            if let Some(t0) = sent_at.get(&n) {
-                loaded.push(*at - *t0);
-            }
-        }
-    }
-    let arrived = loaded.len();
-    if complete.is_err() {
-        eprintln!("plain burst incomplete: {arrived}/{total}");
-    }
-    let elapsed = last - started;
-    Burst {
-        timed: "e2e",
-        rate: arrived as f64 / elapsed.as_secs_f64().max(1e-9),
-        arrived,
-        total,
-        elapsed,
-        latency: lat(loaded),
-        cpu,
-    }
 }
