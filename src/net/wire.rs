@@ -61,10 +61,6 @@ impl Wire {
                 version,
             ) {
                 Ok(Some(frame)) => {
-                    if self.buf.is_empty() {
-                        // The frames taken keep what they need of it.
-                        self.buf = BytesMut::new();
-                    }
                     tracing::trace!(frame = %frame_for_log(&frame), "<-");
                     return Ok(Some(frame));
                 }
@@ -94,7 +90,8 @@ impl Wire {
                 .await
                 .map_err(NetError::Io);
         }
-        // Nothing half-read: wait holding no buffer.
+        // Nothing half-read: wait holding no buffer (the frames taken keep what they
+        // need of the last one).
         self.buf = BytesMut::new();
         loop {
             self.stream.readable().await.map_err(NetError::Io)?;
@@ -173,7 +170,13 @@ mod tests {
         let long = wire.read_frame(12).await.expect("read").expect("a frame");
         assert_eq!(long.verb.as_str(), "NOT");
         assert_eq!(long.payload.as_deref(), Some(payload.as_bytes()));
-        // Nothing is half-read now: the wire waits holding no buffer.
+        // Nothing is half-read now: the wire waits holding no buffer. (Polled once: it
+        // is waiting for the socket when the other branch is taken.)
+        tokio::select! {
+            biased;
+            read = wire.read_frame(12) => panic!("nothing was sent yet: {read:?}"),
+            () = std::future::ready(()) => {}
+        }
         assert_eq!(wire.buf.capacity(), 0);
         go_on_tx.send(()).await.expect("go on");
         let last = wire.read_frame(12).await.expect("read").expect("a frame");
