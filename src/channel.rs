@@ -36,6 +36,11 @@ impl<T> EventSender<T> {
     pub fn is_closed(&self) -> bool {
         self.0.is_closed()
     }
+
+    /// Waits until the receiver is gone.
+    pub async fn closed(&self) {
+        self.0.closed().await;
+    }
 }
 
 /// The receiving side of [`channel`].

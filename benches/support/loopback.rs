@@ -93,7 +93,12 @@ async fn connect(settings: &MsnSettings, email: &str) -> (NsClient, NsEvents) {
     let http = http_client(None, Duration::from_secs(5)).expect("http client");
     let (client, mut events) = timeout(
         T,
-        NsClient::connect(settings, &http, NsConfig::new(email), Secret::new("secret")),
+        NsClient::connect(
+            settings.clone(),
+            &http,
+            NsConfig::new(email),
+            Secret::new("secret"),
+        ),
     )
     .await
     .expect("login hangs")

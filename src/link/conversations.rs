@@ -40,7 +40,7 @@ struct State {
 #[derive(Clone)]
 pub(super) struct Conversations {
     state: Arc<Mutex<State>>,
-    settings: MsnSettings,
+    settings: Arc<MsnSettings>,
     account: String,
     /// MSNP16+: our endpoint's machine GUID, for `USR`/`ANS` (§15.3.3).
     endpoint: Option<String>,
@@ -53,7 +53,7 @@ pub(super) struct Conversations {
 
 impl Conversations {
     pub(super) fn new(
-        settings: MsnSettings,
+        settings: Arc<MsnSettings>,
         account: String,
         endpoint: Option<String>,
         events: EventSender<RemoteEvent>,

@@ -27,7 +27,7 @@ use crate::bridge::remote::{
 };
 use crate::net::{
     Backoff, ContactEdit, EndReason, MsnSession, MsnSettings, NetError, OfflineSender,
-    PassportError, SessionEvent,
+    PassportError, SessionEvent, SessionEvents,
 };
 use circles::CircleSend;
 use conversations::Conversations;
@@ -38,7 +38,8 @@ use msnp::{LoginError, MsgPayload, NsConfig, NsEvent, Secret};
 /// Logs accounts in to one MSN service.
 #[derive(Clone)]
 pub struct MsnLink {
-    settings: MsnSettings,
+    /// Shared by every session, its connections and its conversations.
+    settings: Arc<MsnSettings>,
     http: reqwest::Client,
     backoff: (Duration, Duration),
 }
@@ -53,7 +54,7 @@ impl MsnLink {
         let http =
             crate::net::http_client(settings.extra_ca_pem.as_deref(), settings.request_timeout)?;
         Ok(Self {
-            settings,
+            settings: Arc::new(settings),
             http,
             backoff: (initial, max),
         })
@@ -199,13 +200,16 @@ impl LinkSession {
     }
 
     /// Translates the session's events into the core's, answering invitations on the way.
-    async fn pump(self, mut events: Events<SessionEvent>, out: EventSender<RemoteEvent>) {
+    /// Reading them is what keeps the session up ([`SessionEvents`]); once the core no
+    /// longer reads its events, the session signs out.
+    async fn pump(self, mut events: SessionEvents, out: EventSender<RemoteEvent>) {
         loop {
             let event = tokio::select! {
                 event = events.recv() => match event {
                     Some(event) => event,
                     None => break,
                 },
+                () = out.closed() => break,
                 () = self.conversations.stale_picture_asked() => {
                     if let Err(e) = Box::pin(self.session.reannounce_msn_object()).await {
                         tracing::debug!(error = %e, "cannot announce the picture again");
@@ -255,6 +259,11 @@ impl LinkSession {
             {
                 break;
             }
+        }
+        if out.is_closed() {
+            // Nobody reads this session's events any more: sign out rather than keep the
+            // account online with nobody to hear it.
+            Box::pin(MsnSessionPort::logout(&self)).await;
         }
     }
 

@@ -33,6 +33,6 @@ pub use passport::{
     fetch_ticket_not_rst, fetch_ticket_rst, http_client,
 };
 pub use sb_client::{FileSink, FileSource, SbClient, SbEvents, SwitchboardEvent};
-pub use session::{EndReason, MsnSession, SessionEvent};
+pub use session::{EndReason, MsnSession, SessionEvent, SessionEvents};
 pub use settings::{MsnSettings, TicketRoute};
 pub use soap_post::PostError;

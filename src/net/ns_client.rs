@@ -99,11 +99,12 @@ impl NsClient {
     /// `settings.versions` (when not empty) and `settings.request_timeout` replace those
     /// of `config`.
     pub async fn connect(
-        settings: &MsnSettings,
+        settings: impl Into<Arc<MsnSettings>>,
         http: &reqwest::Client,
         config: NsConfig,
         password: Secret,
     ) -> Result<(NsClient, NsEvents), NetError> {
+        let settings: Arc<MsnSettings> = settings.into();
         let mut config = config;
         // The shell's settings decide what is offered and how long a request may take.
         if !settings.versions.is_empty() {
@@ -248,7 +249,7 @@ enum Flow {
 }
 
 struct Driver {
-    settings: MsnSettings,
+    settings: Arc<MsnSettings>,
     http: reqwest::Client,
     config: NsConfig,
     password: Secret,

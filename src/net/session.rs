@@ -3,7 +3,12 @@
 //! keepalive timeout or a server shutdown, and restoring the status, friendly name and
 //! personal message last set. It stops for good on what a reconnect cannot fix: wrong
 //! credentials, an unsupported version, a sign-in elsewhere (`OUT OTH`) or a logout.
+//! It runs in whoever reads its events ([`SessionEvents`]), not in a task of its own;
+//! once they are dropped, or every [`MsnSession`] handle is gone while they are read, it
+//! signs out.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,10 +18,9 @@ use tracing::Instrument;
 
 use super::backoff::{Backoff, os_random};
 use super::error::NetError;
-use super::ns_client::NsClient;
+use super::ns_client::{NsClient, NsEvents};
 use super::passport::PassportError;
 use super::settings::MsnSettings;
-use crate::channel::{EventSender, Events};
 use msnp::{CloseReason, NsConfig, NsEvent, Secret, Status};
 
 /// What happens to the session, for the bridge.
@@ -74,20 +78,20 @@ struct Inner {
 }
 
 impl MsnSession {
-    /// Logs in once (returning the login's error if that fails), then keeps the session up
-    /// in the background. Events arrive on the returned channel.
+    /// Logs in once (returning the login's error if that fails); the session then lives
+    /// as its events are read ([`SessionEvents`]), the first being `Connected`.
     pub async fn start(
-        settings: MsnSettings,
+        settings: impl Into<Arc<MsnSettings>>,
         http: reqwest::Client,
         config: NsConfig,
         password: Secret,
         backoff: Backoff,
-    ) -> Result<(MsnSession, Events<SessionEvent>), NetError> {
+    ) -> Result<(MsnSession, SessionEvents), NetError> {
+        let settings: Arc<MsnSettings> = settings.into();
         let (client, events) =
-            NsClient::connect(&settings, &http, config.clone(), password.clone()).await?;
+            NsClient::connect(settings.clone(), &http, config.clone(), password.clone()).await?;
         let version = client.version();
         let (client_tx, client_rx) = watch::channel(Some(client));
-        let (out, out_rx) = crate::channel::channel(1024);
         let profile = Profile {
             status: config.initial_status,
             capabilities: config.capabilities,
@@ -101,21 +105,20 @@ impl MsnSession {
             profile: Mutex::new(profile),
             cancel: CancellationToken::new(),
         });
-        let _ = out.send(SessionEvent::Connected { version }).await;
-        let supervisor = Supervisor {
+        let span = tracing::info_span!("msn_session", login = %config.login);
+        let events = SessionEvents {
+            state: State::Fresh { version, events },
             settings,
             http,
             config,
             password,
             backoff,
             client: client_tx,
-            out,
             inner: Arc::downgrade(&inner),
             cancel: inner.cancel.clone(),
+            span,
         };
-        let span = tracing::info_span!("msn_session", login = %supervisor.config.login);
-        tokio::spawn(supervisor.run(events).instrument(span));
-        Ok((MsnSession { inner }, out_rx))
+        Ok((MsnSession { inner }, events))
     }
 
     /// The live connection, if there is one now.
@@ -210,134 +213,177 @@ impl MsnSession {
     }
 }
 
-struct Supervisor {
-    settings: MsnSettings,
+/// The events of a session, in order; reading them is what keeps the session going: a
+/// lost connection is noticed, waited out and connected again as they are read. Every
+/// step of [`recv`](Self::recv) may be abandoned and taken up again (it is cancel-safe),
+/// so the reader can wait on it beside other things. The session itself has no task:
+/// the reader's task is the only one it needs besides the connection's driver (README,
+/// Performance: memory per idle login).
+pub struct SessionEvents {
+    state: State,
+    settings: Arc<MsnSettings>,
     http: reqwest::Client,
     config: NsConfig,
     password: Secret,
     backoff: Backoff,
     client: watch::Sender<Option<NsClient>>,
-    out: EventSender<SessionEvent>,
     inner: std::sync::Weak<Inner>,
     cancel: CancellationToken,
+    span: tracing::Span,
 }
 
-/// What to do after a connection ended.
-enum After {
-    Retry(String),
+/// Where the session is.
+enum State {
+    /// Logged in; the `Connected` event is still to be given.
+    Fresh { version: u8, events: NsEvents },
+    /// Connected: the driver's events are passed on.
+    Live(NsEvents),
+    /// Waiting out the backoff before the next attempt.
+    Waiting(Pin<Box<tokio::time::Sleep>>),
+    /// Logging in again (boxed: an idle session should not carry a login's future).
+    Connecting(Login),
+    /// Ended for good; the `Ended` event was given.
+    Over,
+}
+
+/// A login under way.
+type Login = Pin<Box<dyn Future<Output = Result<(NsClient, NsEvents), NetError>> + Send>>;
+
+/// What a step of [`SessionEvents::recv`] leads to.
+enum Step {
+    Event(NsEvent),
+    Lost(String),
     End(EndReason),
+    /// Every [`MsnSession`] handle is gone: nobody wants this session any more.
+    Abandoned,
+    Connect,
+    Connected(NsClient, NsEvents),
 }
 
-impl Supervisor {
-    async fn run(mut self, mut events: super::ns_client::NsEvents) {
-        loop {
-            let after = self.pump(&mut events).await;
-            self.client.send_replace(None);
-            let reason = match after {
-                After::End(reason) => {
-                    let _ = self.out.send(SessionEvent::Ended(reason)).await;
-                    return;
-                }
-                After::Retry(reason) => reason,
-            };
-            // Boxed: an idle session's task should not carry a login's future.
-            match Box::pin(self.reconnect(reason)).await {
-                Some(next) => events = next,
-                None => return,
-            }
-        }
+impl SessionEvents {
+    /// The next event; `None` after [`SessionEvent::Ended`] (or when every handle went
+    /// away while no connection was up).
+    pub async fn recv(&mut self) -> Option<SessionEvent> {
+        let span = self.span.clone();
+        self.next().instrument(span).await
     }
 
-    /// Forwards events until the connection ends; says whether to retry.
-    async fn pump(&mut self, events: &mut super::ns_client::NsEvents) -> After {
+    async fn next(&mut self) -> Option<SessionEvent> {
         loop {
-            let event = tokio::select! {
-                () = self.cancel.cancelled() => return After::End(EndReason::LoggedOut),
-                () = self.client.closed() => {
-                    // Every `MsnSession` handle is gone: nobody wants this session any
-                    // more, so sign out rather than keep the account online forever.
+            let step = match &mut self.state {
+                State::Over => return None,
+                State::Fresh { .. } => {
+                    let State::Fresh { version, events } =
+                        std::mem::replace(&mut self.state, State::Over)
+                    else {
+                        unreachable!("matched above")
+                    };
+                    self.state = State::Live(events);
+                    return Some(SessionEvent::Connected { version });
+                }
+                State::Live(events) => tokio::select! {
+                    () = self.cancel.cancelled() => Step::End(EndReason::LoggedOut),
+                    () = self.client.closed() => Step::Abandoned,
+                    event = events.recv() => match event {
+                        Some(NsEvent::Closed(reason)) => classify(&reason),
+                        Some(event) => Step::Event(event),
+                        None => Step::Lost("the connection's driver stopped".into()),
+                    },
+                },
+                State::Waiting(delay) => tokio::select! {
+                    () = self.cancel.cancelled() => Step::End(EndReason::LoggedOut),
+                    () = self.client.closed() => Step::End(EndReason::LoggedOut),
+                    () = delay.as_mut() => Step::Connect,
+                },
+                State::Connecting(login) => tokio::select! {
+                    () = self.cancel.cancelled() => Step::End(EndReason::LoggedOut),
+                    result = login.as_mut() => match result {
+                        Ok((client, events)) => Step::Connected(client, events),
+                        Err(e) => match permanent(&e) {
+                            Some(end) => Step::End(end),
+                            None => Step::Lost(e.to_string()),
+                        },
+                    },
+                },
+            };
+            match step {
+                Step::Event(event) => return Some(SessionEvent::Ns(event)),
+                Step::Lost(reason) => {
+                    self.client.send_replace(None);
+                    let delay = self.backoff.next_delay(os_random());
+                    let attempt = self.backoff.attempts();
+                    tracing::info!(attempt, ?delay, %reason, "reconnecting");
+                    self.state = State::Waiting(Box::pin(tokio::time::sleep(delay)));
+                    return Some(SessionEvent::Reconnecting {
+                        attempt,
+                        delay,
+                        reason,
+                    });
+                }
+                Step::Abandoned => {
+                    // Sign out rather than keep the account online forever.
                     let client = self.client.borrow().clone();
                     if let Some(client) = client {
                         Box::pin(client.logout()).await;
                     }
-                    return After::End(EndReason::LoggedOut);
+                    return self.end(EndReason::LoggedOut);
                 }
-                event = events.recv() => event,
-            };
-            match event {
-                Some(NsEvent::Closed(reason)) => return classify(&reason),
-                Some(event) => {
-                    let _ = self.out.send(SessionEvent::Ns(event)).await;
+                Step::End(reason) => return self.end(reason),
+                Step::Connect => {
+                    let Some(inner) = self.inner.upgrade() else {
+                        // Every handle is gone: nobody wants this session any more.
+                        self.state = State::Over;
+                        return None;
+                    };
+                    let p = inner.profile.lock().await.clone();
+                    let mut config = self.config.clone();
+                    config.initial_status = p.status;
+                    config.friendly_name = p.friendly_name;
+                    config.personal_message = p.personal_message;
+                    config.msn_object = p.msn_object;
+                    let (settings, http, password) = (
+                        self.settings.clone(),
+                        self.http.clone(),
+                        self.password.clone(),
+                    );
+                    self.state = State::Connecting(Box::pin(async move {
+                        NsClient::connect(settings, &http, config, password).await
+                    }));
                 }
-                None => return After::Retry("the connection's driver stopped".into()),
-            }
-        }
-    }
-
-    /// Reconnects with backoff until it works or cannot work; `None` when the session ended.
-    async fn reconnect(&mut self, mut reason: String) -> Option<super::ns_client::NsEvents> {
-        loop {
-            let delay = self.backoff.next_delay(os_random());
-            let attempt = self.backoff.attempts();
-            tracing::info!(attempt, ?delay, %reason, "reconnecting");
-            let _ = self
-                .out
-                .send(SessionEvent::Reconnecting {
-                    attempt,
-                    delay,
-                    reason: reason.clone(),
-                })
-                .await;
-            tokio::select! {
-                () = self.cancel.cancelled() => {
-                    let _ = self.out.send(SessionEvent::Ended(EndReason::LoggedOut)).await;
-                    return None;
-                }
-                () = self.client.closed() => {
-                    let _ = self.out.send(SessionEvent::Ended(EndReason::LoggedOut)).await;
-                    return None;
-                }
-                () = tokio::time::sleep(delay) => {}
-            }
-            let mut config = self.config.clone();
-            if let Some(inner) = self.inner.upgrade() {
-                let p = inner.profile.lock().await.clone();
-                config.initial_status = p.status;
-                config.friendly_name = p.friendly_name;
-                config.personal_message = p.personal_message;
-                config.msn_object = p.msn_object;
-            } else {
-                // Every handle is gone: nobody wants this session any more.
-                return None;
-            }
-            match NsClient::connect(&self.settings, &self.http, config, self.password.clone()).await
-            {
-                Ok((client, events)) => {
+                Step::Connected(client, events) => {
                     self.backoff.reset();
                     let version = client.version();
                     self.client.send_replace(Some(client));
-                    let _ = self.out.send(SessionEvent::Connected { version }).await;
-                    return Some(events);
+                    self.state = State::Live(events);
+                    return Some(SessionEvent::Connected { version });
                 }
-                Err(e) => match permanent(&e) {
-                    Some(end) => {
-                        let _ = self.out.send(SessionEvent::Ended(end)).await;
-                        return None;
-                    }
-                    None => reason = e.to_string(),
-                },
             }
         }
     }
+
+    fn end(&mut self, reason: EndReason) -> Option<SessionEvent> {
+        self.client.send_replace(None);
+        self.state = State::Over;
+        Some(SessionEvent::Ended(reason))
+    }
 }
 
-fn classify(reason: &CloseReason) -> After {
+impl Drop for SessionEvents {
+    /// Without its reader the session cannot go on: its connection is let go (the driver
+    /// signs out once no handle uses it) and the handles see it gone.
+    fn drop(&mut self) {
+        self.client.send_replace(None);
+    }
+}
+
+/// What a closed connection leads to.
+fn classify(reason: &CloseReason) -> Step {
     match reason {
-        CloseReason::SignedInElsewhere => After::End(EndReason::SignedInElsewhere),
-        CloseReason::SignedOutRemotely => After::End(EndReason::SignedOutRemotely),
-        CloseReason::LoggedOut => After::End(EndReason::LoggedOut),
-        CloseReason::LoginFailed(e) => After::End(EndReason::LoginRefused(e.to_string())),
-        other => After::Retry(format!("{other:?}")),
+        CloseReason::SignedInElsewhere => Step::End(EndReason::SignedInElsewhere),
+        CloseReason::SignedOutRemotely => Step::End(EndReason::SignedOutRemotely),
+        CloseReason::LoggedOut => Step::End(EndReason::LoggedOut),
+        CloseReason::LoginFailed(e) => Step::End(EndReason::LoginRefused(e.to_string())),
+        other => Step::Lost(format!("{other:?}")),
     }
 }
 

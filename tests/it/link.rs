@@ -273,3 +273,38 @@ async fn a_hanging_switchboard_is_replaced_and_the_text_sent_once() {
         "{next:?}"
     );
 }
+
+/// The session lives in the task that turns its events into the core's: once the core
+/// stops reading them (its user's task ended), the account signs out and leaves its
+/// conversations, even while the core still holds the session's handle.
+#[tokio::test]
+async fn the_core_dropping_its_events_signs_the_account_out() {
+    let server = sdk::server().await;
+    let (alice, mut alice_events) = sdk::login(&server, "alice@example.com").await;
+    sdk::online(&alice).await;
+    let (bob, events) = bob_link(&server).await;
+    bob.send_text(
+        &Chat::Contact("alice@example.com".into()),
+        plain("bye soon"),
+    )
+    .await
+    .expect("delivered");
+    let sb = sdk::answered(&mut alice_events).await;
+    let mut sb_events = sdk::collect_sb(&sb);
+    sdk::got_text(&mut sb_events, "bob@example.com", "bye soon").await;
+    let mut srv = server.subscribe();
+    drop(events);
+    sdk::wait_for(&mut sb_events, "bob leaves the conversation", |e| {
+        matches!(e, msnp11_sdk::Event::ParticipantLeftSwitchboard { email } if email == "bob@example.com")
+    })
+    .await;
+    crate::support::wait_for(&mut srv, T, "bob signed out", |e| {
+        matches!(e, msn_testkit::ServerEvent::Disconnected { email } if email == "bob@example.com")
+    })
+    .await;
+    assert_eq!(server.online("bob@example.com"), None);
+    crate::support::poll_until("the handle to see the session gone", || async {
+        !bob.is_connected()
+    })
+    .await;
+}

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use matrix_msn::net::{
     Backoff, ContactEdit, EndReason, MsnSession, MsnSettings, NetError, NsClient, NsEvents,
-    PassportError, SbClient, SbEvents, SessionEvent, SwitchboardEvent, TicketRoute,
+    PassportError, SbClient, SbEvents, SessionEvent, SessionEvents, SwitchboardEvent, TicketRoute,
     fetch_ticket_not_rst, fetch_ticket_rst, http_client,
 };
 use msn_testkit::{Lists, MsnServer, MsnServerConfig, MsnServerHandle, ServerEvent};
@@ -73,7 +73,12 @@ async fn connect_with(
 ) -> Result<(NsClient, NsEvents), NetError> {
     timeout(
         T * 2,
-        NsClient::connect(settings, &http(), config(email), Secret::new(password)),
+        NsClient::connect(
+            settings.clone(),
+            &http(),
+            config(email),
+            Secret::new(password),
+        ),
     )
     .await
     .expect("NsClient::connect hangs")
@@ -119,7 +124,7 @@ async fn wait_sb(rx: &mut SbEvents, what: &str, pred: impl Fn(&SbEvent) -> bool)
 }
 
 async fn wait_session(
-    rx: &mut matrix_msn::channel::Events<SessionEvent>,
+    rx: &mut SessionEvents,
     what: &str,
     pred: impl Fn(&SessionEvent) -> bool,
 ) -> SessionEvent {
@@ -955,10 +960,7 @@ fn backoff() -> Backoff {
     Backoff::new(Duration::from_millis(50), Duration::from_millis(200))
 }
 
-async fn start_session(
-    settings: &MsnSettings,
-    email: &str,
-) -> (MsnSession, matrix_msn::channel::Events<SessionEvent>) {
+async fn start_session(settings: &MsnSettings, email: &str) -> (MsnSession, SessionEvents) {
     let (session, mut events) = timeout(
         T * 2,
         MsnSession::start(
@@ -1175,15 +1177,34 @@ async fn dropping_every_session_handle_signs_out() {
     let (session, mut events) = start_session(&settings, ALICE).await;
     let mut srv = server.subscribe();
     drop(session);
+    // The session lives in its reader: reading on, it finds nobody wants it and signs out.
+    wait_session(&mut events, "ended", |e| {
+        matches!(e, SessionEvent::Ended(_))
+    })
+    .await;
     wait_server(
         &mut srv,
         "disconnect",
         |e| matches!(e, ServerEvent::Disconnected { email } if email == ALICE),
     )
     .await;
-    wait_session(&mut events, "ended", |e| {
-        matches!(e, SessionEvent::Ended(_))
-    })
+    let next = timeout(T, events.recv()).await.expect("events stay open");
+    assert!(next.is_none(), "{next:?}");
+}
+
+#[tokio::test]
+async fn dropping_the_session_and_its_events_signs_out() {
+    let server = server().await;
+    let settings = settings(&server, &[12]);
+    let (session, events) = start_session(&settings, ALICE).await;
+    let mut srv = server.subscribe();
+    drop(events);
+    drop(session);
+    wait_server(
+        &mut srv,
+        "disconnect",
+        |e| matches!(e, ServerEvent::Disconnected { email } if email == ALICE),
+    )
     .await;
 }
 

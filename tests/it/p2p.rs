@@ -38,7 +38,7 @@ pub(crate) async fn connect(server: &MsnServerHandle) -> (NsClient, NsEvents, Ms
     let (client, events) = timeout(
         T,
         NsClient::connect(
-            &settings,
+            settings.clone(),
             &http,
             NsConfig::new(ALICE),
             Secret::new("secret"),

@@ -180,6 +180,12 @@ impl<T> EventSource<T> for matrix_msn::channel::Events<T> {
     }
 }
 
+impl EventSource<matrix_msn::net::SessionEvent> for matrix_msn::net::SessionEvents {
+    async fn next_event(&mut self) -> Option<matrix_msn::net::SessionEvent> {
+        self.recv().await
+    }
+}
+
 impl<T> EventSource<T> for tokio::sync::mpsc::UnboundedReceiver<T> {
     async fn next_event(&mut self) -> Option<T> {
         self.recv().await

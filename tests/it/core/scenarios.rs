@@ -597,7 +597,7 @@ async fn a_chat_the_users_own_messenger_starts_is_mirrored_in_the_portal() {
     config.machine_guid = Some(LAPTOP.into());
     let (own, mut own_events) = drive(
         "the user's Messenger to sign in",
-        NsClient::connect(&settings, &http, config, Secret::new("secret")),
+        NsClient::connect(settings.clone(), &http, config, Secret::new("secret")),
     )
     .await
     .expect("signed in");

@@ -499,7 +499,7 @@ async fn ns_login(
     let (client, mut events) = tokio::time::timeout(
         T,
         NsClient::connect(
-            settings,
+            settings.clone(),
             http,
             NsConfig::new(account),
             Secret::new(PASSWORD),

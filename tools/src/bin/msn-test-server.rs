@@ -18,6 +18,7 @@
 )]
 
 use std::io::{IsTerminal, Write};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -117,7 +118,10 @@ async fn start_echo_bot(
     email: &str,
     password: &str,
 ) -> Result<MsnSession> {
-    let settings = MsnSettings::new(server.dispatch_addr().to_string(), server.nexus_url());
+    let settings = Arc::new(MsnSettings::new(
+        server.dispatch_addr().to_string(),
+        server.nexus_url(),
+    ));
     let http = http_client(None, Duration::from_secs(15))?;
     let mut config = NsConfig::new(email);
     config.personal_message = Some("I repeat what you say".into());
