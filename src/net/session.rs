@@ -107,7 +107,8 @@ impl MsnSession {
         });
         let span = tracing::info_span!("msn_session", login = %config.login);
         let events = SessionEvents {
-            state: State::Fresh { version, events },
+            state: State::Live(events),
+            first_login: Some(version),
             settings,
             http,
             config,
@@ -221,6 +222,8 @@ impl MsnSession {
 /// Performance: memory per idle login).
 pub struct SessionEvents {
     state: State,
+    /// The version of the login [`MsnSession::start`] made, until its `Connected` is read.
+    first_login: Option<u8>,
     settings: Arc<MsnSettings>,
     http: reqwest::Client,
     config: NsConfig,
@@ -234,8 +237,6 @@ pub struct SessionEvents {
 
 /// Where the session is.
 enum State {
-    /// Logged in; the `Connected` event is still to be given.
-    Fresh { version: u8, events: NsEvents },
     /// Connected: the driver's events are passed on.
     Live(NsEvents),
     /// Waiting out the backoff before the next attempt.
@@ -269,18 +270,12 @@ impl SessionEvents {
     }
 
     async fn next(&mut self) -> Option<SessionEvent> {
+        if let Some(version) = self.first_login.take() {
+            return Some(SessionEvent::Connected { version });
+        }
         loop {
             let step = match &mut self.state {
                 State::Over => return None,
-                State::Fresh { .. } => {
-                    let State::Fresh { version, events } =
-                        std::mem::replace(&mut self.state, State::Over)
-                    else {
-                        unreachable!("matched above")
-                    };
-                    self.state = State::Live(events);
-                    return Some(SessionEvent::Connected { version });
-                }
                 State::Live(events) => tokio::select! {
                     () = self.cancel.cancelled() => Step::End(EndReason::LoggedOut),
                     () = self.client.closed() => Step::Abandoned,

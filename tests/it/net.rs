@@ -1192,6 +1192,45 @@ async fn dropping_every_session_handle_signs_out() {
     assert!(next.is_none(), "{next:?}");
 }
 
+/// The link's pump waits on the session's events beside other things, so a read is often
+/// abandoned half-way: a reconnect must go on across abandoned reads (the backoff's wait
+/// and the login under way are kept, not started over), or it would never finish.
+#[tokio::test]
+async fn a_reconnect_goes_on_across_abandoned_reads() {
+    let server = server().await;
+    let settings = settings(&server, &[12]);
+    let (session, mut events) = start_session(&settings, ALICE).await;
+    server.drop_connections(ALICE);
+    let mut seen = Vec::new();
+    let mut abandoned = 0u32;
+    let deadline = tokio::time::Instant::now() + T;
+    while !seen
+        .iter()
+        .any(|e| matches!(e, SessionEvent::Connected { .. }))
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no reconnect: {seen:?}"
+        );
+        match timeout(Duration::from_micros(200), events.recv()).await {
+            Ok(Some(event)) => seen.push(event),
+            Ok(None) => panic!("the session ended: {seen:?}"),
+            Err(_) => abandoned += 1,
+        }
+    }
+    assert!(
+        seen.iter()
+            .any(|e| matches!(e, SessionEvent::Reconnecting { .. })),
+        "{seen:?}"
+    );
+    assert!(
+        abandoned > 10,
+        "reads were abandoned only {abandoned} times"
+    );
+    assert!(session.client().is_some());
+    set_status(&session.client().expect("connected"), Status::Busy).await;
+}
+
 #[tokio::test]
 async fn dropping_the_session_and_its_events_signs_out() {
     let server = server().await;
