@@ -48,16 +48,6 @@ fn frames_in(mut b: BytesMut, limits: &Limits) -> usize {
     n
 }
 
-/// Where each frame of `b` ends (offsets after each frame).
-fn frame_ends(b: &[u8], limits: &Limits) -> Vec<usize> {
-    let mut buffer = BytesMut::from(b);
-    let mut ends = Vec::new();
-    while let Ok(Some(_)) = parse(&mut buffer, limits, Direction::ServerToClient, 12) {
-        ends.push(b.len() - buffer.len());
-    }
-    ends
-}
-
 /// Where each frame of `b` ends: its command line, and the whole frame with its payload.
 fn frame_cuts(b: &[u8], limits: &Limits) -> Vec<(usize, usize)> {
     let mut buffer = BytesMut::from(b);
@@ -111,10 +101,10 @@ fn main() {
 
     // The same transcript through msnp11-sdk's splitter, in reads as the server's writes
     // would deliver them (whole frames, at most 1,664 bytes a read).
-    let mix_ends = frame_ends(&mix, &limits);
+    let mix_ends = frame_cuts(&mix, &limits);
     let mix_len = mix.len();
     let ends: Vec<usize> = (0..copies)
-        .flat_map(|k| mix_ends.iter().map(move |end| end + k * mix_len))
+        .flat_map(|k| mix_ends.iter().map(move |&(_, end)| end + k * mix_len))
         .collect();
     let (sdk_best, sdk_frames) = best_of(7, || {
         let mut reads = msnp11_sdk_split::FrameReads::new(&big, &ends);
