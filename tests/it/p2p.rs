@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use matrix_msn::net::{
-    MsnSettings, NsClient, NsEvents, SbClient, SbEvents, SwitchboardEvent, TransferError,
-    http_client,
+    FileSource, MsnSettings, NsClient, NsEvents, SbClient, SbEvents, SwitchboardEvent,
+    TransferError, http_client,
 };
 use msn_testkit::MsnServerHandle;
 use msnp::p2p::{FetchError, MsnObject, P2pEvent};
@@ -190,5 +190,60 @@ async fn an_msnp11_sdk_client_fetches_our_display_picture() {
         })
         .await;
         sb.close().await;
+    }
+}
+
+// Multi-threaded so the timeouts fire even if a peer's task spins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_msnp11_sdk_client_is_offered_our_pictures_with_their_preview() {
+    // The SDK takes an offer from the INVITE's first chunk alone, and an offer with a
+    // preview always spans chunks. Each offer draws a new SessionID (8 to 10 digits), so
+    // the Context starts at a different place: every one must reach the SDK.
+    let server = server().await;
+    let (bob, mut bob_events) = login(&server, BOB).await;
+    online(&bob).await;
+    let (alice, _alice_events, settings) = connect(&server).await;
+    let (sb, _events, bob_sb) = open_with_bob(&alice, &settings, &mut bob_events).await;
+    let mut bob_sb_events = collect_sb(&bob_sb);
+    let image = picture(2_000, 3);
+    for n in 0..12 {
+        let name = format!("cat-{n}.png");
+        let file = msnp::p2p::FileContext {
+            name: name.clone(),
+            size: image.len() as u64,
+            preview: Some(picture(3_000, n)),
+        };
+        let source: FileSource = Box::new(std::io::Cursor::new(image.clone()));
+        let outcome = timeout(T, sb.send_file(BOB, file, source))
+            .await
+            .expect("offer hangs")
+            .expect("offer");
+        let offer = wait_for(
+            &mut bob_sb_events,
+            &name,
+            |e| matches!(e, Event::FileTransferRequest { file_name, .. } if *file_name == name),
+        )
+        .await;
+        let Event::FileTransferRequest {
+            file_size, request, ..
+        } = offer
+        else {
+            unreachable!()
+        };
+        assert_eq!(file_size, image.len() as u64);
+        timeout(T, bob_sb.decline_file_request(request))
+            .await
+            .expect("decline hangs")
+            .expect("decline");
+        let declined = timeout(T, outcome).await.expect("the answer hangs");
+        assert!(
+            matches!(
+                declined,
+                Ok(Err(TransferError::Fetch(FetchError::Declined {
+                    code: 603
+                })))
+            ),
+            "{declined:?}"
+        );
     }
 }

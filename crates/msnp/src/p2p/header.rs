@@ -406,11 +406,29 @@ impl Reassembly {
 /// sharing `template`'s SessionID, Identifier, Flags and AckSessionID (§9.4).
 pub fn chunk(template: &Header, data: &Bytes, max_chunk: usize, footer: u32) -> Vec<Bytes> {
     let max_chunk = max_chunk.max(1);
+    chunk_with(template, data, footer, |start| {
+        (start + max_chunk).min(data.len())
+    })
+}
+
+/// [`chunk`] with each chunk's end chosen by `end_of(start)`; an end that does not move
+/// past `start` (or overshoots the data) is taken as the data's end.
+pub fn chunk_with(
+    template: &Header,
+    data: &Bytes,
+    footer: u32,
+    end_of: impl Fn(usize) -> usize,
+) -> Vec<Bytes> {
     let total = data.len() as u64;
-    let mut out = Vec::with_capacity(data.len() / max_chunk + 1);
+    let mut out = Vec::new();
     let mut offset = 0usize;
     while offset < data.len() {
-        let end = (offset + max_chunk).min(data.len());
+        let end = end_of(offset);
+        let end = if end > offset && end <= data.len() {
+            end
+        } else {
+            data.len()
+        };
         let piece = data.slice(offset..end);
         let header = Header {
             offset: offset as u64,

@@ -506,7 +506,9 @@ impl P2pEndpoint {
             ..Header::default()
         };
         let data = Bytes::from(msg.encode());
-        for body in header::chunk(&template, &data, self.config.max_chunk, app_id::SLP) {
+        let max = self.config.max_chunk;
+        let cut = |start| SlpMessage::chunk_end(&data, start, max);
+        for body in header::chunk_with(&template, &data, app_id::SLP, cut) {
             self.out.push_back((peer.to_owned(), body));
         }
         identifier

@@ -361,6 +361,38 @@ impl SlpMessage {
         text.into_bytes()
     }
 
+    /// Where the P2P chunk of this message's wire `text` that starts at `start` ends,
+    /// for chunks of at most `max` bytes.
+    ///
+    /// Official clients reassemble the chunks before parsing, so any cut would do; but
+    /// `msnp11-sdk` parses each chunk on its own and takes a file offer from the first
+    /// one alone, base64-decoding however much of the `Context` it holds (a file
+    /// INVITE is about 1,250 bytes, more with a preview, so it always spans chunks).
+    /// So a cut inside a line's value falls after a whole number of 4-character groups
+    /// of it (what arrived of the `Context` decodes), and a cut inside a line's name
+    /// moves back to where the line starts.
+    pub fn chunk_end(text: &[u8], start: usize, max: usize) -> usize {
+        let limit = start.saturating_add(max.max(1)).min(text.len());
+        let before = text.get(..limit).unwrap_or(text);
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |at| at + 1);
+        if limit == text.len() || line_start == limit {
+            return limit;
+        }
+        let line = before.get(line_start..).unwrap_or_default();
+        let value_start = line
+            .windows(2)
+            .position(|w| w == b": ")
+            .map(|at| line_start + at + 2);
+        let cut = match value_start {
+            Some(value) => value + (limit - value) / 4 * 4,
+            None => line_start,
+        };
+        if cut > start { cut } else { limit }
+    }
+
     /// Parses a complete MSNSLP message (the reassembled P2P data).
     pub fn parse(data: &[u8]) -> Result<SlpMessage, SlpError> {
         if data.len() > MAX_SLP_LEN {
@@ -656,5 +688,36 @@ Content-Length: 3\r\n\
         broken.body.retain(|(k, _)| k != "Context");
         broken.body.push(("Context".into(), "AAAA".into()));
         assert!(matches!(broken.file_offer(), Some(Err(_))));
+    }
+
+    #[test]
+    fn chunks_end_at_a_line_or_after_whole_base64_groups() {
+        let text = INVITE.as_bytes();
+        let value_at = INVITE
+            .find("Context: ")
+            .map_or(0, |at| at + "Context: ".len());
+        // In the Context's value: back to a whole group of four.
+        assert_eq!(SlpMessage::chunk_end(text, 0, value_at + 7), value_at + 4);
+        assert_eq!(SlpMessage::chunk_end(text, 0, value_at + 8), value_at + 8);
+        // In a line's name: back to the line's start.
+        let line_at = INVITE.find("SessionID").unwrap_or(0);
+        assert_eq!(SlpMessage::chunk_end(text, 0, line_at + 3), line_at);
+        // At a line's start, at the end, or with no earlier place to go: where it falls.
+        assert_eq!(SlpMessage::chunk_end(text, 0, line_at), line_at);
+        assert_eq!(SlpMessage::chunk_end(text, 0, text.len() + 9), text.len());
+        assert_eq!(SlpMessage::chunk_end(text, line_at, 3), line_at + 3);
+        assert_eq!(SlpMessage::chunk_end(text, 5, 0), 6);
+        // Every size of chunk covers the message in order, each chunk within its size.
+        for max in 1..text.len() + 2 {
+            let mut start = 0;
+            while start < text.len() {
+                let end = SlpMessage::chunk_end(text, start, max);
+                assert!(
+                    end > start && end - start <= max,
+                    "{start}..{end} for {max}"
+                );
+                start = end;
+            }
+        }
     }
 }

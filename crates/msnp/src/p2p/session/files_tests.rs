@@ -189,6 +189,67 @@ fn data_chunks_carry_the_file_flags_footer_and_64_bit_offsets() {
     assert_eq!(offsets, vec![0, 1202, 2404]);
 }
 
+/// What a receiver that parses only the first chunk of an INVITE, as `msnp11-sdk` does,
+/// makes of the offer: the `Context` line as far as that chunk goes, base64-decoded
+/// strictly (padded with `=` as the SDK pads it); then, as the SDK reads it, the size
+/// at byte 8 and the UTF-16 name from byte 20 to its first NUL. Returns (name, size).
+fn offer_from_first_chunk(body: &Bytes) -> Result<(String, u64), String> {
+    use base64::Engine as _;
+    let p = Packet::parse(body).map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&p.data);
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Context: "))
+        .ok_or("no Context in the first chunk")?;
+    let mut value = line.trim_matches('\0').to_owned();
+    while value.len() % 4 != 0 {
+        value.push('=');
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(&value)
+        .map_err(|e| format!("{} Context characters: {e}", line.len()))?;
+    let size = bytes
+        .get(8..16)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_le_bytes)
+        .ok_or("no size")?;
+    let units: Vec<u16> = bytes
+        .get(20..)
+        .unwrap_or_default()
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .take_while(|&u| u != 0)
+        .collect();
+    Ok((String::from_utf16_lossy(&units), size))
+}
+
+#[test]
+fn the_first_chunk_of_a_file_offer_alone_names_the_file() {
+    let now = Instant::now();
+    let with_preview = FileContext {
+        preview: Some(content(3_000)),
+        ..file("cat.png", 41_000)
+    };
+    // Without a preview an offer fits one chunk unless the addresses are long.
+    let far = "someone.with.a.rather.long.address.indeed@mail.example.com";
+    // Seeds give SessionIDs of 8 to 10 digits, so the Context starts at different places.
+    for seed in 0..64 {
+        for (peer, f) in [(ALICE, &with_preview), (far, &file("report.pdf", 7))] {
+            let mut tx = endpoint(BRIDGE, seed);
+            if let Err(e) = tx.offer_file(now, peer, f) {
+                panic!("{e}")
+            }
+            let Some((_, first)) = tx.poll_transmit() else {
+                panic!("no INVITE")
+            };
+            let seen = offer_from_first_chunk(&first)
+                .unwrap_or_else(|e| panic!("seed {seed}, {}: {e}", f.name));
+            assert_eq!(seen, (f.name.clone(), f.size));
+            assert!(tx.poll_transmit().is_some(), "the INVITE spans chunks");
+        }
+    }
+}
+
 fn sent_id(tx: &P2pEndpoint) -> TransferId {
     match tx.wanted_file_data() {
         Some((id, _, _)) => id,
