@@ -290,11 +290,13 @@ impl User {
         mut pred: impl FnMut(&Seen) -> bool,
     ) -> Seen {
         let deadline = tokio::time::Instant::now() + WAIT;
-        // The last few things seen meanwhile, for the failure message.
+        // The last few things seen meanwhile, for the failure message (presence and
+        // typing left out: they would crowd out the notices that say what went wrong).
         let mut passed: std::collections::VecDeque<Seen> = std::collections::VecDeque::new();
         loop {
             match tokio::time::timeout_at(deadline, self.seen.recv()).await {
                 Ok(Some(seen)) if pred(&seen) => return seen,
+                Ok(Some(Seen::Presence { .. } | Seen::Typing { .. })) => {}
                 Ok(Some(seen)) => {
                     if passed.len() == 8 {
                         passed.pop_front();

@@ -82,6 +82,7 @@ pub struct TestBridge {
 impl TestBridge {
     /// Starts a bridge and waits until it pinged the homeserver and set up its bot.
     pub async fn start(config: Config) -> Self {
+        init_logging();
         let shutdown = CancellationToken::new();
         let reg = Registration::from_config(&config);
         let mut running = start(config, Some(&reg), shutdown.clone())
@@ -125,6 +126,47 @@ impl std::io::Write for ThreadWriter {
     }
 }
 
+/// Sets the test binary's one global subscriber (only this code sets one): the
+/// per-thread capture of [`LogCapture`], and, when `MSN_TEST_TRACE_FILE` names a file,
+/// every test's log lines (the bridge's and the test servers' at TRACE, others at WARN)
+/// appended there, to read after a failure that does not repeat at will.
+pub fn init_logging() {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt;
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        // Dynamic: decided per event (a plain `filter_fn` is cached per callsite).
+        let capturing = tracing_subscriber::filter::dynamic_filter_fn(|meta, _cx| {
+            !meta.target().starts_with("matrix_sdk")
+                && !meta.target().starts_with("eyeball")
+                && CAPTURE.with(|c| c.borrow().is_some())
+        });
+        let captured = tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_writer(|| ThreadWriter)
+            .with_filter(capturing);
+        let to_file = std::env::var_os("MSN_TEST_TRACE_FILE")
+            .and_then(|path| {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .ok()
+            })
+            .map(|file| {
+                let wanted = tracing_subscriber::EnvFilter::new(
+                    "warn,matrix_msn=trace,msnp=trace,msn_testkit=trace",
+                );
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(std::sync::Mutex::new(file))
+                    .with_filter(wanted)
+            });
+        let subscriber = tracing_subscriber::registry().with(captured).with(to_file);
+        let _ = tracing::subscriber::set_global_default(subscriber);
+    });
+}
+
 /// Captures every log line (TRACE and up, the Matrix client library's own excepted) written
 /// on this thread until [`LogCapture::finish`]. One global subscriber serves every test and
 /// decides per event whether this thread captures, so tests running in parallel neither
@@ -134,23 +176,7 @@ pub struct LogCapture(());
 
 impl LogCapture {
     pub fn start() -> Self {
-        use tracing_subscriber::layer::SubscriberExt;
-        static INIT: std::sync::Once = std::sync::Once::new();
-        INIT.call_once(|| {
-            // Dynamic: decided per event (a plain `filter_fn` is cached per callsite).
-            let capturing = tracing_subscriber::filter::dynamic_filter_fn(|meta, _cx| {
-                !meta.target().starts_with("matrix_sdk")
-                    && !meta.target().starts_with("eyeball")
-                    && CAPTURE.with(|c| c.borrow().is_some())
-            });
-            let layer = tracing_subscriber::fmt::layer()
-                .with_ansi(false)
-                .with_writer(|| ThreadWriter);
-            let subscriber = tracing_subscriber::registry()
-                .with(tracing_subscriber::Layer::with_filter(layer, capturing));
-            // Only this code sets a global subscriber in the test binary.
-            let _ = tracing::subscriber::set_global_default(subscriber);
-        });
+        init_logging();
         CAPTURE.with(|c| *c.borrow_mut() = Some(Vec::new()));
         Self(())
     }
