@@ -364,10 +364,12 @@ impl SlpMessage {
     /// Where the P2P chunk of this message's wire `text` that starts at `start` ends,
     /// for chunks of at most `max` bytes.
     ///
-    /// Official clients reassemble the chunks before parsing, so any cut would do; but
-    /// `msnp11-sdk` parses each chunk on its own and takes a file offer from the first
-    /// one alone, base64-decoding however much of the `Context` it holds (a file
-    /// INVITE is about 1,250 bytes, more with a preview, so it always spans chunks).
+    /// Official clients cut at the full 1,202 bytes and reassemble by offset before
+    /// parsing (MSNP.md §9.4: a WLM INVITE of 1,274 bytes went as 1,202 + 72), so any
+    /// cut would do for them; but `msnp11-sdk` parses each chunk on its own and takes a
+    /// file offer from the first one alone, base64-decoding however much of the
+    /// `Context` it holds (a file INVITE is near 1,202 bytes without a preview, so
+    /// long addresses make it span chunks, and several KB with one).
     /// So a cut inside a line's value falls after a whole number of 4-character groups
     /// of it (what arrived of the `Context` decodes), and a cut inside a line's name
     /// moves back to where the line starts.
