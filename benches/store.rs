@@ -15,18 +15,20 @@ use std::time::{Duration, Instant};
 
 use matrix_msn::store::{MessageMapping, Store};
 
-/// p50 / p99 / mean of `samples`, in microseconds.
+/// The `q` quantile of `sorted`, in microseconds.
+fn quantile_us(sorted: &[Duration], q: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted.get(i).copied().unwrap_or_default().as_secs_f64() * 1e6
+}
+
+/// p50 / p99 / mean of `samples` (sorted in place), in microseconds.
 fn summary(samples: &mut [Duration]) -> String {
     samples.sort_unstable();
-    let at = |q: f64| {
-        let i = ((samples.len() as f64 - 1.0) * q).round() as usize;
-        samples.get(i).copied().unwrap_or_default().as_secs_f64() * 1e6
-    };
     let mean = samples.iter().sum::<Duration>().as_secs_f64() * 1e6 / samples.len().max(1) as f64;
     format!(
         "p50 {:>6.1} µs  p99 {:>7.1} µs  mean {:>6.1} µs",
-        at(0.5),
-        at(0.99),
+        quantile_us(samples, 0.5),
+        quantile_us(samples, 0.99),
         mean
     )
 }
@@ -155,21 +157,14 @@ async fn run(rounds: usize) {
     .await;
     report("MSN→Matrix: the message taken off the outbox", &mut removed);
 
-    let median = |s: &mut [Duration]| {
-        s.sort_unstable();
-        s.get(s.len() / 2)
-            .copied()
-            .unwrap_or_default()
-            .as_secs_f64()
-            * 1e6
-    };
     // Queued before the homeserver hears `200`, mapped before the send; the removal
     // comes after the send, in batches, off the message's way.
-    let before_send = median(&mut enqueue) + median(&mut mapped);
+    // Each was sorted by its report.
+    let before_send = quantile_us(&enqueue, 0.5) + quantile_us(&mapped, 0.5);
     println!(
         "  before a Matrix message can reach MSN (queued, then mapped): {before_send:.0} µs at p50, \
          {:.1}× a bare round trip",
-        before_send / median(&mut floor).max(f64::MIN_POSITIVE)
+        before_send / quantile_us(&floor, 0.5).max(f64::MIN_POSITIVE)
     );
     store.close().await;
 }

@@ -147,11 +147,17 @@ pub fn init_logging() {
             .with_filter(capturing);
         let to_file = std::env::var_os("MSN_TEST_TRACE_FILE")
             .and_then(|path| {
-                std::fs::OpenOptions::new()
+                let opened = std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
-                    .open(path)
-                    .ok()
+                    .open(&path);
+                if let Err(e) = &opened {
+                    eprintln!(
+                        "MSN_TEST_TRACE_FILE {}: {e}; no trace written",
+                        path.display()
+                    );
+                }
+                opened.ok()
             })
             .map(|file| {
                 let wanted = tracing_subscriber::EnvFilter::new(
